@@ -1,0 +1,1 @@
+"""Thin click front ends, one module per command; options shared through ``options``."""
