@@ -66,4 +66,4 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
 
 
 def main() -> None:
-    cli(prog_name="fa-frames")
+    options.run_command(cli, "fa-frames")

@@ -118,3 +118,14 @@ models_dir_option = click.option(
 def input_paths(inputs: tuple[str, ...]) -> list[str]:
     """Record inputs given on the command line, standard input when none."""
     return list(inputs) if inputs else ["-"]
+
+
+def run_command(cli: click.Command, prog: str) -> None:
+    """Console-script entry: run ``cli`` as ``prog``, ending like a Unix filter on a closed pipe."""
+    import signal
+
+    # A reader that goes away (`fa-frames v.mp4 | head -1`) ends us by SIGPIPE, silently,
+    # as it ends cat or grep; no BrokenPipeError traceback, no half-flushed buffer.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    cli(prog_name=prog)
