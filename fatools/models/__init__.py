@@ -1,0 +1,1 @@
+"""Model catalogue, facetorch configuration, model store and weight conversions."""
