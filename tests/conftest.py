@@ -47,3 +47,13 @@ def ffmpeg() -> str:
     exe = shutil.which("ffmpeg")
     require(exe is not None, "ffmpeg CLI not installed (make test installs it)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def mnet_store(tmp_path_factory, mnet_weights) -> Path:
+    """A model store holding the real RetinaFace-MobileNet0.25, imported as a user would."""
+    from fatools.models import store
+
+    root = tmp_path_factory.mktemp("mnet-store")
+    store.import_model("retinaface-mnet", str(mnet_weights), root)
+    return root

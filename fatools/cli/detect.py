@@ -1,0 +1,51 @@
+"""fa-detect: add the faces of each frame record (RetinaFace via facetorch)."""
+
+from __future__ import annotations
+
+import click
+
+from fatools.cli import options
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@options.records_argument
+@click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default="retinaface", show_default=True,
+              help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper.")
+@click.option("--det-size", type=click.IntRange(min=0), default=1080, show_default=True,
+              help="Longer side of the detector input in pixels (facetorch: 1080); 0 keeps the original size.")
+@click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
+              help="Keep faces scoring above this [default: the configuration's, 0.6].")
+@click.option("--min-face", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Drop faces whose box is smaller than this many pixels on its shorter side.")
+@click.option("--facetorch-exact", is_flag=True,
+              help="Pad frames to a square as facetorch's reader does, so faces match FaceAnalyzer.run exactly.")
+@options.batch_size_option
+@options.device_option
+@options.config_option
+@options.models_dir_option
+@options.on_error_option
+@options.command("fa-detect")
+def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, batch_size, device, config_path, models_dir, on_error):
+    """Find faces in the frames of a record stream.
+
+    Reads frame records (files or standard input), decodes the frames they refer to
+    (sequentially per video, or their image files) and writes each record with
+    "faces": [{"face", "box": [x1, y1, x2, y2], "score", "landmarks5"}], all in the
+    original frame's pixels. Other records pass through unchanged.
+    """
+    from fatools.detect import DetectOptions, build_detector, detect_records
+    from fatools.devices import default_batch_size
+    from fatools.records import RecordWriter, read_paths
+
+    det_options = DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
+                                score_threshold=score_threshold, min_face=min_face)
+    batch_detector = build_detector(detector, det_options, device, config_path, models_dir)
+    batch = batch_size or default_batch_size(batch_detector.device, "detector")
+    writer = RecordWriter()
+    records = read_paths(options.input_paths(inputs), on_error)
+    for record in detect_records(records, batch_detector, batch, on_error):
+        writer.write(record)
+
+
+def main() -> None:
+    options.run_command(cli, "fa-detect")
