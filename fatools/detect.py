@@ -97,8 +97,9 @@ def prepare(images_bgr: list[np.ndarray], options: DetectOptions, device: torch.
 class BatchDetector:
     """facetorch's FaceDetector run on batches of frames, results in original pixels."""
 
-    def __init__(self, face_detector: Any, options: DetectOptions = DetectOptions()) -> None:
+    def __init__(self, face_detector: Any, options: DetectOptions = DetectOptions(), name: str = "retinaface") -> None:
         post = face_detector.postprocessor
+        self.name = name
         self.face_detector = face_detector
         self.device = face_detector.device
         self.options = options
@@ -110,6 +111,11 @@ class BatchDetector:
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
+
+    def provenance(self) -> dict:
+        """How faces were found, recorded with every frame (fa-predict --facetorch-exact needs it)."""
+        return {"detector": self.name, "det_size": self.options.det_size, "square_pad": self.options.square_pad,
+                "score_threshold": self.score_threshold}
 
     def priors(self, det_height: int, det_width: int) -> torch.Tensor:
         """facetorch's priors for an input size, made once per size (its PriorBox is a Python loop)."""
@@ -198,12 +204,14 @@ def detect_records(
     from fatools.stream import PixelSource, frame_batches
 
     pixels = PixelSource()
+    provenance = detector.provenance()
     try:
         for batch in frame_batches(records, pixels, batch_size, on_error):
             frames = batch.frames()
             results = detector.detect([image for _, image in frames])
             for (index, _), faces in zip(frames, results):
                 batch.records[index]["faces"] = faces
+                batch.records[index]["detection"] = provenance
             yield from batch.records
     finally:
         pixels.close()
@@ -226,6 +234,6 @@ def build_detector(
     torch_device = resolve_device(device)
     cfg = model_config.load_config(config_path, device=torch_device.type if torch_device.index is None else str(torch_device),
                                    tasks=[], detector=name, root=models_dir)
-    store.require([name], models_dir)
+    store.require(model_config.required_models(cfg), models_dir)
     face_detector = instantiate(cfg.analyzer.detector)
-    return BatchDetector(face_detector, options)
+    return BatchDetector(face_detector, options, name)

@@ -57,3 +57,37 @@ def mnet_store(tmp_path_factory, mnet_weights) -> Path:
     root = tmp_path_factory.mktemp("mnet-store")
     store.import_model("retinaface-mnet", str(mnet_weights), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def standin_store(tmp_path_factory) -> Path:
+    """A model store of stand-ins for every model (built like the real ones, tiny and fast)."""
+    from fatools.testing import build_standins
+
+    root = tmp_path_factory.mktemp("standins")
+    build_standins(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mixed_store(tmp_path_factory, mnet_weights) -> Path:
+    """Stand-in predictors with the real RetinaFace-MobileNet0.25 detector."""
+    from fatools.models import store
+    from fatools.testing import build_standins
+
+    root = tmp_path_factory.mktemp("mixed")
+    build_standins(root)
+    store.import_model("retinaface-mnet", str(mnet_weights), root)
+    return root
+
+
+def squares_image(path: Path, size=(1280, 720), squares=((200, 100, 200), (800, 400, 120), (1000, 50, 80))) -> Path:
+    """A dark frame with bright squares (x, y, side): the stand-in detector's faces."""
+    import cv2
+    import numpy as np
+
+    image = np.full((size[1], size[0], 3), 20, np.uint8)
+    for i, (x, y, side) in enumerate(squares):
+        image[y:y + side, x:x + side] = (255 - 10 * i, 250, 245)
+    cv2.imwrite(str(path), image)
+    return path

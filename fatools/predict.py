@@ -1,0 +1,290 @@
+"""Batched per-face predictions with facetorch's predictors: crops, models, record fields.
+
+Each predictor is facetorch's own FacePredictor (its pre-processor, model and input
+size from the configuration).  What differs from ``FaceAnalyzer.run`` is how faces get
+there, and it is the expensive part on video:
+
+* default: every face is cropped as a square straight from the original frame's
+  pixels (colours 0..1, zero padding beyond the frame edge) and resized once, to each
+  predictor's own input size; faces of many frames go through a predictor together;
+* ``facetorch_exact``: facetorch's path reproduced step by step, so outputs equal
+  ``FaceAnalyzer.run``: the frame padded to a square and resized to the detector size,
+  the detector's mean subtracted (facetorch crops faces from that tensor), an integer
+  squared box, the 380 px unifier, then the predictor's resize.
+
+Post-processing (``fields``) turns raw outputs into record fields.  Nothing moves
+between host and device per face: crops are made on the device, outputs come back
+once per predictor batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from fatools import facs
+from fatools.detect import Geometry, geometry, DetectOptions, to_rgb_tensor
+
+DEFAULT_TASKS = ("au", "fer", "va", "align")
+ALL_TASKS = ("au", "fer", "va", "align", "embed")
+QUADRANTS = {  # (valence >= 0, arousal >= 0) -> circumplex quadrant
+    (True, True): "Happy/Excited",
+    (False, True): "Angry/Stressed",
+    (False, False): "Sad/Depressed",
+    (True, False): "Calm/Relaxed",
+}
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    au_threshold: float = 0.5
+    facetorch_exact: bool = False
+    det_size: int = 1080  # facetorch_exact only: the detector geometry the faces came from
+    face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
+
+
+def _input_size(predictor_cfg: Any) -> int:
+    for transform in predictor_cfg.preprocessor.transform.transforms:
+        if str(transform.get("_target_", "")).endswith("Resize"):
+            size = transform["size"]
+            return int(size[0] if not isinstance(size, int) else size)
+    raise ValueError("predictor configuration has no Resize transform")
+
+
+def square_box(box: list[float]) -> tuple[int, int, int, int]:
+    """The integer square around a face box (same centre, side = the longer side)."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    size = max(int(round(side)), 1)
+    return left, top, left + size, top + size
+
+
+def crop_padded(frame: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """A CHW crop of ``frame``; parts outside the frame are zeros (black)."""
+    x1, y1, x2, y2 = box
+    _, height, width = frame.shape
+    out = frame.new_zeros((frame.shape[0], y2 - y1, x2 - x1))
+    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+    if sx2 > sx1 and sy2 > sy1:
+        out[:, sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = frame[:, sy1:sy2, sx1:sx2]
+    return out
+
+
+class FacePredictors:
+    """facetorch predictors for the chosen tasks, run on the faces of frame batches."""
+
+    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device) -> None:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        from fatools.devices import default_batch_size
+
+        self.options = options
+        self.device = device
+        self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
+        self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
+        self.face_batch = options.face_batch or default_batch_size(device, "predictor")
+        self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
+        self.detector_transform = None
+        if options.facetorch_exact:
+            self.detector_transform = instantiate(cfg.analyzer.detector.preprocessor.transform)
+        self.align = None
+        if "align" in options.tasks:
+            # The landmark/pose maths runs per face; on the CPU that costs no device syncs.
+            align_cfg = OmegaConf.to_container(cfg.analyzer.utilizer.align, resolve=True)
+            align_cfg["device"] = {"_target_": "torch.device", "type": "cpu"}
+            self.align = instantiate(align_cfg)
+
+    # -- crops -------------------------------------------------------------------
+    def _default_crops(self, frame: torch.Tensor, faces: list[dict]) -> tuple[list[torch.Tensor], list[tuple]]:
+        """Square crops of the original pixels (RGB, 0..1)."""
+        crops, rois = [], []
+        for face in faces:
+            roi = square_box(face["box"])
+            crops.append(crop_padded(frame, roi) / 255.0)
+            rois.append(roi)
+        return crops, rois
+
+    def _exact_crops(self, frame: torch.Tensor, faces: list[dict]) -> tuple[list[torch.Tensor | None], list[tuple]]:
+        from facetorch.datastruct import Location
+        from torchvision.transforms import functional as F
+
+        height, width = frame.shape[1:]
+        geo = geometry(width, height, DetectOptions(det_size=self.options.det_size, square_pad=True))
+        side = max(width, height)
+        padded = F.pad(frame, [geo.pad_left, geo.pad_top, side - width - geo.pad_left, side - height - geo.pad_top], 0, "constant")
+        tensor = F.resize(padded.unsqueeze(0), [self.options.det_size], antialias=True)
+        # facetorch crops faces from the detector's input after its mean is subtracted
+        # (its colour flip is undone by the post-processor's): reproduce that.
+        tensor = self.detector_transform(tensor)[0]
+        crops, rois = [], []
+        for face in faces:
+            x1, y1, x2, y2 = face["box"]
+            det = [(x1 + geo.pad_left) * geo.scale_x, (y1 + geo.pad_top) * geo.scale_y,
+                   (x2 + geo.pad_left) * geo.scale_x, (y2 + geo.pad_top) * geo.scale_y]
+            d = torch.round(torch.tensor(det)).int().tolist()
+            loc = Location(x1=d[0], y1=d[1], x2=d[2], y2=d[3])
+            loc.form_square()
+            crop = tensor[:, loc.y1:loc.y2, loc.x1:loc.x2]
+            crops.append(None if 0 in crop.shape else self.unifier.transform(crop))
+            rois.append((loc.x1, loc.y1, loc.x2, loc.y2, geo))
+        return crops, rois
+
+    # -- models ------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, frames_bgr: list[np.ndarray], faces_per_frame: list[list[dict]]) -> None:
+        """Add prediction fields to every face of the given frames, in place."""
+        from torchvision.transforms import functional as F
+
+        crops: list[torch.Tensor] = []
+        rois: list[tuple] = []
+        owners: list[dict] = []
+        for image, faces in zip(frames_bgr, faces_per_frame):
+            if not faces:
+                continue
+            frame = to_rgb_tensor(image).to(self.device)
+            make = self._exact_crops if self.options.facetorch_exact else self._default_crops
+            frame_crops, frame_rois = make(frame, faces)
+            for face, crop, roi in zip(faces, frame_crops, frame_rois):
+                if crop is None:
+                    continue  # facetorch drops a face whose squared box leaves the frame
+                crops.append(crop)
+                rois.append(roi)
+                owners.append(face)
+        if not owners:
+            return
+        outputs: dict[str, np.ndarray] = {}
+        for task, predictor in self.predictors.items():
+            size = self.sizes[task]
+            results = []
+            for start in range(0, len(crops), self.face_batch):
+                chunk = crops[start:start + self.face_batch]
+                if self.options.facetorch_exact:
+                    batch = torch.stack(chunk)  # unified to 380 px; the pre-processor resizes
+                else:
+                    batch = torch.stack([F.resize(c.unsqueeze(0), [size, size], antialias=True)[0] for c in chunk])
+                batch = predictor.preprocessor.run(batch)
+                out = predictor.inference(batch)
+                results.append(out[0] if isinstance(out, tuple) else out)
+            outputs[task] = torch.cat(results).float().cpu().numpy()
+        for i, face in enumerate(owners):
+            face.update(self.fields({task: out[i] for task, out in outputs.items()}, rois[i]))
+
+    # -- post-processing -----------------------------------------------------------
+    def fields(self, raw: dict[str, np.ndarray], roi: tuple) -> dict:
+        """Record fields of one face from its raw model outputs."""
+        fields: dict[str, Any] = {}
+        if "au" in raw:
+            fields["au"] = au_fields(raw["au"], self.options.au_threshold)
+        if "fer" in raw:
+            labels = list(self.predictors["fer"].postprocessor.labels)
+            fields["expression"] = expression_fields(raw["fer"], labels)
+        if "va" in raw:
+            offsets = list(getattr(self.predictors["va"].postprocessor, "offsets", [0, 0]))
+            fields["va"] = va_fields(float(raw["va"][0]) + offsets[0], float(raw["va"][1]) + offsets[1])
+        if "align" in raw:
+            landmarks, pose = self._landmarks_pose(raw["align"], roi)
+            fields["landmarks3d"] = landmarks
+            fields["pose"] = pose
+            blink = blink_fields(landmarks)
+            au = fields.setdefault("au", {"active": []})
+            au["derived"] = {"AU45": blink}
+            if blink["active"]:
+                au["active"] = au["active"] + ["AU45"]
+        if "embed" in raw:
+            fields["embedding"] = [round(float(v), 6) for v in raw["embed"]]
+        return fields
+
+    def _landmarks_pose(self, params: np.ndarray, roi: tuple) -> tuple[list, dict]:
+        param = torch.from_numpy(np.asarray(params, dtype=np.float32))
+        box = list(roi[:4])
+        # facetorch's Lmk3DMeshPose maths (sparse landmarks and pose only: the dense
+        # mesh costs far more and nothing downstream uses it).
+        vertices = self.align._compute_sparse_vert(param, box, transform_space=True)
+        angles, _ = self.align._compute_pose(param, box)
+        points = vertices.T.numpy().astype(float)
+        if len(roi) == 5:  # exact mode: detector-input pixels back to the original frame
+            geo: Geometry = roi[4]
+            points[:, 0] = points[:, 0] / geo.scale_x - geo.pad_left
+            points[:, 1] = points[:, 1] / geo.scale_y - geo.pad_top
+            points[:, 2] = points[:, 2] / geo.scale_x
+        landmarks = [[round(x, 2), round(y, 2), round(z, 2)] for x, y, z in points.tolist()]
+        pose = {"yaw": round(angles[0], 3), "pitch": round(angles[1], 3), "roll": round(angles[2], 3)}
+        return landmarks, pose
+
+
+def au_fields(scores: np.ndarray, threshold: float) -> dict:
+    probs = {code: round(float(p), 6) for code, p in zip(facs.CODES, scores)}
+    active = [code for code, p in probs.items() if p > threshold]
+    details = {}
+    for code in active:
+        unit = facs.BY_CODE[code]
+        details[code] = {"name": unit.name, "description": unit.description,
+                         "intensity": facs.intensity(probs[code], threshold)}
+    return {"probs": probs, "active": active, "threshold": threshold, "details": details}
+
+
+def expression_fields(logits: np.ndarray, labels: list[str]) -> dict:
+    shifted = np.exp(logits - logits.max())
+    probs = shifted / shifted.sum()
+    best = int(np.argmax(probs))
+    return {"label": labels[best], "confidence": round(float(probs[best]), 6),
+            "scores": {label: round(float(p), 6) for label, p in zip(labels, probs)}}
+
+
+def va_fields(valence: float, arousal: float) -> dict:
+    return {"valence": round(valence, 6), "arousal": round(arousal, 6),
+            "quadrant": QUADRANTS[(valence >= 0, arousal >= 0)]}
+
+
+def blink_fields(landmarks: list) -> dict:
+    ear = facs.eye_aspect_ratio(np.asarray(landmarks))
+    return {"active": bool(ear < facs.BLINK_EAR), "ear": round(ear, 4), "derived": True,
+            "method": f"eye aspect ratio of the 3D landmarks below {facs.BLINK_EAR}"}
+
+
+def has_faces(record: dict) -> bool:
+    return bool(record.get("faces")) and record.get("type", "frame") == "frame"
+
+
+def predict_records(
+    records: Iterable[dict],
+    predictors: FacePredictors,
+    frame_batch: int = 8,
+    on_error: str = "fail",
+) -> Iterator[dict]:
+    """Add predictions to every face of a record stream; records without faces pass through."""
+    from fatools.stream import PixelSource, frame_batches
+
+    pixels = PixelSource()
+    try:
+        for batch in frame_batches(records, pixels, frame_batch, on_error, wants_pixels=has_faces):
+            frames = batch.frames()
+            predictors.predict([image for _, image in frames], [batch.records[i]["faces"] for i, _ in frames])
+            yield from batch.records
+    finally:
+        pixels.close()
+
+
+def build_predictors(
+    options: PredictOptions = PredictOptions(),
+    device: str = "auto",
+    config_path: str | None = None,
+    models_dir: str | None = None,
+) -> FacePredictors:
+    """facetorch predictors for ``options.tasks``, each model checked before any work."""
+    from fatools.devices import resolve_device
+    from fatools.models import config as model_config
+    from fatools.models import store
+
+    torch_device = resolve_device(device)
+    cfg = model_config.load_config(config_path, device=str(torch_device), tasks=list(options.tasks), root=models_dir)
+    needed = [name for name in model_config.required_models(cfg) if not name.startswith("retinaface")]
+    store.require(needed, models_dir)
+    return FacePredictors(cfg, options, torch_device)

@@ -1,0 +1,101 @@
+"""fa-detect | fa-predict --facetorch-exact against facetorch's own FaceAnalyzer.run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import squares_image
+from fatools.detect import DetectOptions, build_detector, detect_records
+from fatools.models.config import build_analyzer, load_config
+from fatools.predict import PredictOptions, build_predictors, predict_records
+from fatools.records import frame_record
+from fatools.video import read_image
+
+TASKS = ["au", "fer", "va", "align", "embed"]
+
+
+def facetorch_run(store, detector: str, image_path, tasks=TASKS):
+    cfg = load_config(None, device="cpu", tasks=tasks, detector=detector, root=str(store))
+    analyzer = build_analyzer(cfg)
+    image = read_image(str(image_path))
+    tensor = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float()
+    data = analyzer.run(tensor=tensor, fix_img_size=True, return_img_data=True, include_tensors=True)
+    side = max(image.shape[:2])
+    scale = 1080 / side
+    pad_x, pad_y = (side - image.shape[1]) // 2, (side - image.shape[0]) // 2
+    return data, scale, pad_x, pad_y
+
+
+def fatools_run(store, detector: str, image_path, tasks=TASKS, exact=True):
+    image = read_image(str(image_path))
+    record = frame_record(str(image_path), 0, None, image.shape[1], image.shape[0], image=str(image_path))
+    det = build_detector(detector, DetectOptions(square_pad=exact), "cpu", None, str(store))
+    predictors = build_predictors(PredictOptions(tasks=tuple(tasks), facetorch_exact=exact), "cpu", None, str(store))
+    return next(predict_records(detect_records([record], det), predictors))
+
+
+def to_original(values, scale, pad_x, pad_y):
+    out = np.array(values, dtype=float).copy()
+    out[..., 0] = out[..., 0] / scale - pad_x
+    out[..., 1] = out[..., 1] / scale - pad_y
+    return out
+
+
+def assert_parity(data, scale, pad_x, pad_y, record, tasks=TASKS):
+    faces = record["faces"]
+    assert len(faces) == len(data.faces) > 0
+    dets = data.det.dets.numpy()
+    for ours, theirs, det in zip(faces, data.faces, dets):
+        box = to_original(det[:4].reshape(2, 2), scale, pad_x, pad_y).reshape(4)
+        assert np.abs(np.array(ours["box"]) - box).max() <= 1.0
+        assert ours["score"] == pytest.approx(float(det[4]), abs=1e-4)
+        if "au" in tasks:
+            probs = np.array(list(ours["au"]["probs"].values()))
+            assert np.abs(probs - theirs.preds["au"].logits.numpy()).max() < 1e-4
+            assert sorted(a for a in ours["au"]["active"] if a != "AU45") == sorted(
+                __import__("fatools.facs", fromlist=["BY_LABEL"]).BY_LABEL[label].code
+                for label in theirs.preds["au"].other["multi"])
+        if "fer" in tasks:
+            soft = torch.softmax(theirs.preds["fer"].logits, 0).numpy()
+            assert np.abs(np.array(list(ours["expression"]["scores"].values())) - soft).max() < 1e-4
+            assert ours["expression"]["label"] == theirs.preds["fer"].label
+        if "va" in tasks:
+            other = theirs.preds["va"].other
+            assert ours["va"]["valence"] == pytest.approx(other["valence"], abs=1e-4)
+            assert ours["va"]["arousal"] == pytest.approx(other["arousal"], abs=1e-4)
+        if "embed" in tasks:
+            assert np.abs(np.array(ours["embedding"]) - theirs.preds["embed"].logits.numpy()).max() < 1e-4
+        if "align" in tasks:
+            lmk = theirs.preds["align"].other["lmk3d"].T.numpy()
+            theirs_xy = to_original(lmk[:, :2], scale, pad_x, pad_y)
+            assert np.abs(np.array(ours["landmarks3d"])[:, :2] - theirs_xy).max() < 0.02
+            angles = theirs.preds["align"].other["pose"]["angles"]
+            assert [ours["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(angles, abs=1e-3)
+
+
+def test_parity_with_standins(standin_store, tmp_path):
+    image = squares_image(tmp_path / "squares.png")
+    data, scale, pad_x, pad_y = facetorch_run(standin_store, "retinaface", image)
+    record = fatools_run(standin_store, "retinaface", image)
+    assert len(record["faces"]) == 3
+    assert_parity(data, scale, pad_x, pad_y, record)
+
+
+@pytest.mark.parametrize("photo", ["family4.jpg", "grid25.jpg"])
+def test_parity_with_real_detector(mixed_store, faces_dir, photo):
+    data, scale, pad_x, pad_y = facetorch_run(mixed_store, "retinaface-mnet", faces_dir / photo)
+    record = fatools_run(mixed_store, "retinaface-mnet", faces_dir / photo)
+    assert len(record["faces"]) == {"family4.jpg": 4, "grid25.jpg": 25}[photo]
+    assert_parity(data, scale, pad_x, pad_y, record)
+
+
+def test_default_mode_finds_the_same_faces(mixed_store, faces_dir):
+    """Default mode differs by design (documented in fa-predict(1)); the faces are the same."""
+    exact = fatools_run(mixed_store, "retinaface-mnet", faces_dir / "family4.jpg", exact=True)
+    default = fatools_run(mixed_store, "retinaface-mnet", faces_dir / "family4.jpg", exact=False)
+    assert len(exact["faces"]) == len(default["faces"]) == 4
+    for a in exact["faces"]:
+        closest = min(np.abs(np.array(a["box"]) - np.array(b["box"])).max() for b in default["faces"])
+        assert closest < 6
