@@ -72,11 +72,23 @@ def frame_batches(
     """Group frame records (with their pixels) into same-size batches, keeping order.
 
     A frame that cannot be loaded stops the stage, or with ``on_error="skip"`` is logged
-    to stderr and left out of the output.
+    to stderr and left out of the output.  When reading the input fails, the records
+    before the bad line are still processed and written.
     """
     batch = Batch()
     shape = None
-    for record in records:
+    iterator = iter(records)
+    while True:
+        try:
+            record = next(iterator)
+        except StopIteration:
+            break
+        except FatoolsError:
+            # A bad input line: first write out everything read before it.
+            if batch.records:
+                yield batch
+                batch = Batch()
+            raise
         if not wants_pixels(record):
             batch.records.append(record)
             batch.images.append(None)
