@@ -33,7 +33,7 @@ def long_options(command: click.Command) -> set[str]:
 
 
 def test_every_command_is_listed():
-    assert {"fa-frames", "fa-models"} <= set(SCRIPTS)
+    assert {"fa-frames", "fa-models", "fa-detect", "fa-predict"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
