@@ -8,7 +8,16 @@ from typing import Iterator
 
 from fatools.errors import VideoError
 from fatools.records import frame_record
-from fatools.video import Sampling, is_image_path, iter_frames, list_images, probe, read_image, write_image
+from fatools.video import (
+    IMAGE_EXTENSIONS,
+    Sampling,
+    is_image_path,
+    iter_frames,
+    list_images,
+    probe,
+    read_image,
+    write_image,
+)
 
 
 def input_kind(path: str) -> str:
@@ -50,7 +59,7 @@ def image_records(path: str, sampling: Sampling = Sampling()) -> Iterator[dict]:
     if os.path.isdir(path):
         images = list_images(path)
         if not images:
-            raise VideoError(f"{path}: directory has no images ({', '.join(sorted(_EXTS))}); give a video, an image or a folder of images")
+            raise VideoError(f"{path}: directory has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); give a video, an image or a folder of images")
     else:
         images = [path]
     kept = 0
@@ -75,6 +84,3 @@ def records_for(
     if input_kind(path) == "video":
         return video_records(path, sampling, images_dir, image_format, header)
     return image_records(path, sampling)
-
-
-from fatools.video import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
