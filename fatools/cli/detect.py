@@ -9,14 +9,7 @@ from fatools.cli import options
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
-@click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default="retinaface", show_default=True,
-              help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper.")
-@click.option("--det-size", type=click.IntRange(min=0), default=1080, show_default=True,
-              help="Longer side of the detector input in pixels (facetorch: 1080); 0 keeps the original size.")
-@click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
-              help="Keep faces scoring above this [default: the configuration's, 0.6].")
-@click.option("--min-face", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Drop faces whose box is smaller than this many pixels on its shorter side.")
+@options.detector_options
 @click.option("--facetorch-exact", is_flag=True,
               help="Pad frames to a square as facetorch's reader does, so faces match FaceAnalyzer.run exactly.")
 @options.batch_size_option

@@ -14,11 +14,7 @@ log = logging.getLogger("fatools")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--every", type=click.IntRange(min=1), default=None, help="Keep every Nth frame (counted from the first frame at or after --start).")
-@click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None, help="Keep frames evenly in time, F per second, by container timestamps (correct on variable frame rate video).")
-@click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="First second to sample.")
-@click.option("--end", type=click.FloatRange(min=0), default=None, help="Stop before this second.")
-@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after K sampled frames per input.")
+@options.sampling_options
 @click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None, help="Also write each sampled video frame as an image into DIR and put its path in the record.")
 @click.option("--image-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Format of --images files (png is lossless).")
 @click.option("--probe", "probe_only", is_flag=True, help="Only print each video's header record (metadata), decode nothing.")
@@ -37,13 +33,9 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
     from fatools.errors import FatoolsError
     from fatools.frames import input_kind, records_for
     from fatools.records import RecordWriter
-    from fatools.video import Sampling, probe
+    from fatools.video import probe
 
-    if every is not None and sample_fps is not None:
-        raise click.UsageError("--every and --fps are alternatives; give one")
-    if end is not None and end <= start:
-        raise click.UsageError("--end must be after --start")
-    sampling = Sampling(every=every or 1, fps=sample_fps, start=start, end=end, max_frames=max_frames)
+    sampling = options.sampling_from(every, sample_fps, start, end, max_frames)
     if images_dir is not None:
         os.makedirs(images_dir, exist_ok=True)
 

@@ -129,3 +129,64 @@ def run_command(cli: click.Command, prog: str) -> None:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     cli(prog_name=prog)
+
+
+def _compose(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+sampling_options = _compose(
+    click.option("--every", type=click.IntRange(min=1), default=None,
+                 help="Keep every Nth frame (counted from the first frame at or after --start)."),
+    click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Keep frames evenly in time, F per second, by container timestamps (correct on variable frame rate video)."),
+    click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="First second to sample."),
+    click.option("--end", type=click.FloatRange(min=0), default=None, help="Stop before this second."),
+    click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after K sampled frames per input."),
+)
+
+
+def sampling_from(every: int | None, sample_fps: float | None, start: float, end: float | None, max_frames: int | None):
+    """The Sampling the sampling options describe (usage errors for contradictions)."""
+    from fatools.video import Sampling
+
+    if every is not None and sample_fps is not None:
+        raise click.UsageError("--every and --fps are alternatives; give one")
+    if end is not None and end <= start:
+        raise click.UsageError("--end must be after --start")
+    return Sampling(every=every or 1, fps=sample_fps, start=start, end=end, max_frames=max_frames)
+
+
+detector_options = _compose(
+    click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default="retinaface", show_default=True,
+                 help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper."),
+    click.option("--det-size", type=click.IntRange(min=0), default=1080, show_default=True,
+                 help="Longer side of the detector input in pixels (facetorch: 1080); 0 keeps the original size."),
+    click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,
+                 help="Keep faces scoring above this [default: the configuration's, 0.6]."),
+    click.option("--min-face", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                 help="Drop faces whose box is smaller than this many pixels on its shorter side."),
+)
+
+
+def parse_tasks(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from fatools.predict import ALL_TASKS
+
+    tasks = tuple(t.strip() for t in value.split(",") if t.strip())
+    unknown = [t for t in tasks if t not in ALL_TASKS]
+    if unknown or not tasks:
+        raise click.BadParameter(f"unknown task {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_TASKS)}")
+    return tuple(dict.fromkeys(tasks))
+
+
+prediction_options = _compose(
+    click.option("--tasks", default="au,fer,va,align", show_default=True, callback=parse_tasks,
+                 help="Comma-separated predictors: au, fer, va, align, embed."),
+    click.option("--au-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="An action unit is active above this probability."),
+)

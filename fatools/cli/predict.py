@@ -8,22 +8,9 @@ import click
 from fatools.cli import options
 
 
-def parse_tasks(ctx, param, value: str) -> tuple[str, ...]:
-    from fatools.predict import ALL_TASKS
-
-    tasks = tuple(t.strip() for t in value.split(",") if t.strip())
-    unknown = [t for t in tasks if t not in ALL_TASKS]
-    if unknown or not tasks:
-        raise click.BadParameter(f"unknown task {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_TASKS)}")
-    return tuple(dict.fromkeys(tasks))
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
-@click.option("--tasks", default="au,fer,va,align", show_default=True, callback=parse_tasks,
-              help="Comma-separated predictors: au, fer, va, align, embed.")
-@click.option("--au-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="An action unit is active above this probability.")
+@options.prediction_options
 @click.option("--facetorch-exact", is_flag=True,
               help="Crop faces as facetorch does (square-padded detector input, 380 px unifier): outputs equal FaceAnalyzer.run.")
 @click.option("--det-size", type=click.IntRange(min=1), default=None,
