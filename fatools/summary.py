@@ -1,0 +1,514 @@
+"""Per-video and per-track statistics and action-unit episodes of a record stream.
+
+The rules (time a sample stands for, episodes with hysteresis, blinks, faces without a
+track) are specified in fa-summarize(1); this module implements them in one pass.
+
+Streaming: every statistic is a running sum, a counter or a Welford accumulator, and
+each (track, AU) pair holds at most one open episode, so memory grows with videos,
+tracks, AUs and the episodes reported, never with the number of frames.  The one
+quantity that needs the future, the interval a sample stands for, is known when the
+next frame of its video arrives: the samples of the last frame wait in ``pending`` as
+references to the duration cells they add to.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+from fatools.errors import FatoolsError
+from fatools.facs import CODES
+from fatools.records import SCHEMA_VERSION, is_frame, is_header
+
+log = logging.getLogger("fatools")
+
+BLINK = "AU45"
+# fa-predict's circumplex, by signs of (valence, arousal); used when a record has no label.
+QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
+             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
+# Without --max-gap a gap is longer than this many sampling intervals and this many seconds:
+# one or two missed detections must not split a smile, a sparse sampling rate must not
+# split everything.
+GAP_INTERVALS = 2.5
+GAP_FLOOR = 0.5
+BUCKET = 1e-4  # intervals are histogrammed to 0.1 ms: bounded memory on variable-rate video
+EPS = 1e-9  # decimal timestamps (0.2 * k) must not turn 0.2 s into 0.19999 s
+_ORDER = {code: i for i, code in enumerate([*CODES, BLINK])}
+
+
+def _au_key(code: str) -> tuple[int, str]:
+    return (_ORDER.get(code, len(_ORDER)), code)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    """fa-summarize's options; ``None`` thresholds and gap mean per record / automatic."""
+
+    on_threshold: float | None = None
+    off_threshold: float = 0.4
+    min_duration: float = 0.2
+    max_gap: float | None = None
+    top: int = 5
+
+    def __post_init__(self) -> None:
+        if self.on_threshold is not None and not 0 <= self.on_threshold <= 1:
+            raise ValueError("on_threshold must be in [0, 1]")
+        if not 0 <= self.off_threshold <= 1:
+            raise ValueError("off_threshold must be in [0, 1]")
+        if self.on_threshold is not None and self.off_threshold > self.on_threshold:
+            raise ValueError("off_threshold must not be above on_threshold")
+        if self.min_duration < 0:
+            raise ValueError("min_duration must be >= 0")
+        if self.max_gap is not None and not self.max_gap > 0:
+            raise ValueError("max_gap must be > 0")
+        if self.top < 0:
+            raise ValueError("top must be >= 0")
+
+
+class _Welford:
+    __slots__ = ("n", "mean", "m2")
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def merge(self, other: _Welford) -> None:  # Chan et al.'s parallel update
+        n = self.n + other.n
+        if other.n:
+            delta = other.mean - self.mean
+            self.mean += delta * other.n / n
+            self.m2 += other.m2 + delta * delta * self.n * other.n / n
+            self.n = n
+
+    def summary(self) -> dict:
+        if not self.n:
+            return {"faces": 0, "mean": None, "std": None}
+        return {"faces": self.n, "mean": _r(self.mean), "std": _r(math.sqrt(max(self.m2, 0.0) / self.n))}
+
+
+def _seconds(cell: list, interval: float | None) -> float | None:
+    """A duration cell is [timed seconds, samples that stand for the sampling interval]."""
+    if not cell[1]:
+        return _r(cell[0])
+    return None if interval is None else _r(cell[0] + cell[1] * interval)
+
+
+class _Stats:
+    """Everything STATS reports for a set of face samples, mergeable."""
+
+    __slots__ = ("faces", "seconds", "emotions", "labels", "valence", "arousal", "quadrants", "au")
+
+    def __init__(self) -> None:
+        self.faces = 0
+        self.seconds = [0.0, 0]
+        self.emotions: dict[str, int] = {}
+        self.labels: set[str] = set()
+        self.valence, self.arousal = _Welford(), _Welford()
+        self.quadrants: dict[str, list] = {}
+        self.au: dict[str, list] = {}  # code -> [faces, active, sum of probabilities]
+
+    def add(self, face: dict, probs: dict | None, on: float, blink: bool | None, pending: list) -> None:
+        self.faces += 1
+        pending.append(self.seconds)
+        expression = face.get("expression")
+        if isinstance(expression, dict):
+            label = expression.get("label")
+            if isinstance(label, str):
+                self.emotions[label] = self.emotions.get(label, 0) + 1
+            scores = expression.get("scores")
+            if isinstance(scores, dict) and not self.labels.issuperset(scores):
+                self.labels.update(scores)
+        va = face.get("va")
+        if isinstance(va, dict):
+            valence, arousal = _num(va.get("valence")), _num(va.get("arousal"))
+            if valence is not None:
+                self.valence.add(valence)
+            if arousal is not None:
+                self.arousal.add(arousal)
+            quadrant = va.get("quadrant")
+            if not isinstance(quadrant, str) and valence is not None and arousal is not None:
+                quadrant = QUADRANTS[(valence >= 0, arousal >= 0)]
+            if isinstance(quadrant, str):
+                cell = self.quadrants.get(quadrant)
+                if cell is None:
+                    cell = self.quadrants[quadrant] = [0.0, 0]
+                pending.append(cell)
+        au = self.au
+        if probs:
+            for code, p in probs.items():
+                if isinstance(p, (int, float)):
+                    cell = au.get(code)
+                    if cell is None:
+                        cell = au[code] = [0, 0, 0.0]
+                    cell[0] += 1
+                    cell[2] += p
+                    if p > on:
+                        cell[1] += 1
+        if blink is not None:
+            cell = au.get(BLINK)
+            if cell is None:
+                cell = au[BLINK] = [0, 0, None]
+            cell[0] += 1
+            cell[1] += blink
+
+    def merge(self, other: _Stats) -> None:
+        self.faces += other.faces
+        self.seconds = [self.seconds[0] + other.seconds[0], self.seconds[1] + other.seconds[1]]
+        for label, count in other.emotions.items():
+            self.emotions[label] = self.emotions.get(label, 0) + count
+        self.labels |= other.labels
+        self.valence.merge(other.valence)
+        self.arousal.merge(other.arousal)
+        for quadrant, cell in other.quadrants.items():
+            mine = self.quadrants.get(quadrant, [0.0, 0])
+            self.quadrants[quadrant] = [mine[0] + cell[0], mine[1] + cell[1]]
+        for code, cell in other.au.items():
+            mine = self.au.get(code)
+            self.au[code] = list(cell) if mine is None else [
+                mine[0] + cell[0], mine[1] + cell[1], None if cell[2] is None else mine[2] + cell[2]]
+
+    def summary(self, interval: float | None, top: int, blinks: dict) -> dict:
+        labelled = sum(self.emotions.values())
+        most_common = min(self.emotions, key=lambda k: (-self.emotions[k], k)) if labelled else None
+        distribution = {label: _r(self.emotions.get(label, 0) / labelled)
+                        for label in sorted(self.labels | set(self.emotions))} if labelled else {}
+        au = {}
+        for code in sorted(self.au, key=_au_key):
+            faces, active, total = self.au[code]
+            au[code] = {"faces": faces, "active": active, "activation_rate": _r(active / faces),
+                        "mean_probability": None if total is None else _r(total / faces)}
+        ranked = sorted((code for code in au if au[code]["active"]), key=lambda c: (-au[c]["active"], _au_key(c)))
+        return {
+            "faces": self.faces,
+            "seconds": _seconds(self.seconds, interval),
+            "emotion": {"faces": labelled, "most_common": most_common, "distribution": distribution},
+            "valence": self.valence.summary(),
+            "arousal": self.arousal.summary(),
+            "quadrant_seconds": {q: _seconds(self.quadrants.get(q, [0.0, 0]), interval)
+                                 for q in sorted(set(QUADRANTS.values()) | set(self.quadrants))},
+            "au": au,
+            "most_active_aus": [[code, au[code]["active"]] for code in ranked[:top or None]],
+            "blinks": blinks,
+        }
+
+
+class _Episode:
+    """One open activation episode of one AU of one track."""
+
+    __slots__ = ("seq", "onset", "first_frame", "apex", "apex_frame", "best", "peak", "frames", "last_t", "last_frame")
+
+    def __init__(self, seq: int, t: float | None, frame: int | None, strength: float | None, peak: float | None) -> None:
+        self.seq, self.onset, self.first_frame = seq, t, frame
+        self.apex, self.apex_frame, self.best, self.peak = t, frame, strength, peak
+        self.frames, self.last_t, self.last_frame = 1, t, frame
+
+    def extend(self, t: float | None, frame: int | None, strength: float | None, peak: float | None) -> None:
+        self.frames += 1
+        self.last_t, self.last_frame = t, frame
+        if strength is not None and (self.best is None or strength > self.best):
+            self.apex, self.apex_frame, self.best, self.peak = t, frame, strength, peak
+
+
+class _Track:
+    __slots__ = ("id", "stats", "first", "last", "first_frame", "last_frame", "last_seq", "open", "events")
+
+    def __init__(self, track_id: Any) -> None:
+        self.id, self.stats = track_id, _Stats()
+        self.first = self.last = self.first_frame = self.last_frame = None
+        self.last_seq = 0
+        self.open: dict[str, _Episode] = {}
+        self.events: list[tuple] = []  # (episode, au, offset or None when deferred, end reason)
+
+    def close(self, code: str, episode: _Episode, offset: float | None, end: str, min_duration: float) -> None:
+        if (offset is not None and episode.onset is not None and code != BLINK
+                and offset - episode.onset < min_duration - EPS):
+            return
+        self.events.append((episode, code, offset, end))
+
+    def close_all(self, end: str) -> None:
+        # The offset of an episode nobody saw end waits for the video's sampling interval.
+        for code, episode in self.open.items():
+            self.events.append((episode, code, None, end))
+        self.open.clear()
+
+    def observe(self, t: float | None, frame: int | None, seq: int, probs: dict | None, on: float, off: float,
+                blink: bool | None, ear: float | None, min_duration: float) -> None:
+        open_ = self.open
+        if probs:
+            for code, p in probs.items():
+                if not isinstance(p, (int, float)):
+                    continue
+                episode = open_.get(code)
+                if episode is None:
+                    if p > on:
+                        open_[code] = _Episode(seq, t, frame, p, p)
+                elif p >= off:
+                    episode.extend(t, frame, p, p)
+                else:
+                    del open_[code]
+                    self.close(code, episode, t, "below", min_duration)
+        if blink is not None:
+            strength = None if ear is None else -ear  # the most closed sample is the apex
+            episode = open_.get(BLINK)
+            if episode is None:
+                if blink:
+                    open_[BLINK] = _Episode(seq, t, frame, strength, None)
+            elif blink:
+                episode.extend(t, frame, strength, None)
+            else:
+                del open_[BLINK]
+                self.close(BLINK, episode, t, "below", min_duration)
+
+    def summary(self, interval: float | None, options: SummaryOptions) -> dict:
+        events = []
+        for episode, code, offset, end in sorted(self.events, key=lambda e: (e[0].seq, _au_key(e[1]))):
+            if offset is None and episode.last_t is not None and interval is not None:
+                offset = episode.last_t + interval
+            duration = None if offset is None or episode.onset is None else offset - episode.onset
+            if duration is not None and code != BLINK and duration < options.min_duration - EPS:
+                continue
+            events.append({"au": code, "onset": _r(episode.onset), "apex": _r(episode.apex), "offset": _r(offset),
+                           "duration": _r(duration), "peak": _r(episode.peak), "frames": episode.frames,
+                           "first_frame": episode.first_frame, "apex_frame": episode.apex_frame,
+                           "last_frame": episode.last_frame, "end": end})
+        seconds = _seconds(self.stats.seconds, interval)
+        blinks = _blinks(sum(e["au"] == BLINK for e in events), seconds) if BLINK in self.stats.au else _blinks(None, None)
+        out = {"track": self.id, "first": _r(self.first), "last": _r(self.last),
+               "first_frame": self.first_frame, "last_frame": self.last_frame}
+        out.update(self.stats.summary(interval, options.top, blinks))
+        out["au_events"] = events
+        return out
+
+
+def _blinks(count: int | None, seconds: float | None) -> dict:
+    per_minute = None if count is None or not seconds else _r(count * 60.0 / seconds)
+    return {"count": count, "per_minute": per_minute}
+
+
+def _track_key(track_id: Any) -> tuple:
+    if track_id is None:
+        return (0, 0)
+    if isinstance(track_id, (int, float)) and not isinstance(track_id, bool):
+        return (1, track_id)
+    return (2, str(track_id))
+
+
+class _Video:
+    def __init__(self, name: Any, options: SummaryOptions) -> None:
+        self.name, self.options = name, options
+        self.metadata: dict | None = None
+        self.sampled = self.with_faces = self.without_faces = self.not_analysed = self.faces = self.faces_max = 0
+        self.first = self.last = self.prev_t = None
+        self.seconds = [0.0, 0]
+        self.intervals: dict[int, list] = {}  # 0.1 ms bucket -> [count, sum of intervals]
+        self.mode: int | None = None
+        self.pending: list[list] = []
+        self.tracks: dict[Any, _Track] = {}
+        self.extra = _Stats()  # faces no track follows: counted in overall only
+        self.warned: set[str] = set()
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            log.warning("%s: %s", self.name, message)
+
+    def max_gap(self) -> float:
+        if self.options.max_gap is not None:
+            return self.options.max_gap
+        if self.mode is None:
+            return math.inf
+        count, total = self.intervals[self.mode]
+        return max(GAP_FLOOR, GAP_INTERVALS * total / count)
+
+    def _advance(self, t: float | None) -> None:
+        """Settle the interval the previous frame's samples stand for."""
+        interval = None
+        if t is not None and self.prev_t is not None:
+            dt = t - self.prev_t
+            if dt > 0:
+                if dt <= self.max_gap() + EPS:
+                    interval = dt
+                key = round(dt / BUCKET)
+                bucket = self.intervals.setdefault(key, [0, 0.0])
+                bucket[0] += 1
+                bucket[1] += dt
+                if self.mode is None or bucket[0] > self.intervals[self.mode][0]:
+                    self.mode = key
+            else:
+                self._warn("order", f"times do not increase at t={t}; treated as a gap")
+        for cell in self.pending:
+            if interval is None:
+                cell[1] += 1
+            else:
+                cell[0] += interval
+        self.pending = []
+        if t is not None:
+            self.prev_t = t
+            self.first = t if self.first is None else self.first
+            self.last = t
+
+    def add(self, record: dict) -> None:
+        frame = record.get("frame")
+        frame = frame if isinstance(frame, int) and not isinstance(frame, bool) else None
+        faces = record.get("faces", [])
+        # Refuse a bad record before counting any of it, so that skipping it leaves no trace.
+        if not isinstance(faces, list) or not all(isinstance(face, dict) for face in faces):
+            raise FatoolsError(f"{self.name}: frame {frame}: 'faces' must be a list of objects")
+        self.sampled += 1
+        seq = self.sampled
+        t = _num(record.get("t"))
+        if t is None and frame is not None and self.metadata and (_num(self.metadata.get("fps")) or 0) > 0:
+            t = frame / self.metadata["fps"]
+        self._advance(t)
+        self.pending.append(self.seconds)
+        if "faces" not in record:
+            self.not_analysed += 1
+            return
+        self.faces += len(faces)
+        self.faces_max = max(self.faces_max, len(faces))
+        if faces:
+            self.with_faces += 1
+        else:
+            self.without_faces += 1
+        options = self.options
+        for face in faces:
+            probs, on, blink, ear = None, 0.5, None, None
+            au = face.get("au")
+            if isinstance(au, dict):
+                probs = au.get("probs")
+                probs = probs if isinstance(probs, dict) else None
+                on = options.on_threshold
+                if on is None:
+                    on = _num(au.get("threshold"))
+                    on = 0.5 if on is None else on
+                derived = au.get("derived")
+                derived = derived.get(BLINK) if isinstance(derived, dict) else None
+                if isinstance(derived, dict) and isinstance(derived.get("active"), bool):
+                    blink, ear = derived["active"], _num(derived.get("ear"))
+            track_id = face.get("track")
+            try:
+                track = self.tracks.get(track_id)
+            except TypeError:
+                raise FatoolsError(f"{self.name}: frame {frame}: track id {track_id!r} is not a number or string") from None
+            if track is None:
+                track = self.tracks[track_id] = _Track(track_id)
+            elif track.last_seq == seq:
+                self._warn(f"dup{track_id}", f"several faces of track {track_id} in one frame: only the first is "
+                           "followed as that track, the others count in overall only" +
+                           (" (run fa-track)" if track_id is None else ""))
+                self.extra.add(face, probs, on, blink, self.pending)
+                continue
+            track.stats.add(face, probs, on, blink, self.pending)
+            if t is not None and track.last is not None and (t - track.last > self.max_gap() + EPS or t <= track.last):
+                track.close_all("gap")
+            track.observe(t, frame, seq, probs, on, min(options.off_threshold, on), blink, ear, options.min_duration)
+            track.last_seq = seq
+            if t is not None:
+                track.first = t if track.first is None else track.first
+                track.last = t
+            track.first_frame = frame if track.first_frame is None else track.first_frame
+            track.last_frame = frame
+
+    def finish(self) -> None:
+        for cell in self.pending:
+            cell[1] += 1
+        self.pending = []
+        for track in self.tracks.values():
+            # A track last seen long before the video's last frame had gone, not been cut off.
+            gone = self.last is not None and track.last is not None and self.last - track.last > self.max_gap() + EPS
+            track.close_all("gap" if gone else "end")
+
+    def sampling_interval(self) -> float | None:
+        """The median interval between sampled frames (lower median, 0.1 ms buckets), else 1/fps."""
+        if self.intervals:
+            middle = (sum(count for count, _ in self.intervals.values()) - 1) // 2
+            seen = 0
+            for key in sorted(self.intervals):
+                count, total = self.intervals[key]
+                seen += count
+                if seen > middle:
+                    return total / count
+        fps = _num((self.metadata or {}).get("fps"))
+        return 1.0 / fps if fps and fps > 0 else None
+
+    def summary(self) -> dict:
+        self.finish()
+        interval = self.sampling_interval()
+        tracks = [self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=_track_key)]
+        overall = _Stats()
+        overall.merge(self.extra)
+        for track in self.tracks.values():
+            overall.merge(track.stats)
+        blinking = [t for t in tracks if t["blinks"]["count"] is not None]
+        count = sum(t["blinks"]["count"] for t in blinking) if blinking else None
+        seconds = sum(t["seconds"] for t in blinking) if all(t["seconds"] is not None for t in blinking) else None
+        analysed = self.sampled - self.not_analysed
+        return {
+            "video": self.name,
+            "metadata": self.metadata,
+            "frames": {"sampled": self.sampled, "with_faces": self.with_faces, "without_faces": self.without_faces,
+                       "not_analysed": self.not_analysed, "faces": self.faces,
+                       "faces_per_frame": {"mean": _r(self.faces / analysed) if analysed else None,
+                                           "max": self.faces_max if analysed else None}},
+            "time": {"first": _r(self.first), "last": _r(self.last), "sampling_interval": _r(interval),
+                     "seconds": _seconds(self.seconds, interval)},
+            "overall": overall.summary(interval, self.options.top, _blinks(count, seconds)),
+            "tracks": tracks,
+        }
+
+
+class Summarizer:
+    """Accumulates records one at a time; ``result()`` is the summary of all added so far."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = SummaryOptions(**options)
+        self._videos: dict[Any, _Video] = {}
+
+    def _video(self, name: Any) -> _Video:
+        video = self._videos.get(name)
+        if video is None:
+            video = self._videos[name] = _Video(name, self.options)
+        return video
+
+    def add(self, record: dict) -> None:
+        """Take one record: headers give metadata, frames are counted, other types are ignored."""
+        if is_header(record):
+            self._video(record.get("video")).metadata = {
+                k: v for k, v in record.items() if k not in ("schema", "type", "video")}
+        elif is_frame(record):
+            self._video(record.get("video")).add(record)
+
+    def result(self) -> dict:
+        # Finishing closes open episodes and settles the last frame: do it on a copy so that
+        # adding can go on.  Closed episodes never change again, so they are shared, not copied.
+        videos = []
+        for video in self._videos.values():
+            memo = {id(track.events): list(track.events) for track in video.tracks.values()}
+            videos.append(copy.deepcopy(video, memo).summary())
+        return {"schema": SCHEMA_VERSION, "type": "summary", "options": asdict(self.options), "videos": videos}
+
+
+def summarize(records: Iterable[dict], **options: Any) -> dict:
+    """The summary of a record stream (see fa-summarize(1) for every field)."""
+    summarizer = Summarizer(**options)
+    for record in records:
+        summarizer.add(record)
+    return summarizer.result()
