@@ -1,0 +1,110 @@
+"""fa-export: write a record stream as the seed's JSON, CSV tables, a text report and
+PNG figures, into one directory."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import click
+
+from fatools.cli import options
+
+log = logging.getLogger("fatools")
+
+# Kept here as well as in fatools.export so that --help needs no import of the exporters.
+FORMAT_NAMES = ("json", "csv", "au-timeline", "wide", "text", "plots")
+
+
+def _formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    names = [name.strip() for item in value for name in item.split(",") if name.strip()]
+    if not names or "all" in names:
+        return FORMAT_NAMES
+    unknown = [name for name in names if name not in FORMAT_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMAT_NAMES)} or all")
+    return tuple(name for name in FORMAT_NAMES if name in names)
+
+
+def _timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"\d{8}_\d{6}", value):
+        raise click.BadParameter("give it as YYYYmmdd_HHMMSS, e.g. 20260101_120000")
+    return value
+
+
+def _json_object(path: str, what: str) -> dict:
+    import orjson
+
+    from fatools.errors import FatoolsError
+
+    try:
+        with open(path, "rb") as handle:
+            data = orjson.loads(handle.read())
+    except OSError as exc:
+        raise FatoolsError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except orjson.JSONDecodeError as exc:
+        raise FatoolsError(f"{path}: the {what} is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise FatoolsError(f"{path}: the {what} must be a JSON object")
+    return data
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@options.records_argument
+@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write into (created if missing).")
+@click.option("-f", "--format", "formats", multiple=True, callback=_formats, metavar="FORMAT",
+              help="json, csv, au-timeline, wide, text, plots or all (default); repeat or separate with commas.")
+@click.option("--timestamp", callback=_timestamp, default=None, metavar="YYYYmmdd_HHMMSS",
+              help="The timestamp in the file names [default: now, local time].")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+              help="Use this fa-summarize output instead of summarizing the records again.")
+@click.option("--metadata", "metadata_path", type=click.Path(dir_okay=False), default=None,
+              help="A JSON object merged over the JSON export's analysis_metadata (e.g. processing_duration_seconds).")
+@click.option("--on-threshold", type=click.FloatRange(0, 1), default=None,
+              help="As fa-summarize: an AU is active, and an episode starts, above this [default: au.threshold].")
+@click.option("--off-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="As fa-summarize: an episode goes on while the score stays at or above this.")
+@click.option("--min-duration", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="As fa-summarize: drop AU episodes shorter than this many seconds.")
+@click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="As fa-summarize: seconds a track may go unseen and an episode continue.")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
+              help="How many most active AUs the summary and report list (0: all active ones).")
+@options.on_error_option
+@options.command("fa-export")
+def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_threshold, off_threshold,
+        min_duration, max_gap, top, on_error):
+    """Export records as files people and other tools read.
+
+    Reads records (from fa-predict, ideally after fa-track) once and writes into
+    OUTPUT_DIR: the complete analysis as JSON (json), a row per face (csv), a row per
+    action unit per face (au-timeline), OpenFace/py-feat style columns (wide), a
+    report (text) and PNG figures (plots). Every file is written under a temporary
+    name and renamed when the export has succeeded. Prints the files written, one per
+    line. See fa-export(1).
+    """
+    from fatools.errors import FatoolsError
+    from fatools.export import NoFramesError, export
+    from fatools.records import read_paths
+
+    if on_threshold is not None and off_threshold > on_threshold:
+        raise click.UsageError("--off-threshold must not be above --on-threshold")
+    summary = _json_object(summary_path, "summary") if summary_path else None
+    metadata = _json_object(metadata_path, "metadata") if metadata_path else None
+    summary_options = {"on_threshold": on_threshold, "off_threshold": off_threshold, "min_duration": min_duration,
+                       "max_gap": max_gap, "top": top}
+    paths = options.input_paths(inputs)
+    try:
+        result = export(read_paths(paths, on_error), output_dir, formats, summary=summary,
+                        summary_options=summary_options, analysis_metadata=metadata, timestamp=timestamp)
+    except NoFramesError:
+        names = ", ".join("<stdin>" if p == "-" else p for p in paths)
+        raise FatoolsError(f"{names}: no frame records, nothing to export (give the records of fa-predict, "
+                           "or of fa-detect)") from None
+    for path in result.paths():
+        click.echo(str(path))
+
+
+def main() -> None:
+    options.run_command(cli, "fa-export")

@@ -1,0 +1,365 @@
+"""PNG figures, one set per video: an action-unit heatmap per track, valence and arousal
+over time and on the circumplex, and the shares of predicted emotions over time.
+
+The time series are kept compactly while the records stream by (float32 arrays per
+track, about 120 bytes per face sample); the figures are drawn at the end.  Figures are
+made with matplotlib's object API on the Agg canvas, never through pyplot, so that an
+export neither needs a display nor changes the backend of a notebook that calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from typing import Any
+
+import numpy as np
+
+from fatools.export.common import EMOTIONS, Job, Sink, Video, blink_of, expression_of, num, safe_name, va_of
+from fatools.facs import ACTION_UNITS, AU45
+
+log = logging.getLogger("fatools")
+
+DPI = 100
+# Pixel sizes of the figures (width, height); tests check them.
+HEATMAP_SIZE = (1400, 900)
+VA_SIZE = (1500, 750)
+EMOTIONS_SIZE = (1400, 900)
+MAX_TRACKS = 10  # heatmaps and lines for the tracks with most faces; the rest are logged
+EMOTION_ROWS = 4  # all faces, then up to 3 tracks
+HEAT_CODES = [u.code for u in ACTION_UNITS if u.code.startswith("AU")] + [AU45.code]
+EMOTION_COLOURS = {"Anger": "#d62728", "Contempt": "#8c564b", "Disgust": "#2ca02c", "Fear": "#9467bd",
+                   "Happiness": "#f2b701", "Neutral": "#b8b8b8", "Sadness": "#1f77b4", "Surprise": "#17becf"}
+GAP_INTERVALS = 2.5  # a jump of more than this many sampling intervals is drawn as a gap
+
+
+class _Series:
+    """One track's samples: time, frame, AU scores (HEAT_CODES order, NaN when missing), V, A."""
+
+    __slots__ = ("t", "frame", "au", "valence", "arousal", "labels", "last_seq")
+
+    def __init__(self) -> None:
+        self.t, self.frame = array("d"), array("d")
+        self.au, self.valence, self.arousal = array("f"), array("f"), array("f")
+        self.labels: list[int] = []  # index into the video's label list, -1 when none
+        self.last_seq = -1
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+class _VideoPlots:
+    def __init__(self) -> None:
+        self.tracks: dict[Any, _Series] = {}
+        self.label_names: list[str] = []
+        self.label_index: dict[str, int] = {}
+        self.all_t, self.all_frame, self.all_labels = array("d"), array("d"), array("i")
+        self.seq = 0
+        self.threshold: float | None = None
+
+    def label(self, name: Any) -> int:
+        if not isinstance(name, str):
+            return -1
+        if name not in self.label_index:
+            self.label_index[name] = len(self.label_names)
+            self.label_names.append(name)
+        return self.label_index[name]
+
+
+class _Arrays:
+    """A track's samples as arrays, in time order, samples without a position left out."""
+
+    def __init__(self, series: _Series, timed: bool) -> None:
+        x = np.frombuffer(series.t if timed else series.frame)
+        keep = np.nonzero(~np.isnan(x))[0]
+        order = keep[np.argsort(x[keep], kind="stable")]
+        self.x = x[order]
+        self.au = np.frombuffer(series.au, dtype=np.float32).reshape(-1, len(HEAT_CODES))[order].T.astype(float)
+        self.valence = np.frombuffer(series.valence, dtype=np.float32)[order].astype(float)
+        self.arousal = np.frombuffer(series.arousal, dtype=np.float32)[order].astype(float)
+        self.labels = np.asarray(series.labels, dtype=np.int32)[order]
+
+
+def _step(x: np.ndarray) -> float:
+    diffs = np.diff(np.unique(x))
+    return float(np.median(diffs)) if len(diffs) else 1.0
+
+
+def _with_gaps(x: np.ndarray, y: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """NaN inserted where the track went unseen, so lines do not bridge its absences."""
+    if len(x) < 2:
+        return x, y
+    breaks = np.nonzero(np.diff(x) > GAP_INTERVALS * step)[0] + 1
+    return np.insert(x.astype(float), breaks, np.nan), np.insert(y.astype(float), breaks, np.nan)
+
+
+def _cell_edges(x: np.ndarray, step: float) -> tuple[np.ndarray, list[int]]:
+    """Column edges for a heatmap of samples at ``x``, and where empty (gap) columns go."""
+    edges, gaps = [x[0] - step / 2], []
+    for i in range(len(x) - 1):
+        if x[i + 1] - x[i] <= GAP_INTERVALS * step:
+            edges.append((x[i] + x[i + 1]) / 2)
+        else:
+            edges += [x[i] + step / 2, x[i + 1] - step / 2]
+            gaps.append(i + 1)
+    edges.append(x[-1] + step / 2)
+    return np.asarray(edges), gaps
+
+
+def _track_order(track: Any) -> tuple:
+    """Tracks as fa-summarize orders them: untracked first, then numeric ids, then others."""
+    if track is None:
+        return (0, 0, "")
+    if isinstance(track, (int, float)) and not isinstance(track, bool):
+        return (1, track, "")
+    return (2, 0, str(track))
+
+
+def _track_name(track: Any) -> str:
+    return "untracked faces" if track is None else f"track {track}"
+
+
+def _frame_axis(ax, timed: bool) -> None:
+    """Frame indices are whole numbers: no ticks at 0.5."""
+    if not timed:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _figure(size: tuple[int, int]):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, layout="constrained")
+
+
+def heatmap(track: _Arrays, step: float, title: str, timed: bool, threshold: float):
+    """AU scores of one track over time: one row per AU, colour = score, hatched = not seen.
+
+    ``step`` is the video's sampling interval: a longer absence of the track is a gap.
+    """
+    fig = _figure(HEATMAP_SIZE)
+    ax = fig.add_subplot()
+    edges, gaps = _cell_edges(track.x, step)
+    values = np.insert(track.au, gaps, np.nan, axis=1) if gaps else track.au
+    mesh = ax.pcolormesh(edges, np.arange(len(HEAT_CODES) + 1), np.ma.masked_invalid(values),
+                         cmap=_active_colormap(threshold), vmin=0.0, vmax=1.0, shading="flat")
+    # Cells with no sample are transparent over a hatched background: "not seen", not "low".
+    ax.set_facecolor("white")
+    ax.patch.set_hatch("///")
+    ax.patch.set_edgecolor("#c8c8c8")
+    ax.axhline(len(HEAT_CODES) - 1, color="black", linewidth=1)
+    units = {u.code: u for u in ACTION_UNITS}
+    labels = [f"{c}  {units[c].name}" for c in HEAT_CODES[:-1]] + [f"{AU45.code}  Blink (1 = eyes closed)"]
+    ax.set_yticks(np.arange(len(HEAT_CODES)) + 0.5, labels, fontsize=9)
+    ax.set_ylim(len(HEAT_CODES), 0)  # catalogue order from the top
+    ax.set_xlabel(("time (s)" if timed else "frame index") + "; hatched: face not seen")
+    _frame_axis(ax, timed)
+    ax.set_title(title, fontsize=13)
+    bar = fig.colorbar(mesh, ax=ax, fraction=0.04, pad=0.01)
+    bar.set_label(f"AU score (0-1); active above {threshold:g} (yellow to red)")
+    bar.ax.axhline(threshold, color="black", linewidth=1.5)
+    return fig
+
+
+def _active_colormap(threshold: float):
+    """Pale blues below the activity threshold, yellow to dark red above it, so that
+    active stretches stand out at a glance and their strength still reads."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    steps = 256
+    below = max(1, min(steps - 1, round(threshold * steps)))
+    colours = np.vstack([colormaps["Blues"](np.linspace(0.08, 0.5, below)),
+                         colormaps["YlOrRd"](np.linspace(0.25, 1.0, steps - below))])
+    return ListedColormap(colours, name="fatools_active").with_extremes(bad=(0, 0, 0, 0))
+
+
+def va_figure(tracks: list[tuple[Any, _Arrays]], step: float, title: str, timed: bool):
+    """Valence and arousal of each track over time (left) and on the circumplex (right)."""
+    from matplotlib.patches import Circle
+
+    fig = _figure(VA_SIZE)
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.7, 1])
+    ax_v, ax_a = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+    ax_c = fig.add_subplot(grid[:, 1])
+    colours = [f"C{i % 10}" for i in range(len(tracks))]
+    for (track, arrays), colour in zip(tracks, colours):
+        x, valence, arousal = arrays.x, arrays.valence, arrays.arousal
+        dense = len(x) > 200  # markers only where single samples can still be told apart
+        for ax, y in ((ax_v, valence), (ax_a, arousal)):
+            xs, ys = _with_gaps(x, y, step)
+            ax.plot(xs, ys, color=colour, linewidth=1.2 if dense else 1.5, marker="" if dense else ".",
+                    markersize=3, label=_track_name(track))
+        ok = ~(np.isnan(valence) | np.isnan(arousal))
+        ax_c.scatter(valence[ok], arousal[ok], s=4 if dense else 12, color=colour, alpha=0.3 if dense else 0.5,
+                     linewidths=0, label=_track_name(track))
+        if ok.any():
+            ax_c.scatter([valence[ok].mean()], [arousal[ok].mean()], s=160, color=colour, edgecolor="black",
+                         marker="X", zorder=5)
+    for ax, name, low, high in ((ax_v, "valence", "negative", "positive"), (ax_a, "arousal", "calm", "excited")):
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel(f"{name}\n(-1 {low} .. +1 {high})")
+        ax.grid(alpha=0.3)
+    ax_v.set_title("Valence over time")
+    ax_a.set_title("Arousal over time")
+    ax_a.set_xlabel("time (s)" if timed else "frame index")
+    _frame_axis(ax_a, timed)
+    ax_a.sharex(ax_v)
+    if tracks:
+        ax_v.legend(loc="upper right", fontsize=8, ncol=min(len(tracks), 5))
+    ax_c.add_patch(Circle((0, 0), 1.0, fill=False, color="grey", linewidth=0.8))
+    ax_c.axhline(0, color="grey", linewidth=0.8)
+    ax_c.axvline(0, color="grey", linewidth=0.8)
+    for (xq, yq, text, ha) in ((0.95, 0.95, "Happy/Excited", "right"), (-0.95, 0.95, "Angry/Stressed", "left"),
+                               (-0.95, -0.95, "Sad/Depressed", "left"), (0.95, -0.95, "Calm/Relaxed", "right")):
+        ax_c.text(xq, yq, text, ha=ha, va="center", fontsize=10, color="dimgrey", zorder=6,
+                  bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5})
+    ax_c.set_xlim(-1.05, 1.05)
+    ax_c.set_ylim(-1.05, 1.05)
+    ax_c.set_aspect("equal")
+    ax_c.set_xlabel("valence (negative .. positive)")
+    ax_c.set_ylabel("arousal (calm .. excited)")
+    ax_c.set_title("Circumplex: every face (dots), mean per track (X)")
+    fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def _bins(x: np.ndarray, step: float, count: int = 60) -> np.ndarray:
+    low, high = float(x.min()), float(x.max())
+    width = max((high - low + step) / count, step)
+    n = max(1, math.ceil((high - low + step) / width))
+    return low - step / 2 + width * np.arange(n + 1)
+
+
+def emotions_figure(rows: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], step: float, title: str,
+                    timed: bool):
+    """Share of faces with each predicted emotion, in time bins, for all faces and the main tracks."""
+    fig = _figure(EMOTIONS_SIZE)
+    axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+    every = np.concatenate([x for _, x, _ in rows]) if rows else np.zeros(0)
+    edges = _bins(every, step) if len(every) else np.array([0.0, 1.0])
+    order = [n for n in EMOTIONS if n in names] + sorted(n for n in names if n not in EMOTIONS)
+    extra = iter(f"C{i}" for i in range(10))
+    colours = {n: EMOTION_COLOURS.get(n) or next(extra, "black") for n in order}
+    for ax, (label, x, codes) in zip(axes, rows):
+        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+        totals = np.bincount(which[codes >= 0], minlength=len(edges) - 1).astype(float)
+        bottom = np.zeros(len(edges) - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name in order:
+                share = np.bincount(which[codes == names.index(name)], minlength=len(edges) - 1) / totals * 100
+                share = np.nan_to_num(share)
+                ax.bar(edges[:-1], share, width=np.diff(edges), bottom=bottom, align="edge", color=colours[name],
+                       label=name, linewidth=0)
+                bottom += share
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("share of faces (%)")
+        faces = int(totals.sum())
+        ax.set_title(f"{label}: {faces} face{'' if faces == 1 else 's'} with an expression (white: none)",
+                     fontsize=10, loc="left")
+    width = edges[1] - edges[0]
+    axes[-1].set_xlabel(f"time (s), in bins of {width:.3g} s" if timed else f"frame index, in bins of {width:.3g}")
+    axes[-1].set_xlim(edges[0], edges[-1])
+    _frame_axis(axes[-1], timed)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="predicted emotion")
+    fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def _save(job: Job, fig, name: str) -> None:
+    path = job.staging.temp()
+    fig.savefig(path, format="png", dpi=DPI)
+    job.staging.stage("plots", path, name)
+
+
+class PlotSink(Sink):
+    fmt = "plots"
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job)
+        self.videos: dict[Any, _VideoPlots] = {}
+
+    def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
+        state = self.videos.get(video.name)
+        if state is None:
+            state = self.videos[video.name] = _VideoPlots()
+        state.seq += 1
+        t = video.time(record)
+        t = math.nan if t is None else t
+        frame = num(record.get("frame"))
+        frame = math.nan if frame is None else frame
+        for face in faces or []:
+            label = state.label(expression_of(face).get("label"))
+            state.all_t.append(t)
+            state.all_frame.append(frame)
+            state.all_labels.append(label)
+            track = face.get("track")
+            try:
+                series = state.tracks.get(track)
+            except TypeError:  # an unhashable id; fa-summarize reports it
+                continue
+            if series is None:
+                series = state.tracks[track] = _Series()
+            if series.last_seq == state.seq:
+                continue  # one face per track per frame, as fa-summarize follows them
+            series.last_seq = state.seq
+            series.t.append(t)
+            series.frame.append(frame)
+            au = face.get("au")
+            probs = au.get("probs") if isinstance(au, dict) and isinstance(au.get("probs"), dict) else {}
+            if state.threshold is None and isinstance(au, dict) and num(au.get("threshold")) is not None:
+                state.threshold = float(au["threshold"])
+            blink = blink_of(face)
+            series.au.extend([math.nan if num(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
+                             + [math.nan if blink is None else float(blink)])
+            valence, arousal, _ = va_of(face)
+            series.valence.append(math.nan if valence is None else valence)
+            series.arousal.append(math.nan if arousal is None else arousal)
+            series.labels.append(label)
+
+    def finish(self) -> None:
+        job = self.job
+        for video in job.videos.values():
+            state = self.videos.get(video.name)
+            if state is None or not state.tracks:
+                log.info("%s: no faces, so no plots", video.name)
+                continue
+            self._plot_video(video, state)
+
+    def _plot_video(self, video: Video, state: _VideoPlots) -> None:
+        job = self.job
+        stem = str(video.name) if video.name is not None else "unnamed video"
+        timed = not np.isnan(np.frombuffer(state.all_t)).any()
+        x_all = np.frombuffer(state.all_t if timed else state.all_frame)
+        known = ~np.isnan(x_all)
+        step = _step(x_all[known]) if known.any() else 1.0  # the video's sampling interval
+        ranked = sorted(state.tracks.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
+        if len(ranked) > MAX_TRACKS:
+            log.warning("%s: %d tracks; plotting the %d with most faces", video.name, len(ranked), MAX_TRACKS)
+        shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: _track_order(kv[0]))
+        threshold = state.threshold if state.threshold is not None else 0.5
+        suffix = job.suffix(video)
+        arrays = {track: _Arrays(series, timed) for track, series in ranked[:MAX_TRACKS]}
+        shown = [(track, arrays[track]) for track, _ in shown if len(arrays[track].x)]
+        for track, track_arrays in shown:
+            if np.isnan(track_arrays.au).all():
+                continue  # no action units for this track: an empty heatmap says nothing
+            fig = heatmap(track_arrays, step, f"Action units over time: {_track_name(track)}, {stem}", timed,
+                          threshold)
+            tag = "untracked" if track is None else f"track{safe_name(track)}"
+            _save(job, fig, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
+        if any(not np.isnan(a.valence).all() for _, a in shown):
+            fig = va_figure(shown, step, f"Valence and arousal: {stem}", timed)
+            _save(job, fig, f"valence_arousal{suffix}_{job.timestamp}.png")
+        if state.label_names:
+            labels = np.frombuffer(state.all_labels, dtype=np.int32)
+            rows = [("All faces", x_all[known], labels[known])]
+            if len(ranked) > 1:
+                for track, _ in ranked[:EMOTION_ROWS - 1]:
+                    rows.append((_track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
+            fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed)
+            _save(job, fig, f"emotions{suffix}_{job.timestamp}.png")
