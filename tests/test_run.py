@@ -1,0 +1,77 @@
+"""fa-run and the Python API: the pipe's results, in one process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import fatools
+from fatools.cli.run import cli as run_cli
+from fatools.sample import write_video
+
+BIN = Path(sys.executable).parent
+
+
+def two_faces(i: int) -> np.ndarray:
+    """Two bright 'faces' (stand-in detector) passing each other, different shades."""
+    image = np.full((360, 640, 3), 15, np.uint8)
+    image[30:150, 40 + 12 * i:160 + 12 * i] = (250, 250, 250)
+    image[200:310, 460 - 10 * i:570 - 10 * i] = (235, 245, 225)
+    return image
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "two.mp4"
+    write_video((two_faces(i) for i in range(24)), str(path), fps=12)
+    return path
+
+
+def run_pipe(command: str, store: Path) -> bytes:
+    proc = subprocess.run(command, shell=True, capture_output=True, env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)})
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def test_fa_run_equals_the_pipe(clip, standin_store, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "2", "--models-dir", str(standin_store),
+                                          "--format", "json", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    written = result.stdout.split()
+    assert str(out / "frames.jsonl") in written and str(out / "summary.json") in written
+    piped = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track", standin_store)
+    assert (out / "frames.jsonl").read_bytes() == piped
+    summary = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track | fa-summarize", standin_store)
+    assert json.loads((out / "summary.json").read_bytes()) == json.loads(summary)
+    records = [json.loads(x) for x in piped.splitlines()]
+    assert len(records) == 13 and all(len(r["faces"]) == 2 for r in records[1:])
+    assert {f["track"] for r in records[1:] for f in r["faces"]} == {0, 1}
+    assert any(p.endswith(".json") and "facial_analysis" in p for p in written)
+    assert any(p.endswith(".csv") for p in written)
+
+
+def test_python_api_returns_the_json_export(clip, standin_store, tmp_path):
+    analysis = fatools.analyze_video(str(clip), str(tmp_path / "api"), sample_rate=6, models_dir=str(standin_store),
+                                     formats=["json"])
+    assert set(analysis) >= {"analysis_metadata", "video_metadata", "frame_analyses", "summary_statistics"}
+    assert [f["frame_index"] for f in analysis["frame_analyses"]] == [0, 6, 12, 18]
+    analyzer = fatools.FacialActionVideoAnalyzer(device="cpu", models_dir=str(standin_store), formats=["json"])
+    again = analyzer.analyze_video(str(clip), str(tmp_path / "api2"), sample_rate=6)
+    assert again["frame_analyses"] == analysis["frame_analyses"]
+    on_disk = sorted((tmp_path / "api").glob("facial_analysis*.json"))
+    assert len(on_disk) == 1 and json.loads(on_disk[0].read_text())["frame_analyses"] == analysis["frame_analyses"]
+
+
+def test_missing_models_reported_before_work(clip, tmp_path):
+    proc = subprocess.run([BIN / "fa-run", str(clip), "-o", str(tmp_path / "o"), "--models-dir", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "retinaface" in proc.stderr and "au" in proc.stderr and "fa-models fetch" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o" / "frames.jsonl").exists()
