@@ -281,6 +281,29 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
         ) from None
 
 
+_unreachable: dict[str, str] = {}
+
+
+def _check_reachable(url: str) -> None:
+    """Fail at once when a download host cannot be reached.
+
+    Without this, the Hugging Face client retries each file with back-off for about
+    half a minute before giving up, for every model, on a machine without network.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname or url
+    if host not in _unreachable:
+        try:
+            with socket.create_connection((host, 443), timeout=10):
+                _unreachable[host] = ""
+        except OSError as exc:
+            _unreachable[host] = f"{host} unreachable: {exc.strerror or exc}"
+    if _unreachable[host]:
+        raise FatoolsError(_unreachable[host])
+
+
 def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """Fetch one model into ``workdir`` through facetorch's downloaders; return the file."""
     target = workdir / entry.filename
@@ -288,12 +311,14 @@ def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
     if entry.source_kind == catalogue.HUGGINGFACE:
         from facetorch.downloader import DownloaderHuggingFace
 
+        _check_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
         DownloaderHuggingFace(
             file_id=entry.source, path_local=str(target), repo_id=entry.source, filename=entry.filename
         ).run()
     elif entry.source_kind == catalogue.GDRIVE:
         from facetorch.downloader import DownloaderGDrive
 
+        _check_reachable("https://drive.google.com")
         DownloaderGDrive(file_id=entry.source, path_local=str(target)).run()
     else:
         from fatools.models import retinaface_mnet
@@ -320,6 +345,7 @@ def fetch(
     """
     installed: list[Path] = []
     failures: list[str] = []
+    _unreachable.clear()
     for name in dict.fromkeys(names):
         entry = spec(name)
         if is_present(name, root) and not force:
