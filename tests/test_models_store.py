@@ -173,6 +173,7 @@ def test_fetch_without_network_fails_in_one_line(tmp_path: Path, hf_offline: Non
 
 
 def test_fetch_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     def half_download(url: str, output: str, quiet: bool = False) -> None:
@@ -187,6 +188,7 @@ def test_fetch_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: 
 
 
 def test_fetch_rejects_a_download_that_does_not_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     monkeypatch.setattr(gdown, "download", lambda url, output, quiet=False: Path(output).write_text("<html>quota</html>"))
@@ -196,6 +198,7 @@ def test_fetch_rejects_a_download_that_does_not_load(tmp_path: Path, monkeypatch
 
 
 def test_fetch_reports_every_failure_and_keeps_successes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     meta = standin_bytes("align-meta")
@@ -397,3 +400,22 @@ def test_build_analyzer_checks_the_store_first(tmp_path: Path, monkeypatch: pyte
     assert message.startswith("models not in the store: retinaface (")
     assert f"`fa-models fetch {' '.join(DEFAULT_NEEDS)}`" in message
     assert os.fspath(tmp_path / "align-meta" / "meta.pt") in message
+
+
+def test_fetch_fails_fast_and_once_per_unreachable_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    attempts = []
+
+    def refuse(address, timeout=None):
+        attempts.append(address)
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(FatoolsError) as info:
+        store.fetch(["au", "fer", "va", "align-meta"], tmp_path)
+    message = str(info.value)
+    assert "huggingface.co unreachable: Name or service not known" in message
+    assert "drive.google.com unreachable" in message
+    assert sorted(host for host, _ in attempts) == ["drive.google.com", "huggingface.co"]
+    assert leftovers(tmp_path) == []
