@@ -61,16 +61,7 @@ def _json_object(path: str, what: str) -> dict:
               help="Use this fa-summarize output instead of summarizing the records again.")
 @click.option("--metadata", "metadata_path", type=click.Path(dir_okay=False), default=None,
               help="A JSON object merged over the JSON export's analysis_metadata (e.g. processing_duration_seconds).")
-@click.option("--on-threshold", type=click.FloatRange(0, 1), default=None,
-              help="As fa-summarize: an AU is active, and an episode starts, above this [default: au.threshold].")
-@click.option("--off-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True,
-              help="As fa-summarize: an episode goes on while the score stays at or above this.")
-@click.option("--min-duration", type=click.FloatRange(min=0), default=0.2, show_default=True,
-              help="As fa-summarize: drop AU episodes shorter than this many seconds.")
-@click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="As fa-summarize: seconds a track may go unseen and an episode continue.")
-@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
-              help="How many most active AUs the summary and report list (0: all active ones).")
+@options.summary_options
 @options.on_error_option
 @options.command("fa-export")
 def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_threshold, off_threshold,

@@ -190,3 +190,17 @@ prediction_options = _compose(
     click.option("--au-threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                  help="An action unit is active above this probability."),
 )
+
+
+summary_options = _compose(
+    click.option("--on-threshold", type=click.FloatRange(0, 1), default=None,
+                 help="An AU is active, and an episode starts, above this probability [default: each record's au.threshold]."),
+    click.option("--off-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+                 help="An episode goes on while the probability stays at or above this (hysteresis)."),
+    click.option("--min-duration", type=click.FloatRange(min=0), default=0.2, show_default=True,
+                 help="Drop episodes shorter than this many seconds (not blinks)."),
+    click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
+    click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
+                 help="How many AUs most_active_aus lists (0: all active ones)."),
+)

@@ -297,8 +297,7 @@ def get(mapping: Any, *keys: str, default: Any = None) -> Any:
     return default if mapping is None else mapping
 
 
-def clock(value: Any) -> str:
-    """A point in time for people: 3.2 s, 1:05.2, 1:02:05.2."""
+def _human_time(value: Any, minutes_fmt: str, hours_fmt: str) -> str:
     value = num(value)
     if value is None:
         return "unknown"
@@ -306,23 +305,19 @@ def clock(value: Any) -> str:
         return f"{value:.1f} s"
     minutes, rest = divmod(value, 60)
     if minutes < 60:
-        return f"{int(minutes)}:{rest:04.1f}"
+        return minutes_fmt.format(m=int(minutes), s=rest)
     hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{rest:04.1f}"
+    return hours_fmt.format(h=hours, m=minutes, s=rest)
+
+
+def clock(value: Any) -> str:
+    """A point in time for people: 3.2 s, 1:05.2, 1:02:05.2."""
+    return _human_time(value, "{m}:{s:04.1f}", "{h}:{m:02d}:{s:04.1f}")
 
 
 def seconds(value: Any) -> str:
     """A duration or time for people: 3.2 s, 2 min 05.0 s."""
-    value = num(value)
-    if value is None:
-        return "unknown"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, rest = divmod(value, 60)
-    if minutes < 60:
-        return f"{int(minutes)} min {rest:04.1f} s"
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours} h {minutes:02d} min {rest:04.1f} s"
+    return _human_time(value, "{m} min {s:04.1f} s", "{h} h {m:02d} min {s:04.1f} s")
 
 
 @dataclass
