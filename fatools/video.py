@@ -209,15 +209,36 @@ def _decode(path: str, threads: int = 0) -> Iterator[_RawFrame]:
         period = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
         t = -period
         rotation = None
+        finished = False
+        frames = container.decode(stream)
         try:
-            for index, frame in enumerate(container.decode(stream)):
+            for index, frame in enumerate(frames):
                 if rotation is None:
                     rotation = _rotation(stream, frame)
                 # A frame without a timestamp (rare, broken muxers) continues the clock.
                 t = float((frame.pts - start_pts) * time_base) if frame.pts is not None else t + period
                 yield _RawFrame(index, t, frame, rotation)
+            finished = True
         except av.error.FFmpegError as exc:
             raise VideoError(f"{path}: decoding failed ({exc}); the file may be truncated or corrupt") from None
+        finally:
+            if not finished:
+                _drain(stream)
+            frames.close()
+
+
+def _drain(stream) -> None:  # noqa: ANN001
+    """Flush a decoder left mid-stream before its container closes.
+
+    With frame threading, closing a decoder whose threads still hold frames can hang
+    forever once torch/torchvision are loaded (PyAV issues 1849 and 1861; reproduced
+    here); sending it end-of-stream first lets the threads finish.
+    """
+    try:
+        for _ in stream.codec_context.decode(None):
+            pass
+    except Exception:  # noqa: BLE001 - best effort: the container is closed right after
+        pass
 
 
 def iter_frames(

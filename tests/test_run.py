@@ -75,3 +75,46 @@ def test_missing_models_reported_before_work(clip, tmp_path):
     assert proc.returncode == 1
     assert "retinaface" in proc.stderr and "au" in proc.stderr and "fa-models fetch" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o" / "frames.jsonl").exists()
+
+
+def _faces(path: Path) -> list[list[dict]]:
+    records = [json.loads(x) for x in path.read_bytes().splitlines()]
+    return [r["faces"] for r in records if r.get("type") != "video"]
+
+
+def _assert_same_faces(a: list[list[dict]], b: list[list[dict]], tol: float) -> None:
+    assert [len(f) for f in a] == [len(f) for f in b]
+    for frame_a, frame_b in zip(a, b):
+        for fa, fb in zip(frame_a, frame_b):
+            assert fa["track"] == fb["track"]
+            assert np.allclose(fa["box"], fb["box"], atol=0.05)
+            assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=tol)
+            assert np.allclose(list(fa["expression"]["scores"].values()), list(fb["expression"]["scores"].values()), atol=tol)
+            assert np.allclose(fa["landmarks3d"], fb["landmarks3d"], atol=0.05)
+
+
+def test_results_do_not_depend_on_batch_size(clip, standin_store, tmp_path):
+    outputs = []
+    for batch in ("1", "5"):
+        out = tmp_path / f"b{batch}"
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--batch-size", batch,
+                                              "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        outputs.append(_faces(out / "frames.jsonl"))
+    _assert_same_faces(outputs[0], outputs[1], 1e-5)
+
+
+def test_results_do_not_depend_on_device(clip, standin_store, tmp_path):
+    import torch
+
+    devices = ["cpu", "auto"] + (["cuda"] if torch.cuda.is_available() else [])
+    outputs = []
+    for device in devices:
+        out = tmp_path / device
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", device,
+                                              "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        outputs.append(_faces(out / "frames.jsonl"))
+    for other in outputs[1:]:
+        # GPU kernels round differently from the CPU's: equal within 1e-3.
+        _assert_same_faces(outputs[0], other, 1e-3)
