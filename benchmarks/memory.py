@@ -1,0 +1,214 @@
+"""Peak memory of fa-run on a 1-minute and a 10-minute low-resolution clip.
+
+    python benchmarks/memory.py [--every N] [--quick] [--json FILE] [--work DIR]
+
+fa-run runs as a child process on each clip, both at once (320x180, 25 fps, a pan and
+zoom over ``../shared/testdata/faces/family4.jpg``: 4 real faces in every frame; the 10-minute
+clip is the 1-minute one looped by ``ffmpeg -stream_loop 9 -c copy``), and its peak
+resident set size is the kernel's high-water mark of that child (``VmHWM`` in
+``/proc/PID/status``, polled until it exits).
+fa-run streams its records, so the 10-minute peak should be within 10% of the
+1-minute one.
+
+What runs: the real RetinaFace-MobileNet0.25 at the clip's own size (``--det-size 0``)
+and fatools' *stand-in* predictors (``fatools.testing``) for au, fer, va and align,
+every export format.  The stand-ins have the real models' output contracts, so the
+records, tracks, summary and exports are as large as with the real models, at a
+fraction of the compute: 3,000 sampled frames with 4 faces each through the real
+Swin-Base would take over an hour on 2 cores.  The models' own weights are a constant
+on top; ``--twins DIR`` adds a short run with the compute twins
+(``fatools.twins``) to show that constant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FATOOLS_SHARED", ROOT.parent / "shared"))
+PHOTO = SHARED / "testdata" / "faces" / "family4.jpg"
+MNET_PTH = SHARED / "models" / "retinaface-mobilenet0.25" / "mobilenet0.25_Final.pth"
+SIZE = (320, 180)
+
+
+def default_work_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return base / "fatools" / "bench"
+
+
+def make_clips(work: Path) -> tuple[Path, Path]:
+    """The 1-minute clip (made once) and the 10-minute loop of it."""
+    from fatools.sample import pan_zoom_clip
+
+    work.mkdir(parents=True, exist_ok=True)
+    one = work / "lowres-1min.mp4"
+    ten = work / "lowres-10min.mp4"
+    if not one.is_file():
+        tmp = work / ".lowres-1min.tmp.mp4"
+        pan_zoom_clip(str(PHOTO), str(tmp), seconds=60, fps=25, size=SIZE)
+        os.replace(tmp, one)
+    if not ten.is_file():
+        tmp = work / ".lowres-10min.tmp.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "9", "-i", str(one), "-c", "copy", str(tmp)],
+                       check=True)
+        os.replace(tmp, ten)
+    return one, ten
+
+
+def standin_store(work: Path) -> Path:
+    """Stand-in predictors and the real MobileNet0.25 detector, built once."""
+    from fatools.models import store
+    from fatools.testing import build_standins
+
+    root = work / "standin-store"
+    if not store.is_present("retinaface-mnet", root) or not store.is_present("align-meta", root):
+        build_standins(root, ["au", "fer", "va", "align", "align-meta"])
+        store.import_model("retinaface-mnet", str(MNET_PTH), root)
+    return root
+
+
+def fa_run_command() -> list[str]:
+    exe = Path(sys.executable).parent / "fa-run"
+    if exe.is_file():
+        return [str(exe)]
+    return [sys.executable, "-c", "import sys; from fatools.cli.run import main; sys.exit(main())"]
+
+
+def _hwm_kib(pid: int) -> int | None:
+    """The process's peak resident set size so far (VmHWM), in KiB; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def peak_rss(jobs: list[list[str]], poll_s: float = 0.05) -> list[dict]:
+    """Run fa-run once per argument list, all at once; each child's peak RSS (MiB), wall
+    time and exit status.
+
+    The peak is the kernel's high-water mark of the child's own address space (VmHWM),
+    read until it exits; it is monotonic, so the last reading holds the peak up to the
+    child's last ``poll_s``.  ``ru_maxrss`` would not do: Linux carries it over
+    ``exec`` from the forking parent, so a benchmark process holding gigabytes of models
+    would report its own size.  Running the children together changes their wall times
+    (they share the cores), not their memory: each is its own process.
+    """
+    start = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        running = []
+        for args in jobs:
+            err = stack.enter_context(tempfile.TemporaryFile())
+            proc = subprocess.Popen(fa_run_command() + args, stdout=subprocess.DEVNULL, stderr=err)
+            running.append({"proc": proc, "err": err, "peak": 0, "end": None})
+        while any(job["end"] is None for job in running):
+            for job in running:
+                if job["end"] is not None:
+                    continue
+                if job["proc"].poll() is None:
+                    job["peak"] = max(job["peak"], _hwm_kib(job["proc"].pid) or 0)
+                else:
+                    job["end"] = time.monotonic()
+            time.sleep(poll_s)
+        results = []
+        for job in running:
+            job["err"].seek(0)
+            tail = job["err"].read().decode(errors="replace").strip().splitlines()[-3:]
+            results.append({"peak_rss_mib": round(job["peak"] / 1024, 1), "wall_s": round(job["end"] - start, 2),
+                            "rc": job["proc"].returncode, "stderr_tail": tail})
+    return results
+
+
+def run_clips(jobs: list[tuple[Path, Path, int, list[str]]]) -> list[dict]:
+    """fa-run on each (clip, store, every, extra arguments), concurrently; peak RSS and what it found."""
+    outs = [Path(tempfile.mkdtemp(prefix="fatools-mem-")) for _ in jobs]
+    try:
+        arg_lists = [
+            [str(clip), "-o", str(out), "--detector", "retinaface-mnet", "--det-size", "0", "--models-dir", str(store),
+             "--device", "cpu", "--every", str(every), "--no-progress", "-q", *extra]
+            for (clip, store, every, extra), out in zip(jobs, outs)
+        ]
+        results = peak_rss(arg_lists)
+        for result, (clip, _, every, _), out in zip(results, jobs, outs):
+            frames = faces = 0
+            records = out / "frames.jsonl"
+            if records.is_file():
+                with open(records, encoding="utf-8") as handle:
+                    for line in handle:
+                        record = json.loads(line)
+                        if record.get("type", "frame") == "frame":
+                            frames += 1
+                            faces += len(record.get("faces") or [])
+            result.update(clip=clip.name, every=every, frames=frames, faces=faces)
+        return results
+    finally:
+        for out in outs:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def measure(every: int = 5, work: Path | None = None, twins: Path | None = None, twin_frames: int = 8) -> dict:
+    """Peak RSS of fa-run on both clips (stand-ins), and optionally a short run with the twins."""
+    work = work or default_work_dir()
+    one, ten = make_clips(work)
+    store = standin_store(work)
+    # The two stand-in runs together (mostly decoding and I/O); the twin run alone, as
+    # a third process would fight them for 2 cores with its own 2 torch threads.
+    short, long = run_clips([(one, store, every, []), (ten, store, every, [])])
+    result = {
+        "clip_size": f"{SIZE[0]}x{SIZE[1]}",
+        "every": every,
+        "predictors": "stand-ins (fatools.testing), real RetinaFace-MobileNet0.25 at --det-size 0, all exports",
+        "1min": short,
+        "10min": long,
+        "ratio_10min_to_1min": round(long["peak_rss_mib"] / short["peak_rss_mib"], 3) if short["peak_rss_mib"]
+        else None,
+    }
+    if twins is not None:
+        extra = ["--max-frames", str(twin_frames), "--format", "json"]
+        result["twins_1min"] = run_clips([(one, twins, every, extra)])[0]
+    return result
+
+
+def report(result: dict) -> str:
+    lines = [f"peak RSS of fa-run ({result['clip_size']}, every {result['every']}th frame; "
+             f"{result['predictors']}):"]
+    for key in ("1min", "10min", "twins_1min"):
+        if key in result:
+            row = result[key]
+            lines.append(f"  {key:<10} {row['peak_rss_mib']:8.1f} MiB  {row['frames']:5d} frames "
+                         f"{row['faces']:6d} faces  {row['wall_s']:7.1f} s  rc={row['rc']}")
+    lines.append(f"  10-minute / 1-minute peak: {result['ratio_10min_to_1min']}x (target <= 1.10)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--every", type=int, default=None, help="sampling (default 5; 100 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="every 100th frame: under a minute in all")
+    parser.add_argument("--work", type=Path, default=None, help="where clips and the stand-in store are kept")
+    parser.add_argument("--twins", type=Path, default=None, help="a twin model store: add a short run with it")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    every = args.every or (100 if args.quick else 5)
+    result = measure(every, args.work, args.twins)
+    print(report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

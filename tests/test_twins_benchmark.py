@@ -1,0 +1,120 @@
+"""Compute twins (fatools.twins) and the speed benchmark's plumbing; never timings.
+
+The twins build once per module (about 15 s, most of it tracing the Swin-Base AU
+model); the end-to-end ``speed.py --smoke`` run is opt-in (FATOOLS_BENCH_SMOKE=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fatools import twins
+from fatools.models import config, store
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEED = ROOT / "benchmarks" / "speed.py"
+
+
+@pytest.fixture(scope="module")
+def twin_store(tmp_path_factory: pytest.TempPathFactory, mnet_weights: Path) -> Path:
+    root = tmp_path_factory.mktemp("twins")
+    written = twins.build_twins(root, "both", mnet_weights)
+    assert set(written) == {"au", "fer", "va", "align", "align-meta", "retinaface-mnet", "retinaface"}
+    return root
+
+
+def test_twins_are_recorded_as_twins(twin_store: Path) -> None:
+    for name in ("au", "fer", "va", "align", "align-meta", "retinaface"):
+        info = store.read_source(name, twin_store)
+        assert info is not None and info["source"] == "twin" and info["seed"] == twins.SEED, name
+    assert twins.is_twin_store(twin_store, ["au", "fer", "va", "align", "align-meta", "retinaface", "retinaface-mnet"])
+    assert not twins.is_twin_store(twin_store, ["embed"])
+
+
+@pytest.mark.parametrize("task", ["au", "fer", "va", "align"])
+def test_predictor_twin_loads_through_facetorch(twin_store: Path, task: str) -> None:
+    from hydra.utils import instantiate
+
+    size, outputs = twins.CONTRACTS[task]
+    cfg = config.load_config(root=twin_store, tasks=[task])
+    predictor = instantiate(cfg.analyzer.predictor[task])
+    # build_twins already checked that each trace follows the batch size.
+    faces = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.jit.optimized_execution(False):  # one call: the profiling executor would only add time
+        out = predictor.inference(predictor.preprocessor.run(faces))
+    assert tuple(out.shape) == (2, outputs)
+    assert torch.isfinite(out).all()
+    if task == "au":
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    if task == "va":
+        assert float(out.abs().max()) <= 1.0
+
+
+def test_meta_twin_has_the_real_vertex_count(twin_store: Path) -> None:
+    from hydra.utils import instantiate
+
+    cfg = config.load_config(root=twin_store, tasks=["align"])
+    utilizer = instantiate(cfg.analyzer.utilizer.align)
+    assert utilizer.dim == twins.BFM_VERTICES
+    assert utilizer.keypoints.numel() == 68 * 3
+
+
+def test_mnet_finds_the_real_faces(twin_store: Path, faces_dir: Path) -> None:
+    """The real MobileNet0.25 of the twin store (and so the ResNet-50 twin, below) finds family4's 4 faces."""
+    from fatools.detect import DetectOptions, build_detector
+    from fatools.video import read_image
+
+    image = read_image(str(faces_dir / "family4.jpg"))
+    detector = build_detector("retinaface-mnet", DetectOptions(det_size=640), "cpu", None, str(twin_store))
+    assert len(detector.detect([image])[0]) == 4
+
+
+def test_r50_twin_is_the_mobilenet_plus_zero(twin_store: Path) -> None:
+    r50 = torch.jit.load(str(store.model_path("retinaface", twin_store)))
+    mnet = torch.jit.load(str(store.model_path("retinaface-mnet", twin_store)))
+    x = torch.rand(2, 3, 96, 160, generator=torch.Generator().manual_seed(1)) * 255 - 117
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        for a, b in zip(r50(x), mnet(x)):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b)
+    # The ResNet-50 branch is really there: about 27M parameters against the MobileNet's 0.4M.
+    assert sum(p.numel() for p in r50.parameters()) > 25_000_000
+
+
+def test_build_twins_refuses_unknown_names(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        twins.build_twins(tmp_path, "mnet", tasks=["embed"])
+    with pytest.raises(ValueError):
+        twins.build_twins(tmp_path, "vgg")
+
+
+def test_speed_help_runs() -> None:
+    proc = subprocess.run([sys.executable, str(SPEED), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--quick", "--device", "--json", "--smoke"):
+        assert option in proc.stdout
+
+
+@pytest.mark.skipif(os.environ.get("FATOOLS_BENCH_SMOKE") != "1", reason="set FATOOLS_BENCH_SMOKE=1 (about 30 s)")
+def test_speed_smoke_runs_both_sides(tmp_path: Path, mnet_weights: Path) -> None:
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run([sys.executable, str(SPEED), "--smoke", "--work", str(tmp_path), "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    sides = result["cases"]["mnet"]["sides"]
+    assert set(sides) == {"seed", "exact", "default"}
+    for name, row in sides.items():
+        assert row["frames"] == 2, name
+        assert row["faces"] >= 6, name  # 4 real faces per frame (a border face may come and go)
+        assert row["fps_median"] > 0
+    assert sides["exact"]["overhead_median"] >= 1.0
+    assert "fatools / ffmpeg" in result["decode"]
+    assert "targets" in result
