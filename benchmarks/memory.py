@@ -2,8 +2,8 @@
 
     python benchmarks/memory.py [--every N] [--quick] [--json FILE] [--work DIR]
 
-fa-run runs as a child process on each clip, both at once (320x180, 25 fps, a pan and
-zoom over ``../shared/testdata/faces/family4.jpg``: 4 real faces in every frame; the 10-minute
+fa-run runs as a child process on each clip in turn (320x180, 25 fps, a pan and zoom
+over ``../shared/testdata/faces/family4.jpg``: 4 real faces in every frame; the 10-minute
 clip is the 1-minute one looped by ``ffmpeg -stream_loop 9 -c copy``), and its peak
 resident set size is the kernel's high-water mark of that child (``VmHWM`` in
 ``/proc/PID/status``, polled until it exits).
@@ -23,7 +23,6 @@ on top; ``--twins DIR`` adds a short run with the compute twins
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -96,67 +95,52 @@ def _hwm_kib(pid: int) -> int | None:
     return None
 
 
-def peak_rss(jobs: list[list[str]], poll_s: float = 0.05) -> list[dict]:
-    """Run fa-run once per argument list, all at once; each child's peak RSS (MiB), wall
-    time and exit status.
+def peak_rss(args: list[str], poll_s: float = 0.05) -> dict:
+    """Run fa-run with ``args`` as a child; its peak RSS (MiB), wall time and exit status.
 
     The peak is the kernel's high-water mark of the child's own address space (VmHWM),
     read until it exits; it is monotonic, so the last reading holds the peak up to the
     child's last ``poll_s``.  ``ru_maxrss`` would not do: Linux carries it over
     ``exec`` from the forking parent, so a benchmark process holding gigabytes of models
-    would report its own size.  Running the children together changes their wall times
-    (they share the cores), not their memory: each is its own process.
+    would report its own size.
     """
     start = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        running = []
-        for args in jobs:
-            err = stack.enter_context(tempfile.TemporaryFile())
-            proc = subprocess.Popen(fa_run_command() + args, stdout=subprocess.DEVNULL, stderr=err)
-            running.append({"proc": proc, "err": err, "peak": 0, "end": None})
-        while any(job["end"] is None for job in running):
-            for job in running:
-                if job["end"] is not None:
-                    continue
-                if job["proc"].poll() is None:
-                    job["peak"] = max(job["peak"], _hwm_kib(job["proc"].pid) or 0)
-                else:
-                    job["end"] = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(fa_run_command() + args, stdout=subprocess.DEVNULL, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _hwm_kib(proc.pid) or 0)
             time.sleep(poll_s)
-        results = []
-        for job in running:
-            job["err"].seek(0)
-            tail = job["err"].read().decode(errors="replace").strip().splitlines()[-3:]
-            results.append({"peak_rss_mib": round(job["peak"] / 1024, 1), "wall_s": round(job["end"] - start, 2),
-                            "rc": job["proc"].returncode, "stderr_tail": tail})
-    return results
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+    return {"peak_rss_mib": round(peak / 1024, 1), "wall_s": round(time.monotonic() - start, 2),
+            "rc": proc.returncode, "stderr_tail": tail}
 
 
-def run_clips(jobs: list[tuple[Path, Path, int, list[str]]]) -> list[dict]:
-    """fa-run on each (clip, store, every, extra arguments), concurrently; peak RSS and what it found."""
-    outs = [Path(tempfile.mkdtemp(prefix="fatools-mem-")) for _ in jobs]
+def run_clip(clip: Path, store: Path, every: int, extra: list[str] | None = None) -> dict:
+    """fa-run on ``clip`` with the models of ``store``: its peak RSS and what it found.
+
+    One run at a time: two fa-run processes on 2 cores, each with 2 torch threads,
+    slowed each other down far more than twice (4-5x, with other jobs on the machine).
+    """
+    out = Path(tempfile.mkdtemp(prefix="fatools-mem-"))
     try:
-        arg_lists = [
-            [str(clip), "-o", str(out), "--detector", "retinaface-mnet", "--det-size", "0", "--models-dir", str(store),
-             "--device", "cpu", "--every", str(every), "--no-progress", "-q", *extra]
-            for (clip, store, every, extra), out in zip(jobs, outs)
-        ]
-        results = peak_rss(arg_lists)
-        for result, (clip, _, every, _), out in zip(results, jobs, outs):
-            frames = faces = 0
-            records = out / "frames.jsonl"
-            if records.is_file():
-                with open(records, encoding="utf-8") as handle:
-                    for line in handle:
-                        record = json.loads(line)
-                        if record.get("type", "frame") == "frame":
-                            frames += 1
-                            faces += len(record.get("faces") or [])
-            result.update(clip=clip.name, every=every, frames=frames, faces=faces)
-        return results
+        args = [str(clip), "-o", str(out), "--detector", "retinaface-mnet", "--det-size", "0",
+                "--models-dir", str(store), "--device", "cpu", "--every", str(every), "--no-progress", "-q"]
+        result = peak_rss(args + (extra or []))
+        frames = faces = 0
+        records = out / "frames.jsonl"
+        if records.is_file():
+            with open(records, encoding="utf-8") as handle:
+                for line in handle:
+                    record = json.loads(line)
+                    if record.get("type", "frame") == "frame":
+                        frames += 1
+                        faces += len(record.get("faces") or [])
+        result.update(clip=clip.name, every=every, frames=frames, faces=faces)
+        return result
     finally:
-        for out in outs:
-            shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def measure(every: int = 5, work: Path | None = None, twins: Path | None = None, twin_frames: int = 8) -> dict:
@@ -164,9 +148,8 @@ def measure(every: int = 5, work: Path | None = None, twins: Path | None = None,
     work = work or default_work_dir()
     one, ten = make_clips(work)
     store = standin_store(work)
-    # The two stand-in runs together (mostly decoding and I/O); the twin run alone, as
-    # a third process would fight them for 2 cores with its own 2 torch threads.
-    short, long = run_clips([(one, store, every, []), (ten, store, every, [])])
+    short = run_clip(one, store, every)
+    long = run_clip(ten, store, every)
     result = {
         "clip_size": f"{SIZE[0]}x{SIZE[1]}",
         "every": every,
@@ -177,8 +160,7 @@ def measure(every: int = 5, work: Path | None = None, twins: Path | None = None,
         else None,
     }
     if twins is not None:
-        extra = ["--max-frames", str(twin_frames), "--format", "json"]
-        result["twins_1min"] = run_clips([(one, twins, every, extra)])[0]
+        result["twins_1min"] = run_clip(one, twins, every, ["--max-frames", str(twin_frames), "--format", "json"])
     return result
 
 

@@ -16,8 +16,9 @@ drift falls on every side alike):
 All sides use the same models: compute twins of facetorch's defaults
 (``fatools.twins``: random weights, real architectures and input sizes) and the real
 RetinaFace-MobileNet0.25 detector; then the detector-bound case with the ResNet-50
-RetinaFace twin (not with ``--quick``, which keeps to 3 minutes on 2 cores).  The clip is a 1920x1080 H.264 pan and zoom over
-``../shared/testdata/faces/family4.jpg`` (4 real faces in every frame).
+RetinaFace twin (not with ``--quick``, which keeps to 3 minutes on 2 cores).  The clip
+is a 1920x1080 H.264 pan and zoom over ``../shared/testdata/faces/family4.jpg`` (4 real
+faces in every frame).
 
 Reported: sampled frames per second of each side and the ratios fa-run/seed (median
 over the rounds); fa-run's wall time against the sum of its models' forward time in
