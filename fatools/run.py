@@ -63,30 +63,28 @@ class VideoAnalyzer:
         self.options = options
         self.predictors = None
         # Check every model before loading any, so one message names all that are missing.
-        self._require_models()
+        self.model_names = self._required_models()
         if options.predict.tasks:
             self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir)
         self.detector = build_detector(options.detector, options.detect, options.device, options.config_path, options.models_dir)
         self.detect_batch = options.batch_size or default_batch_size(self.detector.device, "detector")
 
-    def _require_models(self) -> None:
+    def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
         from fatools.models import store
 
         cfg = model_config.load_config(self.options.config_path, device="cpu", tasks=list(self.options.predict.tasks),
                                        detector=self.options.detector, root=self.options.models_dir)
-        store.require(model_config.required_models(cfg), self.options.models_dir)
+        names = model_config.required_models(cfg)
+        store.require(names, self.options.models_dir)
+        return names
 
     def models(self) -> list[dict]:
         """Name, path and sha256 of every model this analysis uses (for the record of the run)."""
-        from fatools.models import config as model_config
         from fatools.models import store
 
-        cfg = model_config.load_config(self.options.config_path, device="cpu", tasks=list(self.options.predict.tasks),
-                                       detector=self.options.detector, root=self.options.models_dir)
-        wanted = set(model_config.required_models(cfg))
         return [{"name": row["name"], "task": row["task"], "sha256": row["sha256"], "path": row["path"]}
-                for row in store.status(self.options.models_dir) if row["name"] in wanted]
+                for row in store.status(self.options.models_dir) if row["name"] in self.model_names]
 
     def records(self, video: str, progress: bool | None = None) -> Iterable[dict]:
         """The tracked records of one video, lazily."""
