@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from fatools.detect import BatchDetector
 from fatools.predict import FacePredictors
 from fatools.records import frame_record
+from fatools.stream import queue_full
 from fatools.video import DecodedFrame, Sampling, iter_frames, probe
 
 _DONE = object()
@@ -143,9 +144,11 @@ def analysed_records(
         results = detector.detect([frame.image for frame in batch])
         for frame, faces in zip(batch, results):
             record = frame_record(path, frame.index, frame.t, frame.width, frame.height, faces=faces, detection=provenance)
-            pending.append((record, frame.image))
+            # Only frames with faces need their pixels kept until prediction.
+            pending.append((record, frame.image if faces else None))
             # fa-predict batches the frames *with faces*: group them the same way.
-            if sum(1 for r, _ in pending if r["faces"]) >= predict_batch:
+            with_faces = sum(1 for r, _ in pending if r["faces"])
+            if with_faces >= predict_batch or queue_full([r for r, _ in pending], predict_batch):
                 yield from predict_pending()
         batch.clear()
 

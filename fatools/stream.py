@@ -48,6 +48,16 @@ class PixelSource:
         self.frames.close()
 
 
+def queue_full(records: list[dict], batch_size: int) -> bool:
+    """True when records waiting behind a batch must go out although it is not full.
+
+    Frames without work (no faces) wait for the batch before them to keep their order;
+    a long stretch of them must not pile up: memory stays constant and output streams.
+    fa-run applies the same rule, so both group frames alike.
+    """
+    return sum(1 for r in records if is_frame(r)) >= 4 * batch_size
+
+
 @dataclass
 class Batch:
     """Records in input order; ``images[i]`` is None for records passed through untouched."""
@@ -92,6 +102,9 @@ def frame_batches(
         if not wants_pixels(record):
             batch.records.append(record)
             batch.images.append(None)
+            if queue_full(batch.records, batch_size):
+                yield batch
+                batch = Batch()
             continue
         try:
             image = pixels.load(record)
@@ -100,11 +113,14 @@ def frame_batches(
                 raise
             log.warning("skipped: %s", exc)
             continue
-        if len(batch) and (len(batch) >= batch_size or image.shape != shape):
+        if len(batch) and image.shape != shape:
             yield batch
             batch = Batch()
         shape = image.shape
         batch.records.append(record)
         batch.images.append(image)
+        if len(batch) >= batch_size or queue_full(batch.records, batch_size):
+            yield batch
+            batch = Batch()
     if batch.records:
         yield batch

@@ -165,3 +165,18 @@ def test_cli_usage_and_missing_models(standin_store, tmp_path, detected):
 def test_exact_mode_needs_exact_detection(standin_store, detected):
     result = CliRunner().invoke(predict_cli, ["--models-dir", str(standin_store), "--facetorch-exact"], input=json.dumps(detected) + "\n")
     assert result.exit_code == 2 and "fa-detect --facetorch-exact" in result.output
+
+
+def test_frames_without_faces_stream_out(standin_store, detected):
+    """A long stretch of frames without faces is written as it comes, not held back."""
+    predictors = build_predictors(PredictOptions(tasks=("va",)), "cpu", None, str(standin_store))
+
+    def records():
+        yield json.loads(json.dumps(detected))
+        for i in range(1, 1000):
+            yield {"schema": 1, "video": "v.mp4", "frame": i, "t": i / 25, "width": 1280, "height": 720, "faces": []}
+        raise AssertionError("read the whole input before writing")
+
+    out = predict_records(records(), predictors, frame_batch=8)
+    first = [next(out) for _ in range(40)]
+    assert "va" in first[0]["faces"][0] and [r["frame"] for r in first] == list(range(40))
