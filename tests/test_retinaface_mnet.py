@@ -4,7 +4,6 @@ import hashlib
 import math
 import os
 import sys
-import zipfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
