@@ -34,6 +34,8 @@ class DetectOptions:
     score_threshold: float | None = None  # None: the configuration's (facetorch: 0.6)
     min_face: float = 0.0  # shorter box side in original pixels
     clip_boxes: bool = True
+    optimize: bool = True  # frozen model, channels-last input (fatools.inference)
+    half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,9 @@ def prepare(images_bgr: list[np.ndarray], options: DetectOptions, device: torch.
 
         images_bgr = [cv2.resize(im, (geo.det_width, geo.det_height), interpolation=cv2.INTER_AREA) for im in images_bgr]
         shrink = False
-    batch = torch.stack([to_rgb_tensor(im) for im in images_bgr])
-    if device.type == "cuda":
-        batch = batch.pin_memory().to(device, non_blocking=True)
+    from fatools.devices import upload
+
+    batch = upload(torch.stack([to_rgb_tensor(im) for im in images_bgr]), device)
     if options.square_pad:
         side = max(width, height)
         pad = (geo.pad_left, geo.pad_top, side - width - geo.pad_left, side - height - geo.pad_top)
@@ -119,11 +121,17 @@ class BatchDetector:
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
+        from fatools.inference import prepare_model
+
+        self.input_format = prepare_model(face_detector, options.optimize, options.half, name)
 
     def provenance(self) -> dict:
         """How faces were found, recorded with every frame (fa-predict --facetorch-exact needs it)."""
-        return {"detector": self.name, "det_size": self.options.det_size, "square_pad": self.options.square_pad,
-                "score_threshold": self.score_threshold}
+        provenance = {"detector": self.name, "det_size": self.options.det_size, "square_pad": self.options.square_pad,
+                      "score_threshold": self.score_threshold}
+        if self.options.half:
+            provenance["fp16"] = True
+        return provenance
 
     def priors(self, det_height: int, det_width: int) -> torch.Tensor:
         """facetorch's priors for an input size, made once per size (its PriorBox is a Python loop)."""
@@ -134,19 +142,24 @@ class BatchDetector:
             self._priors[key] = self.prior_box.forward(Dimensions(det_height, det_width)).to(self.device)
         return self._priors[key]
 
-    @torch.inference_mode()
     def detect(self, images_bgr: list[np.ndarray]) -> list[FaceList]:
         """Faces of each frame (all frames the same size), best score first."""
+        return self.detect_with_inputs(images_bgr)[0]
+
+    @torch.inference_mode()
+    def detect_with_inputs(self, images_bgr: list[np.ndarray]) -> tuple[list[FaceList], torch.Tensor | None]:
+        """Faces of each frame, and the detector's input batch (frames resized to the detector's
+        geometry, RGB 0..255, before normalisation): facetorch-exact crops are cut from it."""
         if not images_bgr:
-            return []
+            return [], None
         from facetorch.datastruct import ImageData
 
         batch, geo = prepare(images_bgr, self.options, self.device)
         data = ImageData(path_input=None)
         data.tensor = batch
         data = self.face_detector.preprocessor.run(data)
-        loc, conf, landmarks = self.face_detector.inference(data.tensor)[:3]
-        return self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0])
+        loc, conf, landmarks = self.face_detector.inference(self.input_format.apply(data.tensor))[:3]
+        return self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0]), batch
 
     def postprocess(self, loc: torch.Tensor, conf: torch.Tensor, landmarks: torch.Tensor, geo: Geometry, width: int, height: int) -> list[FaceList]:
         """Decode, threshold, NMS and map back to original pixels, for the whole batch at once."""

@@ -27,13 +27,24 @@ def resolve_device(spec: str = "auto"):
 
 
 def default_batch_size(device, model: str) -> int:
-    """Frames (detector) or faces (predictors) per batch, chosen per model and device.
+    """Frames (``detector``; ``frames``: frames whose faces are predicted together) or faces
+    (a predictor's name) per batch, chosen per model and device.
 
     On CPU small batches are fastest per image (measured: Swin-Base 350 ms/face at batch 4,
     439 at 32; EfficientNet-B2 55 at 4, 130 at 32); a GPU wants large ones.
     """
     if device.type == "cuda":
-        return {"detector": 16}.get(model, 64)
+        return {"detector": 16, "frames": 32}.get(model, 64)
     # Measured with the benchmark twins: RetinaFace-R50 at batch 2 took 1.3x longer per
     # frame than at batch 1 on 2 cores.
-    return {"detector": 1}.get(model, 4)
+    # Faces: Swin-Base AU and EfficientNet-B2 FER are fastest per face at 4; the small
+    # VA and align networks at 8 (fatools.inference's frozen, channels-last models).
+    return {"detector": 1, "frames": 8, "va": 8, "align": 8}.get(model, 4)
+
+
+def upload(tensor, device):
+    """A host tensor on ``device``: on CUDA through (cached) pinned memory, asynchronously,
+    so the copy overlaps the work already queued on the GPU."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -127,28 +127,33 @@ def analysed_records(
     info = probe(path)
     yield info.header()
     provenance = detector.provenance()
-    pending: list[tuple[dict, Any]] = []  # detected, waiting for prediction (same grouping as fa-predict)
+    pending: list[tuple[dict, Any, Any]] = []  # detected, waiting for prediction (same grouping as fa-predict)
     batch: list[DecodedFrame] = []
+    # facetorch-exact crops come from the frame as the detector saw it: keep that, not redo it.
+    reuse_inputs = (predictors is not None and predictors.options.facetorch_exact and detector.options.square_pad
+                    and detector.options.det_size == predictors.options.det_size)
 
     def predict_pending() -> Iterator[dict]:
-        with_faces = [(record, image) for record, image in pending if record["faces"]]
+        with_faces = [(record, image, det_input) for record, image, det_input in pending if record["faces"]]
         if predictors is not None and with_faces:
-            predictors.predict([image for _, image in with_faces], [record["faces"] for record, _ in with_faces])
-        for record, _ in pending:
+            predictors.predict([image for _, image, _ in with_faces], [record["faces"] for record, _, _ in with_faces],
+                               [det_input for _, _, det_input in with_faces] if reuse_inputs else None)
+        for record, _, _ in pending:
             yield record
         if progress is not None:
             progress.update(len(pending))
         pending.clear()
 
     def detect_batch_now() -> Iterator[dict]:
-        results = detector.detect([frame.image for frame in batch])
-        for frame, faces in zip(batch, results):
+        results, inputs = detector.detect_with_inputs([frame.image for frame in batch])
+        for i, (frame, faces) in enumerate(zip(batch, results)):
             record = frame_record(path, frame.index, frame.t, frame.width, frame.height, faces=faces, detection=provenance)
             # Only frames with faces need their pixels kept until prediction.
-            pending.append((record, frame.image if faces else None))
+            det_input = inputs[i] if reuse_inputs and faces else None
+            pending.append((record, frame.image if faces else None, det_input))
             # fa-predict batches the frames *with faces*: group them the same way.
-            with_faces = sum(1 for r, _ in pending if r["faces"])
-            if with_faces >= predict_batch or queue_full([r for r, _ in pending], predict_batch):
+            with_faces = sum(1 for r, _, _ in pending if r["faces"])
+            if with_faces >= predict_batch or queue_full([r for r, _, _ in pending], predict_batch):
                 yield from predict_pending()
         batch.clear()
 

@@ -27,6 +27,7 @@ import torch
 
 from fatools import facs
 from fatools.detect import Geometry, geometry, DetectOptions, to_rgb_tensor
+from fatools.devices import upload
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
@@ -45,6 +46,8 @@ class PredictOptions:
     facetorch_exact: bool = False
     det_size: int = 1080  # facetorch_exact only: the detector geometry the faces came from
     face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
+    optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.inference)
+    half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
 
 
 def _input_size(predictor_cfg: Any) -> int:
@@ -84,12 +87,15 @@ class FacePredictors:
         from omegaconf import OmegaConf
 
         from fatools.devices import default_batch_size
+        from fatools.inference import prepare_model
 
         self.options = options
         self.device = device
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
-        self.face_batch = options.face_batch or default_batch_size(device, "predictor")
+        self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task)
+                              for task, predictor in self.predictors.items()}
+        self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
         self.detector_transform = None
         if options.facetorch_exact:
@@ -111,18 +117,24 @@ class FacePredictors:
             rois.append(roi)
         return crops, rois
 
-    def _exact_crops(self, frame: torch.Tensor, faces: list[dict]) -> tuple[list[torch.Tensor | None], list[tuple]]:
-        from facetorch.datastruct import Location
+    def exact_input(self, image_bgr: np.ndarray) -> torch.Tensor:
+        """A frame padded to a square and resized as facetorch's reader does (RGB, 0..255)."""
         from torchvision.transforms import functional as F
 
+        frame = upload(to_rgb_tensor(image_bgr), self.device)
         height, width = frame.shape[1:]
         geo = geometry(width, height, DetectOptions(det_size=self.options.det_size, square_pad=True))
         side = max(width, height)
         padded = F.pad(frame, [geo.pad_left, geo.pad_top, side - width - geo.pad_left, side - height - geo.pad_top], 0, "constant")
-        tensor = F.resize(padded.unsqueeze(0), [self.options.det_size], antialias=True)
+        return F.resize(padded.unsqueeze(0), [self.options.det_size], antialias=True)[0]
+
+    def _exact_crops(self, resized: torch.Tensor, width: int, height: int, faces: list[dict]) -> tuple[list[torch.Tensor | None], list[tuple]]:
+        from facetorch.datastruct import Location
+
+        geo = geometry(width, height, DetectOptions(det_size=self.options.det_size, square_pad=True))
         # facetorch crops faces from the detector's input after its mean is subtracted
         # (its colour flip is undone by the post-processor's): reproduce that.
-        tensor = self.detector_transform(tensor)[0]
+        tensor = self.detector_transform(resized.unsqueeze(0))[0]
         crops, rois = [], []
         for face in faces:
             x1, y1, x2, y2 = face["box"]
@@ -138,19 +150,26 @@ class FacePredictors:
 
     # -- models ------------------------------------------------------------------
     @torch.inference_mode()
-    def predict(self, frames_bgr: list[np.ndarray], faces_per_frame: list[list[dict]]) -> None:
-        """Add prediction fields to every face of the given frames, in place."""
+    def predict(self, frames_bgr: list[np.ndarray], faces_per_frame: list[list[dict]],
+                exact_inputs: list[torch.Tensor] | None = None) -> None:
+        """Add prediction fields to every face of the given frames, in place.
+
+        ``exact_inputs`` (facetorch-exact only): each frame as the detector saw it
+        (``BatchDetector.detect_with_inputs``), so it is not padded and resized again.
+        """
         from torchvision.transforms import functional as F
 
         crops: list[torch.Tensor] = []
         rois: list[tuple] = []
         owners: list[dict] = []
-        for image, faces in zip(frames_bgr, faces_per_frame):
+        for i, (image, faces) in enumerate(zip(frames_bgr, faces_per_frame)):
             if not faces:
                 continue
-            frame = to_rgb_tensor(image).to(self.device)
-            make = self._exact_crops if self.options.facetorch_exact else self._default_crops
-            frame_crops, frame_rois = make(frame, faces)
+            if self.options.facetorch_exact:
+                resized = exact_inputs[i] if exact_inputs is not None else self.exact_input(image)
+                frame_crops, frame_rois = self._exact_crops(resized, image.shape[1], image.shape[0], faces)
+            else:
+                frame_crops, frame_rois = self._default_crops(upload(to_rgb_tensor(image), self.device), faces)
             for face, crop, roi in zip(faces, frame_crops, frame_rois):
                 if crop is None:
                     continue  # facetorch drops a face whose squared box leaves the frame
@@ -163,14 +182,15 @@ class FacePredictors:
         for task, predictor in self.predictors.items():
             size = self.sizes[task]
             results = []
-            for start in range(0, len(crops), self.face_batch):
-                chunk = crops[start:start + self.face_batch]
+            step = self.face_batches[task]
+            for start in range(0, len(crops), step):
+                chunk = crops[start:start + step]
                 if self.options.facetorch_exact:
                     batch = torch.stack(chunk)  # unified to 380 px; the pre-processor resizes
                 else:
                     batch = torch.stack([F.resize(c.unsqueeze(0), [size, size], antialias=True)[0] for c in chunk])
                 batch = predictor.preprocessor.run(batch)
-                out = predictor.inference(batch)
+                out = predictor.inference(self.input_formats[task].apply(batch))
                 results.append(out[0] if isinstance(out, tuple) else out)
             outputs[task] = torch.cat(results).float().cpu().numpy()
         for i, face in enumerate(owners):
@@ -256,12 +276,17 @@ def has_faces(record: dict) -> bool:
 def predict_records(
     records: Iterable[dict],
     predictors: FacePredictors,
-    frame_batch: int = 8,
+    frame_batch: int | None = None,
     on_error: str = "fail",
 ) -> Iterator[dict]:
-    """Add predictions to every face of a record stream; records without faces pass through."""
+    """Add predictions to every face of a record stream; records without faces pass through.
+
+    ``frame_batch``: frames with faces whose faces go through the predictors together
+    (default per device: 8 on CPU, 32 on CUDA)."""
+    from fatools.devices import default_batch_size
     from fatools.stream import PixelSource, frame_batches
 
+    frame_batch = frame_batch or default_batch_size(predictors.device, "frames")
     pixels = PixelSource()
     try:
         for batch in frame_batches(records, pixels, frame_batch, on_error, wants_pixels=has_faces):

@@ -68,6 +68,8 @@ class VideoAnalyzer:
             self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir)
         self.detector = build_detector(options.detector, options.detect, options.device, options.config_path, options.models_dir)
         self.detect_batch = options.batch_size or default_batch_size(self.detector.device, "detector")
+        # Frames whose faces are predicted together: as fa-predict's default, so records match the pipe's.
+        self.predict_batch = default_batch_size(self.detector.device, "frames")
 
     def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
@@ -95,7 +97,7 @@ class VideoAnalyzer:
         show = Progress(expected_samples(probe(video), self.options.sampling), progress)
         try:
             records = analysed_records(video, self.options.sampling, self.detector, self.predictors,
-                                       self.detect_batch, progress=show)
+                                       self.detect_batch, self.predict_batch, progress=show)
             yield from track_records(records, TrackOptions(**self.options.track))
         finally:
             show.close()
@@ -169,7 +171,8 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int = 5, **opt
 
     ``options`` are fa-run's, by their Python names: ``fps``, ``start``, ``end``,
     ``max_frames``, ``tasks``, ``detector``, ``det_size``, ``device``, ``batch_size``,
-    ``config_path``, ``models_dir``, ``formats``, ``facetorch_exact``, ``au_threshold``.
+    ``config_path``, ``models_dir``, ``formats``, ``facetorch_exact``, ``au_threshold``,
+    ``optimize``, ``fp16``.
     """
     run_options = _run_options(sample_rate=sample_rate, **options)
     return VideoAnalyzer(run_options).analyze(video_path, output_path, keep_analysis=True).analysis
@@ -188,6 +191,8 @@ def _run_options(
     min_face: float = 0.0,
     facetorch_exact: bool = False,
     au_threshold: float = 0.5,
+    optimize: bool = True,
+    fp16: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
     config_path: str | None = None,
@@ -202,9 +207,9 @@ def _run_options(
         sampling=sampling,
         detector=detector,
         detect=DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
-                             score_threshold=score_threshold, min_face=min_face),
+                             score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16),
         predict=PredictOptions(tasks=tuple(tasks), au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                               det_size=det_size or 1080),
+                               det_size=det_size or 1080, optimize=optimize, half=fp16),
         device=device,
         batch_size=batch_size,
         config_path=config_path,

@@ -118,3 +118,43 @@ def test_results_do_not_depend_on_device(clip, standin_store, tmp_path):
     for other in outputs[1:]:
         # GPU kernels round differently from the CPU's: equal within 1e-3.
         _assert_same_faces(outputs[0], other, 1e-3)
+
+
+def test_optimized_models_give_the_results_of_the_loaded_ones(clip, standin_store, tmp_path):
+    outputs = []
+    for flag in ("--optimize", "--no-optimize"):
+        out = tmp_path / flag.strip("-")
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", flag,
+                                              "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        outputs.append(_faces(out / "frames.jsonl"))
+    _assert_same_faces(outputs[0], outputs[1], 1e-4)
+
+
+def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path):
+    outputs = []
+    for flags in ([], ["--fp16"]):
+        out = tmp_path / ("fp16" if flags else "fp32")
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
+                                              "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        records = [json.loads(x) for x in (out / "frames.jsonl").read_bytes().splitlines()][1:]
+        assert all(r["detection"].get("fp16", False) == bool(flags) for r in records)
+        outputs.append(_faces(out / "frames.jsonl"))
+    # Half precision rounds to about 3 decimal digits: same faces, close values.
+    assert [len(f) for f in outputs[0]] == [len(f) for f in outputs[1]]
+    for fa, fb in zip(sum(outputs[0], []), sum(outputs[1], [])):
+        assert np.allclose(fa["box"], fb["box"], atol=1.0)
+        assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=2e-2)
+
+
+def test_fa_run_facetorch_exact_equals_the_exact_pipe(clip, standin_store, tmp_path):
+    # fa-run cuts exact crops from the frame as its detector saw it; the pipe pads and
+    # resizes it again in fa-predict: both must give the same records.
+    out = tmp_path / "exact"
+    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--facetorch-exact",
+                                          "--models-dir", str(standin_store), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    piped = run_pipe(f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
+                     standin_store)
+    assert (out / "frames.jsonl").read_bytes() == piped

@@ -12,13 +12,14 @@ from fatools.cli import options
 @options.detector_options
 @click.option("--facetorch-exact", is_flag=True,
               help="Pad frames to a square as facetorch's reader does, so faces match FaceAnalyzer.run exactly.")
+@options.model_options
 @options.batch_size_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-detect")
-def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, batch_size, device, config_path, models_dir, on_error):
+def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, batch_size, device, config_path, models_dir, on_error):
     """Find faces in the frames of a record stream.
 
     Reads frame records (files or standard input), decodes the frames they refer to
@@ -31,7 +32,7 @@ def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, 
     from fatools.records import RecordWriter, read_paths
 
     det_options = DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
-                                score_threshold=score_threshold, min_face=min_face)
+                                score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16)
     batch_detector = build_detector(detector, det_options, device, config_path, models_dir)
     batch = batch_size or default_batch_size(batch_detector.device, "detector")
     writer = RecordWriter()

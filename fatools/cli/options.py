@@ -204,3 +204,13 @@ summary_options = _compose(
     click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
                  help="How many AUs most_active_aus lists (0: all active ones)."),
 )
+
+
+model_options = _compose(
+    click.option("--optimize/--no-optimize", default=True, show_default=True,
+                 help="Freeze the models and give convolutional ones channels-last input: the same arithmetic up to "
+                      "float rounding, 1.3-2x faster for those on CPU. --no-optimize runs them as facetorch loads them."),
+    click.option("--fp16", is_flag=True,
+                 help="Half-precision models and inputs, meant for CUDA; changes outputs slightly (see fa-run(1)) "
+                      "and is slower on CPU."),
+)

@@ -17,13 +17,15 @@ from fatools.cli import options
               help="With --facetorch-exact: the detector size the faces were found at [default: from the records, else 1080].")
 @click.option("--face-batch", type=click.IntRange(min=1), default=None,
               help="Faces per predictor batch [default: chosen per device].")
-@options.batch_size_option
+@options.model_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Frames whose faces go through the predictors together [default: 8 on CPU, 32 on CUDA].")
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-predict")
-def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, batch_size, device, config_path, models_dir, on_error):
+def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, optimize, fp16, batch_size, device, config_path, models_dir, on_error):
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds
@@ -51,10 +53,11 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, batc
                 break
         records = chain(head, records)
     predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                                     det_size=det_size or 1080, face_batch=face_batch)
+                                     det_size=det_size or 1080, face_batch=face_batch,
+                                     optimize=optimize, half=fp16)
     predictors = build_predictors(predict_options, device, config_path, models_dir)
     writer = RecordWriter()
-    for record in predict_records(records, predictors, batch_size or 8, on_error):
+    for record in predict_records(records, predictors, batch_size, on_error):
         writer.write(record)
 
 

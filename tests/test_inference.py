@@ -1,0 +1,105 @@
+"""fatools.inference: frozen, channels-last models compute what facetorch's loaded ones do."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from fatools.inference import InputFormat, is_convolutional, prepare_model
+
+
+class ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=(2, 3)))
+
+
+class TokenNet(nn.Module):
+    """Mostly matrix products after one patch convolution, like a Swin transformer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16), nn.Linear(16, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.patch(x).flatten(2).transpose(1, 2)).mean(dim=1)
+
+
+def _owner(module: nn.Module, script: bool = True) -> types.SimpleNamespace:
+    torch.manual_seed(0)
+    module = module.eval()
+    for m in module.modules():  # non-trivial batch-norm statistics, so folding them shows
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    model = torch.jit.trace(module, torch.rand(2, 3, 32, 32)) if script else module
+    return types.SimpleNamespace(model=model, device=torch.device("cpu"))
+
+
+def test_convolutional_networks_are_told_from_token_networks():
+    assert is_convolutional(_owner(ConvNet()).model)
+    assert not is_convolutional(_owner(TokenNet()).model)
+
+
+@pytest.mark.parametrize("net, channels_last", [(ConvNet, True), (TokenNet, False)])
+def test_frozen_model_computes_the_same(net, channels_last):
+    owner = _owner(net())
+    loaded = owner.model
+    x = torch.rand(3, 3, 32, 32)
+    with torch.inference_mode():
+        expected = loaded(x)
+        fmt = prepare_model(owner)
+        got = owner.model(fmt.apply(x))
+    assert owner.model is not loaded and not list(owner.model.parameters())  # frozen: weights are constants
+    assert fmt == InputFormat(channels_last=channels_last)
+    assert fmt.apply(x).is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_no_optimize_leaves_the_model_as_loaded():
+    owner = _owner(ConvNet())
+    loaded = owner.model
+    assert prepare_model(owner, optimize=False) == InputFormat()
+    assert owner.model is loaded
+
+
+def test_a_plain_module_runs_as_loaded():
+    owner = _owner(ConvNet(), script=False)
+    loaded = owner.model
+    assert prepare_model(owner) == InputFormat()
+    assert owner.model is loaded
+
+
+def test_fp16_inputs_and_weights():
+    owner = _owner(ConvNet())
+    x = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        expected = owner.model(x)
+        fmt = prepare_model(owner, half=True)
+        got = owner.model(fmt.apply(x))
+    assert fmt.half and fmt.apply(x).dtype == torch.float16
+    assert got.dtype == torch.float16
+    assert torch.allclose(got.float(), expected, atol=2e-2)
+
+
+def test_facetorch_models_of_the_stages_are_frozen(standin_store, mnet_store):
+    from fatools.detect import DetectOptions, build_detector
+    from fatools.predict import PredictOptions, build_predictors
+
+    # The real RetinaFace-MobileNet0.25 is convolutional: frozen, fed channels-last.
+    detector = build_detector("retinaface-mnet", DetectOptions(), "cpu", None, str(mnet_store))
+    assert detector.input_format.channels_last and not list(detector.face_detector.model.parameters())
+    plain = build_detector("retinaface-mnet", DetectOptions(optimize=False), "cpu", None, str(mnet_store))
+    assert plain.input_format == InputFormat() and list(plain.face_detector.model.parameters())
+    predictors = build_predictors(PredictOptions(), "cpu", None, str(standin_store))
+    for task, predictor in predictors.predictors.items():
+        assert not list(predictor.model.parameters()), task
