@@ -1,17 +1,21 @@
 """facetorch's way against fa-run, side by side, on the same clip, sampling and models.
 
     python benchmarks/speed.py [--quick] [--device cpu|cuda] [--json FILE]
+                               [--every N] [--fp16] [--profile FILE]
 
 Sides, run alternately in one process (the order rotates every round, so machine
 drift falls on every side alike):
 
-* ``seed``: what the seed tool did: OpenCV reads every frame, every 5th goes, as an
-  RGB array, through ``facetorch.FaceAnalyzer.run(fix_img_size=True, batch_size=8)``
-  with fatools' facetorch configuration (facetorch's reader, detector, unifier,
-  predictors and align utilizer);
+* ``seed``: what the seed tool did: OpenCV reads every frame, every 5th (``--every``)
+  goes, as an RGB array, through
+  ``facetorch.FaceAnalyzer.run(fix_img_size=True, batch_size=8)`` with fatools'
+  facetorch configuration (facetorch's reader, detector, unifier, predictors and align
+  utilizer);
 * ``exact``: fa-run (``fatools.run.VideoAnalyzer``) with ``--facetorch-exact``;
 * ``default``: fa-run with its defaults (no square padding; faces cropped from the
-  original frame), detecting at the same scale (longer side 1080).
+  original frame), detecting at the same scale (longer side 1080);
+* ``default-fp16`` (only with ``--fp16``): the defaults with fp16 models
+  (``DetectOptions(half=True)``, ``PredictOptions(half=True)``; meant for CUDA).
 
 All sides use the same models: compute twins of facetorch's defaults
 (``fatools.twins``: random weights, real architectures and input sizes) and the real
@@ -24,12 +28,17 @@ Reported: sampled frames per second of each side and the ratios fa-run/seed (med
 over the rounds); fa-run's wall time against the sum of its models' forward time in
 the same run (pipeline overhead); where the time goes on each side; decode-and-sample
 time against ``ffmpeg -i CLIP -f null -``; peak RSS of fa-run on a 1-minute and a
-10-minute low-resolution clip (``benchmarks/memory.py``).  See benchmarks/README.md.
+10-minute low-resolution clip (``benchmarks/memory.py``).  On CUDA also the GPU
+targets (fa-run's frames/s with ``--every 1``, its ratio to the seed, and with sparse
+sampling how close it comes to the decode-bound rate).  ``--profile FILE`` runs the
+``default`` side once more under ``torch.profiler`` and writes its table and a Chrome
+trace.  See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -41,20 +50,21 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import memory  # noqa: E402  (benchmarks/memory.py, beside this file)
+import memory  # benchmarks/memory.py, beside this file (hence after the sys.path insert)
 
 PHOTO = memory.PHOTO
 MNET_PTH = memory.MNET_PTH
 TASKS = ["au", "fer", "va", "align"]
-EVERY = 5
+EVERY = 5  # default sampling (--every): every 5th frame
 FPS = 25
 DETECTORS = {"mnet": "retinaface-mnet", "r50": "retinaface"}
 TARGETS = {
@@ -62,6 +72,11 @@ TARGETS = {
     "speedup_exact": 1.2,  # fa-run --facetorch-exact / seed, at least
     "speedup_default": 1.6,  # fa-run defaults / seed, at least
     "memory": 1.10,  # 10-minute / 1-minute peak RSS, at most
+}
+GPU_TARGETS = {  # evaluated on CUDA only
+    "fps_every_frame": 200.0,  # fa-run defaults, sampled frames/s with --every 1, at least
+    "speedup": 20.0,  # fa-run defaults / seed on the same GPU, at least
+    "decode_bound": 0.9,  # fa-run frames/s / iter_frames' sampled frames/s (--every > 1), at least
 }
 
 # --------------------------------------------------------------------------- timing
@@ -221,11 +236,11 @@ def make_clip(work: Path, frames: int, size: tuple[int, int], tag: str) -> Path:
 
 
 class SeedSide:
-    """facetorch's FaceAnalyzer.run on every 5th frame that OpenCV reads, as the seed did."""
+    """facetorch's FaceAnalyzer.run on every 5th (``every``) frame that OpenCV reads, as the seed did."""
 
     name = "seed"
 
-    def __init__(self, detector: str, store: Path, device: str, clock: Clock) -> None:
+    def __init__(self, detector: str, store: Path, device: str, clock: Clock, every: int = EVERY) -> None:
         import facetorch
 
         from fatools.models.config import load_config
@@ -233,6 +248,7 @@ class SeedSide:
         cfg = load_config(None, device=device, tasks=TASKS, detector=detector, root=store)
         self.analyzer = facetorch.FaceAnalyzer(cfg.analyzer)
         self.clock = clock
+        self.every = every
         self.models = instrument_models(self.analyzer, clock)
         an = self.analyzer
         time_method(an.reader, "run", clock, "reader (pad+resize)")
@@ -256,7 +272,7 @@ class SeedSide:
                 ok, frame = capture.read()
                 if not ok:
                     break
-                if index % EVERY == 0:
+                if index % self.every == 0:
                     rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                     decode += time.perf_counter() - start
                     response = self.analyzer.run(image_source=rgb, fix_img_size=True, batch_size=8)
@@ -273,7 +289,8 @@ class SeedSide:
 class FaRunSide:
     """fa-run through its Python API, writing frames.jsonl, summary.json and the JSON export."""
 
-    def __init__(self, name: str, detector: str, store: Path, device: str, clock: Clock, exact: bool) -> None:
+    def __init__(self, name: str, detector: str, store: Path, device: str, clock: Clock, exact: bool,
+                 every: int = EVERY, half: bool = False) -> None:
         from fatools.detect import DetectOptions
         from fatools.predict import PredictOptions
         from fatools.run import RunOptions, VideoAnalyzer
@@ -281,10 +298,10 @@ class FaRunSide:
 
         self.name = name
         options = RunOptions(
-            sampling=Sampling(every=EVERY),
+            sampling=Sampling(every=every),
             detector=detector,
-            detect=DetectOptions(square_pad=True) if exact else DetectOptions(),
-            predict=PredictOptions(facetorch_exact=True) if exact else PredictOptions(),
+            detect=DetectOptions(square_pad=exact, half=half),
+            predict=PredictOptions(facetorch_exact=exact, half=half),
             device=device,
             models_dir=str(store),
             formats=("json",),
@@ -353,6 +370,30 @@ def compare(sides: list[Any], clip: Path, warm_clip: Path, rounds: int, label: s
     return summarise(runs, [s.name for s in sides], rounds)
 
 
+def profile_side(side: Any, clip: Path, device: str, path: Path) -> dict:
+    """One more run of ``side`` under torch.profiler: its key averages as a table in ``path``
+    and a Chrome trace beside it (``path`` with the suffix ``.trace.json``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sort_by = "cuda_time_total" if cuda else "cpu_time_total"
+    print(f"  profiling {side.name} under torch.profiler ({', '.join(a.name for a in activities)})", file=sys.stderr)
+    side.clock.sync()
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        side.run(clip)
+        side.clock.sync()
+    wall = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(prof.key_averages().table(sort_by=sort_by, row_limit=30) + "\n", encoding="utf-8")
+    trace = path.with_suffix(".trace.json")
+    prof.export_chrome_trace(str(trace))
+    print(f"  wrote {path} (table, by {sort_by}) and {trace} (Chrome trace)", file=sys.stderr)
+    return {"side": side.name, "table": str(path), "trace": str(trace), "sort_by": sort_by,
+            "wall_s_profiled": round(wall, 3)}
+
+
 def summarise(runs: list[dict], names: list[str], rounds: int) -> dict:
     by = {(run["side"], run["round"]): run for run in runs}
     out: dict[str, Any] = {"runs": runs, "sides": {}}
@@ -403,14 +444,26 @@ def _median_stages(all_stats: list[dict]) -> dict:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode_benchmark(clip: Path, repeats: int) -> dict:
+def nth(every: int) -> str:
+    """``every 5th``, ``every 2nd``, ``every frame``..."""
+    if every == 1:
+        return "every frame"
+    suffix = "th" if every % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(every % 10, "th")
+    return f"every {every}{suffix}"
+
+
+def fatools_decode_label(every: int) -> str:
+    return f"fatools iter_frames ({nth(every)}, BGR pixels)"
+
+
+def decode_benchmark(clip: Path, repeats: int, every: int = EVERY) -> dict:
     """fatools' decode-and-sample, the seed's OpenCV loop, and ``ffmpeg -f null``, alternating."""
     import cv2
 
     from fatools.video import Sampling, iter_frames
 
     def fatools_decode() -> int:
-        return sum(1 for _ in iter_frames(str(clip), Sampling(every=EVERY), want_pixels=True))
+        return sum(1 for _ in iter_frames(str(clip), Sampling(every=every), want_pixels=True))
 
     def opencv_decode() -> int:
         capture = cv2.VideoCapture(str(clip))
@@ -419,7 +472,7 @@ def decode_benchmark(clip: Path, repeats: int) -> dict:
             ok, frame = capture.read()
             if not ok:
                 break
-            if index % EVERY == 0:
+            if index % every == 0:
                 cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 kept += 1
             index += 1
@@ -431,16 +484,17 @@ def decode_benchmark(clip: Path, repeats: int) -> dict:
         return 0
 
     times: dict[str, list[float]] = defaultdict(list)
+    fatools_label = fatools_decode_label(every)
     for _ in range(repeats):
-        for name, fn in (("fatools iter_frames (every 5th, BGR pixels)", fatools_decode),
-                         ("seed OpenCV read (every frame) + RGB of every 5th", opencv_decode),
+        for name, fn in ((fatools_label, fatools_decode),
+                         (f"seed OpenCV read (every frame) + RGB of {nth(every)}", opencv_decode),
                          ("ffmpeg -i CLIP -f null -", ffmpeg_null)):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
     result = {name: round(statistics.median(values), 3) for name, values in times.items()}
     ffmpeg = result["ffmpeg -i CLIP -f null -"]
-    result["fatools / ffmpeg"] = round(result["fatools iter_frames (every 5th, BGR pixels)"] / ffmpeg, 3)
+    result["fatools / ffmpeg"] = round(result[fatools_label] / ffmpeg, 3)
     return result
 
 
@@ -467,20 +521,18 @@ def machine() -> dict:
         "platform": platform.platform(),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-    try:
+    with contextlib.suppress(Exception):  # metadata is a nicety
         from importlib.metadata import version
 
         info["facetorch"] = version("facetorch")
         info["fatools"] = version("fatools")
-    except Exception:  # noqa: BLE001 - metadata is a nicety
-        pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     try:  # which fatools was measured: the commit, and whether its library had local changes
-        head = subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h %cI"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h %cI"], check=False, capture_output=True,
                               text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no", "--",
-                                "../fatools"], capture_output=True, text=True, timeout=10).stdout.strip()
+                                "../fatools"], check=False, capture_output=True, text=True, timeout=10).stdout.strip()
         if head:
             info["commit"] = head + (" + uncommitted changes in fatools/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -490,20 +542,22 @@ def machine() -> dict:
 
 def table(result: dict) -> str:
     lines = []
+    gpu = f" ({result['machine']['gpu']})" if result["device"].startswith("cuda") and "gpu" in result["machine"] else ""
     lines.append(f"fatools speed benchmark, {result['date']}, {result['machine']['cpu']} "
-                 f"({result['machine']['cores']} cores), device {result['device']}, "
+                 f"({result['machine']['cores']} cores), device {result['device']}{gpu}, "
                  f"commit {result['machine'].get('commit', '?')}")
     for key, case in result["cases"].items():
         sides = case["sides"]
+        width = max([10] + [len(name) + 2 for name in sides])
         lines.append("")
         lines.append(f"== {key}: {case['description']}")
-        lines.append(f"{'side':<10}{'frames/s':>10}{'vs seed':>9}{'faces/s':>9}{'vs seed':>9}{'wall s':>9}"
+        lines.append(f"{'side':<{width}}{'frames/s':>10}{'vs seed':>9}{'faces/s':>9}{'vs seed':>9}{'wall s':>9}"
                      f"{'faces':>7}{'overhead':>10}")
         for name, row in sides.items():
             speed = f"{row['speedup_median']:.2f}x" if "speedup_median" in row else ""
             per_face = f"{row['speedup_per_face_median']:.2f}x" if "speedup_per_face_median" in row else ""
             over = f"{row['overhead_median']:.2f}x" if row.get("overhead_median") else ""
-            lines.append(f"{name:<10}{row['fps_median']:>10.3f}{speed:>9}{row['faces_per_s_median']:>9.3f}{per_face:>9}"
+            lines.append(f"{name:<{width}}{row['fps_median']:>10.3f}{speed:>9}{row['faces_per_s_median']:>9.3f}{per_face:>9}"
                          f"{row['wall_s_median']:>9.2f}{row['faces']:>7}{over:>10}")
         lines.append("  (overhead: wall time / sum of the models' forward time in the same run)")
         for name, row in sides.items():
@@ -519,6 +573,11 @@ def table(result: dict) -> str:
         lines.append("== decoding the 1080p clip (median seconds)")
         for name, value in result["decode"].items():
             lines.append(f"  {name:<52}{value:8.3f}")
+    if "decode_bound" in result:
+        bound = result["decode_bound"]
+        lines.append(f"  {'decode-bound: sampled frames/s of iter_frames':<52}{bound['decode_fps'] or 0:8.3f}")
+        for name, ratio in bound["ratio"].items():
+            lines.append(f"  {'fa-run ' + name + ' frames/s / decode-bound':<52}{ratio:8.3f}")
     if "memory" in result:
         lines.append("")
         lines.append("== " + memory.report(result["memory"]))
@@ -533,9 +592,9 @@ def targets(result: dict) -> dict:
     out = {}
     mnet = result["cases"].get("mnet", {}).get("sides", {})
 
-    def verdict(value: float | None, target: float, at_most: bool) -> dict:
+    def verdict(value: float | None, target: float, at_most: bool, missing: str = "not measured") -> dict:
         if value is None:
-            return {"measured": None, "target": f"{'<=' if at_most else '>='} {target}", "verdict": "not measured"}
+            return {"measured": None, "target": f"{'<=' if at_most else '>='} {target}", "verdict": missing}
         ok = value <= target if at_most else value >= target
         margin = value / target
         return {"measured": value, "target": f"{'<=' if at_most else '>='} {target}",
@@ -551,6 +610,37 @@ def targets(result: dict) -> dict:
         mnet.get("default", {}).get("speedup_median"), TARGETS["speedup_default"], False)
     mem = result.get("memory", {})
     out["peak RSS 10-min / 1-min"] = verdict(mem.get("ratio_10min_to_1min"), TARGETS["memory"], True)
+    if result["device"].startswith("cuda"):
+        every_frame = result["clip"]["every"] == 1
+        bound = result.get("decode_bound", {}).get("ratio", {})
+        labels = {"default": "fa-run defaults", "default-fp16": "fa-run defaults fp16"}
+        for name in ["default"] + (["default-fp16"] if "default-fp16" in mnet else []):
+            label, row = labels[name], mnet.get(name, {})
+            out[f"{label} frames/s when sampling every frame"] = verdict(
+                row.get("fps_median") if every_frame else None, GPU_TARGETS["fps_every_frame"], False,
+                "not measured (needs --every 1)")
+            out[f"{label} vs seed on the same GPU"] = verdict(
+                row.get("speedup_median"), GPU_TARGETS["speedup"], False)
+            if name in bound:
+                out[f"{label} frames/s / decode-bound frames/s"] = verdict(
+                    bound[name], GPU_TARGETS["decode_bound"], False)
+    return out
+
+
+def decode_bound(result: dict) -> dict:
+    """fa-run's sampled frames/s against the rate at which fatools' iter_frames alone decodes and
+    samples the same clip (its median seconds in ``result["decode"]``; the sampled frames are the
+    frames fa-run analysed)."""
+    sides = result["cases"]["mnet"]["sides"]
+    seconds = result["decode"][fatools_decode_label(result["clip"]["every"])]
+    sampled = sides["default"]["frames"]
+    decode_fps = sampled / seconds if seconds else None
+    out: dict[str, Any] = {"sampled_frames": sampled, "decode_s": seconds,
+                           "decode_fps": round(decode_fps, 3) if decode_fps else None, "fps": {}, "ratio": {}}
+    for name in ("default", "default-fp16"):
+        if name in sides and decode_fps:
+            out["fps"][name] = sides[name]["fps_median"]
+            out["ratio"][name] = round(sides[name]["fps_median"] / decode_fps, 3)
     return out
 
 
@@ -558,17 +648,23 @@ def targets(result: dict) -> dict:
 
 
 def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm_clip: Path, rounds: int,
-             description: str) -> dict:
+             description: str, every: int = EVERY, fp16: bool = False, profile: Path | None = None) -> dict:
+    """The sides on one detector; with ``profile``, the default side once more under torch.profiler."""
     clock = Clock(sync=_sync_for(device))
     print(f"loading the models for {key}", file=sys.stderr)
     sides = [
-        SeedSide(detector, store, device, clock),
-        FaRunSide("exact", detector, store, device, clock, exact=True),
-        FaRunSide("default", detector, store, device, clock, exact=False),
+        SeedSide(detector, store, device, clock, every),
+        FaRunSide("exact", detector, store, device, clock, exact=True, every=every),
+        FaRunSide("default", detector, store, device, clock, exact=False, every=every),
     ]
+    if fp16:
+        sides.append(FaRunSide("default-fp16", detector, store, device, clock, exact=False, every=every, half=True))
     case = compare(sides, clip, warm_clip, rounds, key)
     case["description"] = description
     case["models_timed"] = {side.name: sorted(set(side.models)) for side in sides}
+    if profile is not None:
+        default = next(side for side in sides if side.name == "default")
+        case["profile"] = profile_side(default, clip, device, profile)
     del sides
     gc.collect()
     return case
@@ -591,11 +687,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the ResNet-50 (detector-bound) case (default: yes, but not with --quick or --smoke)")
     parser.add_argument("--r50-frames", type=int, help="sampled frames per run, ResNet-50 case (default 3)")
     parser.add_argument("--r50-rounds", type=int, help="rounds, ResNet-50 case (default 3)")
+    parser.add_argument("--every", type=int, default=EVERY, metavar="N",
+                        help=f"analyse every Nth frame of the clip, on every side and in the decode benchmark "
+                             f"(default {EVERY}; 1: every frame, the GPU throughput target); clips are "
+                             f"frames x N long")
+    parser.add_argument("--fp16", action="store_true",
+                        help="add a fourth side to every case, default-fp16: fa-run defaults with "
+                             "DetectOptions(half=True) and PredictOptions(half=True) (meant for CUDA; slow on CPU)")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="after the MobileNet case's timed rounds, run the default side once more under "
+                             "torch.profiler (CPU, and CUDA on cuda): key averages table (sorted by CUDA time on "
+                             "cuda, else CPU time; 30 rows) to FILE, Chrome trace to FILE with suffix .trace.json")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
     parser.add_argument("--memory-every", type=int, help="sampling of the memory runs (default 5; quick 100)")
     parser.add_argument("--store", type=Path, help="twin model store (default ~/.cache/fatools/bench/twin-store)")
     parser.add_argument("--work", type=Path, help="where clips are kept (default ~/.cache/fatools/bench)")
     args = parser.parse_args(argv)
+    if args.every < 1:
+        parser.error("--every must be 1 or more")
+    every = args.every
 
     if not PHOTO.is_file() or not MNET_PTH.is_file():
         print(f"speed.py: error: needs {PHOTO} and {MNET_PTH} (../shared beside the checkout, or FATOOLS_SHARED)",
@@ -623,8 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     detectors = ["mnet"] + (["r50"] if with_r50 else [])
     store = smoke_store(work) if args.smoke else twin_store(args.store, detectors)
     size = (640, 360) if args.smoke else (1920, 1080)
-    clip = make_clip(work, frames * EVERY, size, "main")
-    warm_clip = make_clip(work, warm * EVERY, size, "warm")
+    clip = make_clip(work, frames * every, size, "main")
+    warm_clip = make_clip(work, warm * every, size, "warm")
     result: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
@@ -632,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "smoke" if args.smoke else "quick" if quick else "full",
         "store": str(store),
         "models": "stand-in predictors (smoke)" if args.smoke else "compute twins (fatools.twins)",
-        "clip": {"path": str(clip), "size": f"{size[0]}x{size[1]}", "frames": frames * EVERY, "every": EVERY,
+        "clip": {"path": str(clip), "size": f"{size[0]}x{size[1]}", "frames": frames * every, "every": every,
                  "sampled": frames},
         "cases": {},
         "phases_s": {"setup (twins, clips)": round(time.monotonic() - started, 1)},
@@ -641,20 +751,27 @@ def main(argv: list[str] | None = None) -> int:
     def phase(name: str, since: float) -> None:
         result["phases_s"][name] = round(time.monotonic() - since, 1)
 
+    sampling = "" if every == EVERY else f" ({nth(every)})"
     mark = time.monotonic()
     result["cases"]["mnet"] = run_case(
         "mnet", DETECTORS["mnet"], store, args.device, clip, warm_clip, rounds,
-        f"real RetinaFace-MobileNet0.25, {frames} sampled frames, {rounds} rounds")
+        f"real RetinaFace-MobileNet0.25, {frames} sampled frames{sampling}, {rounds} rounds",
+        every=every, fp16=args.fp16, profile=args.profile)
+    if "profile" in result["cases"]["mnet"]:
+        result["profile"] = result["cases"]["mnet"].pop("profile")
     phase("mnet case", mark)
     mark = time.monotonic()
-    result["decode"] = decode_benchmark(clip, 3)
+    result["decode"] = decode_benchmark(clip, 3, every)
+    if args.device.startswith("cuda") and every > 1:
+        result["decode_bound"] = decode_bound(result)
     phase("decode", mark)
     mark = time.monotonic()
     if with_r50:
-        r50_clip = make_clip(work, r50_frames * EVERY, size, "main")
+        r50_clip = make_clip(work, r50_frames * every, size, "main")
         result["cases"]["r50"] = run_case(
             "r50", DETECTORS["r50"], store, args.device, r50_clip, warm_clip, r50_rounds,
-            f"RetinaFace-ResNet-50 twin (detector-bound), {r50_frames} sampled frames, {r50_rounds} rounds")
+            f"RetinaFace-ResNet-50 twin (detector-bound), {r50_frames} sampled frames{sampling}, {r50_rounds} rounds",
+            every=every, fp16=args.fp16)
         phase("r50 case", mark)
         mark = time.monotonic()
     if with_memory:
@@ -666,6 +783,10 @@ def main(argv: list[str] | None = None) -> int:
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     print(table(result))
     print(f"\n(total {result['elapsed_s']:.0f} s)")
+    if "profile" in result:
+        prof = result["profile"]
+        print(f"profile of fa-run {prof['side']} (MobileNet case, one more run under torch.profiler, "
+              f"{prof['wall_s_profiled']:.2f} s): table {prof['table']}, Chrome trace {prof['trace']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
