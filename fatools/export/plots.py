@@ -2,13 +2,16 @@
 over time and on the circumplex, and the shares of predicted emotions over time.
 
 The time series are kept compactly while the records stream by (float32 arrays per
-track, about 120 bytes per face sample); the figures are drawn at the end.  Figures are
-made with matplotlib's object API on the Agg canvas, never through pyplot, so that an
-export neither needs a display nor changes the backend of a notebook that calls it.
+track, about 200 bytes per face sample); the figures are drawn at the end, one at a
+time: each figure is freed as soon as it is saved, and a track's AU matrix is expanded
+only while its heatmap is drawn.  Figures are made with matplotlib's object API on the
+Agg canvas, never through pyplot, so that an export neither needs a display nor changes
+the backend of a notebook that calls it.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from array import array
@@ -42,7 +45,7 @@ class _Series:
     def __init__(self) -> None:
         self.t, self.frame = array("d"), array("d")
         self.au, self.valence, self.arousal = array("f"), array("f"), array("f")
-        self.labels: list[int] = []  # index into the video's label list, -1 when none
+        self.labels = array("i")  # index into the video's label list, -1 when none
         self.last_seq = -1
 
     def __len__(self) -> int:
@@ -68,17 +71,27 @@ class _VideoPlots:
 
 
 class _Arrays:
-    """A track's samples as arrays, in time order, samples without a position left out."""
+    """A track's samples as arrays, in time order, samples without a position left out.
+
+    ``au`` (the largest, HEAT_CODES rows of float64 per sample) is expanded from the
+    series each time it is read, not kept: the arrays of every plotted track are alive
+    together, the AU matrix of one track is needed only while its heatmap is drawn.
+    """
 
     def __init__(self, series: _Series, timed: bool) -> None:
         x = np.frombuffer(series.t if timed else series.frame)
         keep = np.nonzero(~np.isnan(x))[0]
         order = keep[np.argsort(x[keep], kind="stable")]
+        self._series, self._order = series, order
         self.x = x[order]
-        self.au = np.frombuffer(series.au, dtype=np.float32).reshape(-1, len(HEAT_CODES))[order].T.astype(float)
         self.valence = np.frombuffer(series.valence, dtype=np.float32)[order].astype(float)
         self.arousal = np.frombuffer(series.arousal, dtype=np.float32)[order].astype(float)
-        self.labels = np.asarray(series.labels, dtype=np.int32)[order]
+        self.labels = np.frombuffer(series.labels, dtype=np.int32)[order]
+
+    @property
+    def au(self) -> np.ndarray:
+        scores = np.frombuffer(self._series.au, dtype=np.float32).reshape(-1, len(HEAT_CODES))
+        return scores[self._order].T.astype(float)
 
 
 def _step(x: np.ndarray) -> float:
@@ -142,7 +155,9 @@ def heatmap(track: _Arrays, step: float, title: str, timed: bool, threshold: flo
     fig = _figure(HEATMAP_SIZE)
     ax = fig.add_subplot()
     edges, gaps = _cell_edges(track.x, step)
-    values = np.insert(track.au, gaps, np.nan, axis=1) if gaps else track.au
+    values = track.au
+    if gaps:
+        values = np.insert(values, gaps, np.nan, axis=1)
     mesh = ax.pcolormesh(edges, np.arange(len(HEAT_CODES) + 1), np.ma.masked_invalid(values),
                          cmap=_active_colormap(threshold), vmin=0.0, vmax=1.0, shading="flat")
     # Cells with no sample are transparent over a hatched background: "not seen", not "low".
@@ -271,9 +286,19 @@ def emotions_figure(rows: list[tuple[str, np.ndarray, np.ndarray]], names: list[
 
 
 def _save(job: Job, fig, name: str) -> None:
+    """Write ``fig`` as a PNG and free it.
+
+    A figure is a web of reference cycles (artists and their figure, axes, callbacks),
+    so dropping it frees nothing until Python's cyclic collector happens to run: a video
+    with MAX_TRACKS heatmaps held several figures at once, 5-7 MiB each, and made the peak
+    memory of an export grow with the number of tracks a long video accumulates.
+    Clearing the figure and collecting now keeps one figure alive at a time.
+    """
     path = job.staging.temp()
     fig.savefig(path, format="png", dpi=DPI)
     job.staging.stage("plots", path, name)
+    fig.clear()
+    gc.collect()
 
 
 class PlotSink(Sink):
