@@ -311,7 +311,7 @@ class FaRunSide:
         self.clock = clock
         self.models = instrument_models(self.analyzer, clock)
         # Totals of the detection and prediction stages, where fatools exposes them.
-        time_method(getattr(self.analyzer, "detector", None), "detect", clock, "detect (pre+model+post)")
+        time_method(getattr(self.analyzer, "detector", None), "detect_with_inputs", clock, "detect (pre+model+post)")
         time_method(getattr(self.analyzer, "predictors", None), "predict", clock, "predict (crops+models)")
 
     def run(self, clip: Path) -> dict:

@@ -123,7 +123,7 @@ class BatchDetector:
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
         from fatools.inference import prepare_model
 
-        self.input_format = prepare_model(face_detector, options.optimize, options.half, name)
+        self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128))
 
     def provenance(self) -> dict:
         """How faces were found, recorded with every frame (fa-predict --facetorch-exact needs it)."""

@@ -13,7 +13,7 @@ prepares each loaded model once:
   (the detector, FER, VA and align networks are; the Swin-Base AU model is not);
 * **fp16** (opt-in, ``--fp16``): half-precision weights and inputs, for CUDA; outputs
   come back as float32.  It changes outputs (measured in fa-run(1)), so it is never
-  on by default.
+  on by default.  Models that cannot run in fp16 stay float32 (checked on a zero input).
 
 Measured on a 2-core CPU with the benchmark's compute twins (benchmarks/README.md):
 freeze + channels-last took RetinaFace-MobileNet0.25 at 1080x1080 from 135 to 69 ms,
@@ -68,11 +68,28 @@ def is_convolutional(module: torch.jit.ScriptModule) -> bool:
     return _count(graph, _CONVOLUTIONS) > _count(graph, _PRODUCTS)
 
 
-def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: str = "model") -> InputFormat:
+def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: str = "model",
+                  example: tuple[int, ...] | None = None) -> InputFormat:
     """Freeze ``owner.model`` (a facetorch detector or predictor) in place; its input format.
 
     ``optimize=False`` and ``half=False`` leave the model exactly as facetorch loaded it.
+    With ``half``, a model that cannot run in fp16 (a traced model keeps float32
+    constants, for instance) is tried on a zero input of shape ``example`` and, when it
+    fails, reloaded from its file and run in float32.
     """
+    fmt = _prepare(owner, optimize, half, name)
+    if half and example is not None:
+        try:
+            with torch.inference_mode():
+                owner.model(fmt.apply(torch.zeros(example, device=getattr(owner, "device", "cpu"))))
+        except Exception as exc:  # noqa: BLE001 - any failure means: not in fp16
+            log.info("%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160])
+            owner.model = owner.load_model()
+            fmt = _prepare(owner, optimize, False, name)
+    return fmt
+
+
+def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
     model = owner.model
     device = getattr(owner, "device", torch.device("cpu"))
     if isinstance(device, torch.device) and device.type == "cuda":

@@ -93,7 +93,8 @@ class FacePredictors:
         self.device = device
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
-        self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task)
+        self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
+                                                  example=(1, 3, self.sizes[task], self.sizes[task]))
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None

@@ -103,3 +103,22 @@ def test_facetorch_models_of_the_stages_are_frozen(standin_store, mnet_store):
     predictors = build_predictors(PredictOptions(), "cpu", None, str(standin_store))
     for task, predictor in predictors.predictors.items():
         assert not list(predictor.model.parameters()), task
+
+
+class FloatConstantNet(nn.Module):
+    """Traced, its matrix becomes a float32 constant that .half() does not convert."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ torch.ones(3 * 8 * 8, 2)
+
+
+def test_a_model_that_cannot_run_in_fp16_stays_float32():
+    def load() -> torch.jit.ScriptModule:
+        return torch.jit.trace(FloatConstantNet().eval(), torch.rand(1, 3, 8, 8))
+
+    owner = types.SimpleNamespace(model=load(), device=torch.device("cpu"), load_model=load)
+    fmt = prepare_model(owner, half=True, example=(1, 3, 8, 8))
+    assert not fmt.half
+    x = torch.rand(2, 3, 8, 8)
+    with torch.inference_mode():
+        assert torch.allclose(owner.model(fmt.apply(x)), load()(x))
