@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from fatools import facs
-from fatools.detect import Geometry, geometry, DetectOptions, to_rgb_tensor
-from fatools.devices import upload
+from fatools.detect import DetectOptions, Geometry, geometry, rgb_batch, square_inputs
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
@@ -120,14 +119,7 @@ class FacePredictors:
 
     def exact_input(self, image_bgr: np.ndarray) -> torch.Tensor:
         """A frame padded to a square and resized as facetorch's reader does (RGB, 0..255)."""
-        from torchvision.transforms import functional as F
-
-        frame = upload(to_rgb_tensor(image_bgr), self.device)
-        height, width = frame.shape[1:]
-        geo = geometry(width, height, DetectOptions(det_size=self.options.det_size, square_pad=True))
-        side = max(width, height)
-        padded = F.pad(frame, [geo.pad_left, geo.pad_top, side - width - geo.pad_left, side - height - geo.pad_top], 0, "constant")
-        return F.resize(padded.unsqueeze(0), [self.options.det_size], antialias=True)[0]
+        return square_inputs([image_bgr], self.options.det_size, self.device)[0]
 
     def _exact_crops(self, resized: torch.Tensor, width: int, height: int, faces: list[dict]) -> tuple[list[torch.Tensor | None], list[tuple]]:
         from facetorch.datastruct import Location
@@ -170,7 +162,7 @@ class FacePredictors:
                 resized = exact_inputs[i] if exact_inputs is not None else self.exact_input(image)
                 frame_crops, frame_rois = self._exact_crops(resized, image.shape[1], image.shape[0], faces)
             else:
-                frame_crops, frame_rois = self._default_crops(upload(to_rgb_tensor(image), self.device), faces)
+                frame_crops, frame_rois = self._default_crops(rgb_batch([image], self.device)[0], faces)
             for face, crop, roi in zip(faces, frame_crops, frame_rois):
                 if crop is None:
                     continue  # facetorch drops a face whose squared box leaves the frame
