@@ -81,7 +81,7 @@ def rgb_batch(images_bgr: list[np.ndarray], device: torch.device) -> torch.Tenso
     if device.type == "cuda":
         frames = upload(torch.from_numpy(np.stack(images_bgr)), device)
         return frames.flip(-1).permute(0, 3, 1, 2).float()
-    rgb = np.ascontiguousarray(np.stack(images_bgr)[..., ::-1])
+    rgb = np.stack([im[:, :, ::-1] for im in images_bgr])  # one copy: flipped and contiguous
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float()
 
 

@@ -101,15 +101,12 @@ def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
     if optimize and isinstance(model, torch.jit.ScriptModule):
         try:
             convolutional = is_convolutional(model)
-            if convolutional:
-                # Weights channels-last too, so no convolution reorders them per call.
-                model = model.to(memory_format=torch.channels_last)
-            model = torch.jit.freeze(model.eval())
-            channels_last = convolutional
-            frozen = True
+            # Weights channels-last too, so no convolution reorders them per call.
+            loaded = model.to(memory_format=torch.channels_last) if convolutional else model
+            model = torch.jit.freeze(loaded.eval())
+            channels_last, frozen = convolutional, True
         except Exception as exc:  # noqa: BLE001 - any model facetorch can run must still run
             log.debug("%s: runs as loaded (cannot be frozen: %s)", name, exc)
-            model = owner.model.half() if half else owner.model
     owner.model = model
     log.debug("%s: frozen=%s channels_last=%s fp16=%s", name, frozen, channels_last, half)
     return InputFormat(channels_last=channels_last, half=half)

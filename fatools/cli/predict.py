@@ -16,7 +16,7 @@ from fatools.cli import options
 @click.option("--det-size", type=click.IntRange(min=1), default=None,
               help="With --facetorch-exact: the detector size the faces were found at [default: from the records, else 1080].")
 @click.option("--face-batch", type=click.IntRange(min=1), default=None,
-              help="Faces per predictor batch [default: chosen per device].")
+              help="Faces per predictor batch, for every predictor [default: chosen per model and device].")
 @options.model_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames whose faces go through the predictors together [default: 8 on CPU, 32 on CUDA].")
