@@ -1,7 +1,7 @@
 """How much fa-run's speed options change its outputs, measured on the benchmark clip.
 
     python benchmarks/effects.py [--frames 3] [--device cpu|cuda] [--json FILE]
-                                 [--variants optimize,fp16,det640]
+                                 [--variants optimize,fp16,int8,det640]
 
 The reference is fa-run with ``--no-optimize`` (the models exactly as facetorch
 loads them, float32).  Each variant runs on the same clip (the 1080p pan over
@@ -35,6 +35,7 @@ import speed  # noqa: E402
 VARIANTS = {
     "optimize": {"optimize": True},  # fa-run's default
     "fp16": {"optimize": True, "fp16": True},
+    "int8": {"optimize": True, "int8": True},  # CPU only: the AU model's Linear layers
     "det640": {"optimize": True, "det_size": 640},
 }
 

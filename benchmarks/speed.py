@@ -1,7 +1,7 @@
 """facetorch's way against fa-run, side by side, on the same clip, sampling and models.
 
     python benchmarks/speed.py [--quick] [--device cpu|cuda] [--json FILE]
-                               [--every N] [--fp16] [--profile FILE]
+                               [--every N] [--fp16] [--int8] [--profile FILE]
 
 Sides, run alternately in one process (the order rotates every round, so machine
 drift falls on every side alike):
@@ -15,7 +15,9 @@ drift falls on every side alike):
 * ``default``: fa-run with its defaults (no square padding; faces cropped from the
   original frame), detecting at the same scale (longer side 1080);
 * ``default-fp16`` (only with ``--fp16``): the defaults with fp16 models
-  (``DetectOptions(half=True)``, ``PredictOptions(half=True)``; meant for CUDA).
+  (``DetectOptions(half=True)``, ``PredictOptions(half=True)``; meant for CUDA);
+* ``default-int8`` (only with ``--int8``): the defaults with the AU model's Linear
+  layers in int8 (``PredictOptions(int8=True)``, fa-run ``--int8``; CPU only).
 
 All sides use the same models: compute twins of facetorch's defaults
 (``fatools.twins``: random weights, real architectures and input sizes) and the real
@@ -290,7 +292,7 @@ class FaRunSide:
     """fa-run through its Python API, writing frames.jsonl, summary.json and the JSON export."""
 
     def __init__(self, name: str, detector: str, store: Path, device: str, clock: Clock, exact: bool,
-                 every: int = EVERY, half: bool = False) -> None:
+                 every: int = EVERY, half: bool = False, int8: bool = False) -> None:
         from fatools.detect import DetectOptions
         from fatools.predict import PredictOptions
         from fatools.run import RunOptions, VideoAnalyzer
@@ -301,7 +303,7 @@ class FaRunSide:
             sampling=Sampling(every=every),
             detector=detector,
             detect=DetectOptions(square_pad=exact, half=half),
-            predict=PredictOptions(facetorch_exact=exact, half=half),
+            predict=PredictOptions(facetorch_exact=exact, half=half, int8=int8),
             device=device,
             models_dir=str(store),
             formats=("json",),
@@ -648,7 +650,8 @@ def decode_bound(result: dict) -> dict:
 
 
 def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm_clip: Path, rounds: int,
-             description: str, every: int = EVERY, fp16: bool = False, profile: Path | None = None) -> dict:
+             description: str, every: int = EVERY, fp16: bool = False, int8: bool = False,
+             profile: Path | None = None) -> dict:
     """The sides on one detector; with ``profile``, the default side once more under torch.profiler."""
     clock = Clock(sync=_sync_for(device))
     print(f"loading the models for {key}", file=sys.stderr)
@@ -659,6 +662,8 @@ def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm
     ]
     if fp16:
         sides.append(FaRunSide("default-fp16", detector, store, device, clock, exact=False, every=every, half=True))
+    if int8:
+        sides.append(FaRunSide("default-int8", detector, store, device, clock, exact=False, every=every, int8=True))
     case = compare(sides, clip, warm_clip, rounds, key)
     case["description"] = description
     case["models_timed"] = {side.name: sorted(set(side.models)) for side in sides}
@@ -694,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp16", action="store_true",
                         help="add a fourth side to every case, default-fp16: fa-run defaults with "
                              "DetectOptions(half=True) and PredictOptions(half=True) (meant for CUDA; slow on CPU)")
+    parser.add_argument("--int8", action="store_true",
+                        help="add a side to every case, default-int8: fa-run defaults with PredictOptions(int8=True) "
+                             "(the AU model's Linear layers in int8; CPU only; changes AU outputs, opt-in in fa-run)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="after the MobileNet case's timed rounds, run the default side once more under "
                              "torch.profiler (CPU, and CUDA on cuda): key averages table (sorted by CUDA time on "
@@ -756,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     result["cases"]["mnet"] = run_case(
         "mnet", DETECTORS["mnet"], store, args.device, clip, warm_clip, rounds,
         f"real RetinaFace-MobileNet0.25, {frames} sampled frames{sampling}, {rounds} rounds",
-        every=every, fp16=args.fp16, profile=args.profile)
+        every=every, fp16=args.fp16, int8=args.int8, profile=args.profile)
     if "profile" in result["cases"]["mnet"]:
         result["profile"] = result["cases"]["mnet"].pop("profile")
     phase("mnet case", mark)
@@ -771,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
         result["cases"]["r50"] = run_case(
             "r50", DETECTORS["r50"], store, args.device, r50_clip, warm_clip, r50_rounds,
             f"RetinaFace-ResNet-50 twin (detector-bound), {r50_frames} sampled frames{sampling}, {r50_rounds} rounds",
-            every=every, fp16=args.fp16)
+            every=every, fp16=args.fp16, int8=args.int8)
         phase("r50 case", mark)
         mark = time.monotonic()
     if with_memory:

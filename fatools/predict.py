@@ -47,6 +47,7 @@ class PredictOptions:
     face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
     optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.inference)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
+    int8: bool = False  # CPU: int8 Linear layers in the AU transformer (opt-in; changes outputs)
 
 
 def _input_size(predictor_cfg: Any) -> int:
@@ -93,7 +94,8 @@ class FacePredictors:
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
-                                                  example=(1, 3, self.sizes[task], self.sizes[task]))
+                                                  example=(1, 3, self.sizes[task], self.sizes[task]),
+                                                  int8=options.int8 and task == "au")
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
@@ -195,6 +197,8 @@ class FacePredictors:
         fields: dict[str, Any] = {}
         if "au" in raw:
             fields["au"] = au_fields(raw["au"], self.options.au_threshold)
+            if self.input_formats["au"].int8:
+                fields["au"]["int8"] = True  # results of a quantised model: say so in the data
         if "fer" in raw:
             labels = list(self.predictors["fer"].postprocessor.labels)
             fields["expression"] = expression_fields(raw["fer"], labels)

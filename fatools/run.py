@@ -172,7 +172,7 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int = 5, **opt
     ``options`` are fa-run's, by their Python names: ``fps``, ``start``, ``end``,
     ``max_frames``, ``tasks``, ``detector``, ``det_size``, ``device``, ``batch_size``,
     ``config_path``, ``models_dir``, ``formats``, ``facetorch_exact``, ``au_threshold``,
-    ``optimize``, ``fp16``.
+    ``optimize``, ``fp16``, ``int8``.
     """
     run_options = _run_options(sample_rate=sample_rate, **options)
     return VideoAnalyzer(run_options).analyze(video_path, output_path, keep_analysis=True).analysis
@@ -193,6 +193,7 @@ def _run_options(
     au_threshold: float = 0.5,
     optimize: bool = True,
     fp16: bool = False,
+    int8: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
     config_path: str | None = None,
@@ -209,7 +210,7 @@ def _run_options(
         detect=DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
                              score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16),
         predict=PredictOptions(tasks=tuple(tasks), au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                               det_size=det_size or 1080, optimize=optimize, half=fp16),
+                               det_size=det_size or 1080, optimize=optimize, half=fp16, int8=int8),
         device=device,
         batch_size=batch_size,
         config_path=config_path,

@@ -122,3 +122,52 @@ def test_a_model_that_cannot_run_in_fp16_stays_float32():
     x = torch.rand(2, 3, 8, 8)
     with torch.inference_mode():
         assert torch.allclose(owner.model(fmt.apply(x)), load()(x))
+
+
+def test_int8_quantises_the_linear_layers_of_a_token_network():
+    owner = _owner(TokenNet())
+    x = torch.rand(3, 3, 32, 32)
+    with torch.inference_mode():
+        expected = owner.model(x)
+        fmt = prepare_model(owner, int8=True, half=True)  # int8 wins over fp16 for this model
+        got = owner.model(fmt.apply(x))
+    kinds = {node.kind() for node in owner.model.inlined_graph.nodes()}
+    assert fmt == InputFormat(int8=True)
+    assert "quantized::linear_dynamic" in kinds and "aten::linear" not in kinds
+    assert not list(owner.model.parameters())  # frozen after quantising
+    assert got.dtype == torch.float32
+    # int8 products: close, not equal (that is why --int8 is opt-in).
+    assert torch.allclose(got, expected, atol=0.05) and not torch.equal(got, expected)
+
+
+def test_int8_leaves_convolutional_networks_float32():
+    owner = _owner(ConvNet())
+    x = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        expected = owner.model(x)
+        fmt = prepare_model(owner, int8=True)
+        got = owner.model(fmt.apply(x))
+    assert fmt == InputFormat(channels_last=True)
+    assert "quantized::linear_dynamic" not in {node.kind() for node in owner.model.inlined_graph.nodes()}
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_int8_off_the_cpu_or_without_quantisation_stays_float32(monkeypatch, caplog):
+    owner = _owner(TokenNet())
+    owner.device = torch.device("meta")  # any device but the CPU
+    with caplog.at_level("WARNING", logger="fatools"):
+        assert prepare_model(owner, int8=True) == InputFormat()
+    assert "CPU only" in caplog.text
+
+    import torch.ao.quantization as quantization
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("no int8 engine here")
+
+    monkeypatch.setattr(quantization, "quantize_dynamic_jit", unavailable)
+    owner = _owner(TokenNet())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fatools"):
+        assert prepare_model(owner, int8=True) == InputFormat()
+    assert "int8 quantisation failed: no int8 engine here" in caplog.text
+    assert "quantized::linear_dynamic" not in {node.kind() for node in owner.model.inlined_graph.nodes()}

@@ -148,6 +148,27 @@ def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path)
         assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=2e-2)
 
 
+def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_path):
+    outputs = []
+    for flags in ([], ["--int8"]):
+        out = tmp_path / ("int8" if flags else "fp32")
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
+                                              "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        outputs.append(sum(_faces(out / "frames.jsonl"), []))
+    assert len(outputs[0]) == len(outputs[1]) > 0
+    au_moved = False
+    for fp32, int8 in zip(*outputs):
+        assert "int8" not in fp32["au"] and int8["au"]["int8"] is True
+        a, b = np.array(list(fp32["au"]["probs"].values())), np.array(list(int8["au"]["probs"].values()))
+        assert np.allclose(a, b, atol=1e-2)
+        au_moved |= not np.array_equal(a, b)
+        # Only the AU model is quantised: every other field is float32's.
+        for field in ("box", "expression", "va", "landmarks3d", "pose"):
+            assert fp32[field] == int8[field], field
+    assert au_moved  # the int8 model did run
+
+
 def test_fa_run_facetorch_exact_equals_the_exact_pipe(clip, standin_store, tmp_path):
     # fa-run cuts exact crops from the frame as its detector saw it; the pipe pads and
     # resizes it again in fa-predict: both must give the same records.

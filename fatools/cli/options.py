@@ -214,3 +214,8 @@ model_options = _compose(
                  help="Half-precision models and inputs, meant for CUDA; changes outputs slightly (see fa-run(1)) "
                       "and is slower on CPU."),
 )
+
+int8_option = click.option(
+    "--int8", is_flag=True,
+    help="CPU only: run the AU model's Linear layers as int8 products (dynamic quantisation): about 1.5x faster AU "
+         "on CPU; changes AU probabilities a little (see fa-run(1)); its records say \"int8\": true in \"au\".")

@@ -18,6 +18,7 @@ from fatools.cli import options
 @click.option("--face-batch", type=click.IntRange(min=1), default=None,
               help="Faces per predictor batch, for every predictor [default: chosen per model and device].")
 @options.model_options
+@options.int8_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Frames whose faces go through the predictors together [default: 8 on CPU, 32 on CUDA].")
 @options.device_option
@@ -25,7 +26,7 @@ from fatools.cli import options
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-predict")
-def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, optimize, fp16, batch_size, device, config_path, models_dir, on_error):
+def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, optimize, fp16, int8, batch_size, device, config_path, models_dir, on_error):
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds
@@ -54,7 +55,7 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, det_size, face_batch, opti
         records = chain(head, records)
     predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
                                      det_size=det_size or 1080, face_batch=face_batch,
-                                     optimize=optimize, half=fp16)
+                                     optimize=optimize, half=fp16, int8=int8)
     predictors = build_predictors(predict_options, device, config_path, models_dir)
     writer = RecordWriter()
     for record in predict_records(records, predictors, batch_size, on_error):

@@ -23,13 +23,14 @@ FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots")
               help="Seconds a face may go unseen and keep its track.")
 @click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: when stderr is a terminal].")
 @options.model_options
+@options.int8_option
 @options.batch_size_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.command("fa-run")
 def cli(videos, output_dir, every, sample_fps, start, end, max_frames, detector, det_size, score_threshold, min_face,
-        facetorch_exact, tasks, au_threshold, formats, max_gap, progress, optimize, fp16, batch_size, device, config_path, models_dir):
+        facetorch_exact, tasks, au_threshold, formats, max_gap, progress, optimize, fp16, int8, batch_size, device, config_path, models_dir):
     """Analyse videos in one process and write every result into a directory.
 
     Runs the same code as fa-frames | fa-detect | fa-predict | fa-track | fa-summarize |
@@ -53,7 +54,7 @@ def cli(videos, output_dir, every, sample_fps, start, end, max_frames, detector,
         detect=DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
                              score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16),
         predict=PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                               det_size=det_size or 1080, optimize=optimize, half=fp16),
+                               det_size=det_size or 1080, optimize=optimize, half=fp16, int8=int8),
         device=device, batch_size=batch_size, config_path=config_path, models_dir=models_dir,
         formats=tuple(formats) or None, track={"max_gap": max_gap}, progress=progress,
     )

@@ -48,7 +48,8 @@ class LinearHead(nn.Module):
         pooled = nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
         spread = x.flatten(2).std(dim=2)
         feats = torch.cat([pooled, spread], dim=1)
-        out = feats @ self.weight.t() + self.bias
+        # A Linear layer, as the real heads have (and what --int8 quantises).
+        out = nn.functional.linear(feats, self.weight, self.bias)
         if self.head == "sigmoid":
             out = torch.sigmoid(out)
         elif self.head == "tanh":
