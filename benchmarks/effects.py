@@ -10,7 +10,9 @@ RetinaFace-MobileNet0.25, ``benchmarks/speed.py``'s store), and its faces are ma
 to the reference's per frame (IoU >= 0.5).  Reported per variant: faces found and
 matched; the largest box and landmark shifts in pixels; the largest differences of
 detection scores, AU probabilities, expression scores, valence/arousal and head pose;
-how many faces changed their active AU set or their expression label.
+how many faces changed their active AU set or their expression label, and how many
+reference AU probabilities lay within 0.05 of the threshold (the chances a set had to
+change).
 
 The twins have random weights, so their probabilities sit near where real models'
 might not; the differences are of the arithmetic, which is what the options change.
@@ -69,7 +71,8 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
     """Differences of matched faces, frame by frame."""
     by_frame = {r["frame"]: r for r in variant}
     diffs: dict[str, list] = {k: [] for k in ("box", "score", "landmarks", "au", "expression", "va", "pose")}
-    counts = {"reference_faces": 0, "variant_faces": 0, "matched": 0, "au_active_changed": 0, "expression_label_changed": 0}
+    counts = {"reference_faces": 0, "variant_faces": 0, "matched": 0, "au_active_changed": 0, "expression_label_changed": 0,
+              "au_probs_near_threshold": 0}
     for ref in reference:
         other = by_frame.get(ref["frame"], {"faces": []})
         ref_faces, var_faces = ref.get("faces") or [], other.get("faces") or []
@@ -87,6 +90,9 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
             if "au" in face and "probs" in face["au"]:
                 diffs["au"] += [(face["au"]["probs"][k], best["au"]["probs"][k]) for k in face["au"]["probs"]]
                 counts["au_active_changed"] += face["au"]["active"] != best["au"]["active"]
+                # How many chances the active set had to change: probabilities within 0.05 of the threshold.
+                threshold = face["au"].get("threshold", 0.5)
+                counts["au_probs_near_threshold"] += sum(abs(v - threshold) < 0.05 for v in face["au"]["probs"].values())
             if "expression" in face:
                 scores = face["expression"]["scores"]
                 diffs["expression"] += [(scores[k], best["expression"]["scores"][k]) for k in scores]
@@ -97,6 +103,8 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
                 diffs["pose"] += [(face["pose"][k], best["pose"][k]) for k in ("yaw", "pitch", "roll")]
     result: dict[str, Any] = dict(counts)
     result.update({f"max_{key}_diff": round(_max_abs(pairs), 6) for key, pairs in diffs.items()})
+    au = diffs["au"]
+    result["mean_au_diff"] = round(sum(abs(x - y) for x, y in au) / len(au), 6) if au else 0.0
     return result
 
 
