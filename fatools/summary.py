@@ -20,15 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from fatools.errors import FatoolsError
-from fatools.facs import CODES
+from fatools.face_stats import BLINK, FaceStats, au_key, duration_seconds, number, rounded
 from fatools.records import SCHEMA_VERSION, is_frame, is_header
 
 log = logging.getLogger("fatools")
 
-BLINK = "AU45"
-# fa-predict's circumplex, by signs of (valence, arousal); used when a record has no label.
-QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
-             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
 # Without --max-gap a gap is longer than this many sampling intervals and this many seconds:
 # one or two missed detections must not split a smile, a sparse sampling rate must not
 # split everything.
@@ -36,21 +32,6 @@ GAP_INTERVALS = 2.5
 GAP_FLOOR = 0.5
 BUCKET = 1e-4  # intervals are histogrammed to 0.1 ms: bounded memory on variable-rate video
 EPS = 1e-9  # decimal timestamps (0.2 * k) must not turn 0.2 s into 0.19999 s
-_ORDER = {code: i for i, code in enumerate([*CODES, BLINK])}
-
-
-def _au_key(code: str) -> tuple[int, str]:
-    return (_ORDER.get(code, len(_ORDER)), code)
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
 
 
 @dataclass(frozen=True)
@@ -78,138 +59,6 @@ class SummaryOptions:
             raise ValueError("top must be >= 0")
 
 
-class _Welford:
-    __slots__ = ("n", "mean", "m2")
-
-    def __init__(self) -> None:
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def merge(self, other: _Welford) -> None:  # Chan et al.'s parallel update
-        n = self.n + other.n
-        if other.n:
-            delta = other.mean - self.mean
-            self.mean += delta * other.n / n
-            self.m2 += other.m2 + delta * delta * self.n * other.n / n
-            self.n = n
-
-    def summary(self) -> dict:
-        if not self.n:
-            return {"faces": 0, "mean": None, "std": None}
-        return {"faces": self.n, "mean": _r(self.mean), "std": _r(math.sqrt(max(self.m2, 0.0) / self.n))}
-
-
-def _seconds(cell: list, interval: float | None) -> float | None:
-    """A duration cell is [timed seconds, samples that stand for the sampling interval]."""
-    if not cell[1]:
-        return _r(cell[0])
-    return None if interval is None else _r(cell[0] + cell[1] * interval)
-
-
-class _Stats:
-    """Everything STATS reports for a set of face samples, mergeable."""
-
-    __slots__ = ("faces", "seconds", "emotions", "labels", "valence", "arousal", "quadrants", "au")
-
-    def __init__(self) -> None:
-        self.faces = 0
-        self.seconds = [0.0, 0]
-        self.emotions: dict[str, int] = {}
-        self.labels: set[str] = set()
-        self.valence, self.arousal = _Welford(), _Welford()
-        self.quadrants: dict[str, list] = {}
-        self.au: dict[str, list] = {}  # code -> [faces, active, sum of probabilities]
-
-    def add(self, face: dict, probs: dict | None, on: float, blink: bool | None, pending: list) -> None:
-        self.faces += 1
-        pending.append(self.seconds)
-        expression = face.get("expression")
-        if isinstance(expression, dict):
-            label = expression.get("label")
-            if isinstance(label, str):
-                self.emotions[label] = self.emotions.get(label, 0) + 1
-            scores = expression.get("scores")
-            if isinstance(scores, dict) and not self.labels.issuperset(scores):
-                self.labels.update(scores)
-        va = face.get("va")
-        if isinstance(va, dict):
-            valence, arousal = _num(va.get("valence")), _num(va.get("arousal"))
-            if valence is not None:
-                self.valence.add(valence)
-            if arousal is not None:
-                self.arousal.add(arousal)
-            quadrant = va.get("quadrant")
-            if not isinstance(quadrant, str) and valence is not None and arousal is not None:
-                quadrant = QUADRANTS[(valence >= 0, arousal >= 0)]
-            if isinstance(quadrant, str):
-                cell = self.quadrants.get(quadrant)
-                if cell is None:
-                    cell = self.quadrants[quadrant] = [0.0, 0]
-                pending.append(cell)
-        au = self.au
-        if probs:
-            for code, p in probs.items():
-                if isinstance(p, (int, float)):
-                    cell = au.get(code)
-                    if cell is None:
-                        cell = au[code] = [0, 0, 0.0]
-                    cell[0] += 1
-                    cell[2] += p
-                    if p > on:
-                        cell[1] += 1
-        if blink is not None:
-            cell = au.get(BLINK)
-            if cell is None:
-                cell = au[BLINK] = [0, 0, None]
-            cell[0] += 1
-            cell[1] += blink
-
-    def merge(self, other: _Stats) -> None:
-        self.faces += other.faces
-        self.seconds = [self.seconds[0] + other.seconds[0], self.seconds[1] + other.seconds[1]]
-        for label, count in other.emotions.items():
-            self.emotions[label] = self.emotions.get(label, 0) + count
-        self.labels |= other.labels
-        self.valence.merge(other.valence)
-        self.arousal.merge(other.arousal)
-        for quadrant, cell in other.quadrants.items():
-            mine = self.quadrants.get(quadrant, [0.0, 0])
-            self.quadrants[quadrant] = [mine[0] + cell[0], mine[1] + cell[1]]
-        for code, cell in other.au.items():
-            mine = self.au.get(code)
-            self.au[code] = list(cell) if mine is None else [
-                mine[0] + cell[0], mine[1] + cell[1], None if cell[2] is None else mine[2] + cell[2]]
-
-    def summary(self, interval: float | None, top: int, blinks: dict) -> dict:
-        labelled = sum(self.emotions.values())
-        most_common = min(self.emotions, key=lambda k: (-self.emotions[k], k)) if labelled else None
-        distribution = {label: _r(self.emotions.get(label, 0) / labelled)
-                        for label in sorted(self.labels | set(self.emotions))} if labelled else {}
-        au = {}
-        for code in sorted(self.au, key=_au_key):
-            faces, active, total = self.au[code]
-            au[code] = {"faces": faces, "active": active, "activation_rate": _r(active / faces),
-                        "mean_probability": None if total is None else _r(total / faces)}
-        ranked = sorted((code for code in au if au[code]["active"]), key=lambda c: (-au[c]["active"], _au_key(c)))
-        return {
-            "faces": self.faces,
-            "seconds": _seconds(self.seconds, interval),
-            "emotion": {"faces": labelled, "most_common": most_common, "distribution": distribution},
-            "valence": self.valence.summary(),
-            "arousal": self.arousal.summary(),
-            "quadrant_seconds": {q: _seconds(self.quadrants.get(q, [0.0, 0]), interval)
-                                 for q in sorted(set(QUADRANTS.values()) | set(self.quadrants))},
-            "au": au,
-            "most_active_aus": [[code, au[code]["active"]] for code in ranked[:top or None]],
-            "blinks": blinks,
-        }
-
-
 class _Episode:
     """One open activation episode of one AU of one track."""
 
@@ -231,7 +80,7 @@ class _Track:
     __slots__ = ("id", "stats", "first", "last", "first_frame", "last_frame", "last_seq", "open", "events")
 
     def __init__(self, track_id: Any) -> None:
-        self.id, self.stats = track_id, _Stats()
+        self.id, self.stats = track_id, FaceStats()
         self.first = self.last = self.first_frame = self.last_frame = None
         self.last_seq = 0
         self.open: dict[str, _Episode] = {}
@@ -279,19 +128,19 @@ class _Track:
 
     def summary(self, interval: float | None, options: SummaryOptions) -> dict:
         events = []
-        for episode, code, offset, end in sorted(self.events, key=lambda e: (e[0].seq, _au_key(e[1]))):
+        for episode, code, offset, end in sorted(self.events, key=lambda e: (e[0].seq, au_key(e[1]))):
             if offset is None and episode.last_t is not None and interval is not None:
                 offset = episode.last_t + interval
             duration = None if offset is None or episode.onset is None else offset - episode.onset
             if duration is not None and code != BLINK and duration < options.min_duration - EPS:
                 continue
-            events.append({"au": code, "onset": _r(episode.onset), "apex": _r(episode.apex), "offset": _r(offset),
-                           "duration": _r(duration), "peak": _r(episode.peak), "frames": episode.frames,
+            events.append({"au": code, "onset": rounded(episode.onset), "apex": rounded(episode.apex), "offset": rounded(offset),
+                           "duration": rounded(duration), "peak": rounded(episode.peak), "frames": episode.frames,
                            "first_frame": episode.first_frame, "apex_frame": episode.apex_frame,
                            "last_frame": episode.last_frame, "end": end})
-        seconds = _seconds(self.stats.seconds, interval)
+        seconds = duration_seconds(self.stats.seconds, interval)
         blinks = _blinks(sum(e["au"] == BLINK for e in events), seconds) if BLINK in self.stats.au else _blinks(None, None)
-        out = {"track": self.id, "first": _r(self.first), "last": _r(self.last),
+        out = {"track": self.id, "first": rounded(self.first), "last": rounded(self.last),
                "first_frame": self.first_frame, "last_frame": self.last_frame}
         out.update(self.stats.summary(interval, options.top, blinks))
         out["au_events"] = events
@@ -299,7 +148,7 @@ class _Track:
 
 
 def _blinks(count: int | None, seconds: float | None) -> dict:
-    per_minute = None if count is None or not seconds else _r(count * 60.0 / seconds)
+    per_minute = None if count is None or not seconds else rounded(count * 60.0 / seconds)
     return {"count": count, "per_minute": per_minute}
 
 
@@ -322,7 +171,7 @@ class _Video:
         self.mode: int | None = None
         self.pending: list[list] = []
         self.tracks: dict[Any, _Track] = {}
-        self.extra = _Stats()  # faces no track follows: counted in overall only
+        self.extra = FaceStats()  # faces no track follows: counted in overall only
         self.warned: set[str] = set()
 
     def _warn(self, key: str, message: str) -> None:
@@ -374,8 +223,8 @@ class _Video:
             raise FatoolsError(f"{self.name}: frame {frame}: 'faces' must be a list of objects")
         self.sampled += 1
         seq = self.sampled
-        t = _num(record.get("t"))
-        if t is None and frame is not None and self.metadata and (_num(self.metadata.get("fps")) or 0) > 0:
+        t = number(record.get("t"))
+        if t is None and frame is not None and self.metadata and (number(self.metadata.get("fps")) or 0) > 0:
             t = frame / self.metadata["fps"]
         self._advance(t)
         self.pending.append(self.seconds)
@@ -397,12 +246,12 @@ class _Video:
                 probs = probs if isinstance(probs, dict) else None
                 on = options.on_threshold
                 if on is None:
-                    on = _num(au.get("threshold"))
+                    on = number(au.get("threshold"))
                     on = 0.5 if on is None else on
                 derived = au.get("derived")
                 derived = derived.get(BLINK) if isinstance(derived, dict) else None
                 if isinstance(derived, dict) and isinstance(derived.get("active"), bool):
-                    blink, ear = derived["active"], _num(derived.get("ear"))
+                    blink, ear = derived["active"], number(derived.get("ear"))
             track_id = face.get("track")
             try:
                 track = self.tracks.get(track_id)
@@ -446,14 +295,14 @@ class _Video:
                 seen += count
                 if seen > middle:
                     return total / count
-        fps = _num((self.metadata or {}).get("fps"))
+        fps = number((self.metadata or {}).get("fps"))
         return 1.0 / fps if fps and fps > 0 else None
 
     def summary(self) -> dict:
         self.finish()
         interval = self.sampling_interval()
         tracks = [self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=_track_key)]
-        overall = _Stats()
+        overall = FaceStats()
         overall.merge(self.extra)
         for track in self.tracks.values():
             overall.merge(track.stats)
@@ -466,10 +315,10 @@ class _Video:
             "metadata": self.metadata,
             "frames": {"sampled": self.sampled, "with_faces": self.with_faces, "without_faces": self.without_faces,
                        "not_analysed": self.not_analysed, "faces": self.faces,
-                       "faces_per_frame": {"mean": _r(self.faces / analysed) if analysed else None,
+                       "faces_per_frame": {"mean": rounded(self.faces / analysed) if analysed else None,
                                            "max": self.faces_max if analysed else None}},
-            "time": {"first": _r(self.first), "last": _r(self.last), "sampling_interval": _r(interval),
-                     "seconds": _seconds(self.seconds, interval)},
+            "time": {"first": rounded(self.first), "last": rounded(self.last), "sampling_interval": rounded(interval),
+                     "seconds": duration_seconds(self.seconds, interval)},
             "overall": overall.summary(interval, self.options.top, _blinks(count, seconds)),
             "tracks": tracks,
         }
