@@ -45,6 +45,15 @@ def _owner(module: nn.Module, script: bool = True) -> types.SimpleNamespace:
     return types.SimpleNamespace(model=model, device=torch.device("cpu"))
 
 
+def _prepare_and_run(owner: types.SimpleNamespace, x: torch.Tensor, **options) -> tuple:
+    """The loaded model's output on ``x``, the prepared input format, the prepared model's output."""
+    with torch.inference_mode():
+        expected = owner.model(x)
+        fmt = prepare_model(owner, **options)
+        got = owner.model(fmt.apply(x))
+    return expected, fmt, got
+
+
 def test_convolutional_networks_are_told_from_token_networks():
     assert is_convolutional(_owner(ConvNet()).model)
     assert not is_convolutional(_owner(TokenNet()).model)
@@ -55,10 +64,7 @@ def test_frozen_model_computes_the_same(net, channels_last):
     owner = _owner(net())
     loaded = owner.model
     x = torch.rand(3, 3, 32, 32)
-    with torch.inference_mode():
-        expected = loaded(x)
-        fmt = prepare_model(owner)
-        got = owner.model(fmt.apply(x))
+    expected, fmt, got = _prepare_and_run(owner, x)
     assert owner.model is not loaded and not list(owner.model.parameters())  # frozen: weights are constants
     assert fmt == InputFormat(channels_last=channels_last)
     assert fmt.apply(x).is_contiguous(memory_format=torch.channels_last) == channels_last
@@ -82,10 +88,7 @@ def test_a_plain_module_runs_as_loaded():
 def test_fp16_inputs_and_weights():
     owner = _owner(ConvNet())
     x = torch.rand(2, 3, 32, 32)
-    with torch.inference_mode():
-        expected = owner.model(x)
-        fmt = prepare_model(owner, half=True)
-        got = owner.model(fmt.apply(x))
+    expected, fmt, got = _prepare_and_run(owner, x, half=True)
     assert fmt.half and fmt.apply(x).dtype == torch.float16
     assert got.dtype == torch.float16
     assert torch.allclose(got.float(), expected, atol=2e-2)
@@ -126,11 +129,7 @@ def test_a_model_that_cannot_run_in_fp16_stays_float32():
 
 def test_int8_quantises_the_linear_layers_of_a_token_network():
     owner = _owner(TokenNet())
-    x = torch.rand(3, 3, 32, 32)
-    with torch.inference_mode():
-        expected = owner.model(x)
-        fmt = prepare_model(owner, int8=True, half=True)  # int8 wins over fp16 for this model
-        got = owner.model(fmt.apply(x))
+    expected, fmt, got = _prepare_and_run(owner, torch.rand(3, 3, 32, 32), int8=True, half=True)  # int8 wins over fp16
     kinds = {node.kind() for node in owner.model.inlined_graph.nodes()}
     assert fmt == InputFormat(int8=True)
     assert "quantized::linear_dynamic" in kinds and "aten::linear" not in kinds
@@ -142,11 +141,7 @@ def test_int8_quantises_the_linear_layers_of_a_token_network():
 
 def test_int8_leaves_convolutional_networks_float32():
     owner = _owner(ConvNet())
-    x = torch.rand(2, 3, 32, 32)
-    with torch.inference_mode():
-        expected = owner.model(x)
-        fmt = prepare_model(owner, int8=True)
-        got = owner.model(fmt.apply(x))
+    expected, fmt, got = _prepare_and_run(owner, torch.rand(2, 3, 32, 32), int8=True)
     assert fmt == InputFormat(channels_last=True)
     assert "quantized::linear_dynamic" not in {node.kind() for node in owner.model.inlined_graph.nodes()}
     assert torch.allclose(got, expected, atol=1e-5)

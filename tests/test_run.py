@@ -131,16 +131,24 @@ def test_optimized_models_give_the_results_of_the_loaded_ones(clip, standin_stor
     _assert_same_faces(outputs[0], outputs[1], 1e-4)
 
 
+def run_with_and_without(flag: str, clip: Path, store: Path, tmp_path: Path) -> list[Path]:
+    """frames.jsonl of fa-run on CPU without, then with ``flag``."""
+    paths = []
+    for flags in ([], [flag]):
+        out = tmp_path / (flag.strip("-") if flags else "plain")
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
+                                              "--models-dir", str(store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        paths.append(out / "frames.jsonl")
+    return paths
+
+
 def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path):
     outputs = []
-    for flags in ([], ["--fp16"]):
-        out = tmp_path / ("fp16" if flags else "fp32")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
-                                              "--models-dir", str(standin_store), "--format", "csv"])
-        assert result.exit_code == 0, result.output
-        records = [json.loads(x) for x in (out / "frames.jsonl").read_bytes().splitlines()][1:]
-        assert all(r["detection"].get("fp16", False) == bool(flags) for r in records)
-        outputs.append(_faces(out / "frames.jsonl"))
+    for flagged, path in enumerate(run_with_and_without("--fp16", clip, standin_store, tmp_path)):
+        records = [json.loads(x) for x in path.read_bytes().splitlines()][1:]
+        assert all(r["detection"].get("fp16", False) == bool(flagged) for r in records)
+        outputs.append(_faces(path))
     # Half precision rounds to about 3 decimal digits: same faces, close values.
     assert [len(f) for f in outputs[0]] == [len(f) for f in outputs[1]]
     for fa, fb in zip(sum(outputs[0], []), sum(outputs[1], [])):
@@ -149,13 +157,7 @@ def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path)
 
 
 def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_path):
-    outputs = []
-    for flags in ([], ["--int8"]):
-        out = tmp_path / ("int8" if flags else "fp32")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
-                                              "--models-dir", str(standin_store), "--format", "csv"])
-        assert result.exit_code == 0, result.output
-        outputs.append(sum(_faces(out / "frames.jsonl"), []))
+    outputs = [sum(_faces(path), []) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)]
     assert len(outputs[0]) == len(outputs[1]) > 0
     au_moved = False
     for fp32, int8 in zip(*outputs):
