@@ -46,12 +46,13 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, Iterable, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from fatools.models import store
+from fatools.models.retinaface_mnet import _FPN, _SSH, RetinaFaceHeads, _Head
 
 log = logging.getLogger("fatools")
 
@@ -200,7 +201,7 @@ class _ResNet50Body(nn.Module):
         return c2, c3, c4
 
 
-class RetinaFaceR50Twin(nn.Module):
+class RetinaFaceR50Twin(RetinaFaceHeads):
     """RetinaFace-ResNet-50's computation, reporting the real MobileNet0.25's detections.
 
     ``guide`` is the real RetinaFace-MobileNet0.25; the ResNet-50 branch (body, FPN
@@ -212,8 +213,6 @@ class RetinaFaceR50Twin(nn.Module):
 
     def __init__(self, guide: nn.Module) -> None:
         super().__init__()
-        from fatools.models.retinaface_mnet import _SSH, _FPN, _Head
-
         width = 256
         self.guide = guide
         self.body = _ResNet50Body()
@@ -227,19 +226,10 @@ class RetinaFaceR50Twin(nn.Module):
         loc, conf, ldm = self.guide(x)
         c2, c3, c4 = self.body(x)
         p1, p2, p3 = self.fpn(c2, c3, c4)
-        feats = [self.ssh1(p1), self.ssh2(p2), self.ssh3(p3)]
-        locs: List[Tensor] = []
-        confs: List[Tensor] = []
-        ldms: List[Tensor] = []
-        for i, head in enumerate(self.BboxHead):
-            locs.append(head(feats[i]))
-        for i, head in enumerate(self.ClassHead):
-            confs.append(head(feats[i]))
-        for i, head in enumerate(self.LandmarkHead):
-            ldms.append(head(feats[i]))
-        r_loc = torch.nan_to_num(torch.cat(locs, dim=1), 0.0, 0.0, 0.0)
-        r_conf = torch.nan_to_num(torch.softmax(torch.cat(confs, dim=1), dim=-1), 0.0, 0.0, 0.0)
-        r_ldm = torch.nan_to_num(torch.cat(ldms, dim=1), 0.0, 0.0, 0.0)
+        locs, logits, ldms = self.heads([self.ssh1(p1), self.ssh2(p2), self.ssh3(p3)])
+        r_loc = torch.nan_to_num(locs, 0.0, 0.0, 0.0)
+        r_conf = torch.nan_to_num(torch.softmax(logits, dim=-1), 0.0, 0.0, 0.0)
+        r_ldm = torch.nan_to_num(ldms, 0.0, 0.0, 0.0)
         return loc + 0.0 * r_loc, conf + 0.0 * r_conf, ldm + 0.0 * r_ldm
 
 

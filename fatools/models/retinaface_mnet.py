@@ -165,7 +165,30 @@ class _Head(nn.Module):
         return out.view(out.size(0), -1, self.width)
 
 
-class RetinaFaceMobileNet(nn.Module):
+class RetinaFaceHeads(nn.Module):
+    """RetinaFace's per-level class, box and landmark heads, shared by its variants.
+
+    A subclass sets ``ClassHead``, ``BboxHead`` and ``LandmarkHead`` (ModuleLists of three
+    ``_Head``, the published state-dict names); TorchScript cannot take a ModuleList as an
+    argument, hence a method on the module rather than a function.
+    """
+
+    def heads(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loc, class logits, landmarks)`` of the three pyramid levels, concatenated."""
+        locs: List[torch.Tensor] = []
+        confs: List[torch.Tensor] = []
+        ldms: List[torch.Tensor] = []
+        # enumerate over a ModuleList is unrolled by TorchScript, so the index is a constant.
+        for i, head in enumerate(self.BboxHead):
+            locs.append(head(feats[i]))
+        for i, head in enumerate(self.ClassHead):
+            confs.append(head(feats[i]))
+        for i, head in enumerate(self.LandmarkHead):
+            ldms.append(head(feats[i]))
+        return torch.cat(locs, dim=1), torch.cat(confs, dim=1), torch.cat(ldms, dim=1)
+
+
+class RetinaFaceMobileNet(RetinaFaceHeads):
     """RetinaFace-MobileNet0.25 laid out so biubug6's state dict loads strictly.
 
     Attribute names (``body``, ``fpn``, ``ssh1``, ``ClassHead`` ...) are the published
@@ -192,21 +215,8 @@ class RetinaFaceMobileNet(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c1, c2, c3 = self.body(x)
         p1, p2, p3 = self.fpn(c1, c2, c3)
-        feats = [self.ssh1(p1), self.ssh2(p2), self.ssh3(p3)]
-        locs: List[torch.Tensor] = []
-        confs: List[torch.Tensor] = []
-        ldms: List[torch.Tensor] = []
-        # enumerate over a ModuleList is unrolled by TorchScript, so the index is a constant.
-        for i, head in enumerate(self.BboxHead):
-            locs.append(head(feats[i]))
-        for i, head in enumerate(self.ClassHead):
-            confs.append(head(feats[i]))
-        for i, head in enumerate(self.LandmarkHead):
-            ldms.append(head(feats[i]))
-        loc = torch.cat(locs, dim=1)
-        conf = F.softmax(torch.cat(confs, dim=1), dim=-1)
-        ldm = torch.cat(ldms, dim=1)
-        return loc, conf, ldm
+        loc, logits, ldm = self.heads([self.ssh1(p1), self.ssh2(p2), self.ssh3(p3)])
+        return loc, F.softmax(logits, dim=-1), ldm
 
 
 # --------------------------------------------------------------------------- files
