@@ -19,9 +19,8 @@ import io
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from fatools.models import store
 from fatools.models.catalogue import MODELS
@@ -58,16 +57,9 @@ def build_standins(
     written: dict[str, Path] = {}
     for name in names if names is not None else MODELS:
         store.spec(name)  # a FatoolsError for unknown names, before writing anything
-        target_dir = store.model_path(name, directory).parent
-        target_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".standin-", suffix=".tmp", dir=target_dir)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            tmp.write_bytes(standin_bytes(name))
-            written[name] = store.install(name, tmp, directory, "standin", "fatools.testing")
-        finally:
-            tmp.unlink(missing_ok=True)
+        content = standin_bytes(name)
+        written[name] = store.install_written(name, directory, lambda path: path.write_bytes(content),
+                                              "standin", "fatools.testing")
     return written
 
 
@@ -78,13 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m fatools.testing DIR [NAME...]", file=sys.stderr)
         print("Write stand-in models for offline tests into the model store DIR.", file=sys.stderr)
         return 0 if args else 2
+    return run_builder("fatools.testing", lambda: build_standins(args[0], args[1:] or None))
+
+
+def run_builder(prog: str, build: Callable[[], dict[str, Path]]) -> int:
+    """Exit status of a ``python -m`` store builder: a line per model written, or one error line."""
     try:
-        written = build_standins(args[0], args[1:] or None)
+        written = build()
     except Exception as exc:  # noqa: BLE001 - one line, like the fa-* tools
-        print(f"fatools.testing: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     for name, path in written.items():
-        print(f"fatools.testing: {name}: {path}", file=sys.stderr)
+        print(f"{prog}: {name}: {path}", file=sys.stderr)
     return 0
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Tuple
@@ -255,16 +254,7 @@ def default_mnet_pth() -> Path | None:
 
 def _install(name: str, root: str | os.PathLike[str], write: Callable[[str], None], what: str) -> Path:
     """Write a model file under a temporary name in its store directory, then install it."""
-    directory = store.model_path(name, root).parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".twin-", suffix=".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp_name)
-        return store.install(name, tmp, root, SOURCE, ORIGIN, {"twin": what, "seed": SEED})
-    finally:
-        tmp.unlink(missing_ok=True)
+    return store.install_written(name, root, lambda path: write(str(path)), SOURCE, ORIGIN, {"twin": what, "seed": SEED})
 
 
 _PREDICTORS: dict[str, tuple[Callable[[], torch.jit.ScriptModule], str]] = {
@@ -346,14 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     tasks = [t for t in args.tasks.split(",") if t]
-    try:
-        written = build_twins(args.dir, args.detector, args.mnet_pth, tasks)
-    except Exception as exc:  # noqa: BLE001 - one line, like the fa-* tools
-        print(f"fatools.twins: error: {exc}", file=sys.stderr)
-        return 1
-    for name, path in written.items():
-        print(f"fatools.twins: {name}: {path}", file=sys.stderr)
-    return 0
+    from fatools.testing import run_builder
+
+    return run_builder("fatools.twins", lambda: build_twins(args.dir, args.detector, args.mnet_pth, tasks))
 
 
 if __name__ == "__main__":

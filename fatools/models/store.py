@@ -24,7 +24,7 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from fatools import __version__
 from fatools.errors import FatoolsError, ModelMissingError
@@ -237,6 +237,26 @@ def install(
     os.replace(prepared, final)
     record_source(name, root, source, origin, extra)
     return final
+
+
+def install_written(
+    name: str,
+    root: str | os.PathLike[str] | None,
+    write: Callable[[Path], None],
+    source: str,
+    origin: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Install model ``name`` from what ``write(path)`` writes to a temporary file in its
+    store directory: a failed or interrupted write leaves nothing under the final name."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{source}-", suffix=".tmp", dir=_model_dir(name, root))
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        return install(name, tmp, root, source, origin, extra)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _model_dir(name: str, root: str | os.PathLike[str] | None) -> Path:
