@@ -104,6 +104,19 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
     return fmt
 
 
+def int8_supported() -> bool:
+    """Whether this torch can quantise a TorchScript model's Linear layers (``--int8``).
+
+    ``quantize_dynamic_jit`` is TorchScript's graph-mode quantisation, a legacy API that
+    newer torch releases may drop; an int8 engine (fbgemm/x86 or qnnpack) must exist.
+    """
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic_jit  # noqa: F401
+    except Exception:  # noqa: BLE001 - absent or broken: not supported
+        return False
+    return any(engine != "none" for engine in torch.backends.quantized.supported_engines)
+
+
 def _quantize_linears(owner: Any, name: str) -> bool:
     """Quantise the Linear layers of ``owner.model`` in place; whether any were."""
     model = owner.model

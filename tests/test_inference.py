@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from fatools.inference import InputFormat, is_convolutional, prepare_model
+from fatools.inference import InputFormat, int8_supported, is_convolutional, prepare_model
+
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="this torch has no TorchScript dynamic quantisation")
 
 
 class ConvNet(nn.Module):
@@ -127,6 +129,7 @@ def test_a_model_that_cannot_run_in_fp16_stays_float32():
         assert torch.allclose(owner.model(fmt.apply(x)), load()(x))
 
 
+@needs_int8
 def test_int8_quantises_the_linear_layers_of_a_token_network():
     owner = _owner(TokenNet())
     expected, fmt, got = _prepare_and_run(owner, torch.rand(3, 3, 32, 32), int8=True, half=True)  # int8 wins over fp16
