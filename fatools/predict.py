@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from fatools import facs
-from fatools.detect import DetectOptions, Geometry, geometry, rgb_batch, square_inputs
+from fatools.detect import DetectOptions, Geometry, geometry, square_inputs
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
@@ -110,12 +110,19 @@ class FacePredictors:
             self.align = instantiate(align_cfg)
 
     # -- crops -------------------------------------------------------------------
-    def _default_crops(self, frame: torch.Tensor, faces: list[dict]) -> tuple[list[torch.Tensor], list[tuple]]:
-        """Square crops of the original pixels (RGB, 0..1)."""
+    def _default_crops(self, image_bgr: np.ndarray, faces: list[dict]) -> tuple[list[torch.Tensor], list[tuple]]:
+        """Square crops of the original pixels (RGB, 0..1).
+
+        Cut from the 8-bit frame (on the device) and converted one crop at a time: the
+        same values as converting the whole frame first, for the cost of the faces only.
+        """
+        from fatools.devices import upload
+
+        frame = upload(torch.from_numpy(image_bgr), self.device).permute(2, 0, 1)  # BGR, CHW, uint8
         crops, rois = [], []
         for face in faces:
             roi = square_box(face["box"])
-            crops.append(crop_padded(frame, roi) / 255.0)
+            crops.append(crop_padded(frame, roi).flip(0).float() / 255.0)
             rois.append(roi)
         return crops, rois
 
@@ -164,7 +171,7 @@ class FacePredictors:
                 resized = exact_inputs[i] if exact_inputs is not None else self.exact_input(image)
                 frame_crops, frame_rois = self._exact_crops(resized, image.shape[1], image.shape[0], faces)
             else:
-                frame_crops, frame_rois = self._default_crops(rgb_batch([image], self.device)[0], faces)
+                frame_crops, frame_rois = self._default_crops(image, faces)
             for face, crop, roi in zip(faces, frame_crops, frame_rois):
                 if crop is None:
                     continue  # facetorch drops a face whose squared box leaves the frame
