@@ -12,12 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fatools.facs import CODES
+from fatools.facs import AU45, CODES, QUADRANTS
 
-BLINK = "AU45"
-# fa-predict's circumplex, by signs of (valence, arousal); used when a record has no label.
-QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
-             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
+BLINK = AU45.code
 _ORDER = {code: i for i, code in enumerate([*CODES, BLINK])}
 
 

@@ -78,6 +78,10 @@ AU45 = ActionUnit("AU45", "blink", "Blink", "relaxation of levator palpebrae sup
 INTENSITY_LABELS = ["Trace", "Slight", "Moderate", "Marked", "Extreme"]
 # Eyes are taken as closed below this eye aspect ratio (Soukupova and Cech, 2016, use 0.2).
 BLINK_EAR = 0.2
+# The valence-arousal circumplex quadrant fa-predict labels a face with, by the signs of
+# (valence, arousal); summaries and exports use it for records without a label.
+QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
+             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
 
 
 def intensity(probability: float, threshold: float = 0.5) -> str | None:

@@ -30,12 +30,6 @@ from fatools.detect import DetectOptions, Geometry, geometry, square_inputs
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
-QUADRANTS = {  # (valence >= 0, arousal >= 0) -> circumplex quadrant
-    (True, True): "Happy/Excited",
-    (False, True): "Angry/Stressed",
-    (False, False): "Sad/Depressed",
-    (True, False): "Calm/Relaxed",
-}
 
 
 @dataclass(frozen=True)
@@ -264,7 +258,7 @@ def expression_fields(logits: np.ndarray, labels: list[str]) -> dict:
 
 def va_fields(valence: float, arousal: float) -> dict:
     return {"valence": round(valence, 6), "arousal": round(arousal, 6),
-            "quadrant": QUADRANTS[(valence >= 0, arousal >= 0)]}
+            "quadrant": facs.QUADRANTS[(valence >= 0, arousal >= 0)]}
 
 
 def blink_fields(landmarks: list) -> dict:

@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from fatools.errors import FatoolsError
-from fatools.facs import AU45, BLINK_EAR, BY_CODE, CODES, eye_aspect_ratio, intensity
+from fatools.facs import AU45, BLINK_EAR, BY_CODE, CODES, QUADRANTS, eye_aspect_ratio, intensity
 
 log = logging.getLogger("fatools")
 
 TEMP_PREFIX = ".fa-export-"
 TEMP_SUFFIX = ".part"
-# fa-predict's circumplex by the signs of (valence, arousal), for records without a label.
-QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
-             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
 EMOTIONS = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
 
 
