@@ -28,7 +28,8 @@ faces in every frame).
 
 Reported: sampled frames per second of each side and the ratios fa-run/seed (median
 over the rounds); fa-run's wall time against the sum of its models' forward time in
-the same run (pipeline overhead); where the time goes on each side; decode-and-sample
+the same run (pipeline overhead) and the ratio it would reach if its models were all it
+ran (ceiling); where the time goes on each side; decode-and-sample
 time against ``ffmpeg -i CLIP -f null -``; peak RSS of fa-run on a 1-minute and a
 10-minute low-resolution clip (``benchmarks/memory.py``).  On CUDA also the GPU
 targets (fa-run's frames/s with ``--every 1``, its ratio to the seed, and with sparse
@@ -416,6 +417,11 @@ def summarise(runs: list[dict], names: list[str], rounds: int) -> dict:
         ratios = [by[(name, r)]["fps"] / by[("seed", r)]["fps"] for r in range(rounds)]
         out["sides"][name]["speedup_per_round"] = [round(x, 3) for x in ratios]
         out["sides"][name]["speedup_median"] = round(statistics.median(ratios), 3)
+        # The ratio this side would reach if nothing but its models ran (no decoding, no
+        # pre/post-processing, no tracking or writing): the models' own floor.
+        ceilings = [by[(name, r)]["frames"] / by[(name, r)]["forward_s"] / by[("seed", r)]["fps"]
+                    for r in range(rounds) if by[(name, r)]["forward_s"]]
+        out["sides"][name]["speedup_ceiling_median"] = round(statistics.median(ceilings), 3) if ceilings else None
         # Per face too: a side that finds a face more or less does more or less work.
         per_face = [by[(name, r)]["faces_per_s"] / by[("seed", r)]["faces_per_s"] for r in range(rounds)]
         out["sides"][name]["speedup_per_face_median"] = round(statistics.median(per_face), 3)
@@ -554,14 +560,16 @@ def table(result: dict) -> str:
         lines.append("")
         lines.append(f"== {key}: {case['description']}")
         lines.append(f"{'side':<{width}}{'frames/s':>10}{'vs seed':>9}{'faces/s':>9}{'vs seed':>9}{'wall s':>9}"
-                     f"{'faces':>7}{'overhead':>10}")
+                     f"{'faces':>7}{'overhead':>10}{'ceiling':>9}")
         for name, row in sides.items():
             speed = f"{row['speedup_median']:.2f}x" if "speedup_median" in row else ""
             per_face = f"{row['speedup_per_face_median']:.2f}x" if "speedup_per_face_median" in row else ""
             over = f"{row['overhead_median']:.2f}x" if row.get("overhead_median") else ""
+            ceiling = f"{row['speedup_ceiling_median']:.2f}x" if row.get("speedup_ceiling_median") else ""
             lines.append(f"{name:<{width}}{row['fps_median']:>10.3f}{speed:>9}{row['faces_per_s_median']:>9.3f}{per_face:>9}"
-                         f"{row['wall_s_median']:>9.2f}{row['faces']:>7}{over:>10}")
-        lines.append("  (overhead: wall time / sum of the models' forward time in the same run)")
+                         f"{row['wall_s_median']:>9.2f}{row['faces']:>7}{over:>10}{ceiling:>9}")
+        lines.append("  (overhead: wall time / sum of the models' forward time in the same run;")
+        lines.append("   ceiling: the 'vs seed' ratio if the side's models were all it ran, median over rounds)")
         for name, row in sides.items():
             lines.append(f"  where {name}'s time goes (median seconds per run):")
             for label, stat in row["stages_median"].items():
