@@ -118,3 +118,37 @@ def test_speed_smoke_runs_both_sides(tmp_path: Path, mnet_weights: Path) -> None
     assert sides["exact"]["overhead_median"] >= 1.0
     assert "fatools / ffmpeg" in result["decode"]
     assert "targets" in result
+
+
+def _speed_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fatools_bench_speed", SPEED)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summary_ratios_and_ceiling_per_round() -> None:
+    """Ratios are medians of per-round ratios; the ceiling is the seed's wall over the side's model time."""
+    speed = _speed_module()
+
+    def run(side: str, r: int, wall: float, forward: float) -> dict:
+        return {"side": side, "round": r, "wall_s": wall, "frames": 10, "faces": 40, "faces_per_frame": [4] * 10,
+                "fps": 10 / wall, "faces_per_s": 40 / wall, "forward_s": forward, "overhead": wall / forward,
+                "stages": {}}
+
+    runs = [run("seed", 0, 20.0, 16.0), run("default", 0, 12.5, 12.0),
+            run("seed", 1, 30.0, 24.0), run("default", 1, 15.0, 14.0),
+            run("seed", 2, 21.0, 17.0), run("default", 2, 14.0, 10.0)]
+    default = speed.summarise(runs, ["seed", "default"], 3)["sides"]["default"]
+    assert default["speedup_per_round"] == [1.6, 2.0, 1.5]
+    assert default["speedup_median"] == 1.6
+    # 20/12, 30/14, 21/10: the median is 2.1 (round 3), not a ratio of medians.
+    assert default["speedup_ceiling_median"] == 2.1
+    sides = speed.summarise(runs, ["seed", "default"], 3)["sides"]
+    printed = speed.table({"machine": {"cpu": "x", "cores": 2}, "date": "d", "device": "cpu", "targets": {},
+                           "cases": {"mnet": {"description": "t", "sides": sides}}})
+    default_row = next(line for line in printed.splitlines() if line.startswith("default"))
+    assert default_row.split()[1:3] == ["0.714", "1.60x"] and default_row.endswith("2.10x")
