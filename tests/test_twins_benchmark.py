@@ -142,12 +142,12 @@ def test_summary_ratios_and_ceiling_per_round() -> None:
     runs = [run("seed", 0, 20.0, 16.0), run("default", 0, 12.5, 12.0),
             run("seed", 1, 30.0, 24.0), run("default", 1, 15.0, 14.0),
             run("seed", 2, 21.0, 17.0), run("default", 2, 14.0, 10.0)]
-    default = speed.summarise(runs, ["seed", "default"], 3)["sides"]["default"]
+    sides = speed.summarise(runs, ["seed", "default"], 3)["sides"]
+    default = sides["default"]
     assert default["speedup_per_round"] == [1.6, 2.0, 1.5]
     assert default["speedup_median"] == 1.6
     # 20/12, 30/14, 21/10: the median is 2.1 (round 3), not a ratio of medians.
     assert default["speedup_ceiling_median"] == 2.1
-    sides = speed.summarise(runs, ["seed", "default"], 3)["sides"]
     printed = speed.table({"machine": {"cpu": "x", "cores": 2}, "date": "d", "device": "cpu", "targets": {},
                            "cases": {"mnet": {"description": "t", "sides": sides}}})
     default_row = next(line for line in printed.splitlines() if line.startswith("default"))
