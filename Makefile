@@ -1,19 +1,41 @@
 # Set-up and entry points: `make demo` and `make test` install whatever they need first.
+#
+#   PYTHON=python3.13   the interpreter (a name on PATH, a path, or a pyenv version's name)
+#   STACK=pinned        facetorch's own torch 2.3.1 / numpy 1.26 instead of today's torch
+#
+# Each (PYTHON, STACK) pair gets its own virtual environment: .venv for the default
+# (python3, current), .venv-<python>-<stack> otherwise.
 PYTHON ?= python3
+STACK ?= current
+STACKS := current pinned
+ifeq ($(filter $(STACK),$(STACKS)),)
+$(error STACK=$(STACK): choose one of $(STACKS))
+endif
+ifeq ($(PYTHON)-$(STACK),python3-current)
 VENV ?= .venv
+else
+VENV ?= .venv-$(notdir $(PYTHON))-$(STACK)
+endif
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.fatools-installed
+# Per checkout: a shared environment (STACK_VENVS below) is re-pointed at this checkout.
+STAMP := $(VENV)/.fatools-installed-$(shell pwd | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 DEMO_DIR ?= demo
 VIDEO ?= $(DEMO_DIR)/family4-pan.mp4
+# facetorch 0.6.2 declares torch<2.4, which is stale: on the current stack it is installed
+# with --no-deps (fatools declares its real dependencies); on the pinned stack with them.
+FACETORCH := facetorch==0.6.2
+PIP := $(BIN)/python -m pip install --quiet
+INSTALL_current = $(PIP) -c constraints/current.txt -e '.[test]' && $(PIP) --no-deps '$(FACETORCH)'
+INSTALL_pinned = $(PIP) -c constraints/pinned.txt -e '.[test]' '$(FACETORCH)'
 
-.PHONY: install system-deps test demo clean
+.PHONY: install system-deps test test-stacks test-part demo clean
 
-# The virtual environment, rebuilt when the dependencies change.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The virtual environment, brought up to date when the dependencies change.
+$(STAMP): pyproject.toml constraints/$(STACK).txt
+	@[ -x $(BIN)/python ] || { py=$$(scripts/find-python $(PYTHON)) && echo "$(VENV): $$py, $(STACK) stack" && $$py -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(INSTALL_$(STACK))
 	touch $@
 
 install: $(STAMP)
@@ -21,12 +43,25 @@ install: $(STAMP)
 # The ffmpeg CLI makes variable-frame-rate and rotated test clips.
 system-deps:
 	@command -v ffmpeg >/dev/null 2>&1 || { \
-	  echo "installing ffmpeg (the tests make VFR and rotated clips with it)"; \
+	  echo "installing ffmpeg (the tests make variable-frame-rate and rotated clips with it)"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# The other ends of the supported range, beside the default stack: facetorch's pinned
+# torch 2.3.1 / numpy 1.26, and Python 3.13 on today's torch. Each runs the parity,
+# pipeline and export tests, and checks its records against the default stack's on a
+# clip. Their environments live outside the checkout, so a machine that has one reuses it.
+STACK_TESTS ?= tests/test_stack.py tests/test_predict_parity.py tests/test_run.py tests/test_export.py tests/test_detect_real.py
+STACK_VENVS ?= $(HOME)/.cache/fatools/venvs
+test-stacks: install system-deps
+	$(MAKE) test-part STACK=pinned VENV=$(STACK_VENVS)/python3-pinned
+	$(MAKE) test-part PYTHON=python3.13 VENV=$(STACK_VENVS)/python3.13-current
+
+test-part: install system-deps
+	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(STACK_TESTS)
 
 # A sample clip (camera pan and zoom over a real photo) when no VIDEO is given.
 $(DEMO_DIR)/family4-pan.mp4: | $(STAMP)
@@ -37,4 +72,4 @@ demo: install $(VIDEO)
 	bash scripts/demo.sh $(VIDEO) $(DEMO_DIR)
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf .venv .venv-* $(DEMO_DIR) .pytest_cache

@@ -279,7 +279,7 @@ def build_detector(
     models_dir: str | None = None,
 ) -> BatchDetector:
     """facetorch's FaceDetector from the configuration, checked for its model first."""
-    from hydra.utils import instantiate
+    from fatools.models.torchscript import instantiate
 
     from fatools.devices import resolve_device
     from fatools.models import config as model_config

@@ -33,13 +33,20 @@ module that mutates its attributes) runs as loaded, with a debug log line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import re
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+
+from fatools.models.torchscript import quiet_torchscript
 
 log = logging.getLogger("fatools")
 
@@ -99,7 +106,8 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
                 owner.model(fmt.apply(torch.zeros(example, device=getattr(owner, "device", "cpu"))))
         except Exception as exc:  # noqa: BLE001 - any failure means: not in fp16
             log.info("%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160])
-            owner.model = owner.load_model()
+            with quiet_torchscript():
+                owner.model = owner.load_model()
             fmt = _prepare(owner, optimize, False, name)
     return fmt
 
@@ -129,8 +137,11 @@ def _quantize_linears(owner: Any, name: str) -> bool:
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic_jit
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's own notes on .grad of non-leaf tensors
+        with quiet_torchscript(), _quantizer_notice_hidden(), warnings.catch_warnings():
+            # torch 2.3 notes, while it prepares the graph, that .grad of a non-leaf tensor is
+            # not populated: fatools never reads gradients.
+            warnings.filterwarnings("ignore", message=r"The \.grad attribute of a Tensor that is not a leaf",
+                                    category=UserWarning)
             quantized = quantize_dynamic_jit(model.eval(), {"": per_channel_dynamic_qconfig})
         count = _count(quantized.inlined_graph, ("quantized::linear_dynamic",))
     except Exception as exc:  # noqa: BLE001 - no int8 here means float32, not a failed run
@@ -142,6 +153,37 @@ def _quantize_linears(owner: Any, name: str) -> bool:
     owner.model = quantized
     log.info("%s: %d Linear layers in int8 (dynamic quantisation)", name, count)
     return True
+
+
+# torch >= 2.13 prints, from C++ and so past Python's warning filters, that quantised
+# tensor creation is deprecated, once, while quantize_dynamic_jit packs the weights.  It
+# still works; --int8's way off it is the ONNX Runtime backend (see fatools.models.torchscript).
+_QUANTIZER_NOTICE = re.compile(r"^\[W[^\]]*Quantizer\.cpp:\d+\] Warning: torch\.quantize_per_tensor.*?(\(function \w+\(\)\)|$)",
+                               re.MULTILINE)
+
+
+@contextlib.contextmanager
+def _quantizer_notice_hidden() -> Iterator[None]:
+    """Run the block with the process's stderr captured, then pass on all of it but the
+    quantizer's deprecation notice (a C++ print, which no Python filter reaches)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            rest = _QUANTIZER_NOTICE.sub("", capture.read().decode("utf-8", "replace"))
+            if rest.strip():
+                sys.stderr.write(rest)
+                sys.stderr.flush()
 
 
 def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
@@ -158,7 +200,8 @@ def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
             convolutional = is_convolutional(model)
             # Weights channels-last too, so no convolution reorders them per call.
             loaded = model.to(memory_format=torch.channels_last) if convolutional else model
-            model = torch.jit.freeze(loaded.eval())
+            with quiet_torchscript():
+                model = torch.jit.freeze(loaded.eval())
             channels_last, frozen = convolutional, True
         except Exception as exc:  # noqa: BLE001 - any model facetorch can run must still run
             log.debug("%s: runs as loaded (cannot be frozen: %s)", name, exc)

@@ -77,7 +77,7 @@ class FacePredictors:
     """facetorch predictors for the chosen tasks, run on the faces of frame batches."""
 
     def __init__(self, cfg: Any, options: PredictOptions, device: torch.device) -> None:
-        from hydra.utils import instantiate
+        from fatools.models.torchscript import instantiate
         from omegaconf import OmegaConf
 
         from fatools.devices import default_batch_size

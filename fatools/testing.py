@@ -38,14 +38,17 @@ def standin_bytes(name: str) -> bytes:
 
     from fatools.standins import detector, meta3dmm, predictors
 
+    from fatools.models.torchscript import quiet_torchscript
+
     task = MODELS[name].task
     buffer = io.BytesIO()
-    if name == "align-meta":
-        torch.save(meta3dmm.build_meta(), buffer)
-    elif task == "detector":
-        torch.jit.save(detector.build_detector(), buffer)
-    else:
-        torch.jit.save(predictors.build_predictor(task), buffer)
+    with quiet_torchscript():
+        if name == "align-meta":
+            torch.save(meta3dmm.build_meta(), buffer)
+        elif task == "detector":
+            torch.jit.save(detector.build_detector(), buffer)
+        else:
+            torch.jit.save(predictors.build_predictor(task), buffer)
     return buffer.getvalue()
 
 

@@ -592,8 +592,9 @@ def test_cli_uses_a_given_summary_and_metadata(jsonl, tmp_path):
 
 def test_entry_point_in_a_subprocess_reads_stdin(jsonl, tmp_path):
     code = "from fatools.cli.export import main; main()"
-    proc = subprocess.run([sys.executable, "-c", code, "-o", str(tmp_path / "o"), "-f", "csv", "-f", "text",
-                           "--timestamp", TS], stdin=jsonl.open("rb"), capture_output=True, text=True, timeout=60)
+    with jsonl.open("rb") as stdin:
+        proc = subprocess.run([sys.executable, "-c", code, "-o", str(tmp_path / "o"), "-f", "csv", "-f", "text",
+                               "--timestamp", TS], stdin=stdin, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert [Path(p).name for p in proc.stdout.split()] == [f"facial_analysis_summary_{TS}.csv",
                                                            f"facial_analysis_report_{TS}.txt"]

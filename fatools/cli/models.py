@@ -11,6 +11,7 @@ import click
 
 from fatools import __version__
 from fatools.cli import options
+from fatools.errors import FatoolsError
 from fatools.models.catalogue import MODELS
 
 PROG = "fa-models"
@@ -126,6 +127,32 @@ def import_cmd(name: str, file: str, models_dir: str | None) -> None:
     from fatools.models import store
 
     click.echo(str(store.import_model(name, file, models_dir)))
+
+
+@cli.command("doctor")
+@options.device_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+@options.command(PROG)
+def doctor_cmd(device: str, as_json: bool) -> None:
+    """Print the software stack in one place, for a bug report.
+
+    Python, torch and the CUDA it was built for, numpy, facetorch, PyAV, OpenCV, ONNX
+    Runtime when present, the GPUs torch sees and the device fatools would use with
+    --device.  Exits 1 when facetorch or torch is missing or broken, saying what to do.
+    """
+    from fatools import stack
+
+    info = stack.describe(device)
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        for key, value in info.items():
+            if isinstance(value, list):
+                value = ", ".join(value) or "none"
+            click.echo(f"{key + ':':<16} {'not installed' if value is None else value}")
+    if info.get("torch_error"):
+        raise FatoolsError(f"torch does not import ({info['torch_error']}); see the README's Install section")
+    stack.require_facetorch()
 
 
 def main() -> None:

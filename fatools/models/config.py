@@ -17,6 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fatools.errors import FatoolsError
 from fatools.models import catalogue, store
+from fatools.models.torchscript import import_facetorch, quiet_torchscript
+
+# Every model-loading path comes through here: a missing facetorch is one line saying
+# what to install, and its import-time deprecation notices stay off the terminal.
+import_facetorch()
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetorch import FaceAnalyzer
@@ -155,4 +160,5 @@ def build_analyzer(cfg: DictConfig) -> "FaceAnalyzer":
     store.require(required_models(cfg), root)
     from facetorch import FaceAnalyzer
 
-    return FaceAnalyzer(cfg.analyzer if "analyzer" in cfg else cfg)
+    with quiet_torchscript():
+        return FaceAnalyzer(cfg.analyzer if "analyzer" in cfg else cfg)

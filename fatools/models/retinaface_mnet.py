@@ -26,10 +26,13 @@ from typing import List, Mapping, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from facetorch.base import BaseDownloader
 from torch import nn
 
 from fatools.errors import FatoolsError
+from fatools.models.torchscript import import_facetorch, quiet_torchscript
+
+import_facetorch()
+from facetorch.base import BaseDownloader  # noqa: E402 - after the one-line check above
 
 log = logging.getLogger("fatools")
 
@@ -303,11 +306,11 @@ def convert(pth_path: PathLike, out_path: PathLike) -> str:
     out = Path(out_path)
     _check_sha(pth)
     model = load_pth(pth)
-    scripted = torch.jit.script(model)
     # Serialise to memory so the hash is of exactly the bytes written, and the zip's root
     # folder is "archive" rather than the random temporary file name.
     buffer = io.BytesIO()
-    torch.jit.save(scripted, buffer)
+    with quiet_torchscript():
+        torch.jit.save(torch.jit.script(model), buffer)
     payload = buffer.getvalue()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")

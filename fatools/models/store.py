@@ -293,7 +293,10 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             )
         return
     try:
-        torch.jit.load(str(path), map_location="cpu")
+        from fatools.models.torchscript import quiet_torchscript
+
+        with quiet_torchscript():
+            torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001
         raise FatoolsError(
             f"{path}: not a TorchScript model ({_one_line(exc)}); expected facetorch's "
