@@ -18,7 +18,7 @@ __all__ = ["analyze_video", "FacialActionVideoAnalyzer", "__version__"]
 
 def __getattr__(name: str):
     # Lazy, so that `import fatools` (and every command's --help) does not load torch.
-    if name in ("analyze_video", "FacialActionVideoAnalyzer", "VideoAnalyzer", "RunOptions"):
+    if name in ("analyze_video", "FacialActionVideoAnalyzer", "VideoAnalyzer", "RunOptions", "run_options"):
         from fatools import run
 
         return getattr(run, name)

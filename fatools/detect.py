@@ -6,14 +6,11 @@ pre-processor and model as a batch; priors are made once per input size by
 facetorch's ``PriorBox``; decoding and NMS are vectorised over the batch (torchvision's
 batched NMS with facetorch's +1 pixel area convention, so the same boxes survive);
 RetinaFace's five landmarks are decoded too; and boxes and landmarks are mapped back
-to the original frame's pixels.
+to the original frame's pixels (``fatools.geometry`` owns both directions: the default
+geometry, and facetorch's square padding for ``--facetorch-exact``).
 
-Two geometries:
-
-* default: the frame is scaled so its longer side is ``det_size`` (facetorch's scale:
-  1080 / longer side), without square padding: a 16:9 frame costs 0.56x of the square;
-* ``square_pad=True`` (``--facetorch-exact``): facetorch's reader exactly, SquarePad
-  then Resize(det_size), so detections match ``FaceAnalyzer.run``.
+``detect_frames`` is the stage: fa-detect runs it on frames made from records, fa-run
+on frames from its decoder.
 """
 
 from __future__ import annotations
@@ -23,6 +20,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
+
+from fatools.geometry import Geometry, detector_input
+from fatools.records import is_frame
+from fatools.stream import Frame, batches, frames_from_records
 
 FaceList = list[dict[str, Any]]
 
@@ -38,103 +39,14 @@ class DetectOptions:
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """How a frame maps into the detector input: det = (orig + pad) * scale."""
-
-    scale_x: float
-    scale_y: float
-    pad_left: int
-    pad_top: int
-    det_width: int
-    det_height: int
-
-    def to_original(self, xy: torch.Tensor) -> torch.Tensor:
-        """Detector-input pixel coordinates (..., 2k) back to original frame pixels."""
-        out = xy.clone()
-        out[..., 0::2] = xy[..., 0::2] / self.scale_x - self.pad_left
-        out[..., 1::2] = xy[..., 1::2] / self.scale_y - self.pad_top
-        return out
-
-
-def geometry(width: int, height: int, options: DetectOptions) -> Geometry:
-    """The detector-input geometry of a width x height frame."""
-    if options.square_pad:
-        side = max(width, height)
-        pad_left, pad_top = (side - width) // 2, (side - height) // 2
-        target = options.det_size or side
-        return Geometry(target / side, target / side, pad_left, pad_top, target, target)
-    if not options.det_size:
-        return Geometry(1.0, 1.0, 0, 0, width, height)
-    scale = options.det_size / max(width, height)
-    det_w, det_h = max(1, round(width * scale)), max(1, round(height * scale))
-    return Geometry(det_w / width, det_h / height, 0, 0, det_w, det_h)
-
-
-def rgb_batch(images_bgr: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Same-sized HWC BGR uint8 frames as an NCHW RGB float batch (0..255) on ``device``.
-
-    On CUDA the 8-bit frames are copied (a quarter of the bytes) and converted there.
-    """
-    from fatools.devices import upload
-
-    if device.type == "cuda":
-        frames = upload(torch.from_numpy(np.stack(images_bgr)), device)
-        return frames.flip(-1).permute(0, 3, 1, 2).float()
-    import cv2
-
-    # OpenCV swaps the channels straight into the batch: numpy's copy of a reversed view
-    # took 47 ms for a 1920x1920 frame, cvtColor 1 ms.
-    height, width = images_bgr[0].shape[:2]
-    rgb = np.empty((len(images_bgr), height, width, 3), np.uint8)
-    for i, image in enumerate(images_bgr):
-        cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB, dst=rgb[i])
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float()
-
-
-def square_inputs(images_bgr: list[np.ndarray], det_size: int | None, device: torch.device) -> torch.Tensor:
-    """facetorch's reader on a batch: each frame padded to a square with zeros (centred, as
-    ``SquarePad``), then resized to ``det_size`` (antialiased bilinear, on floats).
-
-    The zeros are added to the 8-bit frames before conversion: the same values as
-    padding the float tensor, for less work.
-    """
-    import cv2
-    from torchvision.transforms import functional as F
-
-    height, width = images_bgr[0].shape[:2]
-    geo = geometry(width, height, DetectOptions(det_size=det_size, square_pad=True))
-    side = max(width, height)
-    right, bottom = side - width - geo.pad_left, side - height - geo.pad_top
-    if geo.pad_left or geo.pad_top or right or bottom:
-        images_bgr = [cv2.copyMakeBorder(im, geo.pad_top, bottom, geo.pad_left, right, cv2.BORDER_CONSTANT, value=0)
-                      for im in images_bgr]
-    batch = rgb_batch(images_bgr, device)
-    if det_size:
-        batch = F.resize(batch, [det_size], antialias=True)
-    return batch
-
-
-def prepare(images_bgr: list[np.ndarray], options: DetectOptions, device: torch.device) -> tuple[torch.Tensor, Geometry]:
-    """Stack same-sized frames into the detector's input batch (before facetorch's normaliser)."""
-    from torchvision.transforms import functional as F
-
-    height, width = images_bgr[0].shape[:2]
-    geo = geometry(width, height, options)
-    if options.square_pad:
-        return square_inputs(images_bgr, options.det_size, device), geo
-    shrink = (geo.det_width, geo.det_height) != (width, height)
-    if shrink and device.type == "cpu":
-        # Area-averaging the 8-bit frame costs a few ms where an antialiased float resize
-        # of the full frame cost about as much as the MobileNet detector itself.
-        import cv2
-
-        images_bgr = [cv2.resize(im, (geo.det_width, geo.det_height), interpolation=cv2.INTER_AREA) for im in images_bgr]
-        shrink = False
-    batch = rgb_batch(images_bgr, device)
-    if shrink:
-        batch = F.resize(batch, [geo.det_height, geo.det_width], antialias=True)
-    return batch, geo
+def detect_options(det_size: int | None = 1080, facetorch_exact: bool = False, score_threshold: float | None = None,
+                   min_face: float = 0.0, optimize: bool = True, fp16: bool = False) -> DetectOptions:
+    """DetectOptions from the commands' options: ``det_size`` 0 or None keeps the original
+    size, and ``facetorch_exact`` means facetorch's square-padded geometry.  The one place
+    that says what --facetorch-exact implies for detection (prediction reads the geometry
+    back from each record's ``detection``)."""
+    return DetectOptions(det_size=det_size or None, square_pad=facetorch_exact, score_threshold=score_threshold,
+                         min_face=min_face, optimize=optimize, half=fp16)
 
 
 class BatchDetector:
@@ -187,7 +99,7 @@ class BatchDetector:
             return [], None
         from facetorch.datastruct import ImageData
 
-        batch, geo = prepare(images_bgr, self.options, self.device)
+        batch, geo = detector_input(images_bgr, self.options.det_size, self.options.square_pad, self.device)
         data = ImageData(path_input=None)
         data.tensor = batch
         data = self.face_detector.preprocessor.run(data)
@@ -248,27 +160,35 @@ class BatchDetector:
         return results
 
 
-def detect_records(
-    records: Iterable[dict],
-    detector: BatchDetector,
-    batch_size: int = 2,
-    on_error: str = "fail",
-) -> Iterator[dict]:
-    """Add ``faces`` to every frame record of a stream; other records pass through."""
-    from fatools.stream import PixelSource, frame_batches
+def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: int = 1,
+                  keep_inputs: bool = False) -> Iterator[Frame]:
+    """The detection stage: ``faces`` and ``detection`` added to every frame with pixels.
 
-    pixels = PixelSource()
+    Frames of one size go through the detector together, ``batch_size`` at a time; other
+    records pass through in order.  Frames without faces drop their pixels here; with
+    ``keep_inputs`` (facetorch-exact prediction follows) the others keep the detector's
+    input, from which facetorch crops its faces.
+    """
     provenance = detector.provenance()
-    try:
-        for batch in frame_batches(records, pixels, batch_size, on_error):
-            frames = batch.frames()
-            results = detector.detect([image for _, image in frames])
-            for (index, _), faces in zip(frames, results):
-                batch.records[index]["faces"] = faces
-                batch.records[index]["detection"] = provenance
-            yield from batch.records
-    finally:
-        pixels.close()
+    for batch in batches(frames, batch_size, same_shape=True):
+        working = [frame for frame in batch if frame.image is not None]
+        results, inputs = detector.detect_with_inputs([frame.image for frame in working])
+        for i, (frame, faces) in enumerate(zip(working, results)):
+            frame.record["faces"] = faces
+            frame.record["detection"] = provenance
+            if not faces:
+                frame.drop_pixels()
+            elif keep_inputs:
+                frame.det_input = inputs[i]
+        yield from batch
+
+
+def detect_records(records: Iterable[dict], detector: BatchDetector, batch_size: int = 1,
+                   on_error: str = "fail") -> Iterator[dict]:
+    """``detect_frames`` over a record stream, as fa-detect runs it: each frame record's
+    pixels are loaded from its video or image as it comes."""
+    frames = frames_from_records(records, is_frame, on_error)
+    return (frame.record for frame in detect_frames(frames, detector, batch_size))
 
 
 def build_detector(

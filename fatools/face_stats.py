@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from fatools.facs import AU45, CODES, QUADRANTS
+from fatools.records import expression_of, number, va_of
 
 BLINK = AU45.code
 _ORDER = {code: i for i, code in enumerate([*CODES, BLINK])}
@@ -23,11 +24,11 @@ def au_key(code: str) -> tuple[int, str]:
     return (_ORDER.get(code, len(_ORDER)), code)
 
 
-def number(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+def as_float(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (``records.number``), else None:
+    summaries print 3.0 s, not 3 s, whatever the records held."""
+    value = number(value)
+    return None if value is None else float(value)
 
 
 def rounded(value: float | None) -> float | None:
@@ -87,24 +88,19 @@ class FaceStats:
     def add(self, face: dict, probs: dict | None, on: float, blink: bool | None, pending: list) -> None:
         self.faces += 1
         pending.append(self.seconds)
-        expression = face.get("expression")
-        if isinstance(expression, dict):
-            label = expression.get("label")
-            if isinstance(label, str):
-                self.emotions[label] = self.emotions.get(label, 0) + 1
-            scores = expression.get("scores")
-            if isinstance(scores, dict) and not self.labels.issuperset(scores):
-                self.labels.update(scores)
-        va = face.get("va")
-        if isinstance(va, dict):
-            valence, arousal = number(va.get("valence")), number(va.get("arousal"))
+        expression = expression_of(face)
+        label = expression.get("label")
+        if isinstance(label, str):
+            self.emotions[label] = self.emotions.get(label, 0) + 1
+        scores = expression.get("scores")
+        if isinstance(scores, dict) and not self.labels.issuperset(scores):
+            self.labels.update(scores)
+        if isinstance(face.get("va"), dict):
+            valence, arousal, quadrant = va_of(face)
             if valence is not None:
-                self.valence.add(valence)
+                self.valence.add(float(valence))
             if arousal is not None:
-                self.arousal.add(arousal)
-            quadrant = va.get("quadrant")
-            if not isinstance(quadrant, str) and valence is not None and arousal is not None:
-                quadrant = QUADRANTS[(valence >= 0, arousal >= 0)]
+                self.arousal.add(float(arousal))
             if isinstance(quadrant, str):
                 cell = self.quadrants.get(quadrant)
                 if cell is None:

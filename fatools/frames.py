@@ -8,6 +8,7 @@ from typing import Iterator
 
 from fatools.errors import VideoError
 from fatools.records import frame_record
+from fatools.stream import Frame
 from fatools.video import (
     IMAGE_EXTENSIONS,
     Sampling,
@@ -29,33 +30,55 @@ def input_kind(path: str) -> str:
     return "video"
 
 
-def video_records(
+def input_frames(
+    path: str,
+    sampling: Sampling = Sampling(),
+    pixels: bool = False,
+    images_dir: str | None = None,
+    image_format: str = "png",
+    header: bool = True,
+) -> Iterator[Frame]:
+    """The frames of any supported input (a video, an image, a folder of images), as
+    fa-frames' records, with their pixels when ``pixels`` (fa-run's way in)."""
+    if input_kind(path) == "video":
+        return _video_frames(path, sampling, pixels, images_dir, image_format, header)
+    return _image_frames(path, sampling, pixels)
+
+
+def records_for(
     path: str,
     sampling: Sampling = Sampling(),
     images_dir: str | None = None,
     image_format: str = "png",
     header: bool = True,
 ) -> Iterator[dict]:
-    """A header record, then one record per sampled frame of a video.
+    """fa-frames' records for any supported input."""
+    return (frame.record for frame in input_frames(path, sampling, False, images_dir, image_format, header))
 
-    Pixels travel by reference (the video path and frame index); with ``images_dir``
-    each sampled frame is also written there and its path put in the record.
+
+def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str | None, image_format: str,
+                  header: bool) -> Iterator[Frame]:
+    """A header, then one frame per sampled frame of a video.
+
+    Pixels travel by reference in the record (the video path and frame index); with
+    ``images_dir`` each sampled frame is also written there and its path put in the record.
     """
     info = probe(path)
     if header:
-        yield info.header()
+        yield Frame(info.header())
     stem = Path(path).stem
-    for decoded in iter_frames(path, sampling, want_pixels=images_dir is not None):
+    for decoded in iter_frames(path, sampling, want_pixels=pixels or images_dir is not None):
         extra = {}
         if images_dir is not None:
             image_path = os.path.join(images_dir, f"{stem}-{decoded.index:06d}.{image_format}")
             write_image(image_path, decoded.image)
             extra["image"] = image_path
-        yield frame_record(path, decoded.index, decoded.t, decoded.width, decoded.height, **extra)
+        record = frame_record(path, decoded.index, decoded.t, decoded.width, decoded.height, **extra)
+        yield Frame(record, decoded.image if pixels else None)
 
 
-def image_records(path: str, sampling: Sampling = Sampling()) -> Iterator[dict]:
-    """One record per image of a file or folder (``every``/``max_frames`` apply; no clock)."""
+def _image_frames(path: str, sampling: Sampling, pixels: bool) -> Iterator[Frame]:
+    """One frame per image of a file or folder (``every``/``max_frames`` apply; no clock)."""
     if os.path.isdir(path):
         images = list_images(path)
         if not images:
@@ -68,19 +91,7 @@ def image_records(path: str, sampling: Sampling = Sampling()) -> Iterator[dict]:
             continue
         if sampling.max_frames is not None and kept >= sampling.max_frames:
             break
-        height, width = read_image(image_path).shape[:2]
+        image = read_image(image_path)
+        height, width = image.shape[:2]
         kept += 1
-        yield frame_record(path, index, None, width, height, image=image_path)
-
-
-def records_for(
-    path: str,
-    sampling: Sampling = Sampling(),
-    images_dir: str | None = None,
-    image_format: str = "png",
-    header: bool = True,
-) -> Iterator[dict]:
-    """Records for any supported input."""
-    if input_kind(path) == "video":
-        return video_records(path, sampling, images_dir, image_format, header)
-    return image_records(path, sampling)
+        yield Frame(frame_record(path, index, None, width, height, image=image_path), image if pixels else None)

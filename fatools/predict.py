@@ -26,7 +26,10 @@ import numpy as np
 import torch
 
 from fatools import facs
-from fatools.detect import DetectOptions, Geometry, geometry, square_inputs
+from fatools.errors import RecordError
+from fatools.geometry import Geometry, crop_padded, detector_input, from_detection, square_box
+from fatools.records import has_faces
+from fatools.stream import Frame, batches, frames_from_records
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
@@ -36,8 +39,7 @@ ALL_TASKS = ("au", "fer", "va", "align", "embed")
 class PredictOptions:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     au_threshold: float = 0.5
-    facetorch_exact: bool = False
-    det_size: int = 1080  # facetorch_exact only: the detector geometry the faces came from
+    facetorch_exact: bool = False  # crops from the detector input, as facetorch (geometry from record["detection"])
     face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
     optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.inference)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
@@ -50,27 +52,6 @@ def _input_size(predictor_cfg: Any) -> int:
             size = transform["size"]
             return int(size[0] if not isinstance(size, int) else size)
     raise ValueError("predictor configuration has no Resize transform")
-
-
-def square_box(box: list[float]) -> tuple[int, int, int, int]:
-    """The integer square around a face box (same centre, side = the longer side)."""
-    x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    size = max(int(round(side)), 1)
-    return left, top, left + size, top + size
-
-
-def crop_padded(frame: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
-    """A CHW crop of ``frame``; parts outside the frame are zeros (black)."""
-    x1, y1, x2, y2 = box
-    _, height, width = frame.shape
-    out = frame.new_zeros((frame.shape[0], y2 - y1, x2 - x1))
-    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
-    if sx2 > sx1 and sy2 > sy1:
-        out[:, sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = frame[:, sy1:sy2, sx1:sx2]
-    return out
 
 
 class FacePredictors:
@@ -120,23 +101,25 @@ class FacePredictors:
             rois.append(roi)
         return crops, rois
 
-    def exact_input(self, image_bgr: np.ndarray) -> torch.Tensor:
-        """A frame padded to a square and resized as facetorch's reader does (RGB, 0..255)."""
-        return square_inputs([image_bgr], self.options.det_size, self.device)[0]
-
-    def _exact_crops(self, resized: torch.Tensor, width: int, height: int, faces: list[dict]) -> tuple[list[torch.Tensor | None], list[tuple]]:
+    def _exact_crops(self, frame: Frame) -> tuple[list[torch.Tensor | None], list[tuple]]:
+        """facetorch's crops: from the frame as its detector saw it (padded to a square and
+        resized, the detector's mean subtracted), an integer squared box, the 380 px unifier."""
         from facetorch.datastruct import Location
 
-        geo = geometry(width, height, DetectOptions(det_size=self.options.det_size, square_pad=True))
+        record = frame.record
+        geo = from_detection(record)
+        if geo is None or not record["detection"].get("square_pad"):
+            raise RecordError(f"{record.get('video')} frame {record.get('frame')}: --facetorch-exact needs faces "
+                              "found with fa-detect --facetorch-exact (the record's detection says square_pad false)")
+        resized = frame.det_input
+        if resized is None:
+            resized = detector_input([frame.image], record["detection"].get("det_size"), True, self.device)[0][0]
         # facetorch crops faces from the detector's input after its mean is subtracted
         # (its colour flip is undone by the post-processor's): reproduce that.
         tensor = self.detector_transform(resized.unsqueeze(0))[0]
         crops, rois = [], []
-        for face in faces:
-            x1, y1, x2, y2 = face["box"]
-            det = [(x1 + geo.pad_left) * geo.scale_x, (y1 + geo.pad_top) * geo.scale_y,
-                   (x2 + geo.pad_left) * geo.scale_x, (y2 + geo.pad_top) * geo.scale_y]
-            d = torch.round(torch.tensor(det)).int().tolist()
+        for face in record["faces"]:
+            d = torch.round(torch.tensor(geo.box_to_detector(face["box"]))).int().tolist()
             loc = Location(x1=d[0], y1=d[1], x2=d[2], y2=d[3])
             loc.form_square()
             crop = tensor[:, loc.y1:loc.y2, loc.x1:loc.x2]
@@ -146,26 +129,25 @@ class FacePredictors:
 
     # -- models ------------------------------------------------------------------
     @torch.inference_mode()
-    def predict(self, frames_bgr: list[np.ndarray], faces_per_frame: list[list[dict]],
-                exact_inputs: list[torch.Tensor] | None = None) -> None:
-        """Add prediction fields to every face of the given frames, in place.
+    def predict(self, frames: list[Frame]) -> None:
+        """Add prediction fields to every face of the given frames (with pixels), in place.
 
-        ``exact_inputs`` (facetorch-exact only): each frame as the detector saw it
-        (``BatchDetector.detect_with_inputs``), so it is not padded and resized again.
+        In facetorch-exact mode a frame's ``det_input``, when the detector kept it, saves
+        padding and resizing the frame again.
         """
         from torchvision.transforms import functional as F
 
         crops: list[torch.Tensor] = []
         rois: list[tuple] = []
         owners: list[dict] = []
-        for i, (image, faces) in enumerate(zip(frames_bgr, faces_per_frame)):
+        for frame in frames:
+            faces = frame.record.get("faces")
             if not faces:
                 continue
             if self.options.facetorch_exact:
-                resized = exact_inputs[i] if exact_inputs is not None else self.exact_input(image)
-                frame_crops, frame_rois = self._exact_crops(resized, image.shape[1], image.shape[0], faces)
+                frame_crops, frame_rois = self._exact_crops(frame)
             else:
-                frame_crops, frame_rois = self._default_crops(image, faces)
+                frame_crops, frame_rois = self._default_crops(frame.image, faces)
             for face, crop, roi in zip(faces, frame_crops, frame_rois):
                 if crop is None:
                     continue  # facetorch drops a face whose squared box leaves the frame
@@ -229,9 +211,7 @@ class FacePredictors:
         points = vertices.T.numpy().astype(float)
         if len(roi) == 5:  # exact mode: detector-input pixels back to the original frame
             geo: Geometry = roi[4]
-            points[:, 0] = points[:, 0] / geo.scale_x - geo.pad_left
-            points[:, 1] = points[:, 1] / geo.scale_y - geo.pad_top
-            points[:, 2] = points[:, 2] / geo.scale_x
+            geo.points_to_original(points)
         landmarks = [[round(x, 2), round(y, 2), round(z, 2)] for x, y, z in points.tolist()]
         pose = {"yaw": round(angles[0], 3), "pitch": round(angles[1], 3), "roll": round(angles[2], 3)}
         return landmarks, pose
@@ -271,28 +251,29 @@ def has_faces(record: dict) -> bool:
     return bool(record.get("faces")) and record.get("type", "frame") == "frame"
 
 
-def predict_records(
-    records: Iterable[dict],
-    predictors: FacePredictors,
-    frame_batch: int | None = None,
-    on_error: str = "fail",
-) -> Iterator[dict]:
-    """Add predictions to every face of a record stream; records without faces pass through.
+def predict_frames(frames: Iterable[Frame], predictors: FacePredictors, frame_batch: int | None = None) -> Iterator[Frame]:
+    """The prediction stage: prediction fields added to every face of the frames with pixels.
 
-    ``frame_batch``: frames with faces whose faces go through the predictors together
-    (default per device: 8 on CPU, 32 on CUDA)."""
+    The faces of up to ``frame_batch`` frames (default per device: 8 on CPU, 32 on CUDA)
+    go through the predictors together; other records pass through in order.  Frames
+    leave without their pixels.
+    """
     from fatools.devices import default_batch_size
-    from fatools.stream import PixelSource, frame_batches
 
     frame_batch = frame_batch or default_batch_size(predictors.device, "frames")
-    pixels = PixelSource()
-    try:
-        for batch in frame_batches(records, pixels, frame_batch, on_error, wants_pixels=has_faces):
-            frames = batch.frames()
-            predictors.predict([image for _, image in frames], [batch.records[i]["faces"] for i, _ in frames])
-            yield from batch.records
-    finally:
-        pixels.close()
+    for batch in batches(frames, frame_batch):
+        predictors.predict([frame for frame in batch if frame.image is not None])
+        for frame in batch:
+            frame.drop_pixels()
+        yield from batch
+
+
+def predict_records(records: Iterable[dict], predictors: FacePredictors, frame_batch: int | None = None,
+                    on_error: str = "fail") -> Iterator[dict]:
+    """``predict_frames`` over a record stream, as fa-predict runs it: the pixels of each
+    record with faces are loaded from its video or image as it comes."""
+    frames = frames_from_records(records, has_faces, on_error)
+    return (frame.record for frame in predict_frames(frames, predictors, frame_batch))
 
 
 def build_predictors(

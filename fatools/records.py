@@ -9,17 +9,23 @@ One JSON object per line, UTF-8.  Two kinds of record travel in a stream:
 
 Records are plain dicts.  Readers never drop or rewrite fields they do not know, so
 stages can be recombined and users can add their own fields.
+
+The readers of fields (``record_time``, ``faces_of``, ``blink_of``, ``va_of``, ...) are
+the one place every stage and export reads records through: a field may be missing or
+of the wrong type in records from elsewhere, and every reader treats that the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import IO, Any, Iterable, Iterator
 
 import orjson
 
 from fatools.errors import RecordError
+from fatools.facs import AU45, BLINK_EAR, QUADRANTS, eye_aspect_ratio
 
 SCHEMA_VERSION = 1
 HEADER_TYPE = "video"
@@ -37,6 +43,130 @@ def is_frame(record: dict) -> bool:
     """True for a frame record (records without a ``type`` are frames)."""
     return record.get("type", FRAME_TYPE) == FRAME_TYPE
 
+
+def has_faces(record: dict) -> bool:
+    """True for a frame record with at least one face."""
+    return bool(record.get("faces")) and is_frame(record)
+
+
+# -- reading fields -------------------------------------------------------------------
+
+def number(value: Any) -> int | float | None:
+    """A finite number as given, or None (bools, strings, NaN and missing values are not numbers)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def where(record: dict) -> str:
+    """How messages name a record: its video and frame."""
+    return f"{record.get('video')}: frame {record.get('frame')}"
+
+
+def record_time(record: dict, fps: float | None = None, strict: bool = False) -> int | float | None:
+    """A frame record's time in seconds: its ``t``, else ``frame / fps`` (the header's fps),
+    else None.  ``strict`` refuses a ``t`` that is present but not a number of seconds."""
+    t = record.get("t")
+    seconds = number(t)
+    if seconds is not None:
+        return seconds
+    if t is not None and strict:
+        raise RecordError(f"{where(record)}: 't' is not a number of seconds: {t!r}")
+    frame = record.get("frame")
+    if isinstance(frame, int) and not isinstance(frame, bool) and fps:
+        return frame / fps
+    return None
+
+
+def header_fps(header: dict | None) -> float | None:
+    """The frame rate a header record gives, when it is a positive number."""
+    fps = number((header or {}).get("fps"))
+    return float(fps) if fps and fps > 0 else None
+
+
+def faces_of(record: dict) -> list[dict] | None:
+    """The record's faces; None when it was not run through a detector."""
+    if "faces" not in record:
+        return None
+    faces = record["faces"]
+    if not isinstance(faces, list) or not all(isinstance(face, dict) for face in faces):
+        raise RecordError(f"{where(record)}: 'faces' must be a list of objects (records from fa-detect or fa-predict)")
+    return faces
+
+
+def _derived_blink(face: dict) -> dict | None:
+    au = face.get("au")
+    derived = au.get("derived") if isinstance(au, dict) and isinstance(au.get("derived"), dict) else {}
+    blink = derived.get(AU45.code)
+    return blink if isinstance(blink, dict) else None
+
+
+def blink_of(face: dict) -> bool | None:
+    """AU45 (a blink): fa-predict's derived flag, else the eye aspect ratio of the 68 3D
+    landmarks below facs.BLINK_EAR (records without the flag), else None."""
+    blink = _derived_blink(face)
+    if blink is not None and isinstance(blink.get("active"), bool):
+        return blink["active"]
+    landmarks = face.get("landmarks3d")
+    if isinstance(landmarks, list) and len(landmarks) == 68:
+        try:
+            return bool(eye_aspect_ratio(landmarks) < BLINK_EAR)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return None
+
+
+def blink_ear(face: dict) -> float | None:
+    """The eye aspect ratio fa-predict's blink was decided on, when it says."""
+    blink = _derived_blink(face)
+    return number(blink.get("ear")) if blink is not None else None
+
+
+def au_probs(face: dict) -> dict | None:
+    """The face's AU probabilities by code, or None."""
+    au = face.get("au")
+    probs = au.get("probs") if isinstance(au, dict) else None
+    return probs if isinstance(probs, dict) else None
+
+
+def au_threshold(face: dict, default: float = 0.5) -> float:
+    """The threshold above which fa-predict called the face's AUs active."""
+    au = face.get("au")
+    threshold = number(au.get("threshold")) if isinstance(au, dict) else None
+    return default if threshold is None else threshold
+
+
+def expression_of(face: dict) -> dict:
+    expression = face.get("expression")
+    return expression if isinstance(expression, dict) else {}
+
+
+def va_of(face: dict) -> tuple[float | None, float | None, str | None]:
+    """Valence, arousal and their circumplex quadrant (computed when not given)."""
+    va = face.get("va")
+    if not isinstance(va, dict):
+        return None, None, None
+    valence, arousal = number(va.get("valence")), number(va.get("arousal"))
+    quadrant = va.get("quadrant")
+    if not isinstance(quadrant, str):
+        quadrant = QUADRANTS[(valence >= 0, arousal >= 0)] if valence is not None and arousal is not None else None
+    return valence, arousal, quadrant
+
+
+def box_of(face: dict) -> list:
+    box = face.get("box")
+    return list(box) if isinstance(box, list) and len(box) == 4 else [None] * 4
+
+
+def pose_of(face: dict) -> tuple[Any, Any, Any]:
+    """Yaw, pitch and roll in degrees, or Nones."""
+    pose = face.get("pose")
+    if not isinstance(pose, dict):
+        return None, None, None
+    return number(pose.get("yaw")), number(pose.get("pitch")), number(pose.get("roll"))
+
+
+# -- writing ----------------------------------------------------------------------------
 
 def frame_record(
     video: str, frame: int, t: float | None, width: int, height: int, **extra: Any

@@ -1,9 +1,12 @@
-"""Whole analyses of videos in one process: fa-run and the Python API.
+"""Whole analyses in one process: fa-run and the Python API.
 
-``VideoAnalyzer`` loads the models once and analyses any number of videos; each
-analysis streams its records to ``DIR/frames.jsonl`` (constant memory), writes
-``DIR/summary.json`` and then the exports.  The records are those of
-``fa-frames | fa-detect | fa-predict | fa-track`` with the same options.
+``run_options`` is the one constructor of ``RunOptions``, shared by fa-run and the
+Python API.  ``VideoAnalyzer`` loads the models once and analyses any number of inputs
+(videos, images, folders of images); each analysis is one pass over the records of
+``fatools.pipeline``: they stream into ``DIR/frames.jsonl``, the summary and the exports
+together, and ``DIR/summary.json`` and the export files are written at the end.  The
+records are those of ``fa-frames | fa-detect | fa-predict | fa-track`` with the same
+options.
 """
 
 from __future__ import annotations
@@ -16,48 +19,154 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from fatools.detect import DetectOptions
-from fatools.predict import PredictOptions
-from fatools.records import RecordWriter, dumps, read_paths
+from fatools.detect import DetectOptions, detect_options
+from fatools.predict import DEFAULT_TASKS, PredictOptions
+from fatools.records import RecordWriter, dumps
+from fatools.summary import SummaryOptions
+from fatools.track import TrackOptions
 from fatools.video import Sampling
 
 log = logging.getLogger("fatools")
 
+VIDEO_EVERY = 5  # fa-run's default sampling of a video: every 5th frame, as the seed
+
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything fa-run takes, with the stages' defaults (sampling: every 5th frame, as the seed)."""
+    """Everything fa-run takes (``run_options`` builds it from fa-run's options)."""
 
-    sampling: Sampling = Sampling(every=5)
+    sampling: Sampling = Sampling(every=VIDEO_EVERY)
+    still_every: int = 1  # every Nth image of a folder (images have no frame rate to thin)
     detector: str = "retinaface"
     detect: DetectOptions = DetectOptions()
     predict: PredictOptions = PredictOptions()
+    track: TrackOptions = TrackOptions()
+    summary: SummaryOptions = SummaryOptions()
     device: str = "auto"
-    batch_size: int | None = None  # frames per detector batch
+    detect_batch: int | None = None  # frames per detector batch; None: per model and device
+    frame_batch: int | None = None  # frames whose faces are predicted together; None: per device
     config_path: str | None = None
     models_dir: str | None = None
     formats: tuple[str, ...] | None = None  # None: every export format
-    track: dict = field(default_factory=dict)  # fatools.track.TrackOptions fields
-    summary: dict = field(default_factory=dict)  # fatools.summary.Summarizer options
     progress: bool | None = None  # None: when stderr is a terminal
 
+    def sampling_for(self, path: str) -> Sampling:
+        """The sampling of one input: a video's, or every ``still_every``-th image."""
+        from fatools.frames import input_kind
 
-def _atomic_path(path: Path) -> Path:
+        if input_kind(path) == "video":
+            return self.sampling
+        return replace(self.sampling, every=self.still_every)
+
+
+def run_options(
+    *,
+    every: int | None = None,
+    fps: float | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    max_frames: int | None = None,
+    tasks: Iterable[str] | str = DEFAULT_TASKS,
+    detector: str = "retinaface",
+    det_size: int | None = 1080,
+    score_threshold: float | None = None,
+    min_face: float = 0.0,
+    facetorch_exact: bool = False,
+    au_threshold: float = 0.5,
+    optimize: bool = True,
+    fp16: bool = False,
+    int8: bool = False,
+    track_gap: float = TrackOptions.max_gap,
+    on_threshold: float | None = None,
+    off_threshold: float = SummaryOptions.off_threshold,
+    min_duration: float = SummaryOptions.min_duration,
+    episode_gap: float | None = None,
+    top: int = SummaryOptions.top,
+    track: TrackOptions | None = None,
+    summary: SummaryOptions | None = None,
+    device: str = "auto",
+    detect_batch: int | None = None,
+    frame_batch: int | None = None,
+    face_batch: int | None = None,
+    config_path: str | None = None,
+    models_dir: str | None = None,
+    formats: Iterable[str] | None = None,
+    progress: bool | None = None,
+) -> RunOptions:
+    """RunOptions from fa-run's options, by their Python names (fa-run(1)).
+
+    ``every`` None samples every 5th frame of a video and every image; ``track`` and
+    ``summary`` replace the tracking and summary options wholesale (the flat ones set
+    what fa-run's command line sets).  ValueError for contradictions.
+    """
+    from fatools.export.formats import parse_formats
+
+    if every is not None and fps is not None:
+        raise ValueError("--every and --fps are alternatives; give one")
+    if end is not None and end <= start:
+        raise ValueError("--end must be after --start")
+    if isinstance(tasks, str):
+        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
+    sampling = Sampling(every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames)
+    return RunOptions(
+        sampling=sampling,
+        still_every=every or 1,
+        detector=detector,
+        detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16),
+        predict=PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold,
+                               facetorch_exact=facetorch_exact, face_batch=face_batch, optimize=optimize,
+                               half=fp16, int8=int8),
+        track=track if track is not None else TrackOptions(max_gap=track_gap),
+        summary=summary if summary is not None else SummaryOptions(
+            on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
+            episode_gap=episode_gap, top=top),
+        device=device,
+        detect_batch=detect_batch,
+        frame_batch=frame_batch,
+        config_path=config_path,
+        models_dir=models_dir,
+        formats=parse_formats(formats) if formats else None,
+        progress=progress,
+    )
+
+
+def _part_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.part")
 
 
+class RecordsFile:
+    """The records file, written as records arrive under a temporary name, renamed at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.part = _part_path(path)
+        self.handle = open(self.part, "wb")
+        self.writer = RecordWriter(self.handle)
+
+    def add(self, record: dict) -> None:
+        self.writer.write(record)
+
+    def finish(self) -> Path:
+        self.handle.close()
+        os.replace(self.part, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.part.unlink(missing_ok=True)
+
+
 def _write_json(path: Path, data: dict) -> None:
-    tmp = _atomic_path(path)
+    tmp = _part_path(path)
     tmp.write_bytes(dumps(data))
     os.replace(tmp, path)
 
 
 class VideoAnalyzer:
-    """The detector and predictors loaded once (every model checked first), for many videos."""
+    """The detector and predictors loaded once (every model checked first), for many inputs."""
 
     def __init__(self, options: RunOptions = RunOptions()) -> None:
         from fatools.detect import build_detector
-        from fatools.devices import default_batch_size
         from fatools.predict import build_predictors
 
         self.options = options
@@ -66,10 +175,8 @@ class VideoAnalyzer:
         self.model_names = self._required_models()
         if options.predict.tasks:
             self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir)
-        self.detector = build_detector(options.detector, options.detect, options.device, options.config_path, options.models_dir)
-        self.detect_batch = options.batch_size or default_batch_size(self.detector.device, "detector")
-        # Frames whose faces are predicted together: as fa-predict's default, so records match the pipe's.
-        self.predict_batch = default_batch_size(self.detector.device, "frames")
+        self.detector = build_detector(options.detector, options.detect, options.device, options.config_path,
+                                       options.models_dir)
 
     def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
@@ -88,73 +195,87 @@ class VideoAnalyzer:
         return [{"name": row["name"], "task": row["task"], "sha256": row["sha256"], "path": row["path"]}
                 for row in store.status(self.options.models_dir) if row["name"] in self.model_names]
 
-    def records(self, video: str, progress: bool | None = None) -> Iterable[dict]:
-        """The tracked records of one video, lazily."""
-        from fatools.pipeline import Progress, analysed_records, expected_samples
-        from fatools.track import TrackOptions, track_records
+    def records(self, path: str) -> Iterable[dict]:
+        """The tracked records of one input, lazily (fa-frames | fa-detect | fa-predict | fa-track)."""
+        from fatools.devices import default_batch_size
+        from fatools.pipeline import analysed_records
+
+        options = self.options
+        detect_batch = options.detect_batch or default_batch_size(self.detector.device, "detector")
+        # Frames predicted together: as fa-predict's default, so that records match the pipe's.
+        frame_batch = options.frame_batch or default_batch_size(self.detector.device, "frames")
+        return analysed_records(path, options.sampling_for(path), self.detector, self.predictors, options.track,
+                                detect_batch, frame_batch)
+
+    def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False) -> Any:
+        """Analyse one input into ``out_dir``; the export result (``.files``, ``.analysis``, ``.summary``).
+
+        One pass over the records: each goes to the records file, the summary and the
+        exports as it comes.  Nothing is left under a final name if the analysis fails.
+        """
+        from fatools.export import FORMATS, Export
+        from fatools.frames import input_kind
+        from fatools.models.config import expression_labels
+        from fatools.progress import Progress, expected_samples
+        from fatools.summary import Summarizer
         from fatools.video import probe
 
-        show = Progress(expected_samples(probe(video), self.options.sampling), progress)
-        try:
-            records = analysed_records(video, self.options.sampling, self.detector, self.predictors,
-                                       self.detect_batch, self.predict_batch, progress=show)
-            yield from track_records(records, TrackOptions(**self.options.track))
-        finally:
-            show.close()
-
-    def analyze(self, video: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False) -> Any:
-        """Analyse one video into ``out_dir``; the export result (``.files``, ``.analysis``)."""
-        from fatools.export import FORMATS, export
-        from fatools.summary import Summarizer
-
+        options = self.options
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         started = datetime.now(timezone.utc)
         clock = time.monotonic()
-        frames_path = out / "frames.jsonl"
-        summarizer = Summarizer(**self.options.summary)
-        tmp = _atomic_path(frames_path)
+        total = expected_samples(probe(path), options.sampling) if input_kind(path) == "video" else None
+        progress = Progress(total, options.progress)
+        summarizer = Summarizer(options.summary)
+        exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
+                          expression_labels=expression_labels(options.config_path))
+        records_file = RecordsFile(out / "frames.jsonl")
         frames = 0
-        with open(tmp, "wb") as handle:
-            writer = RecordWriter(handle)
-            for record in self.records(video, self.options.progress):
+        try:
+            for record in progress.count(self.records(path)):
+                records_file.add(record)
                 summarizer.add(record)
-                writer.write(record)
+                exporter.add(record)
                 frames += record.get("type", "frame") == "frame"
-        os.replace(tmp, frames_path)
+        except BaseException:
+            records_file.abort()
+            exporter.abort()
+            raise
+        finally:
+            progress.close()
+        frames_path = records_file.finish()
         summary = summarizer.result()
         _write_json(out / "summary.json", summary)
         metadata = {
-            "video_path": video,
+            "video_path": path,
             "start_time": started.isoformat(),
             "processing_duration_seconds": round(time.monotonic() - clock, 3),
             "frames_processed": frames,
             "models": self.models(),
-            "options": _options_dict(self.options),
+            "options": _options_dict(options),
         }
-        log.info("%s: %d frames analysed in %.1f s", video, frames, metadata["processing_duration_seconds"])
-        result = export(read_paths([str(frames_path)]), out, self.options.formats or FORMATS, summary=summary,
-                        analysis_metadata=metadata, keep_analysis=keep_analysis)
+        log.info("%s: %d frames analysed in %.1f s", path, frames, metadata["processing_duration_seconds"])
+        result = exporter.finish(summary, metadata)
         result.files.setdefault("records", []).append(frames_path)
         result.files.setdefault("summary", []).append(out / "summary.json")
         return result
 
 
 def _options_dict(options: RunOptions) -> dict:
-    data = asdict(options)
-    data["sampling"] = asdict(options.sampling)
-    return data
+    return asdict(options)
 
 
 class FacialActionVideoAnalyzer:
     """The seed's interface: ``FacialActionVideoAnalyzer(config_path, device).analyze_video(...)``.
 
-    Returns the same dictionary as the JSON export (``analysis_metadata``,
-    ``video_metadata``, ``frame_analyses``, ``summary_statistics``).
+    ``options`` are ``run_options``' (fa-run's, by their Python names).  Returns the same
+    dictionary as the JSON export (``analysis_metadata``, ``video_metadata``,
+    ``frame_analyses``, ``summary_statistics``).
     """
 
     def __init__(self, config_path: str | None = None, device: str | None = None, **options: Any) -> None:
-        self._base = _run_options(config_path=config_path, device=device or "auto", **options)
+        self._base = run_options(config_path=config_path, device=device or "auto", **options)
         self._analyzer: VideoAnalyzer | None = None
 
     def analyze_video(self, video_path: str, output_dir: str, sample_rate: int = 5) -> dict:
@@ -166,55 +287,17 @@ class FacialActionVideoAnalyzer:
         return self._analyzer.analyze(video_path, output_dir, keep_analysis=True).analysis
 
 
-def analyze_video(video_path: str, output_path: str, sample_rate: int = 5, **options: Any) -> dict:
-    """Analyse ``video_path`` into the directory ``output_path``; the JSON export's dictionary.
+def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5, **options: Any) -> dict:
+    """Analyse ``video_path`` (a video, an image or a folder of images) into the directory
+    ``output_path``; the JSON export's dictionary.
 
-    ``options`` are fa-run's, by their Python names: ``fps``, ``start``, ``end``,
-    ``max_frames``, ``tasks``, ``detector``, ``det_size``, ``device``, ``batch_size``,
-    ``config_path``, ``models_dir``, ``formats``, ``facetorch_exact``, ``au_threshold``,
-    ``optimize``, ``fp16``, ``int8``.
+    ``sample_rate`` is fa-run's ``--every``; ``options`` are ``run_options``' (fa-run's,
+    by their Python names: ``fps``, ``start``, ``end``, ``max_frames``, ``tasks``,
+    ``detector``, ``det_size``, ``facetorch_exact``, ``au_threshold``, ``track_gap``,
+    ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``models_dir``,
+    ``formats``, ``fp16``, ``int8``; ``track=`` and ``summary=`` take whole
+    TrackOptions / SummaryOptions).
     """
-    run_options = _run_options(sample_rate=sample_rate, **options)
-    return VideoAnalyzer(run_options).analyze(video_path, output_path, keep_analysis=True).analysis
-
-
-def _run_options(
-    sample_rate: int = 5,
-    fps: float | None = None,
-    start: float = 0.0,
-    end: float | None = None,
-    max_frames: int | None = None,
-    tasks: Iterable[str] | str = ("au", "fer", "va", "align"),
-    detector: str = "retinaface",
-    det_size: int | None = 1080,
-    score_threshold: float | None = None,
-    min_face: float = 0.0,
-    facetorch_exact: bool = False,
-    au_threshold: float = 0.5,
-    optimize: bool = True,
-    fp16: bool = False,
-    int8: bool = False,
-    device: str = "auto",
-    batch_size: int | None = None,
-    config_path: str | None = None,
-    models_dir: str | None = None,
-    formats: Iterable[str] | None = None,
-    progress: bool | None = False,
-) -> RunOptions:
-    if isinstance(tasks, str):
-        tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-    sampling = Sampling(every=1 if fps else sample_rate, fps=fps, start=start, end=end, max_frames=max_frames)
-    return RunOptions(
-        sampling=sampling,
-        detector=detector,
-        detect=DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
-                             score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16),
-        predict=PredictOptions(tasks=tuple(tasks), au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                               det_size=det_size or 1080, optimize=optimize, half=fp16, int8=int8),
-        device=device,
-        batch_size=batch_size,
-        config_path=config_path,
-        models_dir=models_dir,
-        formats=tuple(formats) if formats else None,
-        progress=progress,
-    )
+    every = options.pop("every", sample_rate)
+    run = run_options(every=None if options.get("fps") else every, **options)
+    return VideoAnalyzer(run).analyze(video_path, output_path, keep_analysis=True).analysis

@@ -1,15 +1,21 @@
-"""Streaming helpers shared by the stages: pixels for frame records, batching in order.
+"""Frames as they stream through the stages: the record, its pixels while a stage needs
+them, and batching in input order.
 
-Records stream through in input order; frame records are grouped into batches of one
-frame size (a batch must stack into one tensor), and every record, including headers
-and records the stage does not act on, leaves in the order it came.
+Every stage is a function from an iterator of ``Frame`` to an iterator of ``Frame``.
+fa-detect and fa-predict make Frames from JSON Lines records (``frames_from_records``
+loads the pixels a record refers to); fa-run makes them from the decoder
+(``fatools.frames.input_frames``, read ahead by ``prefetch``).  Records leave every
+stage in the order they came, headers and records a stage does not act on included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -18,6 +24,25 @@ from fatools.records import is_frame
 from fatools.video import FrameSource, read_image
 
 log = logging.getLogger("fatools")
+
+
+@dataclass
+class Frame:
+    """A record on its way through the stages.
+
+    ``image``: the frame's BGR uint8 pixels while a later stage needs them (None for
+    headers, and once no stage does: frames without faces drop theirs after detection).
+    ``det_input``: the detector's input for this frame (RGB 0..255, before its
+    normaliser), kept for facetorch-exact crops so they are not padded and resized again.
+    """
+
+    record: dict
+    image: np.ndarray | None = None
+    det_input: Any = None
+
+    def drop_pixels(self) -> None:
+        self.image = None
+        self.det_input = None
 
 
 class PixelSource:
@@ -48,79 +73,123 @@ class PixelSource:
         self.frames.close()
 
 
-def queue_full(records: list[dict], batch_size: int) -> bool:
-    """True when records waiting behind a batch must go out although it is not full.
-
-    Frames without work (no faces) wait for the batch before them to keep their order;
-    a long stretch of them must not pile up: memory stays constant and output streams.
-    fa-run applies the same rule, so both group frames alike.
-    """
-    return sum(1 for r in records if is_frame(r)) >= 4 * batch_size
-
-
-@dataclass
-class Batch:
-    """Records in input order; ``images[i]`` is None for records passed through untouched."""
-
-    records: list[dict] = field(default_factory=list)
-    images: list[np.ndarray | None] = field(default_factory=list)
-
-    def frames(self) -> list[tuple[int, np.ndarray]]:
-        return [(i, im) for i, im in enumerate(self.images) if im is not None]
-
-    def __len__(self) -> int:
-        return sum(im is not None for im in self.images)
-
-
-def frame_batches(
+def frames_from_records(
     records: Iterable[dict],
-    pixels: PixelSource,
-    batch_size: int,
+    wants_pixels: Callable[[dict], bool] = is_frame,
     on_error: str = "fail",
-    wants_pixels=is_frame,
-) -> Iterator[Batch]:
-    """Group frame records (with their pixels) into same-size batches, keeping order.
+) -> Iterator[Frame]:
+    """Frames for a record stream, with the pixels of the records ``wants_pixels`` picks.
 
-    A frame that cannot be loaded stops the stage, or with ``on_error="skip"`` is logged
-    to stderr and left out of the output.  When reading the input fails, the records
-    before the bad line are still processed and written.
+    A frame whose pixels cannot be loaded stops the stream, or with ``on_error="skip"`` is
+    logged to stderr and left out.  Videos are decoded once, in order, as records ask.
     """
-    batch = Batch()
+    pixels = PixelSource()
+    try:
+        for record in records:
+            if not wants_pixels(record):
+                yield Frame(record)
+                continue
+            try:
+                image = pixels.load(record)
+            except FatoolsError as exc:
+                if on_error != "skip":
+                    raise
+                log.warning("skipped: %s", exc)
+                continue
+            yield Frame(record, image)
+    finally:
+        pixels.close()
+
+
+def queue_full(frames: list[Frame], batch_size: int) -> bool:
+    """True when frames waiting behind a batch must go out although it is not full.
+
+    Frames without work (no pixels: no faces to predict) wait for the batch before them to
+    keep their order; a long stretch of them must not pile up: memory stays constant and
+    output streams.
+    """
+    return sum(1 for f in frames if is_frame(f.record)) >= 4 * batch_size
+
+
+def batches(frames: Iterable[Frame], batch_size: int, same_shape: bool = False) -> Iterator[list[Frame]]:
+    """Frames in input order, grouped so that each group holds up to ``batch_size`` frames
+    with pixels (of one shape, with ``same_shape``: they stack into one tensor).
+
+    When reading the input fails, the frames read before it are still handed on, then
+    the error is raised.
+    """
+    batch: list[Frame] = []
+    working = 0
     shape = None
-    iterator = iter(records)
+    iterator = iter(frames)
     while True:
         try:
-            record = next(iterator)
+            frame = next(iterator)
         except StopIteration:
             break
         except FatoolsError:
-            # A bad input line: first write out everything read before it.
-            if batch.records:
+            if batch:
                 yield batch
-                batch = Batch()
             raise
-        if not wants_pixels(record):
-            batch.records.append(record)
-            batch.images.append(None)
-            if queue_full(batch.records, batch_size):
+        if frame.image is not None:
+            if same_shape and working and frame.image.shape != shape:
                 yield batch
-                batch = Batch()
-            continue
-        try:
-            image = pixels.load(record)
-        except FatoolsError as exc:
-            if on_error != "skip":
-                raise
-            log.warning("skipped: %s", exc)
-            continue
-        if len(batch) and image.shape != shape:
+                batch, working = [], 0
+            shape = frame.image.shape
+            working += 1
+        batch.append(frame)
+        if working >= batch_size or queue_full(batch, batch_size):
             yield batch
-            batch = Batch()
-        shape = image.shape
-        batch.records.append(record)
-        batch.images.append(image)
-        if len(batch) >= batch_size or queue_full(batch.records, batch_size):
-            yield batch
-            batch = Batch()
-    if batch.records:
+            batch, working = [], 0
+    if batch:
         yield batch
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetch(items: Iterable[Any], size: int = 16) -> Iterator[Any]:
+    """``items`` produced in a background thread, at most ``size`` ahead of the consumer.
+
+    fa-run decodes the video this way while the models run; the bounded queue keeps
+    memory constant.  An error in the producer is raised in the consumer.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=size)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            buffer.put(_Failure(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                items.close()  # type: ignore[attr-defined] - a generator's decoder, in its own thread
+
+    worker = threading.Thread(target=produce, name="fatools-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)

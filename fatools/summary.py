@@ -20,12 +20,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from fatools.errors import FatoolsError
-from fatools.face_stats import BLINK, FaceStats, au_key, duration_seconds, number, rounded
-from fatools.records import SCHEMA_VERSION, is_frame, is_header
+from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
+from fatools.records import (SCHEMA_VERSION, au_probs, au_threshold, blink_ear, blink_of, faces_of, header_fps,
+                             is_frame, is_header, record_time)
 
 log = logging.getLogger("fatools")
 
-# Without --max-gap a gap is longer than this many sampling intervals and this many seconds:
+# Without --episode-gap a gap is longer than this many sampling intervals and this many seconds:
 # one or two missed detections must not split a smile, a sparse sampling rate must not
 # split everything.
 GAP_INTERVALS = 2.5
@@ -41,7 +42,7 @@ class SummaryOptions:
     on_threshold: float | None = None
     off_threshold: float = 0.4
     min_duration: float = 0.2
-    max_gap: float | None = None
+    episode_gap: float | None = None
     top: int = 5
 
     def __post_init__(self) -> None:
@@ -53,8 +54,8 @@ class SummaryOptions:
             raise ValueError("off_threshold must not be above on_threshold")
         if self.min_duration < 0:
             raise ValueError("min_duration must be >= 0")
-        if self.max_gap is not None and not self.max_gap > 0:
-            raise ValueError("max_gap must be > 0")
+        if self.episode_gap is not None and not self.episode_gap > 0:
+            raise ValueError("episode_gap must be > 0")
         if self.top < 0:
             raise ValueError("top must be >= 0")
 
@@ -180,8 +181,8 @@ class _Video:
             log.warning("%s: %s", self.name, message)
 
     def max_gap(self) -> float:
-        if self.options.max_gap is not None:
-            return self.options.max_gap
+        if self.options.episode_gap is not None:
+            return self.options.episode_gap
         if self.mode is None:
             return math.inf
         count, total = self.intervals[self.mode]
@@ -217,18 +218,14 @@ class _Video:
     def add(self, record: dict) -> None:
         frame = record.get("frame")
         frame = frame if isinstance(frame, int) and not isinstance(frame, bool) else None
-        faces = record.get("faces", [])
         # Refuse a bad record before counting any of it, so that skipping it leaves no trace.
-        if not isinstance(faces, list) or not all(isinstance(face, dict) for face in faces):
-            raise FatoolsError(f"{self.name}: frame {frame}: 'faces' must be a list of objects")
+        faces = faces_of(record)
         self.sampled += 1
         seq = self.sampled
-        t = number(record.get("t"))
-        if t is None and frame is not None and self.metadata and (number(self.metadata.get("fps")) or 0) > 0:
-            t = frame / self.metadata["fps"]
+        t = as_float(record_time(record, header_fps(self.metadata)))
         self._advance(t)
         self.pending.append(self.seconds)
-        if "faces" not in record:
+        if faces is None:
             self.not_analysed += 1
             return
         self.faces += len(faces)
@@ -239,19 +236,9 @@ class _Video:
             self.without_faces += 1
         options = self.options
         for face in faces:
-            probs, on, blink, ear = None, 0.5, None, None
-            au = face.get("au")
-            if isinstance(au, dict):
-                probs = au.get("probs")
-                probs = probs if isinstance(probs, dict) else None
-                on = options.on_threshold
-                if on is None:
-                    on = number(au.get("threshold"))
-                    on = 0.5 if on is None else on
-                derived = au.get("derived")
-                derived = derived.get(BLINK) if isinstance(derived, dict) else None
-                if isinstance(derived, dict) and isinstance(derived.get("active"), bool):
-                    blink, ear = derived["active"], number(derived.get("ear"))
+            probs = au_probs(face)
+            on = options.on_threshold if options.on_threshold is not None else au_threshold(face)
+            blink, ear = blink_of(face), as_float(blink_ear(face))
             track_id = face.get("track")
             try:
                 track = self.tracks.get(track_id)
@@ -295,8 +282,8 @@ class _Video:
                 seen += count
                 if seen > middle:
                     return total / count
-        fps = number((self.metadata or {}).get("fps"))
-        return 1.0 / fps if fps and fps > 0 else None
+        fps = header_fps(self.metadata)
+        return 1.0 / fps if fps else None
 
     def summary(self) -> dict:
         self.finish()
@@ -327,8 +314,8 @@ class _Video:
 class Summarizer:
     """Accumulates records one at a time; ``result()`` is the summary of all added so far."""
 
-    def __init__(self, **options: Any) -> None:
-        self.options = SummaryOptions(**options)
+    def __init__(self, options: SummaryOptions | None = None, **fields: Any) -> None:
+        self.options = options if options is not None else SummaryOptions(**fields)
         self._videos: dict[Any, _Video] = {}
 
     def _video(self, name: Any) -> _Video:
@@ -355,9 +342,10 @@ class Summarizer:
         return {"schema": SCHEMA_VERSION, "type": "summary", "options": asdict(self.options), "videos": videos}
 
 
-def summarize(records: Iterable[dict], **options: Any) -> dict:
-    """The summary of a record stream (see fa-summarize(1) for every field)."""
-    summarizer = Summarizer(**options)
+def summarize(records: Iterable[dict], options: SummaryOptions | None = None, **fields: Any) -> dict:
+    """The summary of a record stream (see fa-summarize(1) for every field); ``fields`` are
+    SummaryOptions' when no ``options`` are given."""
+    summarizer = Summarizer(options, **fields)
     for record in records:
         summarizer.add(record)
     return summarizer.result()

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from fatools.errors import RecordError
-from fatools.records import is_frame, is_header
+from fatools.records import header_fps, is_frame, is_header, record_time, where
 
 log = logging.getLogger("fatools")
 
@@ -175,14 +175,10 @@ def max_weight_assignment(weights: np.ndarray) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def _where(record: dict) -> str:
-    return f"{record.get('video')} frame {record.get('frame')}"
-
-
 def _parse_faces(record: dict) -> tuple[np.ndarray, list[np.ndarray | None]]:
     faces = record["faces"]
     if not isinstance(faces, list):
-        raise RecordError(f"{_where(record)}: 'faces' is not a list")
+        raise RecordError(f"{where(record)}: 'faces' is not a list")
     boxes = np.zeros((len(faces), 4))
     embeddings: list[np.ndarray | None] = []
     for i, face in enumerate(faces):
@@ -193,7 +189,7 @@ def _parse_faces(record: dict) -> tuple[np.ndarray, list[np.ndarray | None]]:
                 raise ValueError
         except (TypeError, ValueError):
             raise RecordError(
-                f"{_where(record)}: face {i} has no valid 'box' [x1, y1, x2, y2]; fa-track needs faces from fa-detect"
+                f"{where(record)}: face {i} has no valid 'box' [x1, y1, x2, y2]; fa-track needs faces from fa-detect"
             ) from None
         raw = face.get("embedding")
         if raw is None:
@@ -204,7 +200,7 @@ def _parse_faces(record: dict) -> tuple[np.ndarray, list[np.ndarray | None]]:
             if vector.ndim != 1:
                 raise ValueError
         except (TypeError, ValueError):
-            raise RecordError(f"{_where(record)}: face {i} has an 'embedding' that is not a list of numbers") from None
+            raise RecordError(f"{where(record)}: face {i} has an 'embedding' that is not a list of numbers") from None
         embeddings.append(_unit(vector))
     return boxes, embeddings
 
@@ -251,24 +247,21 @@ class Tracker:
         self._last_t = None
 
     def _time(self, record: dict) -> float:
-        t = record.get("t")
+        t = record_time(record, self._fps.get(record.get("video")), strict=True)
         if t is not None:
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise RecordError(f"{_where(record)}: 't' is not a number of seconds: {t!r}")
             return float(t)
         frame = record.get("frame")
         if isinstance(frame, bool) or not isinstance(frame, int):
-            raise RecordError(f"{_where(record)}: a frame record needs a 't' or an integer 'frame' to be tracked")
-        fps = self._fps.get(record.get("video"))
-        return frame / fps if fps else float(frame)
+            raise RecordError(f"{where(record)}: a frame record needs a 't' or an integer 'frame' to be tracked")
+        return float(frame)  # stills have no clock: their index stands for seconds
 
     def update(self, record: dict) -> dict:
         """The record with ``track`` in each face; anything but an analysed frame unchanged."""
         if is_header(record):
             video = record.get("video")
-            fps = record.get("fps")
-            if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0:
-                self._fps[video] = float(fps)
+            fps = header_fps(record)
+            if fps:
+                self._fps[video] = fps
             self._next_id[video] = 0
             self._warned_gap.discard(video)
             self._restart(video)
@@ -286,13 +279,13 @@ class Tracker:
         if video != self._video:
             self._restart(video)
         elif self._last_t is not None and t < self._last_t - TIME_EPS:
-            log.info("%s: time goes back from %.3f to %.3f s; tracks start again", _where(record), self._last_t, t)
+            log.info("%s: time goes back from %.3f to %.3f s; tracks start again", where(record), self._last_t, t)
             self._restart(video)
         if self._last_t is not None and t - self._last_t > self.options.max_gap + TIME_EPS and video not in self._warned_gap:
             self._warned_gap.add(video)
             log.warning(
-                "%s: %.3g s since the previous frame, more than --max-gap %.3g: no face can be linked across it "
-                "(raise --max-gap for sparsely sampled frames)", _where(record), t - self._last_t, self.options.max_gap,
+                "%s: %.3g s since the previous frame, more than --track-gap %.3g: no face can be linked across it "
+                "(raise --track-gap for sparsely sampled frames)", where(record), t - self._last_t, self.options.max_gap,
             )
         self._last_t = t
         self._tracks = [tr for tr in self._tracks if t - tr.t <= self.options.max_gap + TIME_EPS]

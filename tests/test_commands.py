@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import click
+from click.testing import CliRunner
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +62,54 @@ def test_man_page_documents_every_option(name):
 
 def test_records_contract_page():
     assert (ROOT / "man" / "fatools-records.5").is_file()
+
+
+def _commands() -> dict[str, click.Command]:
+    """Every command and subcommand, by the name a user types."""
+    found: dict[str, click.Command] = {}
+    for name, target in SCRIPTS.items():
+        command = click_command(target)
+        found[name] = command
+        if isinstance(command, click.Group):
+            found.update({f"{name} {sub}": c for sub, c in command.commands.items()})
+    return found
+
+
+def _meaning(param: click.Parameter) -> tuple:
+    kind = param.type.name if not getattr(param, "is_flag", False) else "flag"
+    return getattr(param, "help", None), kind, tuple(getattr(param, "secondary_opts", None) or ())
+
+
+def test_an_option_name_means_one_thing_on_every_command():
+    """The same option name: the same help, type and default on every command that takes
+    it.  The only exceptions are the old spellings of LEGACY_ALIASES, each an alias of the
+    canonical option that table names for that command."""
+    from fatools.cli.options import LEGACY_ALIASES
+
+    meanings: dict[str, dict[tuple, list[str]]] = {}
+    for where, command in _commands().items():
+        prog = where.split()[0]
+        for param in command.params:
+            if not isinstance(param, click.Option):
+                continue
+            canonical, *aliases = [o for o in param.opts if o.startswith("--")] or [None]
+            for alias in aliases:
+                assert LEGACY_ALIASES.get(alias, {}).get(prog) == canonical, \
+                    f"{where}: {alias} is not a documented alias of {canonical}"
+            if canonical is not None:
+                meanings.setdefault(canonical, {}).setdefault(_meaning(param) + (repr(param.default),), []).append(where)
+    differing = {name: list(by.values()) for name, by in meanings.items() if len(by) > 1}
+    assert not differing, f"options whose meaning differs between commands: {differing}"
+    for alias, by_prog in LEGACY_ALIASES.items():
+        assert alias not in meanings, f"{alias} is an old spelling: no command may take it as its own option"
+
+
+def test_legacy_aliases_still_work(tmp_path):
+    from fatools.cli.summarize import cli as summarize_cli
+    from fatools.cli.track import cli as track_cli
+
+    record = '{"schema":1,"video":"v.mp4","frame":0,"t":0.0,"width":64,"height":64,"faces":[]}\n'
+    old = CliRunner().invoke(track_cli, ["--max-gap", "0.5"], input=record)
+    assert old.exit_code == 0 and '"faces":[]' in old.stdout
+    summary = CliRunner().invoke(summarize_cli, ["--max-gap", "0.7"], input=record)
+    assert summary.exit_code == 0 and '"episode_gap":0.7' in summary.stdout

@@ -541,7 +541,7 @@ def test_cli_default_is_every_format(jsonl, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "xlsx"], "unknown format xlsx"),
+    (["--format", "xlsx"], "unknown export format 'xlsx'"),
     (["--timestamp", "2026-01-01"], "YYYYmmdd_HHMMSS"),
     (["--on-threshold", "0.3", "--off-threshold", "0.4"], "--off-threshold"),
 ])
@@ -598,3 +598,38 @@ def test_entry_point_in_a_subprocess_reads_stdin(jsonl, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert [Path(p).name for p in proc.stdout.split()] == [f"facial_analysis_summary_{TS}.csv",
                                                            f"facial_analysis_report_{TS}.txt"]
+
+
+def _eyes(landmarks: list, closed: bool) -> list:
+    """68 landmarks whose eyes are open (aspect ratio 0.4) or closed (0.1)."""
+    h = 0.5 if closed else 2.0
+    eye = [(0, 0), (3, -h), (7, -h), (10, 0), (7, h), (3, h)]
+    out = [list(p) for p in landmarks]
+    for start, dx in ((36, 0.0), (42, 40.0)):
+        for i, (x, y) in enumerate(eye):
+            out[start + i] = [x + dx + 500.0, y + 300.0, 0.0]
+    return out
+
+
+def test_summary_and_exports_agree_on_blinks_without_the_derived_flag(tmp_path):
+    """Records without fa-predict's AU45 flag (older or other tools' records): blinks come
+    from the landmarks' eye aspect ratio, the same way in the summary and every export."""
+    from fatools.summary import summarize
+
+    records = stream()
+    for record in records[1:]:
+        for face in record["faces"]:
+            face["au"].pop("derived")
+            face["au"]["active"] = [c for c in face["au"]["active"] if c != "AU45"]
+            face["landmarks3d"] = _eyes(face["landmarks3d"], closed=face["track"] == 0 and record["frame"] // 5 in BLINKS)
+    summary = summarize(records)
+    track0 = summary["videos"][0]["tracks"][0]
+    assert track0["blinks"]["count"] == len(BLINKS)
+    assert summary["videos"][0]["tracks"][1]["blinks"]["count"] == 0
+    result = export(records, tmp_path, ["wide", "au-timeline"], timestamp=TS)
+    wide = pd.read_csv(result.files["wide"][0])
+    blinked = sorted(wide.loc[(wide["track"] == 0) & (wide["AU45"] == 1), "frame"] // 5)
+    assert blinked == list(BLINKS)
+    timeline = pd.read_csv(result.files["au-timeline"][0])
+    au45 = timeline[(timeline["action_unit"] == "AU45") & timeline["active"]]
+    assert sorted(au45["frame_index"] // 5) == list(BLINKS)

@@ -15,7 +15,8 @@ from conftest import squares_image
 from fatools import facs
 from fatools.cli.predict import cli as predict_cli
 from fatools.detect import DetectOptions, build_detector, detect_records
-from fatools.predict import PredictOptions, build_predictors, predict_records, square_box
+from fatools.geometry import square_box
+from fatools.predict import PredictOptions, build_predictors, predict_records
 from fatools.records import frame_record
 from fatools.sample import write_video
 
@@ -164,7 +165,8 @@ def test_cli_usage_and_missing_models(standin_store, tmp_path, detected):
 
 def test_exact_mode_needs_exact_detection(standin_store, detected):
     result = CliRunner().invoke(predict_cli, ["--models-dir", str(standin_store), "--facetorch-exact"], input=json.dumps(detected) + "\n")
-    assert result.exit_code == 2 and "fa-detect --facetorch-exact" in result.output
+    # The geometry travels in each record: a record found without square padding is refused, naming it.
+    assert result.exit_code == 1 and "frame 0: --facetorch-exact needs faces found with fa-detect --facetorch-exact" in result.stderr
 
 
 def test_frames_without_faces_stream_out(standin_store, detected):

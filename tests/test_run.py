@@ -98,7 +98,7 @@ def test_results_do_not_depend_on_batch_size(clip, standin_store, tmp_path):
     outputs = []
     for batch in ("1", "5"):
         out = tmp_path / f"b{batch}"
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--batch-size", batch,
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--detect-batch", batch,
                                               "--models-dir", str(standin_store), "--format", "csv"])
         assert result.exit_code == 0, result.output
         outputs.append(_faces(out / "frames.jsonl"))
@@ -183,3 +183,90 @@ def test_fa_run_facetorch_exact_equals_the_exact_pipe(clip, standin_store, tmp_p
     piped = run_pipe(f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
                      standin_store)
     assert (out / "frames.jsonl").read_bytes() == piped
+
+
+@pytest.mark.parametrize("exact,det_size", [(False, "0"), (False, "480"), (True, "0"), (True, "480"), (True, "1080")])
+def test_fa_run_equals_the_pipe_for_every_geometry(clip, standin_store, tmp_path, exact, det_size):
+    flag = " --facetorch-exact" if exact else ""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "6", "--det-size", det_size,
+                                          *flag.split(), "--models-dir", str(standin_store), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    piped = run_pipe(f"fa-frames '{clip}' --every 6 | fa-detect --det-size {det_size}{flag} | fa-predict{flag} | fa-track",
+                     standin_store)
+    assert (out / "frames.jsonl").read_bytes() == piped
+
+
+def test_exact_crops_follow_the_detector_geometry(clip, standin_store, tmp_path):
+    """--det-size 0 detects at the native size: on this 640x360 clip the square is 640 px,
+    so the faces (and all their predictions) are those of --det-size 640, not of 1080."""
+    faces = {}
+    for det_size in ("0", "640", "1080"):
+        out = tmp_path / det_size
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "6", "--det-size", det_size,
+                                              "--facetorch-exact", "--models-dir", str(standin_store), "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        faces[det_size] = _faces(out / "frames.jsonl")
+    assert faces["0"] == faces["640"]
+    assert faces["0"] != faces["1080"]  # a different geometry gives different crops: the test can tell
+
+
+def test_fa_run_takes_images_and_folders_as_the_pipe_does(standin_store, tmp_path):
+    from tests.conftest import squares_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    squares_image(photos / "a.png")
+    squares_image(photos / "b.jpg", size=(800, 600), squares=((100, 100, 150), (500, 300, 120)))
+    for target, name in ((photos, "folder"), (photos / "b.jpg", "image")):
+        out = tmp_path / name
+        result = CliRunner().invoke(run_cli, [str(target), "-o", str(out), "--models-dir", str(standin_store)])
+        assert result.exit_code == 0, result.output
+        piped = run_pipe(f"fa-frames '{target}' | fa-detect | fa-predict | fa-track", standin_store)
+        assert (out / "frames.jsonl").read_bytes() == piped
+        records = [json.loads(x) for x in piped.splitlines()]
+        assert all(r["t"] is None and r["faces"] for r in records)
+    report = next((tmp_path / "folder").glob("facial_analysis_report_*.txt")).read_text()
+    assert "Duration 0.0 s" not in report
+    folder = [json.loads(x) for x in (tmp_path / "folder" / "frames.jsonl").read_bytes().splitlines()]
+    assert [r["frame"] for r in folder] == [0, 1]  # every image, not every 5th
+
+
+def test_images_have_no_clock_in_fa_run(standin_store, tmp_path):
+    from tests.conftest import squares_image
+
+    image = squares_image(tmp_path / "a.png")
+    result = CliRunner().invoke(run_cli, [str(image), "-o", str(tmp_path / "o"), "--fps", "2",
+                                          "--models-dir", str(standin_store)])
+    assert result.exit_code == 2 and "images have no clock" in result.output
+
+
+def test_fa_run_takes_the_format_lists_fa_export_takes(clip, standin_store, tmp_path):
+    for spec, expected in ((["-f", "json,csv"], {"json", "csv"}), (["--format", "all"], None)):
+        out = tmp_path / spec[1].replace(",", "-")
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "12", *spec,
+                                              "--models-dir", str(standin_store)])
+        assert result.exit_code == 0, result.output
+        names = {p.name for p in out.iterdir()}
+        assert any(n.startswith("facial_analysis_") and n.endswith(".json") for n in names)
+        assert any(n.startswith("facial_analysis_summary_") for n in names)
+        plots = any(n.endswith(".png") for n in names)
+        assert plots == (expected is None)
+
+
+def test_python_api_sets_tracking_and_summary_options(clip, standin_store, tmp_path):
+    from fatools.run import run_options
+    from fatools.summary import SummaryOptions
+    from fatools.track import TrackOptions
+
+    options = run_options(every=3, track_gap=0.0, episode_gap=0.9, top=2, models_dir=str(standin_store))
+    assert options.track == TrackOptions(max_gap=0.0) and options.summary == SummaryOptions(episode_gap=0.9, top=2)
+    analysis = fatools.analyze_video(str(clip), str(tmp_path / "api"), sample_rate=3, track_gap=0.0,
+                                     episode_gap=0.9, top=2, models_dir=str(standin_store), formats=["json"])
+    summary = json.loads((tmp_path / "api" / "summary.json").read_text())
+    assert summary["options"]["episode_gap"] == 0.9 and summary["options"]["top"] == 2
+    # --track-gap 0 with frames 0.25 s apart: no face is linked to an earlier one.
+    tracks = [face["track"] for frame in analysis["frame_analyses"] for face in frame["faces"]]
+    assert len(set(tracks)) == len(tracks)
+    with pytest.raises(ValueError, match="alternatives"):
+        run_options(every=2, fps=1.0)

@@ -153,8 +153,8 @@ def test_a_gap_ends_an_episode_and_the_last_interval_is_the_median():
     assert [(e["onset"], e["offset"], e["duration"], e["end"]) for e in track["au_events"]] == [
         (0.0, 0.8, 0.8, "gap"), (1.6, 2.2, 0.6, "end")]
     assert track["seconds"] == 1.4  # 7 samples of 0.2 s: the unseen frames count nowhere
-    # With --max-gap 2 the episode bridges the gap.
-    [e] = summarize(records, max_gap=2.0)["videos"][0]["tracks"][0]["au_events"]
+    # With --episode-gap 2 the episode bridges the gap.
+    [e] = summarize(records, episode_gap=2.0)["videos"][0]["tracks"][0]["au_events"]
     assert (e["onset"], e["offset"], e["frames"], e["end"]) == (0.0, 2.2, 7, "end")
 
 
@@ -256,8 +256,8 @@ def test_result_does_not_end_the_stream():
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="off_threshold"):
         Summarizer(on_threshold=0.3, off_threshold=0.4)
-    with pytest.raises(ValueError, match="max_gap"):
-        Summarizer(max_gap=0)
+    with pytest.raises(ValueError, match="episode_gap"):
+        Summarizer(episode_gap=0)
 
 
 def deep_size(root) -> int:

@@ -326,7 +326,7 @@ def lines(records: list[dict]) -> str:
 
 def test_cli_options_and_output():
     records = scene(HIDDEN, 100)
-    result = CliRunner().invoke(track_cli, ["--max-gap", "0.5", "--iou-threshold", "0.2", "--embed-threshold", "0.7",
+    result = CliRunner().invoke(track_cli, ["--track-gap", "0.5", "--iou-threshold", "0.2", "--embed-threshold", "0.7",
                                             "--min-similarity", "0.1"], input=lines(records))
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.output.splitlines()]
@@ -350,7 +350,7 @@ def test_cli_face_without_box():
     records = scene(HIDDEN, 3)
     del records[2]["faces"][0]["box"]
     result = CliRunner().invoke(track_cli, [], input=lines(records))
-    assert result.exit_code == 1 and "v.mp4 frame 1: face 0 has no valid 'box'" in result.output
+    assert result.exit_code == 1 and "v.mp4: frame 1: face 0 has no valid 'box'" in result.output
     result = CliRunner().invoke(track_cli, ["--on-error", "skip"], input=lines(records))
     assert result.exit_code == 0
     out = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
@@ -363,24 +363,24 @@ def test_cli_warns_when_frames_are_further_apart_than_max_gap():
     records = scene({"a": moving(100, 100, 0)}, 3)
     records[3]["t"] = 5.0
     result = CliRunner().invoke(track_cli, [], input=lines(records))
-    assert result.exit_code == 0 and "more than --max-gap 2" in result.output
+    assert result.exit_code == 0 and "more than --track-gap 2" in result.output
     out = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [r["faces"][0]["track"] for r in out if "faces" in r] == [0, 0, 1]
-    assert "more than --max-gap" not in CliRunner().invoke(track_cli, ["--max-gap", "5"], input=lines(records)).output
+    assert "more than --track-gap" not in CliRunner().invoke(track_cli, ["--track-gap", "5"], input=lines(records)).output
 
 
 def test_cli_usage_errors():
-    for args in (["--iou-threshold", "0"], ["--max-gap", "-1"], ["--min-similarity", "2"]):
+    for args in (["--iou-threshold", "0"], ["--track-gap", "-1"], ["--min-similarity", "2"]):
         assert CliRunner().invoke(track_cli, args, input="").exit_code == 2
 
 
 def test_subprocess_pipeline_is_deterministic_and_idempotent(tmp_path):
     path = tmp_path / "faces.jsonl"
     path.write_text(lines(scene({**CROSSING, **{"c": only(range(10, 40), moving(500, 600, 1))}}, 40, embed=True)))
-    once = subprocess.run(f"'{BIN / 'fa-track'}' '{path}' --max-gap 1 | tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'",
+    once = subprocess.run(f"'{BIN / 'fa-track'}' '{path}' --track-gap 1 | tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'",
                           shell=True, capture_output=True, timeout=60)
     assert once.returncode == 0, once.stderr
-    again = subprocess.run([BIN / "fa-track", "--max-gap", "1", path], capture_output=True, timeout=60)
+    again = subprocess.run([BIN / "fa-track", "--track-gap", "1", path], capture_output=True, timeout=60)
     assert again.stdout == (tmp_path / "once.jsonl").read_bytes() == once.stdout
     out = [json.loads(line) for line in once.stdout.splitlines()]
     assert sorted(tracks_of(out).values()) == [[0], [1], [2]]

@@ -12,20 +12,6 @@ from fatools.cli import options
 
 log = logging.getLogger("fatools")
 
-# Kept here as well as in fatools.export so that --help needs no import of the exporters.
-FORMAT_NAMES = ("json", "csv", "au-timeline", "wide", "text", "plots")
-
-
-def _formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    names = [name.strip() for item in value for name in item.split(",") if name.strip()]
-    if not names or "all" in names:
-        return FORMAT_NAMES
-    unknown = [name for name in names if name not in FORMAT_NAMES]
-    if unknown:
-        raise click.BadParameter(f"unknown format {', '.join(unknown)}; choose from {', '.join(FORMAT_NAMES)} or all")
-    return tuple(name for name in FORMAT_NAMES if name in names)
-
-
 def _timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"\d{8}_\d{6}", value):
         raise click.BadParameter("give it as YYYYmmdd_HHMMSS, e.g. 20260101_120000")
@@ -51,21 +37,19 @@ def _json_object(path: str, what: str) -> dict:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
-@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to write into (created if missing).")
-@click.option("-f", "--format", "formats", multiple=True, callback=_formats, metavar="FORMAT",
-              help="json, csv, au-timeline, wide, text, plots or all (default); repeat or separate with commas.")
+@options.output_dir_option("fa-export")
+@options.formats_option
 @click.option("--timestamp", callback=_timestamp, default=None, metavar="YYYYmmdd_HHMMSS",
               help="The timestamp in the file names [default: now, local time].")
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
               help="Use this fa-summarize output instead of summarizing the records again.")
 @click.option("--metadata", "metadata_path", type=click.Path(dir_okay=False), default=None,
               help="A JSON object merged over the JSON export's analysis_metadata (e.g. processing_duration_seconds).")
-@options.summary_options
+@options.summary_options("fa-export")
 @options.on_error_option
 @options.command("fa-export")
 def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_threshold, off_threshold,
-        min_duration, max_gap, top, on_error):
+        min_duration, episode_gap, top, on_error):
     """Export records as files people and other tools read.
 
     Reads records (from fa-predict, ideally after fa-track) once and writes into
@@ -79,12 +63,9 @@ def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_
     from fatools.export import NoFramesError, export
     from fatools.records import read_paths
 
-    if on_threshold is not None and off_threshold > on_threshold:
-        raise click.UsageError("--off-threshold must not be above --on-threshold")
+    summary_options = options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top)
     summary = _json_object(summary_path, "summary") if summary_path else None
     metadata = _json_object(metadata_path, "metadata") if metadata_path else None
-    summary_options = {"on_threshold": on_threshold, "off_threshold": off_threshold, "min_duration": min_duration,
-                       "max_gap": max_gap, "top": top}
     paths = options.input_paths(inputs)
     try:
         result = export(read_paths(paths, on_error), output_dir, formats, summary=summary,

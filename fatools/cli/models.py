@@ -18,6 +18,10 @@ PROG = "fa-models"
 
 model_name = click.Choice(list(MODELS))
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="JSON instead of the table (list: one object per model per line, all fields; "
+                                "doctor: one object).")
+
 
 def _human_size(size: int | None) -> str:
     if size is None:
@@ -43,7 +47,7 @@ def cli() -> None:
 
 @cli.command("list")
 @options.models_dir_option
-@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one model per line, all fields.")
+@json_option
 @options.command(PROG)
 def list_cmd(models_dir: str | None, as_json: bool) -> None:
     """List every model: task, present or missing, size, sha256, source, path."""
@@ -131,7 +135,7 @@ def import_cmd(name: str, file: str, models_dir: str | None) -> None:
 
 @cli.command("doctor")
 @options.device_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+@json_option
 @options.command(PROG)
 def doctor_cmd(device: str, as_json: bool) -> None:
     """Print the software stack in one place, for a bug report.

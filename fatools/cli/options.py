@@ -91,12 +91,68 @@ device_option = click.option(
     help="Torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N.",
 )
 
-batch_size_option = click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Frames per detector batch (default chosen per model and device).",
-)
+# Old spellings kept as aliases because scripts rely on them; each meant something
+# different on different commands, which is why the canonical names replaced them.
+LEGACY_ALIASES: dict[str, dict[str, str]] = {
+    "--max-gap": {"fa-track": "--track-gap", "fa-run": "--track-gap",
+                  "fa-summarize": "--episode-gap", "fa-export": "--episode-gap"},
+    "--batch-size": {"fa-detect": "--detect-batch", "fa-run": "--detect-batch", "fa-predict": "--frame-batch"},
+    "--output": {"fa-run": "--output-dir"},
+}
+
+
+def _names(prog: str, canonical: str) -> list[str]:
+    """``canonical`` and the legacy aliases ``prog`` keeps for it."""
+    return [canonical] + [old for old, by_prog in LEGACY_ALIASES.items() if by_prog.get(prog) == canonical]
+
+
+def detect_batch_option(prog: str) -> Callable[[Any], Any]:
+    return click.option(*_names(prog, "--detect-batch"), "detect_batch", type=click.IntRange(min=1), default=None,
+                        help="Frames per detector batch [default: chosen per model and device: 1 on CPU, 16 on CUDA].")
+
+
+def frame_batch_option(prog: str) -> Callable[[Any], Any]:
+    return click.option(*_names(prog, "--frame-batch"), "frame_batch", type=click.IntRange(min=1), default=None,
+                        help="Frames whose faces go through the predictors together [default: 8 on CPU, 32 on CUDA].")
+
+
+face_batch_option = click.option(
+    "--face-batch", type=click.IntRange(min=1), default=None,
+    help="Faces per predictor batch, for every predictor [default: chosen per model and device].")
+
+
+def track_gap_option(prog: str) -> Callable[[Any], Any]:
+    return click.option(*_names(prog, "--track-gap"), "track_gap", type=click.FloatRange(min=0), default=2.0,
+                        show_default=True,
+                        help="Seconds a track may go unseen and still be continued; a face seen later starts a new track.")
+
+
+def output_dir_option(prog: str) -> Callable[[Any], Any]:
+    return click.option("-o", *_names(prog, "--output-dir"), "output_dir", required=True,
+                        type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
+
+
+facetorch_exact_option = click.option(
+    "--facetorch-exact", is_flag=True,
+    help="Detect and crop as facetorch's FaceAnalyzer.run does (frames padded to a square for the detector; faces "
+         "cut from the detector input, 380 px unifier): outputs equal FaceAnalyzer.run within 1e-4.")
+
+
+def _formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from fatools.export.formats import parse_formats
+
+    try:
+        return parse_formats(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+formats_option = click.option(
+    "-f", "--format", "formats", multiple=True, callback=_formats, metavar="FORMAT",
+    help="json, csv, au-timeline, wide, text, plots or all (default); repeat or separate with commas.")
+
+progress_option = click.option(
+    "--progress/--no-progress", default=None, help="Progress line on stderr [default: when stderr is a terminal].")
 
 config_option = click.option(
     "--config",
@@ -142,7 +198,8 @@ def _compose(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 sampling_options = _compose(
     click.option("--every", type=click.IntRange(min=1), default=None,
-                 help="Keep every Nth frame (counted from the first frame at or after --start)."),
+                 help="Keep every Nth frame or image (counted from the first at or after --start) [default: every "
+                      "one; fa-run: every 5th frame of a video, every image]."),
     click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None,
                  help="Keep frames evenly in time, F per second, by container timestamps (correct on variable frame rate video)."),
     click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="First second to sample."),
@@ -192,18 +249,32 @@ prediction_options = _compose(
 )
 
 
-summary_options = _compose(
-    click.option("--on-threshold", type=click.FloatRange(0, 1), default=None,
-                 help="An AU is active, and an episode starts, above this probability [default: each record's au.threshold]."),
-    click.option("--off-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True,
-                 help="An episode goes on while the probability stays at or above this (hysteresis)."),
-    click.option("--min-duration", type=click.FloatRange(min=0), default=0.2, show_default=True,
-                 help="Drop episodes shorter than this many seconds (not blinks)."),
-    click.option("--max-gap", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
-    click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
-                 help="How many AUs most_active_aus lists (0: all active ones)."),
-)
+def summary_options(prog: str) -> Callable[[Any], Any]:
+    """fa-summarize's options, on every command that summarises."""
+    return _compose(
+        click.option("--on-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="An AU is active, and an episode starts, above this probability [default: each record's au.threshold]."),
+        click.option("--off-threshold", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+                     help="An episode goes on while the probability stays at or above this (hysteresis)."),
+        click.option("--min-duration", type=click.FloatRange(min=0), default=0.2, show_default=True,
+                     help="Drop episodes shorter than this many seconds (not blinks)."),
+        click.option(*_names(prog, "--episode-gap"), "episode_gap", type=click.FloatRange(min=0, min_open=True),
+                     default=None,
+                     help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
+        click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="How many AUs most_active_aus lists (0: all active ones)."),
+    )
+
+
+def summary_from(on_threshold: float | None, off_threshold: float, min_duration: float, episode_gap: float | None,
+                 top: int):
+    """The SummaryOptions the summary options describe (usage errors for contradictions)."""
+    from fatools.summary import SummaryOptions
+
+    if on_threshold is not None and off_threshold > on_threshold:
+        raise click.UsageError("--off-threshold must not be above --on-threshold")
+    return SummaryOptions(on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
+                          episode_gap=episode_gap, top=top)
 
 
 model_options = _compose(

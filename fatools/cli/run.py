@@ -6,67 +6,60 @@ import click
 
 from fatools.cli import options
 
-FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots")
-
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for the results (one subdirectory per video when several are given).")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@options.output_dir_option("fa-run")
 @options.sampling_options
 @options.detector_options
-@click.option("--facetorch-exact", is_flag=True, help="Detect and crop exactly as facetorch's FaceAnalyzer.run does.")
+@options.facetorch_exact_option
 @options.prediction_options
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
-              help="Export format; repeat for several [default: all].")
-@click.option("--max-gap", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Seconds a face may go unseen and keep its track.")
-@click.option("--progress/--no-progress", default=None, help="Progress line on stderr [default: when stderr is a terminal].")
+@options.track_gap_option("fa-run")
+@options.summary_options("fa-run")
+@options.formats_option
+@options.progress_option
 @options.model_options
 @options.int8_option
-@options.batch_size_option
+@options.detect_batch_option("fa-run")
+@options.frame_batch_option("fa-run")
+@options.face_batch_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.command("fa-run")
-def cli(videos, output_dir, every, sample_fps, start, end, max_frames, detector, det_size, score_threshold, min_face,
-        facetorch_exact, tasks, au_threshold, formats, max_gap, progress, optimize, fp16, int8, batch_size, device, config_path, models_dir):
-    """Analyse videos in one process and write every result into a directory.
+def cli(inputs, output_dir, **values):
+    """Analyse videos, images or folders of images in one process; write every result
+    into a directory.
 
     Runs the same code as fa-frames | fa-detect | fa-predict | fa-track | fa-summarize |
     fa-export, without serialising between stages: a thread decodes while the models
-    run. Writes OUTPUT/frames.jsonl (the records, streamed), OUTPUT/summary.json and
-    the exports, and prints the paths written. Samples every 5th frame unless --every
-    or --fps says otherwise.
+    run. Writes OUTPUT_DIR/frames.jsonl (the records, streamed), OUTPUT_DIR/summary.json
+    and the exports, and prints the paths written (one subdirectory per input when
+    several are given). Samples every 5th frame of a video and every image unless
+    --every or --fps says otherwise.
     """
     import os
 
-    from fatools.detect import DetectOptions
-    from fatools.predict import PredictOptions
-    from fatools.run import RunOptions, VideoAnalyzer
+    from fatools.frames import input_kind
+    from fatools.run import VideoAnalyzer, run_options
 
-    if every is None and sample_fps is None:
-        every = 5
-    sampling = options.sampling_from(every, sample_fps, start, end, max_frames)
-    run_options = RunOptions(
-        sampling=sampling,
-        detector=detector,
-        detect=DetectOptions(det_size=det_size or None, square_pad=facetorch_exact,
-                             score_threshold=score_threshold, min_face=min_face, optimize=optimize, half=fp16),
-        predict=PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                               det_size=det_size or 1080, optimize=optimize, half=fp16, int8=int8),
-        device=device, batch_size=batch_size, config_path=config_path, models_dir=models_dir,
-        formats=tuple(formats) or None, track={"max_gap": max_gap}, progress=progress,
-    )
-    analyzer = VideoAnalyzer(run_options)
-    for video in videos:
+    for path in inputs:
+        if input_kind(path) != "video" and (values["sample_fps"] is not None or values["start"] or values["end"] is not None):
+            raise click.UsageError(f"{path}: --fps, --start and --end need a video; images have no clock")
+    values["fps"] = values.pop("sample_fps")
+    try:
+        run = run_options(**values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    analyzer = VideoAnalyzer(run)
+    for path in inputs:
         out = output_dir
-        if len(videos) > 1:
-            out = os.path.join(output_dir, os.path.splitext(os.path.basename(video))[0])
-        result = analyzer.analyze(video, out)
+        if len(inputs) > 1:
+            out = os.path.join(output_dir, os.path.splitext(os.path.basename(os.path.normpath(path)))[0])
+        result = analyzer.analyze(path, out)
         for paths in result.files.values():
-            for path in paths:
-                click.echo(str(path))
+            for written in paths:
+                click.echo(str(written))
 
 
 def main() -> None:

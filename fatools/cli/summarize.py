@@ -14,11 +14,11 @@ log = logging.getLogger("fatools")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
-@options.summary_options
+@options.summary_options("fa-summarize")
 @click.option("--pretty", is_flag=True, help="Indent the JSON (default: one line).")
 @options.on_error_option
 @options.command("fa-summarize")
-def cli(inputs, on_threshold, off_threshold, min_duration, max_gap, top, pretty, on_error):
+def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, pretty, on_error):
     """Summarize a record stream as one JSON object.
 
     Reads records (from fa-predict, ideally after fa-track) and writes per video and per
@@ -35,10 +35,7 @@ def cli(inputs, on_threshold, off_threshold, min_duration, max_gap, top, pretty,
     from fatools.records import read_paths
     from fatools.summary import Summarizer
 
-    if on_threshold is not None and off_threshold > on_threshold:
-        raise click.UsageError("--off-threshold must not be above --on-threshold")
-    summarizer = Summarizer(on_threshold=on_threshold, off_threshold=off_threshold,
-                            min_duration=min_duration, max_gap=max_gap, top=top)
+    summarizer = Summarizer(options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top))
     count = 0
     for record in read_paths(options.input_paths(inputs), on_error):
         try:

@@ -9,8 +9,7 @@ from fatools.cli import options
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
-@click.option("--max-gap", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Seconds a track may go unseen and still be continued; a face seen later starts a new track.")
+@options.track_gap_option("fa-track")
 @click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.3, show_default=True,
               help="Box overlap (IoU) with a track's expected box that links a face to it.")
 @click.option("--embed-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
@@ -19,7 +18,7 @@ from fatools.cli import options
               help="With embeddings on both sides, never link below this similarity, however much the boxes overlap.")
 @options.on_error_option
 @options.command("fa-track")
-def cli(inputs, max_gap, iou_threshold, embed_threshold, min_similarity, on_error):
+def cli(inputs, track_gap, iou_threshold, embed_threshold, min_similarity, on_error):
     """Link faces across frames into tracks.
 
     Reads records with "faces" (from fa-detect or fa-predict) and writes each again
@@ -34,7 +33,7 @@ def cli(inputs, max_gap, iou_threshold, embed_threshold, min_similarity, on_erro
     from fatools.track import TrackOptions, track_records
 
     track_options = TrackOptions(iou_threshold=iou_threshold, embed_threshold=embed_threshold,
-                                 min_similarity=min_similarity, max_gap=max_gap)
+                                 min_similarity=min_similarity, max_gap=track_gap)
     writer = RecordWriter()
     for record in track_records(read_paths(options.input_paths(inputs), on_error), track_options, on_error):
         writer.write(record)

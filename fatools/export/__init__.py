@@ -19,22 +19,21 @@ from pathlib import Path
 from typing import Iterable
 
 from fatools.errors import FatoolsError
-from fatools.export.common import Job, Sink, Staging, Video, faces_of
-from fatools.records import is_frame, is_header
+from fatools.export.formats import FORMATS, parse_formats
 
 log = logging.getLogger("fatools")
 
-FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots")
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 
 
 class NoFramesError(FatoolsError):
     """The records held no frame record: there is nothing to export."""
-TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 
 
 @dataclass
 class ExportResult:
-    """The files written, by format, in the order written; and the JSON content when kept.
+    """The files written, by format, in the order written; the summary they were made
+    with; and the JSON content when kept.
 
     ``analyses`` holds one JSON document (as a dict) per video when ``keep_analysis`` was
     asked for with the json format; ``analysis`` is that document when the stream held
@@ -43,6 +42,7 @@ class ExportResult:
 
     files: dict[str, list[Path]] = field(default_factory=dict)
     analyses: list[dict] = field(default_factory=list)
+    summary: dict | None = None
 
     @property
     def analysis(self) -> dict | None:
@@ -55,31 +55,114 @@ class ExportResult:
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     """The formats asked for, in FORMATS order, without repeats; ValueError names an unknown one."""
-    if isinstance(formats, str):  # export(records, out, "csv") means the one format
-        formats = [formats]
-    wanted = set()
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-        wanted.add(fmt)
-    return tuple(f for f in FORMATS if f in wanted)
+    return parse_formats(formats) if formats else ()
 
 
-def _sinks(job: Job, sinks: list[Sink]) -> None:
-    from fatools.export.csv_export import SummaryCsv
-    from fatools.export.json_export import JsonSink
-    from fatools.export.text import TextSink
-    from fatools.export.timeline import TimelineCsv
-    from fatools.export.wide import WideCsv
+class Export:
+    """An export being written: ``add`` each record once, as it arrives, then ``finish``.
 
-    classes: dict[str, type[Sink]] = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv,
-                                      "wide": WideCsv, "text": TextSink}
-    if "plots" in job.formats:
-        from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
+    It is one consumer of a record stream among others (fa-run also writes the records
+    file and the summary from the same pass).  The table formats are written as records
+    arrive, JSON's frame list goes to a scratch file, plots keep compact per-track arrays;
+    every file is staged under a temporary name and renamed into place by ``finish``.
+    ``abort`` (or leaving a ``with`` block by an exception) removes them all.
+    """
 
-        classes["plots"] = PlotSink
-    for fmt in job.formats:
-        sinks.append(classes[fmt](job))  # one by one: a failure still closes those opened
+    def __init__(self, out_dir: str | Path, formats: Iterable[str] = FORMATS, *, timestamp: str | None = None,
+                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None) -> None:
+        from fatools.export.sinks import Job
+        from fatools.export.staging import Staging
+
+        wanted = check_formats(formats)
+        started = datetime.now().astimezone()
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FatoolsError(f"{out}: cannot create the output directory ({exc.strerror}); choose another") from None
+        if expression_labels is None:
+            from fatools.models.config import expression_labels as configured
+
+            expression_labels = configured()
+        self.staging = Staging(out)
+        self.job = Job(self.staging, timestamp or started.strftime(TIMESTAMP_FORMAT), started, wanted, {},
+                       keep_analysis, expression_labels=tuple(expression_labels))
+        self.sinks: list = []
+        try:
+            self._open_sinks()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open_sinks(self) -> None:
+        from fatools.export.csv_export import SummaryCsv
+        from fatools.export.json_export import JsonSink
+        from fatools.export.text import TextSink
+        from fatools.export.timeline import TimelineCsv
+        from fatools.export.wide import WideCsv
+
+        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink}
+        if "plots" in self.job.formats:
+            from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
+
+            classes["plots"] = PlotSink
+        for fmt in self.job.formats:
+            self.sinks.append(classes[fmt](self.job))  # one by one: a failure still closes those opened
+
+    def add(self, record: dict) -> None:
+        from fatools.records import faces_of, is_frame, is_header
+
+        job = self.job
+        if is_header(record):
+            video = self._video(record.get("video"))
+            video.header = {k: v for k, v in record.items() if k not in ("schema", "type")}
+            for sink in self.sinks:
+                sink.header(video, record)
+        elif is_frame(record):
+            video = self._video(record.get("video"))
+            faces = faces_of(record)
+            video.observe(record, faces or [])
+            for sink in self.sinks:
+                sink.frame(video, record, faces)
+
+    def finish(self, summary: dict, analysis_metadata: dict | None = None) -> ExportResult:
+        """Write what is left and rename every file into place; ``summary`` is fa-summarize's
+        for the records added; ``analysis_metadata`` goes over what the records tell."""
+        job = self.job
+        try:
+            if not any(video.frames for video in job.videos.values()):
+                raise NoFramesError("no frame records in the input: nothing to export "
+                                    "(give the records of fa-predict, or of fa-detect)")
+            job.summary = summary
+            job.metadata = dict(analysis_metadata or {})
+            for sink in self.sinks:
+                sink.finish()
+            files = self.staging.commit()
+        except BaseException:
+            self.abort()
+            raise
+        for paths in files.values():
+            for path in paths:
+                log.info("wrote %s", path)
+        return ExportResult(files, job.analyses, summary)
+
+    def abort(self) -> None:
+        """Close every sink and remove every file this export staged: nothing is left under
+        a final name, half or whole."""
+        for sink in self.sinks:
+            sink.abort()
+        self.staging.cleanup()
+
+    def _video(self, name: object):
+        from fatools.export.sinks import Video
+
+        try:
+            video = self.job.videos.get(name)
+        except TypeError:
+            raise FatoolsError(f"video {name!r}: the 'video' field must be a path string") from None
+        if video is None:
+            video = self.job.videos[name] = Video(name, len(self.job.videos))
+        return video
 
 
 def export(
@@ -88,77 +171,35 @@ def export(
     formats: Iterable[str] = FORMATS,
     *,
     summary: dict | None = None,
-    summary_options: dict | None = None,
+    summary_options=None,
     analysis_metadata: dict | None = None,
     timestamp: str | None = None,
     keep_analysis: bool = False,
+    expression_labels: Iterable[str] | None = None,
 ) -> ExportResult:
     """Write the ``formats`` of ``records`` into ``out_dir`` (created if missing), in one pass.
 
     ``summary`` is fa-summarize's result for these records; when None it is computed in
-    the same pass with ``summary_options`` (fatools.summary.Summarizer's).
+    the same pass with ``summary_options`` (a fatools.summary.SummaryOptions).
     ``analysis_metadata`` is merged over what the records tell (video path, frames,
     versions, models seen); ``timestamp`` (YYYYmmdd_HHMMSS, default: now, local time)
-    goes into every file name.  Raises FatoolsError on bad records or an unwritable
-    directory, ValueError on an unknown format; nothing is left under a final name then.
+    goes into every file name; ``expression_labels`` (default: the bundled
+    configuration's) name the expression columns.  Raises FatoolsError on bad records or
+    an unwritable directory, ValueError on an unknown format; nothing is left under a
+    final name then.
     """
-    wanted = check_formats(formats)
-    started = datetime.now().astimezone()
-    if timestamp is None:
-        timestamp = started.strftime(TIMESTAMP_FORMAT)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FatoolsError(f"{out}: cannot create the output directory ({exc.strerror}); choose another") from None
-    summarizer = None
-    if summary is None:
-        from fatools.summary import Summarizer
+    from fatools.summary import Summarizer
 
-        summarizer = Summarizer(**(summary_options or {}))
-    staging = Staging(out)
-    job = Job(staging, timestamp, started, wanted, dict(analysis_metadata or {}), keep_analysis)
-    sinks: list[Sink] = []
+    summarizer = Summarizer(summary_options) if summary is None else None
+    job = Export(out_dir, formats, timestamp=timestamp, keep_analysis=keep_analysis,
+                 expression_labels=expression_labels)
     try:
-        _sinks(job, sinks)
         for record in records:
             if summarizer is not None:
                 summarizer.add(record)
-            if is_header(record):
-                video = _video(job, record.get("video"))
-                video.header = {k: v for k, v in record.items() if k not in ("schema", "type")}
-                for sink in sinks:
-                    sink.header(video, record)
-            elif is_frame(record):
-                video = _video(job, record.get("video"))
-                faces = faces_of(record, video.name)
-                video.observe(record, faces or [])
-                for sink in sinks:
-                    sink.frame(video, record, faces)
-        if not any(video.frames for video in job.videos.values()):
-            raise NoFramesError("no frame records in the input: nothing to export "
-                                "(give the records of fa-predict, or of fa-detect)")
-        job.summary = summarizer.result() if summarizer is not None else summary
-        for sink in sinks:
-            sink.finish()
-        files = staging.commit()
+            job.add(record)
     except BaseException:
         # Whatever stopped us (a bad record, a full disk, ^C), no half file keeps a final name.
-        for sink in sinks:
-            sink.abort()
-        staging.cleanup()
+        job.abort()
         raise
-    for fmt, paths in files.items():
-        for path in paths:
-            log.info("wrote %s", path)
-    return ExportResult(files, job.analyses)
-
-
-def _video(job: Job, name: object) -> Video:
-    try:
-        video = job.videos.get(name)
-    except TypeError:
-        raise FatoolsError(f"video {name!r}: the 'video' field must be a path string") from None
-    if video is None:
-        video = job.videos[name] = Video(name, len(job.videos))
-    return video
+    return job.finish(summarizer.result() if summarizer is not None else summary, analysis_metadata)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 from typing import Any, Iterable
 
-from fatools.export.common import Job, Sink, Video, active_list, expression_of, va_of
+from fatools.export.formatting import active_list
+from fatools.export.sinks import Job, Sink, Video
+from fatools.records import expression_of, va_of
 
 
 class CsvSink(Sink):

@@ -16,7 +16,9 @@ from typing import IO, Any
 import orjson
 
 from fatools import __version__
-from fatools.export.common import Job, Sink, Video, active_list, au_rows, blink_ear, box_of, expression_of, get, va_of
+from fatools.export.formatting import active_list, au_rows, get
+from fatools.export.sinks import Job, Sink, Video
+from fatools.records import blink_ear, box_of, expression_of, va_of
 from fatools.facs import AU45
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from fatools.export.common import EMOTIONS, Job, Sink, Video, blink_of, expression_of, num, safe_name, va_of
+from fatools.export.sinks import Job, Sink, Video
+from fatools.export.staging import safe_name
+from fatools.records import blink_of, expression_of, number, va_of
 from fatools.facs import ACTION_UNITS, AU45
 
 log = logging.getLogger("fatools")
@@ -250,13 +252,14 @@ def _bins(x: np.ndarray, step: float, count: int = 60) -> np.ndarray:
 
 
 def emotions_figure(rows: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], step: float, title: str,
-                    timed: bool):
+                    timed: bool, known: tuple[str, ...] = ()):
     """Share of faces with each predicted emotion, in time bins, for all faces and the main tracks."""
     fig = _figure(EMOTIONS_SIZE)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     every = np.concatenate([x for _, x, _ in rows]) if rows else np.zeros(0)
     edges = _bins(every, step) if len(every) else np.array([0.0, 1.0])
-    order = [n for n in EMOTIONS if n in names] + sorted(n for n in names if n not in EMOTIONS)
+    # The configuration's classes in its order, then any others the records hold.
+    order = [n for n in known if n in names] + sorted(n for n in names if n not in known)
     extra = iter(f"C{i}" for i in range(10))
     colours = {n: EMOTION_COLOURS.get(n) or next(extra, "black") for n in order}
     for ax, (label, x, codes) in zip(axes, rows):
@@ -315,7 +318,7 @@ class PlotSink(Sink):
         state.seq += 1
         t = video.time(record)
         t = math.nan if t is None else t
-        frame = num(record.get("frame"))
+        frame = number(record.get("frame"))
         frame = math.nan if frame is None else frame
         for face in faces or []:
             label = state.label(expression_of(face).get("label"))
@@ -336,10 +339,10 @@ class PlotSink(Sink):
             series.frame.append(frame)
             au = face.get("au")
             probs = au.get("probs") if isinstance(au, dict) and isinstance(au.get("probs"), dict) else {}
-            if state.threshold is None and isinstance(au, dict) and num(au.get("threshold")) is not None:
+            if state.threshold is None and isinstance(au, dict) and number(au.get("threshold")) is not None:
                 state.threshold = float(au["threshold"])
             blink = blink_of(face)
-            series.au.extend([math.nan if num(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
+            series.au.extend([math.nan if number(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
                              + [math.nan if blink is None else float(blink)])
             valence, arousal, _ = va_of(face)
             series.valence.append(math.nan if valence is None else valence)
@@ -386,5 +389,6 @@ class PlotSink(Sink):
             if len(ranked) > 1:
                 for track, _ in ranked[:EMOTION_ROWS - 1]:
                     rows.append((_track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
-            fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed)
+            fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed,
+                                  job.expression_labels)
             _save(job, fig, f"emotions{suffix}_{job.timestamp}.png")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fatools.export.common import Sink, clock, get, num, seconds
+from fatools.export.formatting import clock, get, seconds
+from fatools.export.sinks import Sink
+from fatools.records import number
 from fatools.export.json_export import analysis_metadata
 from fatools.facs import AU45, BY_CODE, CODES
 
@@ -35,12 +37,12 @@ def _order(code: Any) -> tuple[int, str]:
 
 
 def _pct(value: Any) -> str:
-    value = num(value)
+    value = number(value)
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _f(value: Any, digits: int = 2) -> str:
-    value = num(value)
+    value = number(value)
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -59,7 +61,7 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     lines.append(f"  File:              {metadata.get('video_path')}")
     size = (f"{video_metadata.get('width')}x{video_metadata.get('height')}"
             if video_metadata.get("width") is not None else "size unknown")
-    fps = num(video_metadata.get("fps"))
+    fps = number(video_metadata.get("fps"))
     if fps is None and video_metadata.get("total_frames") is None:
         lines.append(f"  Frames:            {size} (no video header: images, or records without fa-frames' header)")
     else:
@@ -70,17 +72,17 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
 
     lines += _section("Analysis")
     lines.append(f"  Started:           {metadata.get('start_time') or 'unknown'}")
-    duration = num(metadata.get("processing_duration_seconds"))
+    duration = number(metadata.get("processing_duration_seconds"))
     lines.append("  Processing time:   " + (seconds(duration) if duration is not None else
                                            "not recorded (exported from saved records; fa-run records it)"))
     frames = get(summary, "frames", default={})
     time = get(summary, "time", default={})
     sampled = frames.get("sampled", metadata.get("frames_processed"))
-    interval = num(time.get("sampling_interval"))
+    interval = number(time.get("sampling_interval"))
     lines.append(f"  Frames analysed:   {sampled if sampled is not None else '?'}"
                  + (f", one every {interval:g} s" if interval else "")
                  + (f", from {clock(time.get('first'))} to {clock(time.get('last'))}"
-                    if num(time.get("first")) is not None else ""))
+                    if number(time.get("first")) is not None else ""))
     lines.append(f"  Software:          fatools {metadata.get('fatools_version') or '?'}, "
                  f"facetorch {metadata.get('facetorch_version') or '?'}")
     models = metadata.get("models") or []
@@ -105,7 +107,7 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
         most = get(track, "emotion", "most_common")
         share = get(track, "emotion", "distribution", most) if most else None
         span = (f"{clock(track.get('first'))} to {clock(track.get('last'))}, "
-                if num(track.get("first")) is not None else "")
+                if number(track.get("first")) is not None else "")
         frames_span = f"frames {track.get('first_frame')}-{track.get('last_frame')}"
         lines.append(f"    {_track(track.get('track')):<16} {frames_span}, {span}{track.get('faces', 0)} faces"
                      + (f", mostly {most} ({_pct(share)})" if most else ""))
@@ -116,11 +118,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     if distribution:
         lines.append(f"  All faces ({get(overall, 'emotion', 'faces', default=0)} with an expression), "
                      "share of faces by predicted label:")
-        ranked_labels = sorted(distribution.items(), key=lambda kv: (-(num(kv[1]) or 0), kv[0]))
+        ranked_labels = sorted(distribution.items(), key=lambda kv: (-(number(kv[1]) or 0), kv[0]))
         for label, share in ranked_labels:
-            if num(share):
+            if number(share):
                 lines.append(f"    {label:<10} {_pct(share):>6}  {'#' * max(1, round(40 * share))}")
-        never = [label for label, share in ranked_labels if not num(share)]
+        never = [label for label, share in ranked_labels if not number(share)]
         if never:
             lines.append(f"    never predicted: {', '.join(sorted(never))}")
         per_track = [f"{_track(t.get('track'))}: {get(t, 'emotion', 'most_common')} "
@@ -170,8 +172,8 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
         if not events and blinks.get("count") is None:
             continue
         lines.append(f"  {_track(track.get('track'))}:")
-        longest = sorted(events, key=lambda e: (-(num(e.get("duration")) or 0), -(num(e.get("peak")) or 0)))
-        shown = sorted(longest[:EVENTS_PER_TRACK], key=lambda e: (num(e.get("onset")) or 0, _order(e.get("au"))))
+        longest = sorted(events, key=lambda e: (-(number(e.get("duration")) or 0), -(number(e.get("peak")) or 0)))
+        shown = sorted(longest[:EVENTS_PER_TRACK], key=lambda e: (number(e.get("onset")) or 0, _order(e.get("au"))))
         for event in shown:
             lines.append(f"    {clock(event.get('onset'))} to {clock(event.get('offset'))} "
                          f"({seconds(event.get('duration'))}): {event.get('au')} {_name(event.get('au'))}, "
@@ -180,7 +182,7 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
         if len(events) > len(shown):
             lines.append(f"    ... and {len(events) - len(shown)} shorter episodes (fa-summarize lists them all)")
         if blinks.get("count") is not None:
-            rate = num(blinks.get("per_minute"))
+            rate = number(blinks.get("per_minute"))
             lines.append(f"    blinks (AU45): {blinks['count']}"
                          + (f", {rate:.1f} per minute" if rate is not None else ""))
     if not listed and not any(get(t, "blinks", "count") is not None for t in tracks):

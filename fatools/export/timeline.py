@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from fatools.export.common import Video, au_rows
+from fatools.export.formatting import au_rows
+from fatools.export.sinks import Video
 from fatools.export.csv_export import CsvSink
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from fatools.export.common import EMOTIONS, Video, blink_of, box_of, expression_of, num, pose_of, va_of
+from fatools.export.sinks import Job, Video
+from fatools.records import blink_of, box_of, expression_of, number, pose_of, va_of
 from fatools.export.csv_export import CsvSink
 from fatools.facs import ACTION_UNITS
 
@@ -31,15 +32,19 @@ def _column(code: str) -> str:
 MAIN_AUS = [u.code for u in ACTION_UNITS if u.code.startswith("AU")]
 SIDED_AUS = [u.code for u in ACTION_UNITS if not u.code.startswith("AU")]
 AU_COLUMNS = {code: _column(code) for code in MAIN_AUS + SIDED_AUS}
-EMOTION_COLUMNS = {label: label.lower() for label in EMOTIONS}
 
 
 class WideCsv(CsvSink):
     fmt = "wide"
     prefix = "facial_analysis_wide"
-    columns = ("frame", "timestamp", "video", "face", "track", "confidence", "x1", "y1", "x2", "y2",
-               *(AU_COLUMNS[c] for c in MAIN_AUS), "AU45", *(AU_COLUMNS[c] for c in SIDED_AUS),
-               *EMOTION_COLUMNS.values(), "valence", "arousal", "pose_yaw", "pose_pitch", "pose_roll")
+
+    def __init__(self, job: Job) -> None:
+        # One column per expression class of the configuration, lower-case as py-feat's.
+        self.emotions = [label.lower() for label in job.expression_labels]
+        self.columns = ("frame", "timestamp", "video", "face", "track", "confidence", "x1", "y1", "x2", "y2",
+                        *(AU_COLUMNS[c] for c in MAIN_AUS), "AU45", *(AU_COLUMNS[c] for c in SIDED_AUS),
+                        *self.emotions, "valence", "arousal", "pose_yaw", "pose_pitch", "pose_roll")
+        super().__init__(job)
 
     def rows_of(self, video: Video, record: dict, faces: list[dict]) -> Iterable[list[Any]]:
         for index, face in enumerate(faces):
@@ -52,7 +57,7 @@ class WideCsv(CsvSink):
             valence, arousal, _ = va_of(face)
             yield [record.get("frame"), record.get("t"), video.name, face.get("face", index), face.get("track"),
                    face.get("score"), *box_of(face),
-                   *(num(probs.get(c)) for c in MAIN_AUS), None if blink is None else int(blink),
-                   *(num(probs.get(c)) for c in SIDED_AUS),
-                   *(num(scores.get(col)) for col in EMOTION_COLUMNS.values()),
+                   *(number(probs.get(c)) for c in MAIN_AUS), None if blink is None else int(blink),
+                   *(number(probs.get(c)) for c in SIDED_AUS),
+                   *(number(scores.get(col)) for col in self.emotions),
                    valence, arousal, *pose_of(face)]

@@ -8,6 +8,7 @@ missing model stops with what to do, never with facetorch trying the network.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from importlib import resources
@@ -18,10 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from fatools.errors import FatoolsError
 from fatools.models import catalogue, store
 from fatools.models.torchscript import import_facetorch, quiet_torchscript
-
-# Every model-loading path comes through here: a missing facetorch is one line saying
-# what to install, and its import-time deprecation notices stay off the terminal.
-import_facetorch()
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetorch import FaceAnalyzer
@@ -64,6 +61,13 @@ def _read(path: str | os.PathLike[str] | None) -> DictConfig:
     return cfg
 
 
+@functools.lru_cache(maxsize=8)
+def expression_labels(path: str | None = None) -> tuple[str, ...]:
+    """The expression classes of the configuration's FER predictor, in its order."""
+    labels = OmegaConf.select(_read(path), "analyzer.predictor.fer.postprocessor.labels", default=None)
+    return tuple(str(label) for label in labels) if labels else ()
+
+
 def _resolve_device(device: str) -> str:
     if device != "auto":
         return device
@@ -88,6 +92,9 @@ def load_config(
     without it the store is found when paths are resolved ($FATOOLS_MODELS or the cache).
     ``device`` may be ``auto`` (cuda when available).
     """
+    # Every model-loading path comes through here: a missing facetorch is one line saying
+    # what to install, and its import-time deprecation notices stay off the terminal.
+    import_facetorch()
     cfg = _read(path)
     wanted = list(catalogue.DEFAULT_TASKS if tasks is None else tasks)
     unknown = [task for task in wanted if task not in catalogue.TASKS]

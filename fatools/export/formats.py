@@ -1,0 +1,27 @@
+"""The export formats, named once for the library and every command that takes --format.
+
+This module imports nothing, so that a command's --help needs none of the exporters.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots")
+ALL = "all"
+
+
+def parse_formats(names: Iterable[str]) -> tuple[str, ...]:
+    """The formats named (each item may hold several, comma-separated; ``all`` means every
+    one), in FORMATS order, without repeats; every format when none is named.
+    ValueError names an unknown one."""
+    if isinstance(names, str):  # export(records, out, "csv") means the one format
+        names = [names]
+    wanted = {name.strip() for item in names for name in item.split(",") if name.strip()}
+    if not wanted or ALL in wanted:
+        return FORMATS
+    unknown = sorted(wanted - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown export format {', '.join(map(repr, unknown))}; choose from {', '.join(FORMATS)} "
+                         f"or {ALL}")
+    return tuple(f for f in FORMATS if f in wanted)
