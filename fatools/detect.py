@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fatools.geometry import Geometry, detector_input
-from fatools.records import is_frame
+from fatools.records import is_frame, where
 from fatools.stream import Frame, batches, frames_from_records
 
 FaceList = list[dict[str, Any]]
@@ -69,6 +69,9 @@ class BatchDetector:
         from fatools.inference import prepare_model
 
         self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128))
+        from fatools.devices import Halving
+
+        self._halving = Halving(f"the {name} detector", "lower --det-size, or use --fp16 or --device cpu")
 
     def provenance(self) -> dict:
         """How faces were found, recorded with every frame (fa-predict --facetorch-exact needs it)."""
@@ -92,11 +95,20 @@ class BatchDetector:
         return self.detect_with_inputs(images_bgr)[0]
 
     @torch.inference_mode()
-    def detect_with_inputs(self, images_bgr: list[np.ndarray]) -> tuple[list[FaceList], torch.Tensor | None]:
-        """Faces of each frame, and the detector's input batch (frames resized to the detector's
-        geometry, RGB 0..255, before normalisation): facetorch-exact crops are cut from it."""
+    def detect_with_inputs(self, images_bgr: list[np.ndarray],
+                           names: list[str] | None = None) -> tuple[list[FaceList], list[torch.Tensor]]:
+        """Faces of each frame, and each frame's detector input (resized to the detector's
+        geometry, RGB 0..255, before normalisation): facetorch-exact crops are cut from it.
+
+        Out of device memory, the batch is halved and retried (``devices.Halving``);
+        ``names`` (one per frame, e.g. "v.mp4: frame 120") name a frame that fits in no batch.
+        """
         if not images_bgr:
-            return [], None
+            return [], []
+        pieces = self._halving.map(self._detect_chunk, images_bgr, len(images_bgr), names)
+        return [faces for faces, _ in pieces], [det_input for _, det_input in pieces]
+
+    def _detect_chunk(self, images_bgr: list[np.ndarray]) -> list[tuple[FaceList, torch.Tensor]]:
         from facetorch.datastruct import ImageData
 
         batch, geo = detector_input(images_bgr, self.options.det_size, self.options.square_pad, self.device)
@@ -104,7 +116,8 @@ class BatchDetector:
         data.tensor = batch
         data = self.face_detector.preprocessor.run(data)
         loc, conf, landmarks = self.face_detector.inference(self.input_format.apply(data.tensor))[:3]
-        return self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0]), batch
+        faces = self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0])
+        return list(zip(faces, batch))
 
     def postprocess(self, loc: torch.Tensor, conf: torch.Tensor, landmarks: torch.Tensor, geo: Geometry, width: int, height: int) -> list[FaceList]:
         """Decode, threshold, NMS and map back to original pixels, for the whole batch at once."""
@@ -172,7 +185,8 @@ def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: 
     provenance = detector.provenance()
     for batch in batches(frames, batch_size, same_shape=True):
         working = [frame for frame in batch if frame.image is not None]
-        results, inputs = detector.detect_with_inputs([frame.image for frame in working])
+        results, inputs = detector.detect_with_inputs([frame.image for frame in working],
+                                                      [where(frame.record) for frame in working])
         for i, (frame, faces) in enumerate(zip(working, results)):
             frame.record["faces"] = faces
             frame.record["detection"] = provenance

@@ -190,8 +190,9 @@ def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
     model = owner.model
     device = getattr(owner, "device", torch.device("cpu"))
     if isinstance(device, torch.device) and device.type == "cuda":
-        # Shapes repeat (constant batches), so cuDNN's per-shape algorithm search pays.
-        torch.backends.cudnn.benchmark = True
+        from fatools.devices import configure_cuda
+
+        configure_cuda()
     if half:
         model = model.half()
     channels_last = frozen = False

@@ -28,7 +28,7 @@ import torch
 from fatools import facs
 from fatools.errors import RecordError
 from fatools.geometry import Geometry, crop_padded, detector_input, from_detection, square_box
-from fatools.records import has_faces
+from fatools.records import has_faces, where
 from fatools.stream import Frame, batches, frames_from_records
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
@@ -61,7 +61,7 @@ class FacePredictors:
         from fatools.models.torchscript import instantiate
         from omegaconf import OmegaConf
 
-        from fatools.devices import default_batch_size
+        from fatools.devices import Halving, default_batch_size
         from fatools.inference import prepare_model
 
         self.options = options
@@ -73,6 +73,7 @@ class FacePredictors:
                                                   int8=options.int8 and task == "au")
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
+        self.halving = {task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks}
         self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
         self.detector_transform = None
         if options.facetorch_exact:
@@ -140,6 +141,7 @@ class FacePredictors:
         crops: list[torch.Tensor] = []
         rois: list[tuple] = []
         owners: list[dict] = []
+        names: list[str] = []  # "video: frame N, face K", for an error that names the face
         for frame in frames:
             faces = frame.record.get("faces")
             if not faces:
@@ -154,23 +156,24 @@ class FacePredictors:
                 crops.append(crop)
                 rois.append(roi)
                 owners.append(face)
+                names.append(f"{where(frame.record)}, face {face.get('face')}")
         if not owners:
             return
         outputs: dict[str, np.ndarray] = {}
         for task, predictor in self.predictors.items():
             size = self.sizes[task]
-            results = []
-            step = self.face_batches[task]
-            for start in range(0, len(crops), step):
-                chunk = crops[start:start + step]
+
+            def run(chunk: list[torch.Tensor], task: str = task, predictor: Any = predictor, size: int = size) -> list:
                 if self.options.facetorch_exact:
                     batch = torch.stack(chunk)  # unified to 380 px; the pre-processor resizes
                 else:
                     batch = torch.stack([F.resize(c.unsqueeze(0), [size, size], antialias=True)[0] for c in chunk])
                 batch = predictor.preprocessor.run(batch)
                 out = predictor.inference(self.input_formats[task].apply(batch))
-                results.append(out[0] if isinstance(out, tuple) else out)
-            outputs[task] = torch.cat(results).float().cpu().numpy()
+                return list((out[0] if isinstance(out, tuple) else out).unbind(0))
+
+            rows = self.halving[task].map(run, crops, self.face_batches[task], names)
+            outputs[task] = torch.stack(rows).float().cpu().numpy()  # one copy to the host per model
         for i, face in enumerate(owners):
             face.update(self.fields({task: out[i] for task, out in outputs.items()}, rois[i]))
 

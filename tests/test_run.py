@@ -212,7 +212,7 @@ def test_exact_crops_follow_the_detector_geometry(clip, standin_store, tmp_path)
 
 
 def test_fa_run_takes_images_and_folders_as_the_pipe_does(standin_store, tmp_path):
-    from tests.conftest import squares_image
+    from conftest import squares_image
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -233,7 +233,7 @@ def test_fa_run_takes_images_and_folders_as_the_pipe_does(standin_store, tmp_pat
 
 
 def test_images_have_no_clock_in_fa_run(standin_store, tmp_path):
-    from tests.conftest import squares_image
+    from conftest import squares_image
 
     image = squares_image(tmp_path / "a.png")
     result = CliRunner().invoke(run_cli, [str(image), "-o", str(tmp_path / "o"), "--fps", "2",

@@ -4,7 +4,6 @@ records on every supported stack (current torch, facetorch's pinned torch, Pytho
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from fatools import stack
 from fatools.cli.models import cli as models_cli
 from fatools.inference import int8_supported
 from fatools.sample import pan_zoom_clip, write_video
+from compare import differences
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,26 +90,6 @@ def test_no_warning_reaches_the_terminal(standin_store, tmp_path):
         assert "Warning" not in proc.stderr and "warn(" not in proc.stderr, f"{command}:\n{proc.stderr}"
 
 
-def _compare(ours, theirs, path: str, problems: list[str]) -> None:
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        if set(ours) != set(theirs):
-            problems.append(f"{path}: fields {sorted(set(ours) ^ set(theirs))} differ")
-        for key in set(ours) & set(theirs):
-            _compare(ours[key], theirs[key], f"{path}.{key}", problems)
-    elif isinstance(ours, list) and isinstance(theirs, list):
-        if len(ours) != len(theirs):
-            problems.append(f"{path}: {len(ours)} vs {len(theirs)} items")
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            _compare(a, b, f"{path}[{i}]", problems)
-    elif isinstance(ours, float) or isinstance(theirs, float):
-        pixels = any(name in path for name in (".box", ".landmarks"))
-        tolerance = PIXEL_TOLERANCE if pixels else VALUE_TOLERANCE
-        if not math.isclose(float(ours), float(theirs), rel_tol=0, abs_tol=tolerance + 1e-9):
-            problems.append(f"{path}: {ours} vs {theirs} (tolerance {tolerance})")
-    elif ours != theirs:
-        problems.append(f"{path}: {ours!r} vs {theirs!r}")
-
-
 def _fa_run(python: str, clip: Path, out: Path, store: Path) -> list[dict]:
     code = "import sys; from fatools.cli.run import main; sys.argv[0] = 'fa-run'; main()"
     proc = subprocess.run([python, "-c", code, str(clip), "-o", str(out), "--detector", "retinaface-mnet",
@@ -131,8 +111,7 @@ def test_records_agree_with_the_reference_stack(mixed_store, faces_dir, tmp_path
     ours = _fa_run(sys.executable, clip, tmp_path / "ours", mixed_store)
     theirs = _fa_run(REFERENCE_PYTHON, clip, tmp_path / "theirs", mixed_store)
     assert sum(len(r.get("faces", [])) for r in ours) >= 8  # 3 frames x 4 faces, most of them found
-    problems: list[str] = []
-    _compare(ours, theirs, "records", problems)
+    problems = differences(ours, theirs, PIXEL_TOLERANCE, VALUE_TOLERANCE)
     assert not problems, "\n".join(problems[:20])
 
 
@@ -142,12 +121,10 @@ def test_the_comparison_sees_differences_beyond_the_tolerances():
     within = json.loads(json.dumps(record))
     within["faces"][0]["box"][0] += 0.9
     within["faces"][0]["au"]["probs"]["AU1"] += 0.00009
-    problems: list[str] = []
-    _compare([record], [within], "records", problems)
-    assert problems == []
+    assert differences([record], [within], PIXEL_TOLERANCE, VALUE_TOLERANCE) == []
     beyond = json.loads(json.dumps(record))
     beyond["faces"][0]["landmarks5"][0][1] += 1.5
     beyond["faces"][0]["au"]["probs"]["AU1"] += 0.0002
     beyond["faces"][0]["au"]["active"] = []
-    _compare([record], [beyond], "records", problems)
+    problems = differences([record], [beyond], PIXEL_TOLERANCE, VALUE_TOLERANCE)
     assert len(problems) == 3 and any("landmarks5" in p for p in problems) and any("AU1" in p for p in problems)
