@@ -22,7 +22,11 @@ from fatools.run import VideoAnalyzer, run_options
 from fatools.sample import pan_zoom_clip
 from test_predict_parity import assert_parity, facetorch_run, fatools_run
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+# FATOOLS_GPU_TEST_DEVICE=cpu rehearses these tests' own code on a CPU (benchmarks/gpu/run.sh cpu).
+DEVICE = os.environ.get("FATOOLS_GPU_TEST_DEVICE", "cuda")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")]
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 # Twins of the real models (benchmarks/twins.py), when the run that built them says where.
 TWIN_STORE = os.environ.get("FATOOLS_TWIN_STORE")
@@ -51,28 +55,30 @@ def test_cuda_float32_equals_the_cpu(clip, mixed_store, tmp_path):
     with the CPU's within the parity tolerances, with stand-ins and with the twins."""
     for i, store in enumerate(_stores(mixed_store)):
         cpu = _records(clip, store, tmp_path / f"cpu{i}", "cpu")
-        cuda = _records(clip, store, tmp_path / f"cuda{i}", "cuda")
+        cuda = _records(clip, store, tmp_path / f"cuda{i}", DEVICE)
         assert sum(len(r.get("faces", [])) for r in cpu) >= 8
         problems = differences(cuda, cpu, pixels=1.0, values=1e-4)
         assert not problems, f"{store}:\n" + "\n".join(problems[:20])
-    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    if DEVICE == "cuda":
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
 
 
 @pytest.mark.parametrize("photo", ["family4.jpg", "grid25.jpg"])
 def test_facetorch_exact_parity_on_cuda(mixed_store, faces_dir, photo):
-    data, scale, pad_x, pad_y = facetorch_run(mixed_store, "retinaface-mnet", faces_dir / photo, device="cuda")
-    record = fatools_run(mixed_store, "retinaface-mnet", faces_dir / photo, device="cuda")
+    data, scale, pad_x, pad_y = facetorch_run(mixed_store, "retinaface-mnet", faces_dir / photo, device=DEVICE)
+    record = fatools_run(mixed_store, "retinaface-mnet", faces_dir / photo, device=DEVICE)
     assert len(record["faces"]) == {"family4.jpg": 4, "grid25.jpg": 25}[photo]
     assert_parity(data, scale, pad_x, pad_y, record)
 
 
 def test_fp16_runs_on_cuda_and_says_so(clip, mixed_store, tmp_path):
-    fp32 = _records(clip, mixed_store, tmp_path / "fp32", "cuda")
-    fp16 = _records(clip, mixed_store, tmp_path / "fp16", "cuda", fp16=True)
+    fp32 = _records(clip, mixed_store, tmp_path / "fp32", DEVICE)
+    fp16 = _records(clip, mixed_store, tmp_path / "fp16", DEVICE, fp16=True)
     assert all(r["detection"].get("fp16") for r in fp16[1:])
     assert [len(r["faces"]) for r in fp16[1:]] == [len(r["faces"]) for r in fp32[1:]]
 
 
+@needs_cuda
 def test_out_of_memory_under_a_real_memory_cap(mixed_store, faces_dir, tmp_path):
     """A detector batch that does not fit under a cap on this process's GPU memory is
     halved (said once on stderr) and the records are those of the uncapped run."""
