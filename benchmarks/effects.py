@@ -1,12 +1,12 @@
 """How much fa-run's speed options change its outputs, measured on the benchmark clip.
 
-    python benchmarks/effects.py [--frames 3] [--device cpu|cuda] [--json FILE]
+    python -m benchmarks.effects [--frames 3] [--device cpu|cuda] [--json FILE]
                                  [--variants optimize,fp16,int8,det640]
 
 The reference is fa-run with ``--no-optimize`` (the models exactly as facetorch
 loads them, float32).  Each variant runs on the same clip (the 1080p pan over
 family4.jpg, every 5th frame) with the same models (compute twins and the real
-RetinaFace-MobileNet0.25, ``benchmarks/speed.py``'s store), and its faces are matched
+RetinaFace-MobileNet0.25, ``benchmarks.speed``'s store), and its faces are matched
 to the reference's per frame (IoU >= 0.5).  Reported per variant: faces found and
 matched; the largest box and landmark shifts in pixels; the largest differences of
 detection scores, AU probabilities, expression scores, valence/arousal and head pose;
@@ -28,11 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import memory  # noqa: E402
-import speed  # noqa: E402
+from benchmarks import memory, sides
 
 VARIANTS = {
     "optimize": {"optimize": True},  # fa-run's default
@@ -47,7 +43,7 @@ def run_records(clip: Path, store: Path, device: str, frames: int, **options: An
 
     out = Path(tempfile.mkdtemp(prefix="fatools-effects-"))
     try:
-        analyze_video(str(clip), str(out), sample_rate=speed.EVERY, max_frames=frames, detector="retinaface-mnet",
+        analyze_video(str(clip), str(out), sample_rate=sides.EVERY, max_frames=frames, detector="retinaface-mnet",
                       models_dir=str(store), device=device, formats=("json",), **options)
         with open(out / "frames.jsonl", encoding="utf-8") as handle:
             return [r for r in map(json.loads, handle) if r.get("type", "frame") == "frame"]
@@ -109,7 +105,8 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.effects", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=3, help="sampled frames (default 3)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
@@ -119,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work = args.work or memory.default_work_dir()
-    store = speed.twin_store(args.store, ["mnet"])
-    clip = speed.make_clip(work, max(args.frames * speed.EVERY, 5), (1920, 1080), "main")
+    store = sides.twin_store(args.store, ["mnet"])
+    clip = sides.make_clip(work, max(args.frames * sides.EVERY, 5), (1920, 1080), "main")
     reference = run_records(clip, store, args.device, args.frames, optimize=False)
     results = {}
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:

@@ -1,6 +1,6 @@
 """Peak memory of fa-run on a 1-minute and a 10-minute low-resolution clip.
 
-    python benchmarks/memory.py [--every N] [--quick] [--json FILE] [--work DIR]
+    python -m benchmarks.memory [--every N] [--quick] [--json FILE] [--work DIR]
 
 fa-run runs as a child process on each clip in turn (320x180, 25 fps, a pan and zoom
 over ``../shared/testdata/faces/family4.jpg``: 4 real faces in every frame; the 10-minute
@@ -17,7 +17,7 @@ records, tracks, summary and exports are as large as with the real models, at a
 fraction of the compute: 3,000 sampled frames with 4 faces each through the real
 Swin-Base would take over an hour on 2 cores.  The models' own weights are a constant
 on top; ``--twins DIR`` adds a short run with the compute twins
-(``fatools.twins``) to show that constant.
+(``benchmarks.twins``) to show that constant.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=None, help="sampling (default 5; 100 with --quick)")
     parser.add_argument("--quick", action="store_true", help="every 100th frame: under a minute in all")
     parser.add_argument("--work", type=Path, default=None, help="where clips and the stand-in store are kept")

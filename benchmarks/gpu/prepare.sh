@@ -29,7 +29,9 @@ mkdir -p "$CARRY/wheels" "$CARRY/shared/models/retinaface-mobilenet0.25" "$CARRY
 # antlr4-python3-runtime 4.9.3 (omegaconf's pin) has no wheel on the index: build it (pure Python).
 "$PY" -m pip wheel --quiet --no-deps -w "$CARRY/wheels" "antlr4-python3-runtime==4.9.3"
 # fatools itself, as the tree is now (console scripts and all).
+rm -rf "$ROOT/build"  # setuptools reuses build/lib: a module deleted from the tree would live on in the wheel
 "$PY" -m pip wheel --quiet --no-deps -w "$CARRY/wheels" "$ROOT"
+rm -rf "$ROOT/build"
 cp "$SHARED/models/retinaface-mobilenet0.25/mobilenet0.25_Final.pth" "$CARRY/shared/models/retinaface-mobilenet0.25/"
 cp "$SHARED"/testdata/faces/{family4,grid25,noface}.jpg "$CARRY/shared/testdata/faces/"
 du -sh "$CARRY"

@@ -2,10 +2,10 @@
 
 A *compute twin* has the real model's architecture, input size and output contract,
 with random (seeded) weights: it costs what the real model costs, and its outputs
-are meaningless.  ``benchmarks/speed.py`` runs both facetorch's own way and fa-run on
+are meaningless.  ``python -m benchmarks.speed`` runs both facetorch's own way and fa-run on
 twins, so the comparison needs no download and measures the real arithmetic.
 
-``build_twins(DIR)`` (or ``python -m fatools.twins DIR``) writes them into a model
+``build_twins(DIR)`` (or ``python -m benchmarks.twins DIR``) writes them into a model
 store (``<DIR>/<name>/model.pt`` and ``source.json``, source ``twin``), loaded by
 facetorch's own code like the real files:
 
@@ -58,7 +58,7 @@ log = logging.getLogger("fatools")
 SEED = 20240606
 BFM_VERTICES = 53_215  # the real 3DMM meta file's vertex count
 SOURCE = "twin"
-ORIGIN = "fatools.twins"
+ORIGIN = "benchmarks.twins"
 
 # task -> (input size, outputs): facetorch's defaults, which the twins reproduce.
 CONTRACTS = {"au": (224, 41), "fer": (260, 8), "va": (224, 2), "align": (120, 62)}
@@ -325,10 +325,10 @@ def is_twin_store(store_dir: str | os.PathLike[str], names: Iterable[str]) -> bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fatools.twins DIR [--detector mnet|r50|both] [--mnet-pth FILE]``."""
+    """``python -m benchmarks.twins DIR [--detector mnet|r50|both] [--mnet-pth FILE]``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m fatools.twins", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.twins", description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="model store to write the twins into")
     parser.add_argument("--detector", default="both", choices=[*DETECTORS, "both", "none"])
     parser.add_argument("--mnet-pth", help="mobilenet0.25_Final.pth (default: ../shared's)")
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t for t in args.tasks.split(",") if t]
     from fatools.testing import run_builder
 
-    return run_builder("fatools.twins", lambda: build_twins(args.dir, args.detector, args.mnet_pth, tasks))
+    return run_builder("benchmarks.twins", lambda: build_twins(args.dir, args.detector, args.mnet_pth, tasks))
 
 
 if __name__ == "__main__":

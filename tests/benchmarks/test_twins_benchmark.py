@@ -1,7 +1,8 @@
-"""Compute twins (fatools.twins) and the speed benchmark's plumbing; never timings.
+"""Compute twins (benchmarks.twins) and the speed benchmark's plumbing; never timings.
 
 The twins build once per module (about 15 s, most of it tracing the Swin-Base AU
-model); the end-to-end ``speed.py --smoke`` run is opt-in (FATOOLS_BENCH_SMOKE=1).
+model); the end-to-end ``python -m benchmarks.speed --smoke`` run is opt-in
+(FATOOLS_BENCH_SMOKE=1).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fatools import twins
+from benchmarks import report, twins
 from fatools.models import config, store
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEED = ROOT / "benchmarks" / "speed.py"
+ROOT = Path(__file__).resolve().parents[2]
+SPEED = [sys.executable, "-m", "benchmarks.speed"]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_build_twins_refuses_unknown_names(tmp_path: Path) -> None:
 
 
 def test_speed_help_runs() -> None:
-    proc = subprocess.run([sys.executable, str(SPEED), "--help"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([*SPEED, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     for option in ("--quick", "--device", "--json", "--smoke"):
         assert option in proc.stdout
@@ -105,7 +106,7 @@ def test_speed_help_runs() -> None:
 @pytest.mark.skipif(os.environ.get("FATOOLS_BENCH_SMOKE") != "1", reason="set FATOOLS_BENCH_SMOKE=1 (about 30 s)")
 def test_speed_smoke_runs_both_sides(tmp_path: Path, mnet_weights: Path) -> None:
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([sys.executable, str(SPEED), "--smoke", "--work", str(tmp_path), "--json", str(out)],
+    proc = subprocess.run([*SPEED, "--smoke", "--work", str(tmp_path), "--json", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -120,19 +121,8 @@ def test_speed_smoke_runs_both_sides(tmp_path: Path, mnet_weights: Path) -> None
     assert "targets" in result
 
 
-def _speed_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fatools_bench_speed", SPEED)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_summary_ratios_and_ceiling_per_round() -> None:
     """Ratios are medians of per-round ratios; the ceiling is the seed's wall over the side's model time."""
-    speed = _speed_module()
 
     def run(side: str, r: int, wall: float, forward: float) -> dict:
         return {"side": side, "round": r, "wall_s": wall, "frames": 10, "faces": 40, "faces_per_frame": [4] * 10,
@@ -142,13 +132,13 @@ def test_summary_ratios_and_ceiling_per_round() -> None:
     runs = [run("seed", 0, 20.0, 16.0), run("default", 0, 12.5, 12.0),
             run("seed", 1, 30.0, 24.0), run("default", 1, 15.0, 14.0),
             run("seed", 2, 21.0, 17.0), run("default", 2, 14.0, 10.0)]
-    sides = speed.summarise(runs, ["seed", "default"], 3)["sides"]
+    sides = report.summarise(runs, ["seed", "default"], 3)["sides"]
     default = sides["default"]
     assert default["speedup_per_round"] == [1.6, 2.0, 1.5]
     assert default["speedup_median"] == 1.6
     # 20/12, 30/14, 21/10: the median is 2.1 (round 3), not a ratio of medians.
     assert default["speedup_ceiling_median"] == 2.1
-    printed = speed.table({"machine": {"cpu": "x", "cores": 2}, "date": "d", "device": "cpu", "targets": {},
+    printed = report.table({"machine": {"cpu": "x", "cores": 2}, "date": "d", "device": "cpu", "targets": {},
                            "cases": {"mnet": {"description": "t", "sides": sides}}})
     default_row = next(line for line in printed.splitlines() if line.startswith("default"))
     assert default_row.split()[1:3] == ["0.714", "1.60x"] and default_row.endswith("2.10x")
