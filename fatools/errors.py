@@ -15,3 +15,14 @@ class VideoError(FatoolsError):
 
 class ModelMissingError(FatoolsError):
     """A model file is absent from the model store."""
+
+
+class Interrupted(FatoolsError):
+    """A signal (SIGTERM, SIGINT) asked the run to stop; what is done is kept, resumable."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}; the records so far are kept: "
+                         "run the same command again to go on")

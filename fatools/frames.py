@@ -37,12 +37,16 @@ def input_frames(
     images_dir: str | None = None,
     image_format: str = "png",
     header: bool = True,
+    skip_through: int | None = None,
 ) -> Iterator[Frame]:
     """The frames of any supported input (a video, an image, a folder of images), as
-    fa-frames' records, with their pixels when ``pixels`` (fa-run's way in)."""
+    fa-frames' records, with their pixels when ``pixels`` (fa-run's way in).
+
+    ``skip_through``: frames up to this index are left out (a resumed analysis has them).
+    """
     if input_kind(path) == "video":
-        return _video_frames(path, sampling, pixels, images_dir, image_format, header)
-    return _image_frames(path, sampling, pixels)
+        return _video_frames(path, sampling, pixels, images_dir, image_format, header, skip_through)
+    return _image_frames(path, sampling, pixels, skip_through)
 
 
 def records_for(
@@ -57,7 +61,7 @@ def records_for(
 
 
 def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str | None, image_format: str,
-                  header: bool) -> Iterator[Frame]:
+                  header: bool, skip_through: int | None = None) -> Iterator[Frame]:
     """A header, then one frame per sampled frame of a video.
 
     Pixels travel by reference in the record (the video path and frame index); with
@@ -67,7 +71,7 @@ def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str |
     if header:
         yield Frame(info.header())
     stem = Path(path).stem
-    for decoded in iter_frames(path, sampling, want_pixels=pixels or images_dir is not None):
+    for decoded in iter_frames(path, sampling, want_pixels=pixels or images_dir is not None, skip_through=skip_through):
         extra = {}
         if images_dir is not None:
             image_path = os.path.join(images_dir, f"{stem}-{decoded.index:06d}.{image_format}")
@@ -77,7 +81,7 @@ def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str |
         yield Frame(record, decoded.image if pixels else None)
 
 
-def _image_frames(path: str, sampling: Sampling, pixels: bool) -> Iterator[Frame]:
+def _image_frames(path: str, sampling: Sampling, pixels: bool, skip_through: int | None = None) -> Iterator[Frame]:
     """One frame per image of a file or folder (``every``/``max_frames`` apply; no clock)."""
     if os.path.isdir(path):
         images = list_images(path)
@@ -91,6 +95,9 @@ def _image_frames(path: str, sampling: Sampling, pixels: bool) -> Iterator[Frame
             continue
         if sampling.max_frames is not None and kept >= sampling.max_frames:
             break
+        if skip_through is not None and index <= skip_through:
+            kept += 1
+            continue
         image = read_image(image_path)
         height, width = image.shape[:2]
         kept += 1

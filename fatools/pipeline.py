@@ -3,7 +3,8 @@ fa-predict and fa-track run, on frames from a decode thread, without JSON in bet
 
 from __future__ import annotations
 
-from typing import Iterator
+from itertools import chain
+from typing import Iterable, Iterator
 
 from fatools.detect import BatchDetector, detect_frames
 from fatools.frames import input_frames
@@ -21,10 +22,18 @@ def analysed_records(
     track: TrackOptions = TrackOptions(),
     detect_batch: int = 1,
     frame_batch: int | None = None,
+    replay: Iterable[dict] = (),
+    skip_through: int | None = None,
 ) -> Iterator[dict]:
-    """fa-frames | fa-detect | fa-predict | fa-track, on ``path``: its records, one by one."""
+    """fa-frames | fa-detect | fa-predict | fa-track, on ``path``: its records, one by one.
+
+    A resumed analysis gives the records it has (``replay``, header first, read lazily)
+    and the last frame they cover (``skip_through``; -1 when they are only the header): the
+    stages go on from the next sampled frame, and tracking runs over the whole stream again.
+    """
     exact = predictors is not None and predictors.options.facetorch_exact
-    frames = detect_frames(prefetch(input_frames(path, sampling, pixels=True)), detector, detect_batch, keep_inputs=exact)
+    source = input_frames(path, sampling, pixels=True, header=skip_through is None, skip_through=skip_through)
+    frames = detect_frames(prefetch(source), detector, detect_batch, keep_inputs=exact)
     if predictors is not None:
         frames = predict_frames(frames, predictors, frame_batch)
-    return track_records((frame.record for frame in frames), track)
+    return track_records(chain(replay, (frame.record for frame in frames)), track)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from fatools.detect import DetectOptions, detect_options
+from fatools.errors import Interrupted
 from fatools.predict import DEFAULT_TASKS, PredictOptions
 from fatools.records import RecordWriter, dumps
 from fatools.summary import SummaryOptions
@@ -134,16 +135,33 @@ def _part_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.part")
 
 
-class RecordsFile:
-    """The records file, written as records arrive under a temporary name, renamed at the end."""
+PART = ".frames.jsonl.part"  # the records file while it is written: complete lines are resumable
 
-    def __init__(self, path: Path) -> None:
+
+class RecordsFile:
+    """The records file, written as records arrive under a temporary name, renamed at the end.
+
+    ``keep`` (bytes) continues a file a stopped analysis left: it is cut after its last
+    record worth keeping and appended to; the first ``skip`` records that arrive (the
+    replayed ones) are already in it.
+    """
+
+    def __init__(self, path: Path, keep: int | None = None, skip: int = 0) -> None:
         self.path = path
-        self.part = _part_path(path)
-        self.handle = open(self.part, "wb")
+        self.part = path.with_name(PART)
+        if keep is None:
+            self.handle = open(self.part, "wb")
+        else:
+            self.handle = open(self.part, "r+b")
+            self.handle.truncate(keep)
+            self.handle.seek(keep)
+        self.skip = skip
         self.writer = RecordWriter(self.handle)
 
     def add(self, record: dict) -> None:
+        if self.skip:
+            self.skip -= 1
+            return
         self.writer.write(record)
 
     def finish(self) -> Path:
@@ -151,9 +169,34 @@ class RecordsFile:
         os.replace(self.part, self.path)
         return self.path
 
-    def abort(self) -> None:
+    def close(self) -> None:
+        """Stop writing; what was written stays, for the next run to resume from."""
         self.handle.close()
-        self.part.unlink(missing_ok=True)
+
+
+def saved_records(part: Path) -> Iterator[tuple[dict, int]]:
+    """Each complete record of a records file a stopped analysis left, with the byte
+    offset where it ends; a last line cut short by a kill is not one."""
+    import orjson
+
+    with open(part, "rb") as handle:
+        offset = 0
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return
+            offset += len(line)
+            yield record, offset
+
+
+def _replay(part: Path, count: int) -> Iterator[dict]:
+    for index, (record, _) in enumerate(saved_records(part)):
+        if index >= count:
+            return
+        yield record
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -195,23 +238,59 @@ class VideoAnalyzer:
         return [{"name": row["name"], "task": row["task"], "sha256": row["sha256"], "path": row["path"]}
                 for row in store.status(self.options.models_dir) if row["name"] in self.model_names]
 
-    def records(self, path: str) -> Iterable[dict]:
-        """The tracked records of one input, lazily (fa-frames | fa-detect | fa-predict | fa-track)."""
+    def batch_sizes(self) -> tuple[int, int]:
+        """Frames per detector batch, and frames predicted together (as fa-predict's default,
+        so that records match the pipe's)."""
         from fatools.devices import default_batch_size
+
+        device = self.detector.device
+        return (self.options.detect_batch or default_batch_size(device, "detector"),
+                self.options.frame_batch or default_batch_size(device, "frames"))
+
+    def records(self, path: str, replay: Iterable[dict] = (), skip_through: int | None = None) -> Iterable[dict]:
+        """The tracked records of one input, lazily (fa-frames | fa-detect | fa-predict | fa-track);
+        a resumed analysis replays what it has and goes on after ``skip_through``."""
         from fatools.pipeline import analysed_records
 
         options = self.options
-        detect_batch = options.detect_batch or default_batch_size(self.detector.device, "detector")
-        # Frames predicted together: as fa-predict's default, so that records match the pipe's.
-        frame_batch = options.frame_batch or default_batch_size(self.detector.device, "frames")
+        detect_batch, frame_batch = self.batch_sizes()
         return analysed_records(path, options.sampling_for(path), self.detector, self.predictors, options.track,
-                                detect_batch, frame_batch)
+                                detect_batch, frame_batch, replay, skip_through)
 
-    def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False) -> Any:
+    def _resume(self, out: Path) -> tuple[int | None, int, int | None]:
+        """What a records file a stopped analysis left gives: (bytes to keep, records to
+        replay, last frame they cover); (None, 0, None) when there is nothing to go on from."""
+        from fatools.records import is_frame
+        from fatools.stream import resume_point
+
+        part = out / PART
+        if not part.is_file():
+            return None, 0, None
+        light, offsets = [], []
+        for record, offset in saved_records(part):
+            # What batching looks at, and no more: a long video's records need not be held.
+            kept = {key: record[key] for key in ("type", "frame", "width", "height") if key in record}
+            if isinstance(record.get("faces"), list):
+                kept["faces"] = [0] * len(record["faces"])
+            light.append(kept)
+            offsets.append(offset)
+        keep = resume_point(light, *self.batch_sizes())
+        if keep == 0:
+            return None, 0, None
+        frames = [r["frame"] for r in light[:keep] if is_frame(r)]
+        return offsets[keep - 1], keep, (frames[-1] if frames else -1)
+
+    def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False,
+                resume: bool = False, should_stop: Callable[[], int | None] | None = None) -> Any:
         """Analyse one input into ``out_dir``; the export result (``.files``, ``.analysis``, ``.summary``).
 
         One pass over the records: each goes to the records file, the summary and the
-        exports as it comes.  Nothing is left under a final name if the analysis fails.
+        exports as it comes.  Nothing is left under a final name if the analysis fails;
+        the records written so far stay in ``.frames.jsonl.part``.  With ``resume``, an
+        analysis a kill or a signal stopped goes on from there (``_resume``): no model
+        work is redone but for the last batch or two, and the result equals an
+        uninterrupted run's.  ``should_stop()`` is asked after every record; a signal
+        number stops the analysis there (``errors.Interrupted``).
         """
         from fatools.export import FORMATS, Export
         from fatools.frames import input_kind
@@ -230,16 +309,23 @@ class VideoAnalyzer:
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
                           expression_labels=expression_labels(options.config_path))
-        records_file = RecordsFile(out / "frames.jsonl")
+        keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
+        if replayed:
+            log.info("%s: going on from frame %s (%d records kept)", path, skip_through, replayed)
+        records_file = RecordsFile(out / "frames.jsonl", keep, replayed)
         frames = 0
         try:
-            for record in progress.count(self.records(path)):
+            stream = self.records(path, _replay(out / PART, replayed) if replayed else (), skip_through)
+            for record in progress.count(stream):
                 records_file.add(record)
                 summarizer.add(record)
                 exporter.add(record)
                 frames += record.get("type", "frame") == "frame"
+                signum = should_stop() if should_stop is not None else None
+                if signum:
+                    raise Interrupted(signum)
         except BaseException:
-            records_file.abort()
+            records_file.close()
             exporter.abort()
             raise
         finally:

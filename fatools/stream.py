@@ -193,3 +193,36 @@ def prefetch(items: Iterable[Any], size: int = 16) -> Iterator[Any]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+class _Shape:
+    """Stands in for a frame's pixels where only their shape matters (``resume_point``)."""
+
+    def __init__(self, record: dict) -> None:
+        self.shape = (record.get("height"), record.get("width"), 3)
+
+
+def resume_point(records: list[dict], detect_batch: int, frame_batch: int) -> int:
+    """How many of ``records`` (an analysis' first records, in order) a resumed analysis
+    keeps: the longest prefix that ends where both the detector's and the predictors'
+    batches ended in the analysis that wrote them.
+
+    Batches group frames (and so round floats) the same way whatever came before them,
+    so an analysis that goes on from such a point writes the records an uninterrupted
+    one would have, byte for byte.  The records after it (at most a batch or two) are
+    analysed again.
+    """
+    from fatools.records import has_faces
+
+    def ends(frames: list[Frame], size: int, same_shape: bool) -> set[int]:
+        cuts, total = set(), 0
+        groups = list(batches(frames, size, same_shape))
+        for group in groups[:-1]:  # the last may have been cut short by the interruption
+            total += len(group)
+            cuts.add(total)
+        return cuts
+
+    detected = [Frame(r, _Shape(r) if is_frame(r) else None) for r in records]
+    predicted = [Frame(r, _Shape(r) if has_faces(r) else None) for r in records]
+    common = ends(detected, detect_batch, True) & ends(predicted, frame_batch, False)
+    return max(common, default=0)

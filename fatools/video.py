@@ -202,6 +202,10 @@ def _decode(path: str, threads: int = 0) -> Iterator[_RawFrame]:
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if not threads:
+            from fatools.threads import decode_threads
+
+            threads = decode_threads()  # --threads, else FFmpeg's own choice
         if threads:
             stream.thread_count = threads
         time_base = stream.time_base
@@ -246,16 +250,21 @@ def iter_frames(
     sampling: Sampling = Sampling(),
     want_pixels: bool = True,
     threads: int = 0,
+    skip_through: int | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yield the sampled frames of a video in order, decoding sequentially.
 
     Frames that are not kept are decoded (the codec needs them) but not converted.
+    ``skip_through``: sampled frames up to this index are not yielded either (a resumed
+    run has their records); the sampling counts them as before.
     """
     sampler = Sampler(sampling)
     for raw in _decode(path, threads):
         if sampler.done(raw.t):
             break
         if not sampler.keep(raw.index, raw.t):
+            continue
+        if skip_through is not None and raw.index <= skip_through:
             continue
         image = raw.pixels() if want_pixels else None
         yield DecodedFrame(raw.index, round(raw.t, 6), raw.width, raw.height, image)

@@ -13,13 +13,14 @@ from fatools.cli import options
 @options.facetorch_exact_option
 @options.model_options
 @options.detect_batch_option("fa-detect")
+@options.threads_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-detect")
-def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, detect_batch, device,
-        config_path, models_dir, on_error):
+def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, detect_batch, threads,
+        device, config_path, models_dir, on_error):
     """Find faces in the frames of a record stream.
 
     Reads frame records (files or standard input), decodes the frames they refer to
@@ -31,6 +32,7 @@ def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, 
     from fatools.devices import default_batch_size
     from fatools.records import RecordWriter, read_paths
 
+    options.apply_threads(threads)
     det_options = detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16)
     batch_detector = build_detector(detector, det_options, device, config_path, models_dir)
     batch = detect_batch or default_batch_size(batch_detector.device, "detector")

@@ -132,6 +132,20 @@ def output_dir_option(prog: str) -> Callable[[Any], Any]:
                         type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
 
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="CPU threads for the models, OpenCV and decoding [default: the CPUs this process may use: its affinity, "
+         "SLURM_CPUS_PER_TASK, the cgroup quota].")
+
+
+def apply_threads(threads: int | None) -> None:
+    """Give --threads (or the CPUs this process may use) to torch, OpenCV and the decoder."""
+    from fatools import threads as cpu_threads
+
+    count = cpu_threads.apply(threads)
+    log.debug("using %d CPU threads", count)
+
+
 facetorch_exact_option = click.option(
     "--facetorch-exact", is_flag=True,
     help="Detect and crop as facetorch's FaceAnalyzer.run does (frames padded to a square for the detector; faces "

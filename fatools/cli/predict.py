@@ -16,12 +16,13 @@ from fatools.cli import options
 @options.model_options
 @options.int8_option
 @options.frame_batch_option("fa-predict")
+@options.threads_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-predict")
-def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, int8, frame_batch, device,
+def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, int8, frame_batch, threads, device,
         config_path, models_dir, on_error):
     """Predict facial actions for every detected face.
 
@@ -35,6 +36,7 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16
     from fatools.predict import PredictOptions, build_predictors, predict_records
     from fatools.records import RecordWriter, read_paths
 
+    options.apply_threads(threads)
     predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
                                      face_batch=face_batch, optimize=optimize, half=fp16, int8=int8)
     predictors = build_predictors(predict_options, device, config_path, models_dir)

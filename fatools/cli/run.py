@@ -1,6 +1,9 @@
-"""fa-run: frames, detection, predictions, tracks, summary and exports in one process."""
+"""fa-run: frames, detection, predictions, tracks, summary and exports in one process,
+over one input or a whole study."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -8,8 +11,16 @@ from fatools.cli import options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("--from", "from_lists", multiple=True, type=click.Path(allow_dash=True), metavar="FILE",
+              help="Also analyse the paths listed in FILE, one per line ('-': standard input); repeatable.")
 @options.output_dir_option("fa-run")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Analyse only shard K (0 to N-1) of N: N runs with the same inputs cover each exactly once "
+                   "(for array jobs).")
+@click.option("--force", is_flag=True,
+              help="Redo outputs made with another input, other options or other models (else they are refused).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails (else it is recorded and the next goes on).")
 @options.sampling_options
 @options.detector_options
 @options.facetorch_exact_option
@@ -23,43 +34,74 @@ from fatools.cli import options
 @options.detect_batch_option("fa-run")
 @options.frame_batch_option("fa-run")
 @options.face_batch_option
+@options.threads_option
 @options.device_option
 @options.config_option
 @options.models_dir_option
 @options.command("fa-run")
-def cli(inputs, output_dir, **values):
-    """Analyse videos, images or folders of images in one process; write every result
-    into a directory.
+def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **values):
+    """Analyse videos, images or folders of them in one process; write every result into
+    a directory.
 
     Runs the same code as fa-frames | fa-detect | fa-predict | fa-track | fa-summarize |
     fa-export, without serialising between stages: a thread decodes while the models
-    run. Writes OUTPUT_DIR/frames.jsonl (the records, streamed), OUTPUT_DIR/summary.json
-    and the exports, and prints the paths written (one subdirectory per input when
-    several are given). Samples every 5th frame of a video and every image unless
-    --every or --fps says otherwise.
+    run. Each input gets its own directory (the output directory itself for a single
+    input) with frames.jsonl, summary.json, the exports and run.json, the record of the
+    run. Running the same command again skips what is complete and resumes what a kill
+    stopped. Samples every 5th frame of a video and every image unless --every or --fps
+    says otherwise. Exit 1 when an input failed (the others are analysed); see fa-run(1).
     """
-    import os
+    from fatools import batch
+    from fatools.errors import FatoolsError, Interrupted
+    from fatools.inputs import expand, layout, parse_shard, read_list
+    from fatools.inputs import shard as shard_of
+    from fatools.run import run_options
 
-    from fatools.frames import input_kind
-    from fatools.run import VideoAnalyzer, run_options
-
-    for path in inputs:
-        if input_kind(path) != "video" and (values["sample_fps"] is not None or values["start"] or values["end"] is not None):
-            raise click.UsageError(f"{path}: --fps, --start and --end need a video; images have no clock")
+    paths = list(inputs) + [path for source in from_lists for path in read_list(source)]
+    if not paths:
+        raise click.UsageError("give inputs (videos, images, folders) or --from FILE")
+    items = expand(paths)  # every input checked before any model loads
+    if any(item.kind != "video" for item in items) and (values["sample_fps"] is not None or values["start"]
+                                                          or values["end"] is not None):
+        still = next(item.path for item in items if item.kind != "video")
+        raise click.UsageError(f"{still}: --fps, --start and --end need a video; images have no clock")
+    dirs = layout(items, output_dir)
+    if shard is not None:
+        try:
+            k, n = parse_shard(shard)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        chosen = shard_of([str(item.path) for item in items], k, n)
+        items, dirs = [items[i] for i in chosen], [dirs[i] for i in chosen]
     values["fps"] = values.pop("sample_fps")
     try:
         run = run_options(**values)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    analyzer = VideoAnalyzer(run)
-    for path in inputs:
-        out = output_dir
-        if len(inputs) > 1:
-            out = os.path.join(output_dir, os.path.splitext(os.path.basename(os.path.normpath(path)))[0])
-        result = analyzer.analyze(path, out)
-        for paths in result.files.values():
-            for written in paths:
-                click.echo(str(written))
+    options.apply_threads(threads)
+
+    def printed(outcome: batch.Outcome) -> None:
+        if outcome.status in ("analysed", "resumed", "exported"):
+            for path in outcome.files or []:
+                click.echo(path)
+        elif outcome.status == "skipped":
+            click.echo(f"fa-run: {outcome.input.path}: complete in {outcome.out} (same input, options and models); "
+                       "skipped", err=True)
+        elif outcome.status == "failed" and len(items) > 1:
+            click.echo(f"fa-run: failed: {outcome.error}", err=True)
+
+    try:
+        outcomes = batch.run_batch(items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed)
+    except Interrupted as exc:
+        click.echo(f"fa-run: {exc}", err=True)
+        sys.exit(128 + exc.signum)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if len(items) == 1 and failed:
+        raise FatoolsError(failed[0].error)  # one input: its one-line error, as every command
+    if len(items) != 1:
+        click.echo(f"fa-run: {batch.report(outcomes, len(items))}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

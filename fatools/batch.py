@@ -1,0 +1,352 @@
+"""fa-run over many inputs: one output directory each, a run record in each, fault
+isolation, resume after a kill, and a lock against a second process.
+
+Each output directory holds ``run.json`` (``run_record``): the input (path, size, a
+content fingerprint), the options that change results and their fingerprint, the
+models and their sha256, versions, device, host, times, status (``running``,
+``complete``, ``partial``, ``failed`` with its error), frames done and the files written.
+
+Running the same command again (``plan``):
+
+* complete, same input, options and models: skipped (the exports asked for that are
+  not there yet are written from its records, without the models);
+* started (``partial``, ``failed``, or ``running`` from a killed process), same
+  identity: resumed from its records file (``VideoAnalyzer.analyze(resume=True)``);
+* made from another input, other options or other models: refused, naming what
+  differs, unless ``--force``, which redoes it from nothing (its old files removed).
+
+The batch sits on top of the pipeline, never inside it: it only decides, for each input,
+what ``VideoAnalyzer.analyze`` is asked to do, and records what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from fatools.errors import FatoolsError, Interrupted
+from fatools.inputs import Input, fingerprint
+from fatools.run import PART, RunOptions, VideoAnalyzer, saved_records
+
+log = logging.getLogger("fatools")
+
+RUN_RECORD = "run.json"
+LOCK = ".fatools.lock"
+SCHEMA = 1
+
+
+class LockedError(FatoolsError):
+    """Another process is writing into the same output directory."""
+
+
+class RefusedError(FatoolsError):
+    """The output directory holds results made another way; --force redoes them."""
+
+
+@dataclass
+class Outcome:
+    input: Input
+    out: str
+    status: str  # "analysed", "resumed", "exported", "skipped" or "failed"
+    error: str | None = None
+    files: list[str] | None = None
+
+
+# -- identity -----------------------------------------------------------------------
+
+def results_options(options: RunOptions, item: Input) -> dict:
+    """The options that change an input's records, summary or exports' content (not batch
+    sizes, device, progress or where models live)."""
+    predict = asdict(options.predict)
+    predict.pop("face_batch", None)
+    config = "bundled"
+    if options.config_path:
+        with open(options.config_path, "rb") as handle:
+            config = hashlib.sha256(handle.read()).hexdigest()
+    sampling = options.sampling if item.kind == "video" else replace(options.sampling, every=options.still_every)
+    results = {"sampling": asdict(sampling), "detector": options.detector, "detect": asdict(options.detect),
+               "predict": predict, "track": asdict(options.track), "summary": asdict(options.summary),
+               "config_sha256": config}
+    return json.loads(json.dumps(results))  # as run.json holds them (tuples are lists there)
+
+
+def options_fingerprint(results: dict) -> str:
+    return hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_hashes(options: RunOptions) -> list[dict]:
+    """Name and sha256 of every model the analysis uses, from the store (no model loads)."""
+    from fatools.models import config as model_config
+    from fatools.models import store
+
+    cfg = model_config.load_config(options.config_path, device="cpu", tasks=list(options.predict.tasks),
+                                   detector=options.detector, root=options.models_dir)
+    names = model_config.required_models(cfg)
+    store.require(names, options.models_dir)
+    return [{"name": row["name"], "sha256": row["sha256"]} for row in store.status(options.models_dir)
+            if row["name"] in names]
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("fatools", "facetorch", "torch"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def run_record(item: Input, options: RunOptions, models: list[dict], **fields: Any) -> dict:
+    results = results_options(options, item)
+    record = {"schema": SCHEMA, "type": "run",
+              "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
+              "options": results, "options_fingerprint": options_fingerprint(results), "models": models,
+              "versions": _versions(), "device": options.device, "host": socket.gethostname(), "pid": os.getpid()}
+    record.update(fields)
+    return record
+
+
+def read_record(out: Path) -> dict | None:
+    try:
+        with open(out / RUN_RECORD, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("type") == "run" else None
+
+
+def write_record(out: Path, record: dict) -> None:
+    tmp = out / f".{RUN_RECORD}.part"
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / RUN_RECORD)
+
+
+def differences(previous: dict, current: dict) -> list[str]:
+    """What makes a previous run's results not this run's: its input, options or models."""
+    why = []
+    for key, name in ((("input", "sha256_sampled"), "the input's content"), (("input", "size"), "the input's size")):
+        if previous.get(key[0], {}).get(key[1]) != current[key[0]][key[1]] and name not in why:
+            why.append(name)
+    if previous.get("options_fingerprint") != current["options_fingerprint"]:
+        changed = sorted(k for k in current["options"] if previous.get("options", {}).get(k) != current["options"][k])
+        why.append(f"options ({', '.join(changed) or 'fingerprint'})")
+    if previous.get("models") != current["models"]:
+        why.append("models")
+    return sorted(set(why), key=why.index)
+
+
+def plan(previous: dict | None, current: dict, formats: tuple[str, ...], force: bool) -> str:
+    """fresh, resume, export, skip or refuse (see the module's description)."""
+    if previous is None:
+        return "resume"  # a records file without a run record still resumes (its lines are checked)
+    if differences(previous, current):
+        return "fresh" if force else "refuse"
+    if previous.get("status") == "complete":
+        done = set(previous.get("formats") or [])
+        return "skip" if set(formats) <= done else "export"
+    return "resume"
+
+
+# -- the output directory -----------------------------------------------------------
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the output directory's lock; a second process gets LockedError at once."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockedError(f"{out}: {holder} is writing into it; wait for it to end, or give another -o") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"fa-run pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def remove_results(out: Path, previous: dict | None) -> None:
+    """Remove what an earlier run wrote: its records, summary and the exports it listed."""
+    names = ["frames.jsonl", "summary.json", PART]
+    names += [os.path.basename(p) for p in (previous or {}).get("files") or []]
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+
+
+def frames_done(out: Path) -> int:
+    part = out / PART if (out / PART).is_file() else out / "frames.jsonl"
+    if not part.is_file():
+        return 0
+    return sum(1 for record, _ in saved_records(part) if record.get("type", "frame") == "frame")
+
+
+# -- signals ------------------------------------------------------------------------
+
+class StopSignals:
+    """SIGTERM and SIGINT ask the run to stop at the next record boundary (a second
+    SIGINT stops at once); ``signum`` says which came."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s: stopping at the next record (the records so far are kept)", signal.Signals(signum).name)
+
+    def __enter__(self) -> StopSignals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._old[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, old in self._old.items():
+            signal.signal(signum, old)
+
+    def __call__(self) -> int | None:
+        return self.signum
+
+
+# -- the batch ----------------------------------------------------------------------
+
+def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force: bool = False,
+              fail_fast: bool = False, on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Analyse every input into its directory, each on its own: a failure is recorded and
+    the next goes on (``fail_fast`` stops there).  The models load once, and only when
+    some input needs them.  Raises Interrupted when a signal stopped the batch."""
+    from fatools.export.formats import FORMATS
+
+    formats = options.formats or FORMATS
+    models = model_hashes(options)
+    analyzer: VideoAnalyzer | None = None
+    outcomes: list[Outcome] = []
+    with StopSignals() as stop:
+        for item, out_dir in zip(items, dirs):
+            out = Path(out_dir)
+            try:
+                with locked(out):
+                    current = run_record(item, options, models)
+                    previous = read_record(out)
+                    action = plan(previous, current, formats, force)
+                    if action == "refuse":
+                        raise RefusedError(f"{out}: holds results of another run (differs in: "
+                                           f"{', '.join(differences(previous, current))}); give --force to redo it, "
+                                           "or another -o")
+                    if action == "skip":
+                        log.info("%s: complete in %s; skipped", item.path, out)
+                        outcome = Outcome(item, out_dir, "skipped", files=previous.get("files"))
+                    elif action == "export":
+                        outcome = _export_only(item, out, options, previous, formats)
+                    else:
+                        if action == "fresh" or (previous is None and not (out / PART).is_file()):
+                            remove_results(out, previous)
+                        if analyzer is None:
+                            analyzer = VideoAnalyzer(options)
+                        outcome = _analyze(analyzer, item, out, current, formats, stop)
+            except Interrupted:
+                raise
+            except (FatoolsError, OSError, RuntimeError, ValueError) as exc:
+                message = str(exc) if isinstance(exc, FatoolsError) else f"{type(exc).__name__}: {exc}"
+                if not message.startswith(item.path):
+                    message = f"{item.path}: {message}"
+                outcome = Outcome(item, out_dir, "failed", message)
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+            if outcome.status == "failed" and fail_fast:
+                break
+    return outcomes
+
+
+def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, formats: tuple[str, ...],
+             stop: StopSignals) -> Outcome:
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    resumed = (out / PART).is_file()
+    write_record(out, {**current, "status": "running", "started": started, "ended": None, "error": None,
+                       "frames_done": frames_done(out), "formats": list(formats), "files": []})
+    try:
+        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop)
+    except BaseException as exc:
+        status = "partial" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
+        error = None if status == "partial" else (str(exc) if isinstance(exc, FatoolsError)
+                                                  else f"{type(exc).__name__}: {exc}")
+        write_record(out, {**current, "status": status, "started": started,
+                           "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "error": error,
+                           "frames_done": frames_done(out), "formats": list(formats), "files": []})
+        raise
+    files = [str(p) for p in result.paths()]
+    write_record(out, {**current, "status": "complete", "started": started,
+                       "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "error": None,
+                       "frames_done": frames_done(out), "formats": list(formats), "files": files})
+    return Outcome(item, str(out), "resumed" if resumed else "analysed", files=files)
+
+
+def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, formats: tuple[str, ...]) -> Outcome:
+    """The exports a complete result lacks, from its records (no model loads); the old
+    exports go, so that every file in the directory comes from the same records."""
+    from fatools.export import Export
+    from fatools.models.config import expression_labels
+    from fatools.records import read_paths
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for name in (os.path.basename(p) for p in previous.get("files") or []):
+        if name not in ("frames.jsonl", "summary.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path))
+    try:
+        for record in read_paths([str(out / "frames.jsonl")]):
+            exporter.add(record)
+    except BaseException:
+        exporter.abort()
+        raise
+    result = exporter.finish(summary, {"video_path": item.path, "models": previous.get("models")})
+    files = [str(p) for p in result.paths()] + [str(out / "frames.jsonl"), str(out / "summary.json")]
+    write_record(out, {**previous, "formats": list(formats), "files": files,
+                       "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    log.info("%s: complete in %s; wrote the exports it lacked (%s)", item.path, out, ", ".join(formats))
+    return Outcome(item, str(out), "exported", files=files)
+
+
+def report(outcomes: list[Outcome], total: int) -> str:
+    """The one line fa-run ends with."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    done = counts.get("analysed", 0) + counts.get("resumed", 0)
+    parts = [f"{done} analysed"]
+    if counts.get("resumed"):
+        parts[0] += f" ({counts['resumed']} resumed)"
+    if counts.get("skipped"):
+        parts.append(f"{counts['skipped']} skipped (complete)")
+    if counts.get("exported"):
+        parts.append(f"{counts['exported']} re-exported")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        parts.append(f"{len(failed)} failed: " + ", ".join(o.input.path for o in failed))
+    if len(outcomes) < total:
+        parts.append(f"{total - len(outcomes)} not started (--fail-fast)")
+    return ", ".join(parts)
+

@@ -1,0 +1,249 @@
+"""fa-run over many inputs: layout, run records, fault isolation, resume after kills and
+signals, the lock, shards and threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fatools import batch, threads
+from fatools.cli.run import cli as run_cli
+from fatools.inputs import Input, expand, layout, parse_shard, shard
+from fatools.sample import write_video
+
+BIN = Path(sys.executable).parent
+
+
+def _faces(i: int) -> np.ndarray:
+    image = np.full((360, 640, 3), 15, np.uint8)
+    x = 40 + (i * 3) % 400
+    image[30:150, x:x + 120] = 250
+    if i % 7:
+        image[200:310, 460 - (i % 50):570 - (i % 50)] = (235, 245, 225)
+    return image
+
+
+def clip(path: Path, frames: int = 24) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video((_faces(i) for i in range(frames)), str(path), fps=25)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    return clip(tmp_path_factory.mktemp("long") / "long.mp4", 240)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(long_clip, standin_store, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole")
+    result = CliRunner().invoke(run_cli, [str(long_clip), "-o", str(out), "--every", "1", "-f", "csv",
+                                          "--models-dir", str(standin_store)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def run(args: list[str], store: Path):
+    return CliRunner().invoke(run_cli, [*args, "--models-dir", str(store), "-f", "csv"])
+
+
+def record(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())
+
+
+# -- inputs and layout --------------------------------------------------------------
+
+def test_layout_gives_every_input_its_own_directory(tmp_path):
+    a, b = clip(tmp_path / "a" / "v.mp4"), clip(tmp_path / "b" / "v.mp4")
+    same_dir = [clip(tmp_path / "c" / "v.mp4"), clip(tmp_path / "c" / "v.mov")]
+    assert layout([Input(str(a), "video")], "out") == ["out"]
+    assert layout([Input(str(a), "video"), Input(str(b), "video")], "out") == ["out/a/v", "out/b/v"]
+    assert layout([Input(str(p), "video") for p in same_dir], "out") == ["out/v.mp4", "out/v.mov"]
+    photos = tmp_path / "study" / "photos"
+    photos.mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "conftest.py", photos / "notes.txt")  # not an image: ignored
+    from conftest import squares_image
+
+    squares_image(photos / "1.png")
+    clip(tmp_path / "study" / "s1" / "x.mp4")
+    items = expand([str(tmp_path / "study")])
+    assert [(Path(i.path).name, i.kind) for i in items] == [("photos", "images"), ("x.mp4", "video")]
+    assert layout(items, "out") == ["out/photos", "out/s1/x"]
+
+
+def test_two_videos_of_one_name_no_longer_overwrite_each_other(tmp_path, standin_store):
+    a, b = clip(tmp_path / "a" / "v.mp4", 12), clip(tmp_path / "b" / "v.mp4", 18)
+    result = run([str(a), str(b), "-o", str(tmp_path / "out"), "--every", "6"], standin_store)
+    assert result.exit_code == 0, result.output
+    assert record(tmp_path / "out" / "a" / "v")["input"]["path"] == str(a)
+    assert record(tmp_path / "out" / "b" / "v")["frames_done"] == 3
+    assert "2 analysed" in result.stderr
+
+
+def test_a_damaged_input_is_recorded_and_the_batch_goes_on(tmp_path, standin_store):
+    one, three = clip(tmp_path / "one.mp4", 12), clip(tmp_path / "three.mp4", 12)
+    two = tmp_path / "two.mp4"
+    two.write_bytes(one.read_bytes()[:300])  # a truncated file
+    proc = subprocess.run([BIN / "fa-run", one, two, three, "-o", tmp_path / "out", "--every", "6", "-f", "csv",
+                           "--models-dir", standin_store], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("fa-run: failed: ") and "two.mp4" in lines[0]  # nothing of FFmpeg's before it
+    assert lines[-1] == f"fa-run: 2 analysed, 1 failed: {two}"
+    assert record(tmp_path / "out" / "three")["status"] == "complete"
+    failed = record(tmp_path / "out" / "two")
+    assert failed["status"] == "failed" and "two.mp4" in failed["error"]
+    assert not (tmp_path / "out" / "two" / "frames.jsonl").exists()
+    fast = run([str(one), str(two), str(three), "-o", str(tmp_path / "fast"), "--every", "6", "--fail-fast"],
+               standin_store)
+    assert fast.exit_code == 1 and "1 not started (--fail-fast)" in fast.stderr
+    assert not (tmp_path / "fast" / "three").exists()
+
+
+def test_a_missing_input_fails_before_any_model_loads(tmp_path, standin_store):
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"# study\n{clip(tmp_path / 'ok.mp4', 6)}\n\n{tmp_path / 'typo.mp4'}\n")
+    started = time.monotonic()
+    proc = subprocess.run([BIN / "fa-run", "--from", listed, "-o", tmp_path / "out", "--models-dir", standin_store],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "typo.mp4: no such file" in proc.stderr
+    assert time.monotonic() - started < 20 and not (tmp_path / "out").exists()
+
+
+def test_inputs_from_a_list_on_standard_input(tmp_path, standin_store):
+    a, b = clip(tmp_path / "a.mp4", 6), clip(tmp_path / "b.mp4", 6)
+    result = CliRunner().invoke(run_cli, ["--from", "-", str(b), "-o", str(tmp_path / "out"), "--every", "3",
+                                          "-f", "csv", "--models-dir", str(standin_store)], input=f"{a}\n")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"a", "b"}
+
+
+# -- rerunning ----------------------------------------------------------------------
+
+def test_rerun_skips_refuses_other_options_and_adds_missing_exports(tmp_path, standin_store):
+    video = clip(tmp_path / "v.mp4", 12)
+    out = tmp_path / "out"
+    assert run([str(video), "-o", str(out), "--every", "3"], standin_store).exit_code == 0
+    first = record(out)
+    assert first["status"] == "complete" and first["frames_done"] == 4 and first["models"]
+    assert {"input", "options", "options_fingerprint", "versions", "device", "host", "started", "ended"} <= set(first)
+    again = run([str(video), "-o", str(out), "--every", "3"], standin_store)
+    assert again.exit_code == 0 and "skipped" in again.stderr and again.stdout == ""
+    other = run([str(video), "-o", str(out), "--every", "2"], standin_store)
+    assert other.exit_code == 1 and "differs in: options (sampling)" in other.stderr and "--force" in other.stderr
+    assert record(out)["options_fingerprint"] == first["options_fingerprint"]
+    more = CliRunner().invoke(run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv,text",
+                                        "--models-dir", str(tmp_path / "no-models-needed")])
+    assert more.exit_code == 1  # the models are checked, not loaded: give the store
+    more = CliRunner().invoke(run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv,text",
+                                        "--models-dir", str(standin_store)])
+    assert more.exit_code == 0, more.output
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert sum(n.startswith("facial_analysis_summary_") for n in names) == 1  # the old csv is replaced
+    assert any(n.startswith("facial_analysis_report_") for n in names)
+    forced = run([str(video), "-o", str(out), "--every", "2", "--force"], standin_store)
+    assert forced.exit_code == 0 and record(out)["frames_done"] == 6
+
+
+def _kill_after(args: list, part: Path, lines: int, sig: int) -> int:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if part.is_file() and part.read_bytes().count(b"\n") >= lines:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=120)
+    return proc.returncode
+
+
+def _same_results(out: Path, reference: Path) -> None:
+    assert (out / "frames.jsonl").read_bytes() == (reference / "frames.jsonl").read_bytes()
+    assert json.loads((out / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted, standin_store, tmp_path):
+    """kill -9 at three points of one analysis, each time rerun: the records and the
+    summary equal an uninterrupted run's, byte for byte."""
+    out = tmp_path / "out"
+    args = [BIN / "fa-run", long_clip, "-o", out, "--every", "1", "-f", "csv", "--models-dir", standin_store]
+    for lines in (3, 60, 150):
+        assert _kill_after(args, out / ".frames.jsonl.part", lines, signal.SIGKILL) == -signal.SIGKILL
+        assert record(out)["status"] == "running"  # what a kill leaves
+        assert not (out / "frames.jsonl").exists()
+    rerun = subprocess.run([*args, "-v"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "going on from frame" in rerun.stderr
+    _same_results(out, uninterrupted)
+    assert record(out)["status"] == "complete" and record(out)["frames_done"] == 240
+
+
+def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrupted, standin_store, tmp_path):
+    out = tmp_path / "out"
+    args = [BIN / "fa-run", long_clip, "-o", out, "--every", "1", "-f", "csv", "--models-dir", standin_store]
+    assert _kill_after(args, out / ".frames.jsonl.part", 100, signal.SIGTERM) == 143
+    stopped = record(out)
+    assert stopped["status"] == "partial" and stopped["frames_done"] >= 99
+    assert (out / ".frames.jsonl.part").read_bytes().endswith(b"\n")  # flushed at a record boundary
+    assert not list(out.glob("facial_analysis_*"))
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    _same_results(out, uninterrupted)
+
+
+def test_a_second_process_on_the_same_directory_is_refused(tmp_path, standin_store):
+    video = clip(tmp_path / "v.mp4", 6)
+    out = tmp_path / "out"
+    with batch.locked(out):
+        result = run([str(video), "-o", str(out)], standin_store)
+    assert result.exit_code == 1 and "is writing into it" in result.stderr and f"pid {os.getpid()}" in result.stderr
+    assert run([str(video), "-o", str(out)], standin_store).exit_code == 0  # released
+
+
+# -- shards and threads -------------------------------------------------------------
+
+def test_shards_cover_every_input_once_whatever_the_order():
+    keys = [f"v{i:02d}.mp4" for i in range(11)]
+    for n in (1, 2, 3, 5):
+        chosen = [sorted(keys[i] for i in shard(keys, k, n)) for k in range(n)]
+        assert sorted(sum(chosen, [])) == sorted(keys)
+        shuffled = list(reversed(keys))
+        assert [sorted(shuffled[i] for i in shard(shuffled, k, n)) for k in range(n)] == chosen
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+
+
+def test_two_shards_together_analyse_every_input_once(tmp_path, standin_store):
+    videos = [clip(tmp_path / "in" / f"{name}.mp4", 6) for name in ("c", "a", "d", "b", "e")]
+    for k in (0, 1):
+        listed = [str(v) for v in (videos if k else reversed(videos))]
+        assert run([*listed, "-o", str(tmp_path / "out"), "--every", "3", "--shard", f"{k}/2"],
+                   standin_store).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c", "d", "e"]
+
+
+def test_threads_follow_what_the_process_may_use(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert threads.available_cpus() == 1
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert threads.available_cpus() == len(os.sched_getaffinity(0))
+    code = ("import torch, cv2; from fatools import threads; threads.apply(1); "
+            "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())")
+    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
+                          "import torch, cv2; from fatools import threads; threads.apply(); "
+                          "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["1", "1", "1"], out.stderr
+    explicit = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert explicit.stdout.split() == ["1", "1", "1"]
