@@ -80,7 +80,7 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
 @cli.command("fetch")
 @click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
 @click.option("--all", "fetch_all", is_flag=True, help="Every model in the catalogue.")
-@click.option("--force", is_flag=True, help="Download again even when present.")
+@options.force_option
 @options.models_dir_option
 @options.command(PROG)
 def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: str | None) -> None:

@@ -132,6 +132,11 @@ def output_dir_option(prog: str) -> Callable[[Any], Any]:
                         type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
 
 
+force_option = click.option(
+    "--force", is_flag=True,
+    help="Redo what is already there (fa-models fetch: download again; fa-run: redo outputs made from another "
+         "input, with other options or other models, which are refused otherwise).")
+
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,
     help="CPU threads for the models, OpenCV and decoding [default: the CPUs this process may use: its affinity, "

@@ -18,8 +18,7 @@ from fatools.cli import options
 @click.option("--shard", default=None, metavar="K/N",
               help="Analyse only shard K (0 to N-1) of N: N runs with the same inputs cover each exactly once "
                    "(for array jobs).")
-@click.option("--force", is_flag=True,
-              help="Redo outputs made with another input, other options or other models (else they are refused).")
+@options.force_option
 @click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails (else it is recorded and the next goes on).")
 @options.sampling_options
 @options.detector_options
