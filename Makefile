@@ -40,12 +40,19 @@ $(STAMP): pyproject.toml constraints/$(STACK).txt
 
 install: $(STAMP)
 
-# The ffmpeg CLI makes variable-frame-rate and rotated test clips.
+# What the tests use from Debian: the ffmpeg CLI (variable-frame-rate and rotated clips),
+# GNU parallel, and SLURM with munge (a one-node cluster the scheduler tests start).
+SYSTEM_TOOLS := ffmpeg:ffmpeg parallel:parallel sbatch:slurm-wlm slurmctld:slurmctld slurmd:slurmd munged:munge
 system-deps:
-	@command -v ffmpeg >/dev/null 2>&1 || { \
-	  echo "installing ffmpeg (the tests make variable-frame-rate and rotated clips with it)"; \
+	@missing=; for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; package=$${pair##*:}; \
+	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (the tests use them)"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 test: install system-deps
 	$(BIN)/python -m pytest -q

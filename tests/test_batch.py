@@ -247,3 +247,25 @@ def test_threads_follow_what_the_process_may_use(monkeypatch):
     assert out.returncode == 0 and out.stdout.split() == ["1", "1", "1"], out.stderr
     explicit = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert explicit.stdout.split() == ["1", "1", "1"]
+
+
+def test_fa_collect_has_a_row_per_video_and_track_and_keeps_failures(tmp_path, standin_store):
+    import csv
+
+    from fatools.cli.collect import cli as collect_cli
+
+    good = clip(tmp_path / "in" / "good.mp4", 12)
+    bad = tmp_path / "in" / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert run([str(good), str(bad), "-o", str(tmp_path / "out"), "--every", "3"], standin_store).exit_code == 1
+    result = CliRunner().invoke(collect_cli, [str(tmp_path / "out"), "-o", str(tmp_path / "study.csv")])
+    assert result.exit_code == 0, result.output
+    assert "1 complete, 1 failed" in result.stderr
+    rows = list(csv.DictReader(open(tmp_path / "study.csv", newline="")))
+    videos = {Path(r["input"]).name: r for r in rows if r["level"] == "video"}
+    assert videos["bad.mp4"]["status"] == "failed" and "bad.mp4" in videos["bad.mp4"]["error"]
+    assert videos["good.mp4"]["status"] == "complete" and videos["good.mp4"]["frames_analysed"] == "4"
+    tracks = [r for r in rows if r["level"] == "track"]
+    assert len(tracks) == int(videos["good.mp4"]["tracks"]) >= 2
+    assert float(videos["good.mp4"]["AU1_rate"]) >= 0 and videos["good.mp4"]["emotion_happiness"] != ""
+    assert videos["good.mp4"]["options_fingerprint"] == record(tmp_path / "out" / "good")["options_fingerprint"]
