@@ -1,0 +1,142 @@
+"""Files the store derives from its models on first use (ONNX exports, for instance).
+
+A derived file lives beside its source model, under a name that carries everything it
+depends on (the source's sha256, the exporter's versions), so a changed source or a
+newer exporter means a new name, never a stale file::
+
+    <dir>/<name>/derived/<stem>-<key>.<suffix>     the file
+    <dir>/<name>/derived/<stem>-<key>.json         what was made and checked, when
+
+Many jobs may need the same missing file at the same second (a SLURM array starting on
+a shared store).  ``ensure`` makes it safe: one process builds, under an exclusive
+``flock`` of ``<file>.lock``, into a temporary name in the same directory, fsyncs and
+renames; the others wait on the lock and then find the file.  Nothing half-written is
+ever visible under the final name.  A store nobody may write to (the usual cluster set-up)
+is never written at run time: a missing derived file is then an error that says how to
+make it once (``fa-models prepare``) where the store is writable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from fatools.errors import ModelMissingError
+
+log = logging.getLogger("fatools")
+
+DERIVED_DIR = "derived"
+# Files a lab shares: readable by the group (and others), whatever the umask says about
+# group read; writable by the owner only.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def key_of(*parts: Any) -> str:
+    """A short stable key for what a derived file depends on."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def derived_path(model_file: str | os.PathLike[str], stem: str, key: str, suffix: str) -> Path:
+    """Where a file derived from ``model_file`` with ``key`` lives."""
+    return Path(model_file).parent / DERIVED_DIR / f"{stem}-{key}{suffix}"
+
+
+def info_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def read_info(path: Path) -> dict | None:
+    """The derived file's record, or None when absent or unreadable."""
+    try:
+        data = json.loads(info_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary name beside ``path``, fsync, mode FILE_MODE, rename."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    write_atomic(path, write)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path.parent / f"{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _writable(directory: Path) -> bool:
+    """Whether files can be made in ``directory`` (created if need be)."""
+    try:
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
+def ensure(path: Path, build: Callable[[Path], dict], *, what: str, prepare_hint: str) -> tuple[Path, dict]:
+    """The derived file at ``path`` and its record, built first when it is missing.
+
+    ``build(tmp)`` writes the file to ``tmp`` and returns what to record about it (it may
+    raise: then nothing is left behind).  ``what`` names the file in messages
+    ("the ONNX export of au"); ``prepare_hint`` is the command that makes it once
+    ("fa-models prepare au").
+    """
+    if path.is_file() and (info := read_info(path)) is not None:
+        return path, info
+    if not _writable(path.parent):
+        raise ModelMissingError(
+            f"{path}: {what} is not in the store, which is read-only here; run `{prepare_hint}` once "
+            "with write access to the store (or use --backend torch)")
+    with _locked(path):
+        if path.is_file() and (info := read_info(path)) is not None:
+            return path, info  # another process made it while this one waited
+        log.info("%s: making it once (%s)", what, path)
+        record: dict = {}
+
+        def write(tmp: Path) -> None:
+            record.update(build(tmp))
+
+        write_atomic(path, write)
+        write_json_atomic(info_path(path), record)
+        return path, record
