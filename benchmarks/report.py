@@ -17,9 +17,11 @@ HERE = Path(__file__).resolve().parent
 
 TARGETS = {
     "overhead": 1.15,  # fa-run wall / sum of model forward time, at most
-    "speedup_exact": 1.2,  # fa-run --facetorch-exact / seed, at least
-    "speedup_default": 1.6,  # fa-run defaults / seed, at least
+    "speedup_exact": 1.8,  # fa-run --facetorch-exact / seed, at least
+    "speedup_default": 2.2,  # fa-run defaults / seed, at least
     "memory": 1.10,  # 10-minute / 1-minute peak RSS, at most
+    "au_of_peak": 0.5,  # the AU model's GFLOP/s in fa-run defaults / the GEMM peak, at least
+    "r50_vs_torch": 1.0,  # ResNet-50 case: fa-run defaults / defaults on torch (--torch), at least
 }
 GPU_TARGETS = {  # evaluated on CUDA only
     "fps_every_frame": 200.0,  # fa-run defaults, sampled frames/s with --every 1, at least
@@ -161,6 +163,21 @@ def table(result: dict) -> str:
                     unit = "frame" if label.startswith("retinaface") else "face"
                     per = f"  {1000 * stat['seconds'] / stat['items']:7.1f} ms/{unit}, {stat['calls']} calls"
                 lines.append(f"    {label:<48}{stat['seconds']:8.2f}{per}")
+    if "gemm" in result:
+        gemm = result["gemm"]
+        lines.append("")
+        lines.append(f"== float32 GEMM {gemm['n']}^3, {gemm['threads']} threads (GFLOP/s, best of runs): "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in gemm["gflops"].items())
+                     + f"; peak {gemm['peak_gflops']:.0f}")
+    for key, case in result["cases"].items():
+        if not case.get("rates"):
+            continue
+        lines.append(f"== {key}: models' achieved GFLOP/s (FLOPs per item x items / forward seconds)")
+        for side, models in case["rates"].items():
+            cells = [f"{name} {row['gflop_per_item']:.2f} GFLOP, {row['gflops']:.0f} GFLOP/s"
+                     + (f" ({100 * row['of_peak']:.0f}%)" if row.get("of_peak") else "")
+                     for name, row in models.items()]
+            lines.append(f"  {side}: " + "; ".join(cells))
     if "decode" in result:
         lines.append("")
         lines.append("== decoding the 1080p clip (median seconds)")
@@ -201,6 +218,12 @@ def targets(result: dict) -> dict:
         mnet.get("exact", {}).get("speedup_median"), TARGETS["speedup_exact"], False)
     out["fa-run defaults vs seed"] = verdict(
         mnet.get("default", {}).get("speedup_median"), TARGETS["speedup_default"], False)
+    au = result["cases"].get("mnet", {}).get("rates", {}).get("default", {}).get("au", {})
+    out["AU model GFLOP/s / GEMM peak, fa-run defaults"] = verdict(au.get("of_peak"), TARGETS["au_of_peak"], False)
+    r50 = result["cases"].get("r50", {}).get("sides", {})
+    if "default-torch" in r50:
+        ratio = r50["default"]["wall_s_median"] and r50["default-torch"]["wall_s_median"] / r50["default"]["wall_s_median"]
+        out["ResNet-50 case: defaults vs defaults on torch"] = verdict(round(ratio, 3), TARGETS["r50_vs_torch"], False)
     mem = result.get("memory", {})
     out["peak RSS 10-min / 1-min"] = verdict(mem.get("ratio_10min_to_1min"), TARGETS["memory"], True)
     if result["device"].startswith("cuda"):

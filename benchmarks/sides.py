@@ -114,12 +114,14 @@ class FaRunSide:
     """fa-run through its Python API, writing frames.jsonl, summary.json and the JSON export."""
 
     def __init__(self, name: str, detector: str, store: Path, device: str, clock: Clock, exact: bool,
-                 every: int = EVERY, half: bool = False, int8: bool = False) -> None:
+                 every: int = EVERY, half: bool = False, int8: bool = False, backend: str = "auto",
+                 bf16: bool = False) -> None:
         from fatools.run import VideoAnalyzer, run_options
 
         self.name = name
         options = run_options(every=every, detector=detector, facetorch_exact=exact, fp16=half, int8=int8,
-                              device=device, models_dir=str(store), formats=["json"], progress=False)
+                              backend=backend, bf16=bf16, device=device, models_dir=str(store), formats=["json"],
+                              progress=False)
         self.analyzer = VideoAnalyzer(options)
         self.clock = clock
         self.models = instrument_models(self.analyzer, clock)
@@ -209,7 +211,8 @@ def profile_side(side: Any, clip: Path, device: str, path: Path) -> dict:
 
 def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm_clip: Path, rounds: int,
              description: str, every: int = EVERY, fp16: bool = False, int8: bool = False,
-             profile: Path | None = None) -> dict:
+             profile: Path | None = None, torch_side: bool = False, bf16: bool = False,
+             peak: float | None = None) -> dict:
     """The sides on one detector; with ``profile``, the default side once more under torch.profiler."""
     clock = Clock(sync=sync_for(device))
     print(f"loading the models for {key}", file=sys.stderr)
@@ -222,15 +225,38 @@ def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm
         sides.append(FaRunSide("default-fp16", detector, store, device, clock, exact=False, every=every, half=True))
     if int8:
         sides.append(FaRunSide("default-int8", detector, store, device, clock, exact=False, every=every, int8=True))
+    if torch_side:
+        sides.append(FaRunSide("default-torch", detector, store, device, clock, exact=False, every=every,
+                               backend="torch"))
+    if bf16:
+        sides.append(FaRunSide("default-bf16", detector, store, device, clock, exact=False, every=every, bf16=True))
     case = compare(sides, clip, warm_clip, rounds, key)
     case["description"] = description
     case["models_timed"] = {side.name: sorted(set(side.models)) for side in sides}
+    case["rates"] = side_rates(sides, case, clip, peak)
     if profile is not None:
         default = next(side for side in sides if side.name == "default")
         case["profile"] = profile_side(default, clip, device, profile)
     del sides
     gc.collect()
     return case
+
+
+def side_rates(sides: list[Any], case: dict, clip: Path, peak: float | None) -> dict:
+    """Each fa-run side's models' achieved GFLOP/s (benchmarks.rates) over its median stages."""
+    import cv2
+
+    from benchmarks import rates
+
+    capture = cv2.VideoCapture(str(clip))
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    out = {}
+    for side in sides:
+        if isinstance(side, FaRunSide):
+            gflop = rates.model_gflop(side.analyzer, width, height)
+            out[side.name] = rates.achieved(case["sides"][side.name]["stages_median"], gflop, peak)
+    return out
 
 
 def decode_benchmark(clip: Path, repeats: int, every: int = EVERY) -> dict:

@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true",
                         help="add a side to every case, default-int8: fa-run defaults with PredictOptions(int8=True) "
                              "(the AU model's Linear layers in int8; CPU only; changes AU outputs, opt-in in fa-run)")
+    parser.add_argument("--torch", action="store_true",
+                        help="add a side to every case, default-torch: fa-run defaults with --backend torch "
+                             "(what the ONNX Runtime backend gains, side by side)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="add a side to every case, default-bf16: fa-run defaults with --bf16 (predictors in "
+                             "bfloat16 on torch; only where the CPU has AMX or AVX512_BF16, else it equals torch fp32)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="after the MobileNet case's timed rounds, run the default side once more under "
                              "torch.profiler (CPU, and CUDA on cuda): key averages table (sorted by CUDA time on "
@@ -140,10 +146,21 @@ def main(argv: list[str] | None = None) -> int:
 
     sampling = "" if every == EVERY else f" ({nth(every)})"
     mark = time.monotonic()
+    peak = None
+    if not args.device.startswith("cuda"):
+        import torch
+
+        from benchmarks.rates import gemm_peak
+
+        result["gemm"] = gemm_peak(torch.get_num_threads())
+        peak = result["gemm"]["peak_gflops"]
+        phase("gemm peak", mark)
+        mark = time.monotonic()
+    extra = {"torch_side": args.torch, "bf16": args.bf16, "peak": peak}
     result["cases"]["mnet"] = run_case(
         "mnet", DETECTORS["mnet"], store, args.device, clip, warm_clip, rounds,
         f"real RetinaFace-MobileNet0.25, {frames} sampled frames{sampling}, {rounds} rounds",
-        every=every, fp16=args.fp16, int8=args.int8, profile=args.profile)
+        every=every, fp16=args.fp16, int8=args.int8, profile=args.profile, **extra)
     if "profile" in result["cases"]["mnet"]:
         result["profile"] = result["cases"]["mnet"].pop("profile")
     phase("mnet case", mark)
@@ -158,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         result["cases"]["r50"] = run_case(
             "r50", DETECTORS["r50"], store, args.device, r50_clip, warm_clip, r50_rounds,
             f"RetinaFace-ResNet-50 twin (detector-bound), {r50_frames} sampled frames{sampling}, {r50_rounds} rounds",
-            every=every, fp16=args.fp16, int8=args.int8)
+            every=every, fp16=args.fp16, int8=args.int8, **extra)
         phase("r50 case", mark)
         mark = time.monotonic()
     if with_memory:

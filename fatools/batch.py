@@ -65,15 +65,19 @@ class Outcome:
 
 def results_options(options: RunOptions, item: Input) -> dict:
     """The options that change an input's records, summary or exports' content (not batch
-    sizes, device, progress or where models live)."""
+    sizes, device, backend, progress or where models live: device and backend move
+    outputs by float rounding only, within 1e-4)."""
     predict = asdict(options.predict)
     predict.pop("face_batch", None)
+    predict.pop("backend", None)
+    detect = asdict(options.detect)
+    detect.pop("backend", None)
     config = "bundled"
     if options.config_path:
         with open(options.config_path, "rb") as handle:
             config = hashlib.sha256(handle.read()).hexdigest()
     sampling = options.sampling if item.kind == "video" else replace(options.sampling, every=options.still_every)
-    results = {"sampling": asdict(sampling), "detector": options.detector, "detect": asdict(options.detect),
+    results = {"sampling": asdict(sampling), "detector": options.detector, "detect": detect,
                "predict": predict, "track": asdict(options.track), "summary": asdict(options.summary),
                "config_sha256": config}
     return json.loads(json.dumps(results))  # as run.json holds them (tuples are lists there)
@@ -100,7 +104,7 @@ def _versions() -> dict:
     from importlib import metadata
 
     out = {}
-    for name in ("fatools", "facetorch", "torch"):
+    for name in ("fatools", "facetorch", "torch", "onnxruntime"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -113,7 +117,8 @@ def run_record(item: Input, options: RunOptions, models: list[dict], **fields: A
     record = {"schema": SCHEMA, "type": "run",
               "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
               "options": results, "options_fingerprint": options_fingerprint(results), "models": models,
-              "versions": _versions(), "device": options.device, "host": socket.gethostname(), "pid": os.getpid()}
+              "versions": _versions(), "device": options.device,
+              "backend": options.predict.backend, "host": socket.gethostname(), "pid": os.getpid()}
     record.update(fields)
     return record
 

@@ -37,16 +37,18 @@ class DetectOptions:
     clip_boxes: bool = True
     optimize: bool = True  # frozen model, channels-last input (fatools.inference)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
+    backend: str = "auto"  # auto, torch or onnx (fatools.backend)
 
 
 def detect_options(det_size: int | None = 1080, facetorch_exact: bool = False, score_threshold: float | None = None,
-                   min_face: float = 0.0, optimize: bool = True, fp16: bool = False) -> DetectOptions:
+                   min_face: float = 0.0, optimize: bool = True, fp16: bool = False,
+                   backend: str = "auto") -> DetectOptions:
     """DetectOptions from the commands' options: ``det_size`` 0 or None keeps the original
     size, and ``facetorch_exact`` means facetorch's square-padded geometry.  The one place
     that says what --facetorch-exact implies for detection (prediction reads the geometry
     back from each record's ``detection``)."""
     return DetectOptions(det_size=det_size or None, square_pad=facetorch_exact, score_threshold=score_threshold,
-                         min_face=min_face, optimize=optimize, half=fp16)
+                         min_face=min_face, optimize=optimize, half=fp16, backend=backend)
 
 
 class BatchDetector:
@@ -66,9 +68,12 @@ class BatchDetector:
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
+        from fatools.backend import resolve_backend
         from fatools.inference import prepare_model
 
-        self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128))
+        self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128),
+                                          backend=resolve_backend(options.backend, self.device), detector=True,
+                                          required=options.backend == "onnx")
         from fatools.devices import Halving
 
         self._halving = Halving(f"the {name} detector", "lower --det-size, or use --fp16 or --device cpu")

@@ -61,6 +61,8 @@ class InputFormat:
     channels_last: bool = False
     half: bool = False
     int8: bool = False  # Linear layers quantised; inputs stay float32
+    bf16: bool = False  # run under CPU bfloat16 autocast; inputs stay float32
+    backend: str = "torch"  # what runs it: torch, or onnx (fatools.backend)
 
     def apply(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.half:
@@ -87,16 +89,34 @@ def is_convolutional(module: torch.jit.ScriptModule) -> bool:
 
 
 def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: str = "model",
-                  example: tuple[int, ...] | None = None, int8: bool = False) -> InputFormat:
-    """Freeze ``owner.model`` (a facetorch detector or predictor) in place; its input format.
+                  example: tuple[int, ...] | None = None, int8: bool = False, backend: str = "torch",
+                  bf16: bool = False, detector: bool = False, required: bool = False) -> InputFormat:
+    """Make ``owner.model`` (a facetorch detector or predictor) ready to run; its input format.
 
-    ``optimize=False``, ``half=False`` and ``int8=False`` leave the model exactly as
-    facetorch loaded it.  With ``half``, a model that cannot run in fp16 (a traced model
-    keeps float32 constants, for instance) is tried on a zero input of shape ``example``
-    and, when it fails, reloaded from its file and run in float32.  With ``int8`` (CPU
-    only), a model that is not convolutional gets int8 Linear layers, and then runs in
-    float32 otherwise (``int8`` wins over ``half`` for that model).
+    ``backend="onnx"`` (CPU) replaces the model by its checked ONNX export on ONNX Runtime
+    (``fatools.backend``; with ``int8``, the export's int8 form); when that cannot be, the
+    model runs on torch with one line saying why (an error when ``required``).  ``half``
+    and ``bf16`` are torch's precisions and keep the model on torch.  On torch:
+    ``optimize=False``, ``half=False``, ``int8=False`` and ``bf16=False`` leave the model
+    exactly as facetorch loaded it.  With ``half``, a model that cannot run in fp16 (a
+    traced model keeps float32 constants, for instance) is tried on a zero input of shape
+    ``example`` and, when it fails, reloaded from its file and run in float32.  With
+    ``int8`` (CPU only), a model that is not convolutional gets int8 Linear layers, and
+    then runs in float32 otherwise (``int8`` wins over ``half`` for that model).  With
+    ``bf16`` (CPU only) the model runs under bfloat16 autocast.
     """
+    if backend == "onnx" and not half and not bf16 and example is not None:
+        from fatools.backend import onnx_model
+
+        quantise = int8 and not is_convolutional_model(owner.model)
+        model = onnx_model(owner, name, example, detector, quantise, required)
+        if model is not None:
+            owner.model = model
+            return InputFormat(int8=quantise, backend="onnx")
+    if bf16:
+        fmt = _prepare(owner, optimize, False, name)
+        owner.model = _Autocast(owner.model)
+        return dataclasses.replace(fmt, bf16=True)
     if int8 and _quantize_linears(owner, name):
         return dataclasses.replace(_prepare(owner, optimize, False, name), int8=True)
     fmt = _prepare(owner, optimize, half, name)
@@ -110,6 +130,49 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
                 owner.model = owner.load_model()
             fmt = _prepare(owner, optimize, False, name)
     return fmt
+
+
+def is_convolutional_model(model: Any) -> bool:
+    """``is_convolutional`` for a TorchScript module; False for anything else."""
+    return isinstance(model, torch.jit.ScriptModule) and is_convolutional(model)
+
+
+class _Autocast:
+    """A model run under CPU bfloat16 autocast (``--bf16``), outputs back in float32."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = self.model(x, *args, **kwargs)
+        if isinstance(out, (tuple, list)):
+            return type(out)(o.float() if isinstance(o, torch.Tensor) else o for o in out)
+        return out.float() if isinstance(out, torch.Tensor) else out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+def bf16_hardware() -> str | None:
+    """What on this CPU runs bfloat16 natively (``AMX``, ``AVX512_BF16``), or None.
+
+    Elsewhere torch emulates bfloat16 products with float32 ones plus conversions,
+    which is slower than float32 alone: fatools then keeps float32 (``--bf16``'s help).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    if "amx_bf16" in flags:
+                        return "AMX"
+                    if "avx512_bf16" in flags:
+                        return "AVX512_BF16"
+                    return None
+    except OSError:
+        pass
+    return None
 
 
 def int8_supported() -> bool:

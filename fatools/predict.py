@@ -19,6 +19,7 @@ once per predictor batch.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -30,6 +31,8 @@ from fatools.errors import RecordError
 from fatools.geometry import Geometry, crop_padded, detector_input, from_detection, square_box
 from fatools.records import has_faces, where
 from fatools.stream import Frame, batches, frames_from_records
+
+log = logging.getLogger("fatools")
 
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 ALL_TASKS = ("au", "fer", "va", "align", "embed")
@@ -44,6 +47,8 @@ class PredictOptions:
     optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.inference)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
     int8: bool = False  # CPU: int8 Linear layers in the AU transformer (opt-in; changes outputs)
+    backend: str = "auto"  # auto, torch or onnx (fatools.backend)
+    bf16: bool = False  # CPU: predictors under bfloat16 autocast where the CPU has it (opt-in; changes outputs)
 
 
 def _input_size(predictor_cfg: Any) -> int:
@@ -68,9 +73,14 @@ class FacePredictors:
         self.device = device
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
+        from fatools.backend import resolve_backend
+
+        backend = resolve_backend(options.backend, device)
+        bf16 = options.bf16 and bf16_wanted(device)
         self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
                                                   example=(1, 3, self.sizes[task], self.sizes[task]),
-                                                  int8=options.int8 and task == "au")
+                                                  int8=options.int8 and task == "au", backend=backend, bf16=bf16,
+                                                  required=options.backend == "onnx")
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.halving = {task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks}
@@ -185,6 +195,8 @@ class FacePredictors:
             fields["au"] = au_fields(raw["au"], self.options.au_threshold)
             if self.input_formats["au"].int8:
                 fields["au"]["int8"] = True  # results of a quantised model: say so in the data
+            if self.input_formats["au"].bf16:
+                fields["au"]["bf16"] = True
         if "fer" in raw:
             labels = list(self.predictors["fer"].postprocessor.labels)
             fields["expression"] = expression_fields(raw["fer"], labels)
@@ -218,6 +230,22 @@ class FacePredictors:
         landmarks = [[round(x, 2), round(y, 2), round(z, 2)] for x, y, z in points.tolist()]
         pose = {"yaw": round(angles[0], 3), "pitch": round(angles[1], 3), "roll": round(angles[2], 3)}
         return landmarks, pose
+
+
+def bf16_wanted(device: torch.device, force: bool = False) -> bool:
+    """Whether ``--bf16`` applies here: on a CPU that runs bfloat16 natively (AMX or
+    AVX512_BF16); elsewhere it would be slower than float32, so the models stay float32,
+    with one line saying so (``force``, for measurements of its effect, applies it anyway)."""
+    from fatools.inference import bf16_hardware
+
+    if device.type != "cpu":
+        log.warning("--bf16 is for the CPU; on %s the models stay float32 (use --fp16 there)", device.type)
+        return False
+    if force or bf16_hardware():
+        return True
+    log.warning("--bf16: this CPU has neither AMX nor AVX512_BF16, so bfloat16 would be slower than float32; "
+                "the models stay float32")
+    return False
 
 
 def au_fields(scores: np.ndarray, threshold: float) -> dict:

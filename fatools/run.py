@@ -77,6 +77,8 @@ def run_options(
     optimize: bool = True,
     fp16: bool = False,
     int8: bool = False,
+    bf16: bool = False,
+    backend: str = "auto",
     track_gap: float = TrackOptions.max_gap,
     on_threshold: float | None = None,
     off_threshold: float = SummaryOptions.off_threshold,
@@ -113,10 +115,10 @@ def run_options(
         sampling=sampling,
         still_every=every or 1,
         detector=detector,
-        detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16),
+        detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend),
         predict=PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold,
                                facetorch_exact=facetorch_exact, face_batch=face_batch, optimize=optimize,
-                               half=fp16, int8=int8),
+                               half=fp16, int8=int8, bf16=bf16, backend=backend),
         track=track if track is not None else TrackOptions(max_gap=track_gap),
         summary=summary if summary is not None else SummaryOptions(
             on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
@@ -381,7 +383,7 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5
     by their Python names: ``fps``, ``start``, ``end``, ``max_frames``, ``tasks``,
     ``detector``, ``det_size``, ``facetorch_exact``, ``au_threshold``, ``track_gap``,
     ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``models_dir``,
-    ``formats``, ``fp16``, ``int8``; ``track=`` and ``summary=`` take whole
+    ``formats``, ``fp16``, ``int8``, ``bf16``, ``backend``; ``track=`` and ``summary=`` take whole
     TrackOptions / SummaryOptions).
     """
     every = options.pop("every", sample_rate)

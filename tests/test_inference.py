@@ -100,12 +100,13 @@ def test_facetorch_models_of_the_stages_are_frozen(standin_store, mnet_store):
     from fatools.detect import DetectOptions, build_detector
     from fatools.predict import PredictOptions, build_predictors
 
-    # The real RetinaFace-MobileNet0.25 is convolutional: frozen, fed channels-last.
-    detector = build_detector("retinaface-mnet", DetectOptions(), "cpu", None, str(mnet_store))
+    # On torch, the real RetinaFace-MobileNet0.25 is convolutional: frozen, fed channels-last.
+    detector = build_detector("retinaface-mnet", DetectOptions(backend="torch"), "cpu", None, str(mnet_store))
     assert detector.input_format.channels_last and not list(detector.face_detector.model.parameters())
-    plain = build_detector("retinaface-mnet", DetectOptions(optimize=False), "cpu", None, str(mnet_store))
+    plain = build_detector("retinaface-mnet", DetectOptions(optimize=False, backend="torch"), "cpu", None,
+                           str(mnet_store))
     assert plain.input_format == InputFormat() and list(plain.face_detector.model.parameters())
-    predictors = build_predictors(PredictOptions(), "cpu", None, str(standin_store))
+    predictors = build_predictors(PredictOptions(backend="torch"), "cpu", None, str(standin_store))
     for task, predictor in predictors.predictors.items():
         assert not list(predictor.model.parameters()), task
 

@@ -165,7 +165,9 @@ def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_p
     for fp32, int8 in zip(*outputs):
         assert "int8" not in fp32["au"] and int8["au"]["int8"] is True
         a, b = np.array(list(fp32["au"]["probs"].values())), np.array(list(int8["au"]["probs"].values()))
-        assert np.allclose(a, b, atol=1e-2)
+        # ONNX Runtime's int8 (the CPU default) quantises activations per tensor, which the
+        # stand-in's wide-ranged Linear input gets coarsely (tests/test_backend.py).
+        assert np.allclose(a, b, atol=6e-2)
         au_moved |= not np.array_equal(a, b)
         # Only the AU model is quantised: every other field is float32's.
         for field in ("box", "expression", "va", "landmarks3d", "pose"):

@@ -19,8 +19,8 @@ from fatools.cli import options
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-detect")
-def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, detect_batch, threads,
-        device, config_path, models_dir, on_error):
+def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, backend, detect_batch,
+        threads, device, config_path, models_dir, on_error):
     """Find faces in the frames of a record stream.
 
     Reads frame records (files or standard input), decodes the frames they refer to
@@ -33,7 +33,7 @@ def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, 
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
-    det_options = detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16)
+    det_options = detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend)
     batch_detector = build_detector(detector, det_options, device, config_path, models_dir)
     batch = detect_batch or default_batch_size(batch_detector.device, "detector")
     writer = RecordWriter()

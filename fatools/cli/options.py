@@ -303,7 +303,17 @@ model_options = _compose(
     click.option("--fp16", is_flag=True,
                  help="Half-precision models and inputs, meant for CUDA; changes outputs slightly (see fa-run(1)) "
                       "and is slower on CPU."),
+    click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+                 help="What runs the models. auto: ONNX Runtime on the CPU (1.4-3x faster per model, outputs within "
+                      "1e-4 of torch's; each model is exported once into the store and checked), torch on CUDA. "
+                      "torch: facetorch's TorchScript models as loaded. onnx: ONNX Runtime or an error."),
 )
+
+bf16_option = click.option(
+    "--bf16", is_flag=True,
+    help="CPU with AMX or AVX512_BF16 only: run the predictors (not the detector) in bfloat16 on torch: faster "
+         "there, changes outputs (see fa-run(1)); records say \"bf16\": true in \"au\". Elsewhere the models "
+         "stay float32, with a warning.")
 
 int8_option = click.option(
     "--int8", is_flag=True,

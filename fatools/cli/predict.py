@@ -15,6 +15,7 @@ from fatools.cli import options
 @options.face_batch_option
 @options.model_options
 @options.int8_option
+@options.bf16_option
 @options.frame_batch_option("fa-predict")
 @options.threads_option
 @options.device_option
@@ -22,8 +23,8 @@ from fatools.cli import options
 @options.models_dir_option
 @options.on_error_option
 @options.command("fa-predict")
-def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, int8, frame_batch, threads, device,
-        config_path, models_dir, on_error):
+def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, backend, int8, bf16, frame_batch,
+        threads, device, config_path, models_dir, on_error):
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds
@@ -38,7 +39,8 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16
 
     options.apply_threads(threads)
     predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                                     face_batch=face_batch, optimize=optimize, half=fp16, int8=int8)
+                                     face_batch=face_batch, optimize=optimize, half=fp16, int8=int8,
+                                     backend=backend, bf16=bf16)
     predictors = build_predictors(predict_options, device, config_path, models_dir)
     writer = RecordWriter()
     for record in predict_records(read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error):

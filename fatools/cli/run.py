@@ -30,6 +30,7 @@ from fatools.cli import options
 @options.progress_option
 @options.model_options
 @options.int8_option
+@options.bf16_option
 @options.detect_batch_option("fa-run")
 @options.frame_batch_option("fa-run")
 @options.face_batch_option

@@ -114,29 +114,56 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK | os.X_OK)
 
 
-def ensure(path: Path, build: Callable[[Path], dict], *, what: str, prepare_hint: str) -> tuple[Path, dict]:
+def ensure(path: Path, build: Callable[[Path], dict], *, what: str,
+           prepare_hint: str) -> tuple[Path | None, dict]:
     """The derived file at ``path`` and its record, built first when it is missing.
 
-    ``build(tmp)`` writes the file to ``tmp`` and returns what to record about it (it may
-    raise: then nothing is left behind).  ``what`` names the file in messages
-    ("the ONNX export of au"); ``prepare_hint`` is the command that makes it once
-    ("fa-models prepare au").
+    ``build(tmp)`` writes the file to ``tmp`` and returns what to record about it.  When
+    it raises, nothing is left but the record, with ``error`` (one line): the caller
+    gets ``(None, record)`` now and on every later call, so a build that cannot succeed
+    (an unexportable model) costs its minutes once, not per run; ``fa-models prepare
+    --force`` tries again.  ``what`` names the file in messages ("the ONNX export of
+    au"); ``prepare_hint`` is the command that makes it once ("fa-models prepare au").
     """
-    if path.is_file() and (info := read_info(path)) is not None:
-        return path, info
+    found = _existing(path)
+    if found is not None:
+        return found
     if not _writable(path.parent):
         raise ModelMissingError(
             f"{path}: {what} is not in the store, which is read-only here; run `{prepare_hint}` once "
             "with write access to the store (or use --backend torch)")
     with _locked(path):
-        if path.is_file() and (info := read_info(path)) is not None:
-            return path, info  # another process made it while this one waited
+        found = _existing(path)
+        if found is not None:
+            return found  # another process made it while this one waited
         log.info("%s: making it once (%s)", what, path)
         record: dict = {}
 
         def write(tmp: Path) -> None:
             record.update(build(tmp))
 
-        write_atomic(path, write)
+        try:
+            write_atomic(path, write)
+        except Exception as exc:  # noqa: BLE001 - recorded, and the caller falls back
+            failed = {"error": " ".join(str(exc).split())[:300] or type(exc).__name__}
+            with contextlib.suppress(OSError):
+                write_json_atomic(info_path(path), failed)
+            return None, failed
         write_json_atomic(info_path(path), record)
         return path, record
+
+
+def _existing(path: Path) -> tuple[Path | None, dict] | None:
+    """What is already there: the file and its record, a recorded failure, or None."""
+    info = read_info(path)
+    if info is None:
+        return None
+    if info.get("error"):
+        return None, info
+    return (path, info) if path.is_file() else None
+
+
+def forget(path: Path) -> None:
+    """Remove a derived file and its record (``fa-models prepare --force``)."""
+    for stale in (path, info_path(path)):
+        stale.unlink(missing_ok=True)

@@ -433,3 +433,8 @@ def import_model(
         return install(name, tmp, root, "import", str(src.resolve()), extra)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_record(name: str, root: str | os.PathLike[str] | None = None) -> dict:
+    """source.json of a present model, its sha256 rehashed only when size or mtime moved."""
+    return _hash_info(name, root)

@@ -57,15 +57,75 @@ def quiet_torchscript() -> Iterator[None]:
 
 
 def import_facetorch() -> Any:
-    """Import facetorch (and so torchvision) without their two known import-time notices."""
+    """Import facetorch (and so torchvision) without their two known import-time notices,
+    and without torch's compiler (``_dynamo_deferred``)."""
     from fatools.stack import require_facetorch
 
     require_facetorch()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _dynamo_deferred():
         for message in _IMPORT_DEPRECATIONS:
             warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         import facetorch
     return facetorch
+
+
+_DEFERRED = ("torch._dynamo", "torch._dynamo.utils")
+
+
+@contextlib.contextmanager
+def _dynamo_deferred() -> Iterator[None]:
+    """Import torchvision without importing ``torch._dynamo`` (and sympy with it).
+
+    torchvision's ``ops.roi_align`` does ``from torch._dynamo.utils import
+    is_compile_supported`` at import time, which loads torch's whole compiler stack:
+    about a second and a half of CPU on every start, for an operator no facetorch model
+    fatools runs uses.  While facetorch imports, that name is a stand-in that imports
+    the real function on first call; afterwards the stand-ins are gone, and anything that
+    imports ``torch._dynamo`` later gets the real one.  Where torch or torchvision differ
+    from what this expects (the real module already loaded, another attribute asked for
+    at import time), the real import happens as before: only the saving is lost.
+    """
+    import importlib
+    import sys
+    import types
+
+    import torch
+
+    if any(name in sys.modules for name in _DEFERRED):
+        yield
+        return
+
+    def is_compile_supported(*args: Any, **kwargs: Any) -> Any:
+        return importlib.import_module("torch._dynamo.utils").is_compile_supported(*args, **kwargs)
+
+    class Deferred(types.ModuleType):
+        def __getattr__(self, attr: str) -> Any:  # anything else: the real module
+            if attr.startswith("__"):
+                raise AttributeError(attr)  # what inspect and importlib probe modules for
+            _drop_stand_ins(torch)
+            return getattr(importlib.import_module(self.__name__), attr)
+
+    package, utils = Deferred("torch._dynamo"), Deferred("torch._dynamo.utils")
+    package.__path__ = []  # a package, so "torch._dynamo.utils" resolves to the stand-in
+    package.utils = utils
+    utils.is_compile_supported = is_compile_supported
+    sys.modules.update({"torch._dynamo": package, "torch._dynamo.utils": utils})
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch._dynamo") is package:
+            _drop_stand_ins(torch)
+
+
+def _drop_stand_ins(torch: Any) -> None:
+    import sys
+
+    for name in _DEFERRED:
+        module = sys.modules.get(name)
+        if module is not None and type(module).__name__ == "Deferred":
+            del sys.modules[name]
+    if type(torch.__dict__.get("_dynamo")).__name__ == "Deferred":
+        del torch._dynamo
 
 
 def instantiate(node: Any) -> Any:

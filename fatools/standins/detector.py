@@ -11,7 +11,8 @@ How it finds them: a pixel is bright when its darkest channel exceeds half inten
 (after an antialiased resize an edge pixel that is at least half covered counts, which
 puts the detected edge within half a pixel of the true one).  Along the rows and
 columns through the prior centres, running maxima/minima of "index of the last dark
-pixel" give the nearest dark pixel on each side, i.e. the extent of the rectangle a
+pixel" (made of cumsum, scatter and gather, so the stand-in exports to ONNX as
+the real model does) give the nearest dark pixel on each side, i.e. the extent of the rectangle a
 centre lies in.  Each prior whose centre is bright encodes that extent exactly as
 RetinaFace would (inverse of facetorch's decode with the variances), so all of them
 decode to the same box and NMS keeps one per rectangle: the prior nearest the
@@ -44,14 +45,28 @@ class BrightBoxRetinaFace(nn.Module):
         self.var1: float = 0.2
         self.threshold: float = 127.5
 
+    def _last_dark(self, dark: Tensor) -> Tensor:
+        """Along the last dim: the index of the last dark pixel at or before each pixel (-1: none).
+
+        A running maximum of "index where dark", made of ops ONNX has (cumsum, scatter,
+        gather) so that the stand-in exports like the real detector: the k-th dark pixel's
+        index is stored at slot k of a table, and each pixel reads the slot of the number
+        of dark pixels up to it.
+        """
+        n = dark.shape[-1]
+        idx = torch.arange(n, device=dark.device).expand(dark.shape)
+        count = dark.long().cumsum(dim=-1)
+        table = torch.full(dark.shape[:-1] + (n + 1,), -1, dtype=torch.long, device=dark.device)
+        table = table.scatter(-1, torch.where(dark, count, torch.zeros_like(count)),
+                              torch.where(dark, idx, torch.full_like(idx, -1)))
+        return table.gather(-1, count)
+
     def _runs(self, bright: Tensor) -> Tuple[Tensor, Tensor]:
         """Along the last dim: the first index of each pixel's bright run and the index after it."""
         n = bright.shape[-1]
-        idx = torch.arange(n, device=bright.device).expand(bright.shape)
         dark = ~bright
-        start = torch.where(dark, idx, torch.full_like(idx, -1)).cummax(dim=-1).values + 1
-        after = torch.where(dark, idx, torch.full_like(idx, n)).flip([-1])
-        end = after.cummin(dim=-1).values.flip([-1])
+        start = self._last_dark(dark) + 1
+        end = (n - 1 - self._last_dark(dark.flip([-1]))).flip([-1])
         return start, end
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:

@@ -1,0 +1,131 @@
+"""Start-up cost of fa-run: one process on a 1-frame clip, from launch to exit.
+
+    python -m benchmarks.startup [--rounds N] [--before ROOT] [--store DIR] [--json FILE]
+
+What a SLURM array of many short clips pays per task.  Each run is a fresh
+``fa-run CLIP -o OUT -f json`` process on a 1-frame 640x360 clip of the real photo,
+with fatools' stand-in models (the real MobileNet0.25 detector and the stand-in
+predictors: model compute is a few milliseconds, so what is measured is imports, model
+loading and set-up).  Reported per side: median wall seconds and CPU seconds (user +
+system, the child's own), and the median seconds of ``import`` of what a run imports.
+With ``--before ROOT`` (another checkout of fatools, e.g. ``git worktree add /tmp/before
+<commit>``) the same runs alternate between that checkout's code and this one's, in one
+environment, so the two are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Runs a fatools command from a given checkout, bypassing the editable install's finder.
+LAUNCH = """
+import importlib, sys
+root, module = sys.argv[1], sys.argv[2]
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f) and "editable" not in getattr(f, "__module__", "")]
+sys.path.insert(0, root)
+sys.argv = [module] + sys.argv[3:]
+mod = importlib.import_module(module)
+assert mod.__file__.startswith(root), mod.__file__
+mod.main()
+"""
+IMPORTS = ("import fatools.cli.run, fatools.batch, fatools.run\n"
+           "from fatools.models.torchscript import import_facetorch; import_facetorch()\n"
+           "import fatools.backend; fatools.backend.onnxruntime_available()")
+
+
+def _child(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"startup.py: {' '.join(argv[:6])}... failed: {proc.stderr.strip()[-400:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _setup(work: Path, store: Path | None) -> tuple[Path, Path]:
+    from benchmarks.sides import MNET_PTH, PHOTO
+
+    clip = work / "one-frame.mp4"
+    if not clip.is_file():
+        subprocess.run([sys.executable, "-m", "fatools.sample", str(PHOTO), str(clip), "--seconds", "0.04",
+                        "--size", "640x360"], check=True, capture_output=True)
+    if store is None:
+        store = work / "startup-store"
+        if not (store / "retinaface-mnet" / "model.pt").is_file():
+            subprocess.run([sys.executable, "-m", "fatools.testing", str(store)], check=True, capture_output=True)
+            subprocess.run([sys.executable, "-m", "fatools.cli.models", "import", "retinaface-mnet", str(MNET_PTH),
+                            "--models-dir", str(store)], check=True, capture_output=True)
+    return clip, store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="another fatools checkout, run alternately with this one")
+    parser.add_argument("--store", type=Path, help="model store (default: stand-ins + the real MobileNet0.25)")
+    parser.add_argument("--work", type=Path, help="where the clip and store are kept (default ~/.cache/fatools/bench)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    from benchmarks import memory
+    from benchmarks.report import machine
+
+    work = args.work or memory.default_work_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    clip, store = _setup(work, args.store)
+    sides = {"this": ROOT}
+    if args.before:
+        sides = {"before": args.before.resolve(), "this": ROOT}
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+    results: dict = {"machine": machine(), "clip": str(clip), "store": str(store), "rounds": args.rounds,
+                     "omp_num_threads": env_threads, "sides": {}}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": [], "import": []} for name in sides}
+    for name, root in sides.items():  # warm the page cache and any first-use files (ONNX exports)
+        out = Path(tempfile.mkdtemp(prefix="fatools-startup-"))
+        _child([sys.executable, "-c", LAUNCH, str(root), "fatools.cli.run", str(clip), "-o", str(out), "-f", "json",
+                "--models-dir", str(store), "--detector", "retinaface-mnet"])
+        shutil.rmtree(out, ignore_errors=True)
+    for r in range(args.rounds):
+        order = list(sides.items()) if r % 2 == 0 else list(reversed(sides.items()))
+        for name, root in order:
+            out = Path(tempfile.mkdtemp(prefix="fatools-startup-"))
+            wall, cpu = _child([sys.executable, "-c", LAUNCH, str(root), "fatools.cli.run", str(clip), "-o", str(out),
+                                "-f", "json", "--models-dir", str(store), "--detector", "retinaface-mnet"])
+            shutil.rmtree(out, ignore_errors=True)
+            imp_wall, _ = _child([sys.executable, "-c",
+                                  f"import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
+                                  f"sys.path.insert(0, {str(root)!r})\n" + IMPORTS.replace("import fatools.backend; "
+                                  "fatools.backend.onnxruntime_available()", "") ])
+            runs[name]["wall"].append(wall)
+            runs[name]["cpu"].append(cpu)
+            runs[name]["import"].append(imp_wall)
+            print(f"round {r + 1}/{args.rounds} {name:6s} fa-run {wall:6.2f} s wall, {cpu:6.2f} s CPU; "
+                  f"imports {imp_wall:5.2f} s", file=sys.stderr)
+    for name, values in runs.items():
+        results["sides"][name] = {key: round(statistics.median(v), 3) for key, v in values.items()}
+        results["sides"][name]["root"] = str(sides[name])
+    print(f"fa-run start-up on a 1-frame clip, {results['machine']['cpu']}, median of {args.rounds}:")
+    for name, row in results["sides"].items():
+        print(f"  {name:6s} wall {row['wall']:.2f} s, CPU {row['cpu']:.2f} s, imports {row['import']:.2f} s  ({row['root']})")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""ONNX exports of the store's TorchScript models, made once and checked, for ONNX Runtime.
+
+Each facetorch model file is exported with torch's TorchScript-based ONNX exporter
+(``torch.onnx.export(..., dynamo=False)``: it takes a ``ScriptModule`` as it is, so no
+model code changes), opset 17, with a dynamic batch axis (and dynamic height and width
+for the detectors, whose input size follows the video).  The export lives beside its
+source in the store (``fatools.models.derived``), named by a key of the source file's
+sha256, the opset and the torch and onnx versions: a new model file or a new exporter
+means a new export, never a stale one.
+
+At export the ONNX model's outputs are compared with the TorchScript model's on
+representative inputs: fixed-seed normal noise at the model's own input size, at two
+batch sizes (two input sizes for a detector), scaled as the real inputs are (a
+predictor's are normalised, about unit variance; a detector's are pixels minus the
+mean, tens of units).  The export is kept only when every output agrees within
+``TOLERANCE`` times the output's own scale (at least 1); the largest difference is
+recorded and shown by ``fa-models list``.  A model that cannot be exported, or whose
+export disagrees, is recorded as such (so later runs do not try again for minutes) and
+runs on torch.
+
+``--int8`` on ONNX Runtime is a second file made from the first:
+``onnxruntime.quantization.quantize_dynamic`` (int8 weights per channel, uint8
+activations quantised per call) of the MatMul nodes; its difference from the float32
+export is recorded but not bounded (it changes outputs by design; measured in fa-run(1)).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fatools.models import derived
+
+log = logging.getLogger("fatools")
+
+OPSET = 17
+TOLERANCE = 1e-4
+INPUT_NAME = "input"
+
+
+def _versions() -> dict[str, str]:
+    """The exporter's versions (from package metadata: no import, so listing stays fast)."""
+    from importlib import metadata
+
+    return {"torch": metadata.version("torch"), "onnx": metadata.version("onnx")}
+
+
+def onnx_path(model_file: str | Path, source_sha256: str, int8: bool = False) -> Path:
+    """Where the (float32, or int8) export of ``model_file`` with that sha256 lives."""
+    key = derived.key_of(source_sha256, OPSET, _versions())
+    if int8:
+        key = derived.key_of(key, "int8", _ort_version())
+    return derived.derived_path(model_file, "model-int8" if int8 else "model", key, ".onnx")
+
+
+def check_inputs(example: tuple[int, ...], detector: bool) -> list[Any]:
+    """The representative inputs an export is checked on (see the module's doc)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    _, channels, height, width = example
+    if detector:
+        shapes, scale = [(1, channels, height, width), (2, channels, height + 32, width + 64)], 60.0
+    else:
+        shapes, scale = [(1, channels, height, width), (3, channels, height, width)], 1.0
+    return [torch.randn(shape, generator=generator) * scale for shape in shapes]
+
+
+def _as_tuple(out: Any) -> tuple[str, tuple]:
+    if isinstance(out, (tuple, list)):
+        return ("list" if isinstance(out, list) else "tuple"), tuple(out)
+    return "tensor", (out,)
+
+
+def _export(module: Any, example: Any, target: Path, detector: bool) -> None:
+    import torch
+
+    from fatools.models.torchscript import quiet_torchscript
+
+    axes = {0: "batch", 2: "height", 3: "width"} if detector else {0: "batch"}
+    with quiet_torchscript(), warnings.catch_warnings():
+        # The TorchScript-based exporter is deprecated in favour of torch.export's; it is
+        # the one that takes facetorch's ScriptModules unchanged.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        torch.onnx.export(module, (example,), str(target), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT_NAME], dynamic_axes={INPUT_NAME: axes})
+
+
+def session(path: str | Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session of ``path`` with all graph optimisations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings are about graph details
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _max_difference(module: Any, sess: Any, inputs: list[Any]) -> tuple[float, float, str, int]:
+    """Largest |onnx - torch| over the inputs, its bound, and the outputs' kind and count."""
+    import numpy as np
+    import torch
+
+    worst, bound, kind, count = 0.0, 0.0, "tensor", 1
+    for x in inputs:
+        with torch.inference_mode():
+            kind, expected = _as_tuple(module(x))
+        got = sess.run(None, {INPUT_NAME: x.numpy()})
+        if len(got) != len(expected):
+            raise ValueError(f"{len(got)} outputs, TorchScript gives {len(expected)}")
+        count = len(expected)
+        for out, ref in zip(got, expected):
+            ref = ref.float().numpy()
+            if out.shape != ref.shape:
+                raise ValueError(f"output shape {out.shape}, TorchScript gives {ref.shape}")
+            worst = max(worst, float(np.abs(out - ref).max()) if out.size else 0.0)
+            bound = max(bound, TOLERANCE * max(1.0, float(np.abs(ref).max()) if ref.size else 1.0))
+    return worst, bound, kind, count
+
+
+def build_export(model_file: str | Path, source_sha256: str, example: tuple[int, ...], detector: bool):
+    """The ``derived.ensure`` builder of a checked float32 export."""
+
+    def build(tmp: Path) -> dict:
+        import torch
+
+        from fatools.models.torchscript import quiet_torchscript
+
+        started = time.perf_counter()
+        # Models may be built under inference mode (fa-run's analyzer is); the exporter
+        # traces with autograd's machinery, which refuses inference tensors.
+        with torch.inference_mode(False), torch.no_grad():
+            with quiet_torchscript():
+                module = torch.jit.load(str(model_file), map_location="cpu").eval()
+            inputs = check_inputs(example, detector)
+            _export(module, inputs[0], tmp, detector)
+        worst, bound, kind, count = _max_difference(module, session(tmp), inputs)
+        if not worst <= bound:
+            raise ValueError(f"ONNX Runtime's outputs differ from TorchScript's by {worst:.3g} (more than {bound:.3g})")
+        return {"source_sha256": source_sha256, "opset": OPSET, **_versions(), "onnxruntime": _ort_version(),
+                "max_abs_diff": worst, "tolerance": bound, "outputs": kind, "output_count": count,
+                "checked_on": [list(x.shape) for x in inputs], "seconds": round(time.perf_counter() - started, 1)}
+
+    return build
+
+
+def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], detector: bool):
+    """The ``derived.ensure`` builder of the int8 (dynamic MatMul quantisation) file."""
+
+    def build(tmp: Path) -> dict:
+        import numpy as np
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        started = time.perf_counter()
+        root_logger = logging.getLogger()
+        level = root_logger.level
+        # The quantiser logs advice on the root logger ("consider pre-processing"), meant
+        # for people tuning static quantisation; dynamic quantisation needs none.
+        root_logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32_file), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8)
+        root_logger.setLevel(level)
+        inputs = check_inputs(example, detector)
+        fp32, int8 = session(fp32_file), session(tmp)
+        worst = 0.0
+        for x in inputs:
+            for a, b in zip(fp32.run(None, {INPUT_NAME: x.numpy()}), int8.run(None, {INPUT_NAME: x.numpy()})):
+                if not np.isfinite(b).all():
+                    raise ValueError("the int8 model gives non-finite outputs")
+                worst = max(worst, float(np.abs(a - b).max()) if a.size else 0.0)
+        return {"source_sha256": source_sha256, "from": fp32_file.name, "onnxruntime": _ort_version(),
+                "quantization": "dynamic int8 MatMul, per-channel weights", "max_abs_diff_vs_fp32": worst,
+                "seconds": round(time.perf_counter() - started, 1)}
+
+    return build
+
+
+def _ort_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("onnxruntime")
+
+
+def export_status(model_file: str | Path, source_sha256: str) -> dict:
+    """What the store has of a model's ONNX export for today's exporter: ``state``
+    (``ok``, ``failed``, ``none``), the max abs difference found at its check, the error."""
+    try:
+        path = onnx_path(model_file, source_sha256)
+    except Exception:  # noqa: BLE001 - no onnx installed: nothing to say
+        return {"state": "none"}
+    info = derived.read_info(path)
+    if info is None:
+        return {"state": "none"}
+    if info.get("error"):
+        return {"state": "failed", "error": info["error"], "path": str(path)}
+    if not path.is_file():
+        return {"state": "none"}
+    return {"state": "ok", "max_abs_diff": info.get("max_abs_diff"), "path": str(path)}
+
+
+def ensure_export(model_file: str | Path, source_sha256: str, example: tuple[int, ...], detector: bool,
+                  name: str, int8: bool = False) -> tuple[Path | None, dict]:
+    """The checked export of a model (made now when missing), or None and why not."""
+    path = onnx_path(model_file, source_sha256)
+    path, info = derived.ensure(path, build_export(model_file, source_sha256, example, detector),
+                                what=f"the ONNX export of {name}", prepare_hint=f"fa-models prepare {name}")
+    if path is None or not int8:
+        return path, info
+    int8_path = onnx_path(model_file, source_sha256, int8=True)
+    return derived.ensure(int8_path, build_int8(path, source_sha256, example, detector),
+                          what=f"the int8 ONNX export of {name}", prepare_hint=f"fa-models prepare {name} --int8")
+
+
+def example_of(name: str) -> tuple[tuple[int, ...], bool] | None:
+    """The export's example input shape and whether the model is a detector, from the
+    catalogue; None for a file that is not an exportable model (the 3DMM meta file)."""
+    from fatools.models import catalogue
+
+    entry = catalogue.get(name)
+    if entry.filename != "model.pt":
+        return None
+    if entry.task == "detector":
+        return (1, 3, 128, 128), True
+    size = entry.input_size or 224
+    return (1, 3, size, size), False
+
+
+def prepare(name: str, root: str | Path | None = None, int8: bool = False, force: bool = False) -> list[Path]:
+    """Make the checked ONNX export of model ``name`` (and its int8 form for ``int8``) in
+    the store now, as a first run would (``fa-models prepare``); the paths made or found.
+
+    A failed export is an error here (FatoolsError with its reason), not a fallback.
+    """
+    from fatools.errors import FatoolsError
+    from fatools.models import store
+
+    shape = example_of(name)
+    if shape is None:
+        return []
+    model_file = store.model_path(name, root)
+    sha256 = store.file_record(name, root)["sha256"]
+    if force:
+        derived.forget(onnx_path(model_file, sha256))
+        derived.forget(onnx_path(model_file, sha256, int8=True))
+    path, info = ensure_export(model_file, sha256, shape[0], shape[1], name, int8=False)
+    if path is None:
+        raise FatoolsError(f"{name}: cannot export to ONNX ({info.get('error')}); it runs on torch")
+    made = [path]
+    if int8 and not shape[1]:
+        int8_path, info = ensure_export(model_file, sha256, shape[0], shape[1], name, int8=True)
+        if int8_path is None:
+            raise FatoolsError(f"{name}: cannot make its int8 ONNX form ({info.get('error')})")
+        made.append(int8_path)
+    return made
