@@ -1,10 +1,10 @@
 """How much fa-run's speed options change its outputs, measured on the benchmark clip.
 
     python -m benchmarks.effects [--frames 3] [--device cpu|cuda] [--json FILE]
-                                 [--variants optimize,fp16,int8,det640]
+                                 [--variants optimize,onnx,fp16,int8,int8-torch,bf16,det640]
 
-The reference is fa-run with ``--no-optimize`` (the models exactly as facetorch
-loads them, float32).  Each variant runs on the same clip (the 1080p pan over
+The reference is fa-run with ``--no-optimize --backend torch`` (the models exactly as
+facetorch loads them, float32).  Each variant runs on the same clip (the 1080p pan over
 family4.jpg, every 5th frame) with the same models (compute twins and the real
 RetinaFace-MobileNet0.25, ``benchmarks.speed``'s store), and its faces are matched
 to the reference's per frame (IoU >= 0.5).  Reported per variant: faces found and
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -31,9 +32,12 @@ from typing import Any
 from benchmarks import memory, sides
 
 VARIANTS = {
-    "optimize": {"optimize": True},  # fa-run's default
-    "fp16": {"optimize": True, "fp16": True},
-    "int8": {"optimize": True, "int8": True},  # CPU only: the AU model's Linear layers
+    "optimize": {"optimize": True, "backend": "torch"},  # frozen TorchScript, channels-last
+    "onnx": {"optimize": True, "backend": "onnx"},  # fa-run's CPU default (--backend auto)
+    "fp16": {"optimize": True, "fp16": True},  # torch's precision: on torch
+    "int8": {"optimize": True, "int8": True},  # CPU: the AU model, on ONNX Runtime's int8
+    "int8-torch": {"optimize": True, "int8": True, "backend": "torch"},  # torch's dynamic int8 Linear
+    "bf16": {"optimize": True, "bf16": True},  # predictors under bf16 autocast (forced where the CPU lacks it)
     "det640": {"optimize": True, "det_size": 640},
 }
 
@@ -118,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or memory.default_work_dir()
     store = sides.twin_store(args.store, ["mnet"])
     clip = sides.make_clip(work, max(args.frames * sides.EVERY, 5), (1920, 1080), "main")
-    reference = run_records(clip, store, args.device, args.frames, optimize=False)
+    # --bf16 is float32 on a CPU without native bfloat16 (it would be slower); here its
+    # effect on outputs is what is measured, so it is applied anyway.
+    os.environ["FATOOLS_FORCE_BF16"] = "1"
+    reference = run_records(clip, store, args.device, args.frames, optimize=False, backend="torch")
     results = {}
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         if name not in VARIANTS:
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = compare(reference, run_records(clip, store, args.device, args.frames, **VARIANTS[name]))
         print(name, json.dumps(results[name]), flush=True)
     report = {"clip": str(clip), "frames": args.frames, "device": args.device,
-              "reference": "--no-optimize (models as facetorch loads them, float32)", "variants": results}
+              "reference": "--no-optimize --backend torch (models as facetorch loads them, float32)", "variants": results}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if "profile" in result["cases"]["mnet"]:
         result["profile"] = result["cases"]["mnet"].pop("profile")
     phase("mnet case", mark)
+    if args.json:  # what is measured so far, in case a later part fails
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     mark = time.monotonic()
     result["decode"] = decode_benchmark(clip, 3, every)
     if args.device.startswith("cuda") and every > 1:

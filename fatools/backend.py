@@ -28,12 +28,11 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 def onnxruntime_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether ONNX Runtime and the onnx package are installed (found, not imported:
+    start-up pays for them only when a model is made or loaded)."""
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
 
 
 def resolve_backend(spec: str, device: Any) -> str:

@@ -20,6 +20,7 @@ once per predictor batch.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
@@ -76,7 +77,8 @@ class FacePredictors:
         from fatools.backend import resolve_backend
 
         backend = resolve_backend(options.backend, device)
-        bf16 = options.bf16 and bf16_wanted(device)
+        # FATOOLS_FORCE_BF16=1 applies --bf16 where it would be slow: for measuring its effect.
+        bf16 = options.bf16 and bf16_wanted(device, force=os.environ.get("FATOOLS_FORCE_BF16") == "1")
         self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
                                                   example=(1, 3, self.sizes[task], self.sizes[task]),
                                                   int8=options.int8 and task == "au", backend=backend, bf16=bf16,

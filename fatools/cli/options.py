@@ -304,7 +304,7 @@ model_options = _compose(
                  help="Half-precision models and inputs, meant for CUDA; changes outputs slightly (see fa-run(1)) "
                       "and is slower on CPU."),
     click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-                 help="What runs the models. auto: ONNX Runtime on the CPU (1.4-3x faster per model, outputs within "
+                 help="What runs the models. auto: ONNX Runtime on the CPU (faster on every model measured, outputs within "
                       "1e-4 of torch's; each model is exported once into the store and checked), torch on CUDA. "
                       "torch: facetorch's TorchScript models as loaded. onnx: ONNX Runtime or an error."),
 )
@@ -317,5 +317,6 @@ bf16_option = click.option(
 
 int8_option = click.option(
     "--int8", is_flag=True,
-    help="CPU only: run the AU model's Linear layers as int8 products (dynamic quantisation): about 1.5x faster AU "
-         "on CPU; changes AU probabilities a little (see fa-run(1)); its records say \"int8\": true in \"au\".")
+    help="CPU only: run the AU model's matrix products in int8 (dynamic quantisation; ONNX Runtime's, or torch's "
+         "with --backend torch): about 1.6x faster AU on CPU; changes AU probabilities a little (see fa-run(1)); "
+         "its records say \"int8\": true in \"au\".")
