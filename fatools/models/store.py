@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -277,9 +278,21 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
     import torch
 
     if name == "align-meta":
+        import pickle
+
         keys = ", ".join(META_KEYS)
         try:
-            meta = torch.load(path, map_location="cpu")
+            # weights_only: a pickle may carry callables that run as it loads; the meta
+            # file is a dict of tensors and needs none (torch >= 2.6 loads so by default,
+            # which is how facetorch reads it at run time).
+            meta = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the callable it refused
+            what = f"it would call {found.group(1)} while loading" if found else "it holds objects other than tensors"
+            raise FatoolsError(
+                f"{path}: refused, {what} (a pickle can run code); expected facetorch's meta.pt, a torch.save'd "
+                f"dict of tensors with keys {keys}"
+            ) from None
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
             raise FatoolsError(
                 f"{path}: not a 3DMM meta file ({_one_line(exc)}); expected facetorch's meta.pt, "
