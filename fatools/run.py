@@ -47,6 +47,7 @@ class RunOptions:
     detect_batch: int | None = None  # frames per detector batch; None: per model and device
     frame_batch: int | None = None  # frames whose faces are predicted together; None: per device
     config_path: str | None = None
+    trust_config: bool = False  # run a config whose _target_s name code outside facetorch, torch, ...
     models_dir: str | None = None
     formats: tuple[str, ...] | None = None  # None: every export format
     progress: bool | None = None  # None: when stderr is a terminal
@@ -90,6 +91,7 @@ def run_options(
     frame_batch: int | None = None,
     face_batch: int | None = None,
     config_path: str | None = None,
+    trust_config: bool = False,
     models_dir: str | None = None,
     formats: Iterable[str] | None = None,
     progress: bool | None = None,
@@ -125,6 +127,7 @@ def run_options(
         detect_batch=detect_batch,
         frame_batch=frame_batch,
         config_path=config_path,
+        trust_config=trust_config,
         models_dir=models_dir,
         formats=parse_formats(formats) if formats else None,
         progress=progress,
@@ -217,16 +220,18 @@ class VideoAnalyzer:
         # Check every model before loading any, so one message names all that are missing.
         self.model_names = self._required_models()
         if options.predict.tasks:
-            self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir)
+            self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir,
+                                               trust_config=options.trust_config)
         self.detector = build_detector(options.detector, options.detect, options.device, options.config_path,
-                                       options.models_dir)
+                                       options.models_dir, trust_config=options.trust_config)
 
     def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
         from fatools.models import store
 
         cfg = model_config.load_config(self.options.config_path, device="cpu", tasks=list(self.options.predict.tasks),
-                                       detector=self.options.detector, root=self.options.models_dir)
+                                       detector=self.options.detector, root=self.options.models_dir,
+                                       trust=self.options.trust_config)
         names = model_config.required_models(cfg)
         store.require(names, self.options.models_dir)
         return names
@@ -308,7 +313,7 @@ class VideoAnalyzer:
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
-                          expression_labels=expression_labels(options.config_path))
+                          expression_labels=expression_labels(options.config_path, options.trust_config))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:
             log.info("%s: going on from frame %s (%d records kept)", path, skip_through, replayed)

@@ -178,8 +178,14 @@ config_option = click.option(
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Your own facetorch/OmegaConf YAML instead of the bundled configuration.",
+    help="Your own facetorch/OmegaConf YAML instead of the bundled configuration. A configuration is code "
+         "(its _target_ entries are called): use only files you trust; see --trust-config.",
 )
+
+trust_config_option = click.option(
+    "--trust-config", is_flag=True,
+    help="Run a --config whose _target_ entries name code outside facetorch, fatools, torch and torchvision "
+         "(refused otherwise, exit 1).")
 
 models_dir_option = click.option(
     "--models-dir",

@@ -36,6 +36,7 @@ from fatools.cli import options
 @options.threads_option
 @options.device_option
 @options.config_option
+@options.trust_config_option
 @options.models_dir_option
 @options.command("fa-run")
 def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **values):
