@@ -91,7 +91,7 @@ def model_hashes(options: RunOptions) -> list[dict]:
     cfg = model_config.load_config(options.config_path, device="cpu", tasks=list(options.predict.tasks),
                                    detector=options.detector, root=options.models_dir, trust=options.trust_config)
     names = model_config.required_models(cfg)
-    store.require(names, options.models_dir)
+    store.require(names, options.models_dir, verify=options.verify)
     return [{"name": row["name"], "sha256": row["sha256"]} for row in store.status(options.models_dir)
             if row["name"] in names]
 

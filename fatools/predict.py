@@ -286,6 +286,7 @@ def build_predictors(
     models_dir: str | None = None,
     *,
     trust_config: bool = False,
+    verify: bool = True,
 ) -> FacePredictors:
     """facetorch predictors for ``options.tasks``, each model checked before any work."""
     from fatools.devices import resolve_device
@@ -296,5 +297,5 @@ def build_predictors(
     cfg = model_config.load_config(config_path, device=str(torch_device), tasks=list(options.tasks), root=models_dir,
                                    trust=trust_config)
     needed = [name for name in model_config.required_models(cfg) if not name.startswith("retinaface")]
-    store.require(needed, models_dir)
+    store.require(needed, models_dir, verify=verify)
     return FacePredictors(cfg, options, torch_device)

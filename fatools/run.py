@@ -49,6 +49,7 @@ class RunOptions:
     config_path: str | None = None
     trust_config: bool = False  # run a config whose _target_s name code outside facetorch, torch, ...
     models_dir: str | None = None
+    verify: bool = True  # check each model file against its source.json before loading it
     formats: tuple[str, ...] | None = None  # None: every export format
     progress: bool | None = None  # None: when stderr is a terminal
 
@@ -93,6 +94,7 @@ def run_options(
     config_path: str | None = None,
     trust_config: bool = False,
     models_dir: str | None = None,
+    verify: bool = True,
     formats: Iterable[str] | None = None,
     progress: bool | None = None,
 ) -> RunOptions:
@@ -129,6 +131,7 @@ def run_options(
         config_path=config_path,
         trust_config=trust_config,
         models_dir=models_dir,
+        verify=verify,
         formats=parse_formats(formats) if formats else None,
         progress=progress,
     )
@@ -221,9 +224,10 @@ class VideoAnalyzer:
         self.model_names = self._required_models()
         if options.predict.tasks:
             self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir,
-                                               trust_config=options.trust_config)
+                                               trust_config=options.trust_config, verify=options.verify)
         self.detector = build_detector(options.detector, options.detect, options.device, options.config_path,
-                                       options.models_dir, trust_config=options.trust_config)
+                                       options.models_dir, trust_config=options.trust_config,
+                                       verify=options.verify)
 
     def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
@@ -233,7 +237,7 @@ class VideoAnalyzer:
                                        detector=self.options.detector, root=self.options.models_dir,
                                        trust=self.options.trust_config)
         names = model_config.required_models(cfg)
-        store.require(names, self.options.models_dir)
+        store.require(names, self.options.models_dir, verify=self.options.verify)
         return names
 
     def models(self) -> list[dict]:

@@ -144,16 +144,23 @@ def test_status_reports_and_caches_sha256(standins: Path, tmp_path: Path, monkey
     store.status(standins)
     monkeypatch.undo()
 
-    # ...a changed one is, and the cache follows.
+    # ...a changed one is, and reported as it is now, but the record stays what was
+    # installed: it is what verification compares the file with.
     root = tmp_path / "copy"
     build_standins(root, ["va"])
     path = root / "va" / "model.pt"
+    installed = json.loads((root / "va" / "source.json").read_text())
     with open(path, "ab") as handle:
         handle.write(b"\0")
     row = next(r for r in store.status(root) if r["name"] == "va")
-    assert row["sha256"] == store.file_sha256(path)
-    cached = json.loads((root / "va" / "source.json").read_text())
-    assert cached["sha256"] == row["sha256"] and cached["size"] == path.stat().st_size
+    assert row["sha256"] == store.file_sha256(path) != installed["sha256"]
+    assert json.loads((root / "va" / "source.json").read_text()) == installed
+    # An intact file under a new mtime (a copy that did not keep times) is hashed once,
+    # and its new mtime cached.
+    build_standins(root, ["va"])
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert next(r for r in store.status(root) if r["name"] == "va")["sha256"] == installed["sha256"]
+    assert json.loads((root / "va" / "source.json").read_text())["mtime_ns"] == 1_000_000_000
     missing = next(r for r in store.status(root) if r["name"] == "au")
     assert not missing["present"] and missing["sha256"] is None and missing["source"] is None
 

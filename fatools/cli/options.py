@@ -187,6 +187,11 @@ trust_config_option = click.option(
     help="Run a --config whose _target_ entries name code outside facetorch, fatools, torch and torchvision "
          "(refused otherwise, exit 1).")
 
+verify_option = click.option(
+    "--verify/--no-verify", default=True, show_default=True,
+    help="Check each model file against the sha256 its store recorded before loading it (a stat when the file's "
+         "size and mtime are the recorded ones, a rehash otherwise); --no-verify loads the files as they are.")
+
 models_dir_option = click.option(
     "--models-dir",
     type=click.Path(file_okay=False),

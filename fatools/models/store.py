@@ -150,23 +150,59 @@ def record_source(
     return info
 
 
+# sha256 of files hashed in this process, by what identifies their content cheaply: a
+# store nobody may write to cannot cache a new mtime, and one run asks several times.
+_hashed: dict[tuple[str, int, int, int], str] = {}
+_warned: set[str] = set()
+
+
+def _current_sha256(path: Path, stat: os.stat_result) -> str:
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _hashed:
+        _hashed[key] = file_sha256(path)
+    return _hashed[key]
+
+
+def cache_record(path: Path, info: dict) -> None:
+    """Write ``info`` to the model's source.json if the store lets us (a read-only store
+    is read-only: nothing is written there, and a rehash then costs every process)."""
+    target = path.parent / SOURCE_FILE
+    try:
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError("read-only")
+        _write_json_atomic(target, info)
+    except OSError as exc:
+        log.debug("cannot cache sha256 in %s: %s", target, exc)
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            log.warning("%s: hashed again (%.0f MB) because its size or mtime is not the one %s records, and the "
+                        "store is read-only here; run `fa-models verify` once where it is writable to cache it",
+                        path, path.stat().st_size / 1e6, target)
+
+
 def _hash_info(name: str, root: str | os.PathLike[str] | None) -> dict:
-    """source.json for a present file, its sha256 recomputed only when size or mtime moved."""
+    """source.json of a present file with ``sha256``/``size`` the file's as it is now and
+    ``recorded_sha256`` what source.json recorded; they differ when the file changed.
+
+    The file is hashed only when its size or mtime is not the one source.json holds (a
+    stat otherwise).  A rehash that finds the recorded content caches the new mtime; one
+    that does not leaves the record alone: it is what the file is checked against.  A file
+    copied in without a record gets one (source ``unknown``) on first sight.
+    """
     path = model_path(name, root)
     stat = path.stat()
-    info = read_source(name, root) or {}
-    if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("sha256"):
-        return info
-    info = dict(info)
-    info.update(sha256=file_sha256(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-    info.setdefault("name", name)
-    info.setdefault("file", path.name)
-    info.setdefault("source", "unknown")
-    try:
-        _write_json_atomic(path.parent / SOURCE_FILE, info)
-    except OSError as exc:  # a read-only shared store still lists fine
-        log.debug("cannot cache sha256 in %s: %s", path.parent / SOURCE_FILE, exc)
-    return info
+    record = read_source(name, root) or {}
+    recorded = record.get("sha256")
+    if recorded and record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+        return dict(record, recorded_sha256=recorded)
+    digest = _current_sha256(path, stat)
+    info = dict(record, sha256=digest, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    if recorded is None or recorded == digest:
+        info.setdefault("name", name)
+        info.setdefault("file", path.name)
+        info.setdefault("source", "unknown")
+        cache_record(path, info)
+    return dict(info, recorded_sha256=recorded or digest)
 
 
 def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
@@ -209,19 +245,36 @@ def what_to_do(names: Iterable[str], root: str | os.PathLike[str] | None = None)
     )
 
 
-def require(names: Iterable[str], root: str | os.PathLike[str] | None = None) -> None:
-    """Raise ModelMissingError naming every absent model, its path and what to do.
+def require(names: Iterable[str], root: str | os.PathLike[str] | None = None, *, verify: bool = True) -> None:
+    """Raise ModelMissingError naming every absent model, its path and what to do; with
+    ``verify``, a FatoolsError naming every file that is not what its source.json records.
 
-    Every command calls this before any work, so a missing model stops it at once
-    rather than after decoding half a video (or after facetorch tries the network).
+    Every command calls this before any work, so a missing or changed model stops it at
+    once rather than after decoding half a video (or after facetorch tries the network).
+    Verifying costs a stat per model unless a file's size or mtime moved (then a rehash).
     """
     names = list(dict.fromkeys(names))
     missing = [name for name in names if not is_present(name, root)]
-    if not missing:
+    if missing:
+        listed = ", ".join(f"{name} ({model_path(name, root)})" for name in missing)
+        noun = "models" if len(missing) > 1 else "model"
+        raise ModelMissingError(f"{noun} not in the store: {listed}; {what_to_do(missing, root)}")
+    if not verify:
         return
-    items = ", ".join(f"{name} ({model_path(name, root)})" for name in missing)
-    noun = "models" if len(missing) > 1 else "model"
-    raise ModelMissingError(f"{noun} not in the store: {items}; {what_to_do(missing, root)}")
+    changed: list[str] = []
+    items: list[str] = []
+    for name in names:
+        info = _hash_info(name, root)
+        if info["sha256"] != info["recorded_sha256"]:
+            changed.append(name)
+            items.append(f"{model_path(name, root)} (sha256 {info['sha256'][:12]}, recorded "
+                         f"{info['recorded_sha256'][:12]})")
+    if changed:
+        raise FatoolsError(
+            f"changed since the store recorded {'them' if len(changed) > 1 else 'it'}: {', '.join(items)}; "
+            f"fetch or import again (`fa-models fetch --force {' '.join(changed)}`), see `fa-models verify`, "
+            "or give --no-verify to use the files as they are"
+        )
 
 
 def install(
