@@ -10,8 +10,12 @@ Layout::
 on a connected machine can be copied as is to one without network.
 
 Files only ever appear under their final name complete: downloads, imports and
-conversions are written to a temporary name in the same directory, then renamed.
-torch and facetorch are imported only inside the functions that need them.
+conversions are written to a temporary name in the same directory, fsynced, then
+renamed (``derived.publish``), so many jobs may share a store and a crash leaves at most
+a dot-named temporary file (``fa-models verify`` reports it).  Files are made mode 0644
+and directories 0755 whatever the umask: readable by the lab, writable by the owner only
+(a model file is code the lab runs).  torch and facetorch are imported only inside the
+functions that need them.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 from fatools import __version__
 from fatools.errors import FatoolsError, ModelMissingError
-from fatools.models import catalogue
+from fatools.models import catalogue, derived
 from fatools.models.catalogue import MODELS, ModelSpec
 
 log = logging.getLogger("fatools")
@@ -89,27 +93,6 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
-def _umask_mode(path: str | os.PathLike[str]) -> None:
-    """Give a mkstemp file (always 0600) the permissions a plain open() would have, so a
-    store copied to a shared machine stays readable by its users."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".source-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        _umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_source(name: str, root: str | os.PathLike[str] | None = None) -> dict | None:
     """The model's source.json, or None when absent or unreadable."""
     path = model_path(name, root).parent / SOURCE_FILE
@@ -146,7 +129,7 @@ def record_source(
         "fatools": __version__,
     }
     info.update(extra or {})
-    _write_json_atomic(path.parent / SOURCE_FILE, info)
+    derived.write_json_atomic(path.parent / SOURCE_FILE, info)
     return info
 
 
@@ -170,7 +153,7 @@ def cache_record(path: Path, info: dict) -> None:
     try:
         if not os.access(path.parent, os.W_OK):
             raise PermissionError("read-only")
-        _write_json_atomic(target, info)
+        derived.write_json_atomic(target, info)
     except OSError as exc:
         log.debug("cannot cache sha256 in %s: %s", target, exc)
         if str(path) not in _warned:
@@ -287,8 +270,7 @@ def install(
 ) -> Path:
     """Move a complete file (in the store's directory) under its final name; record it."""
     final = model_path(name, root)
-    _umask_mode(prepared)
-    os.replace(prepared, final)
+    derived.publish(Path(prepared), final)
     record_source(name, root, source, origin, extra)
     return final
 
@@ -316,7 +298,7 @@ def install_written(
 def _model_dir(name: str, root: str | os.PathLike[str] | None) -> Path:
     directory = model_path(name, root).parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        derived.make_dirs(directory)
     except OSError as exc:
         raise FatoolsError(
             f"{directory}: cannot create the model directory ({exc.strerror}); "
