@@ -27,3 +27,63 @@ def test_the_store_is_readable_by_the_lab_whatever_the_umask(tmp_path: Path, sta
     wrong = {name: oct(mode) for name, mode in found.items()
              if mode != (0o755 if (root / name).is_dir() else 0o644)}
     assert not wrong, f"not 0644 files / 0755 directories under umask 077: {wrong}"
+
+
+def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store: Path) -> None:
+    """Six jobs that need the same missing derived file at the same moment: one builds it,
+    the others wait and load the whole file; the store ends with the file, its record and
+    its lock, nothing else."""
+    import shutil
+    import time
+
+    import toy_deriver
+
+    root = tmp_path / "store"
+    shutil.copytree(standin_store / "va", root / "va")
+    model_file = root / "va" / "model.pt"
+    build_log = tmp_path / "builds.log"
+    start_at = time.time() + 3.0  # every process started and waiting by then, on a loaded machine too
+    env = dict(os.environ, PYTHONPATH=str(Path(toy_deriver.__file__).parent))
+    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, str(model_file), str(start_at), str(build_log)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(6)]
+    results = [job.communicate(timeout=120) for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), [err for _, err in results]
+    path = toy_deriver.toy_path(model_file)
+    assert [out.split() for out, _ in results] == [["ok", str(path)]] * 6
+    assert len(build_log.read_text().split()) == 1, "built more than once"
+    derived_dir = path.parent
+    assert sorted(p.name for p in derived_dir.iterdir()) == sorted(
+        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    from fatools.models import verify
+
+    assert verify.verify_one("va", root)["status"] == "ok"
+
+
+def test_prepare_makes_what_each_deriver_would(tmp_path: Path, standin_store: Path, monkeypatch) -> None:
+    import shutil
+
+    from click.testing import CliRunner
+
+    import toy_deriver
+    from fatools.cli.models import cli
+    from fatools.models import derived
+
+    root = tmp_path / "store"
+    for name in ("va", "fer"):
+        shutil.copytree(standin_store / name, root / name)
+    monkeypatch.setattr(derived, "DERIVERS", {})
+    result = CliRunner().invoke(cli, ["prepare", "--models-dir", str(root)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == "fa-models: nothing to prepare: no derived files are in use\n"
+
+    derived.register("toy", toy_deriver.toy)
+    result = CliRunner().invoke(cli, ["prepare", "--models-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    made = [toy_deriver.toy_path(root / name / "model.pt") for name in ("fer", "va")]  # catalogue order
+    assert result.stdout.splitlines() == [str(path) for path in made]
+    assert all(path.read_bytes() == toy_deriver.expected(path.parents[1] / "model.pt") for path in made)
+    again = CliRunner().invoke(cli, ["prepare", "va", "--models-dir", str(root)])
+    assert again.exit_code == 0 and again.stdout.splitlines() == [str(made[1])]
+    missing = CliRunner().invoke(cli, ["prepare", "au", "--models-dir", str(root)])
+    assert missing.exit_code == 1 and "model not in the store: au" in missing.stderr

@@ -161,6 +161,32 @@ def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) ->
         raise FatoolsError(f"{len(bad)} of {len(rows)} models not ok in {store.models_dir(models_dir)}: {', '.join(bad)}")
 
 
+@cli.command("prepare")
+@click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
+@options.models_dir_option
+@options.verify_option
+@options.command(PROG)
+def prepare_cmd(names: tuple[str, ...], models_dir: str | None, verify: bool) -> None:
+    """Make the files runs derive from the models (converted models), once; print their paths.
+
+    Without NAMEs: every model present in the store. Run it where the store is
+    writable, before it is made read-only: a read-only store is never written at run time.
+    """
+    from fatools.models import derived, store
+
+    wanted = list(names) or [name for name in MODELS if store.is_present(name, models_dir)]
+    store.require(wanted, models_dir, verify=verify)
+    made = 0
+    for _, _, paths in derived.prepare(wanted, models_dir):
+        for path in paths:
+            click.echo(str(path))
+            made += 1
+    if not derived.DERIVERS:
+        click.echo(f"{PROG}: nothing to prepare: no derived files are in use", err=True)
+    elif not made:
+        click.echo(f"{PROG}: nothing to prepare for {', '.join(wanted) or 'an empty store'}", err=True)
+
+
 @cli.command("doctor")
 @options.device_option
 @json_option

@@ -163,3 +163,31 @@ def ensure(path: Path, build: Callable[[Path], dict], *, what: str, prepare_hint
         write_atomic(path, write)
         write_json_atomic(info_path(path), record)
         return path, record
+
+
+# -- what `fa-models prepare` makes ------------------------------------------------------
+
+# A deriver ensures, for one model (name, store root), every derived file of its kind a
+# run would need, and returns their paths (none when that model needs none).
+Deriver = Callable[[str, "str | os.PathLike[str] | None"], list[Path]]
+DERIVERS: dict[str, Deriver] = {}
+# Modules whose import registers a deriver; `prepare` imports them first, so that the
+# command line sees the derivers a run would use.
+DERIVER_MODULES: tuple[str, ...] = ()
+
+
+def register(kind: str, fn: Deriver) -> None:
+    """Make ``fn`` the deriver of ``kind`` ("onnx", ...), run by ``fa-models prepare``."""
+    DERIVERS[kind] = fn
+
+
+def prepare(names: list[str], root: str | os.PathLike[str] | None = None) -> Iterator[tuple[str, str, list[Path]]]:
+    """(model, kind, paths ensured) for every registered deriver and each of ``names``,
+    as each is made: the files a run would otherwise make on first use."""
+    import importlib
+
+    for module in DERIVER_MODULES:
+        importlib.import_module(module)
+    for name in names:
+        for kind, fn in list(DERIVERS.items()):
+            yield name, kind, fn(name, root)
