@@ -87,3 +87,84 @@ def test_prepare_makes_what_each_deriver_would(tmp_path: Path, standin_store: Pa
     assert again.exit_code == 0 and again.stdout.splitlines() == [str(made[1])]
     missing = CliRunner().invoke(cli, ["prepare", "au", "--models-dir", str(root)])
     assert missing.exit_code == 1 and "model not in the store: au" in missing.stderr
+
+
+def _as_unprivileged() -> list[str]:
+    """The command prefix that runs a process as a user the store's permissions bind:
+    nothing as that user already, `nobody` through setpriv as root (root ignores them)."""
+    import shutil
+
+    from conftest import require
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    require(setpriv is not None, "setpriv (util-linux) not installed: cannot run as an unprivileged user")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def listing(root: Path) -> list[tuple[str, int, int, int]]:
+    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size, p.stat().st_mode)
+                  for p in [root, *root.rglob("*")])
+
+
+def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
+    """fa-run on stills with the store read-only (as a cluster mounts it) analyses them and
+    writes nothing there, even when a file's mtime is not the recorded one; a derived file
+    the store lacks is one line saying to run `fa-models prepare` once."""
+    import shutil
+    import tempfile
+
+    from conftest import squares_image
+
+    import toy_deriver
+
+    prefix = _as_unprivileged()
+    base = Path(tempfile.mkdtemp(prefix="fatools-ro-", dir="/tmp"))  # not below root's 0700 pytest dir
+    try:
+        os.chmod(base, 0o755)
+        root = base / "store"
+        shutil.copytree(standin_store, root)
+        os.chmod(root, 0o755)  # pytest made the original 0700; the store makes its own 0755
+        os.utime(root / "va" / "model.pt", ns=(1_000_000_000, 1_000_000_000))  # copied without its times
+        stills = base / "stills"
+        stills.mkdir()
+        squares_image(stills / "a.png")
+        squares_image(stills / "b.png", size=(640, 480), squares=((100, 100, 150),))
+        for writable in (base / "out", base / "home"):
+            writable.mkdir()
+            if prefix:
+                os.chown(writable, 65534, 65534)
+        subprocess.run(["chmod", "-R", "a-w", str(root)], check=True)
+        before = listing(root)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base / "home"), "FATOOLS_MODELS": str(root)}
+
+        proc = subprocess.run(prefix + [str(BIN / "fa-run"), str(stills), "-o", str(base / "out")],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        frames = (base / "out" / "frames.jsonl").read_text().splitlines()  # the folder is one input
+        assert len(frames) == 2 and all('"faces":[{' in line for line in frames)
+        assert (base / "out" / "run.json").is_file()
+        assert f"{root / 'va' / 'model.pt'}: hashed again" in proc.stderr  # said once, not cached
+        assert proc.stderr.count("hashed again") == 1
+        assert listing(root) == before, "the run wrote into the read-only store"
+
+        script = ("import sys, toy_deriver\n"
+                  "from pathlib import Path\n"
+                  "from fatools.errors import ModelMissingError\n"
+                  "try:\n"
+                  "    toy_deriver.ensure(Path(sys.argv[1]))\n"
+                  "except ModelMissingError as exc:\n"
+                  "    print(exc)\n"
+                  "    sys.exit(1)\n")
+        proc = subprocess.run(prefix + [sys.executable, "-c", script, str(root / "fer" / "model.pt")],
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(env, PYTHONPATH=str(Path(toy_deriver.__file__).parent)))
+        assert proc.returncode == 1, proc.stderr
+        path = toy_deriver.toy_path(root / "fer" / "model.pt")
+        assert proc.stdout == (f"{path}: the toy file of fer is not in the store, which is read-only here; run "
+                               "`fa-models prepare fer` once with write access to the store (or use --backend torch)\n")
+        assert listing(root) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
