@@ -41,7 +41,8 @@ def cli() -> None:
 
     The store is --models-dir, else $FATOOLS_MODELS, else ~/.cache/fatools/models.
     Fill it with `fa-models fetch` on a machine with network, then copy the
-    directory to machines without one.  See fa-models(1).
+    directory to machines without one; `fa-models verify` checks it.  The store is
+    trusted input: its files are code.  See fa-models(1).
     """
 
 
