@@ -323,7 +323,8 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             meta = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
             text = str(exc)
-            found = re.search(r"GLOBAL ([\w.]+)", text)  # torch names the callable it refused
+            # torch names the callable it refused ("Unsupported class" in its older wording).
+            found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
             if isinstance(exc, pickle.UnpicklingError) and found:
                 raise FatoolsError(
                     f"{path}: refused, it would call {found.group(1)} while loading (a pickle can run code); "
