@@ -389,8 +389,8 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5
     ``sample_rate`` is fa-run's ``--every``; ``options`` are ``run_options``' (fa-run's,
     by their Python names: ``fps``, ``start``, ``end``, ``max_frames``, ``tasks``,
     ``detector``, ``det_size``, ``facetorch_exact``, ``au_threshold``, ``track_gap``,
-    ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``models_dir``,
-    ``formats``, ``fp16``, ``int8``; ``track=`` and ``summary=`` take whole
+    ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``trust_config``,
+    ``models_dir``, ``verify``, ``formats``, ``fp16``, ``int8``; ``track=`` and ``summary=`` take whole
     TrackOptions / SummaryOptions).
     """
     every = options.pop("every", sample_rate)
