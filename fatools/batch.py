@@ -93,9 +93,9 @@ def model_hashes(options: RunOptions) -> list[dict]:
     from fatools.models import store
 
     cfg = model_config.load_config(options.config_path, device="cpu", tasks=list(options.predict.tasks),
-                                   detector=options.detector, root=options.models_dir)
+                                   detector=options.detector, root=options.models_dir, trust=options.trust_config)
     names = model_config.required_models(cfg)
-    store.require(names, options.models_dir)
+    store.require(names, options.models_dir, verify=options.verify)
     return [{"name": row["name"], "sha256": row["sha256"]} for row in store.status(options.models_dir)
             if row["name"] in names]
 
@@ -320,7 +320,7 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
         if name not in ("frames.jsonl", "summary.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
-    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path))
+    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path, options.trust_config))
     try:
         for record in read_paths([str(out / "frames.jsonl")]):
             exporter.add(record)

@@ -216,6 +216,9 @@ def build_detector(
     device: str = "auto",
     config_path: str | None = None,
     models_dir: str | None = None,
+    *,
+    trust_config: bool = False,
+    verify: bool = True,
 ) -> BatchDetector:
     """facetorch's FaceDetector from the configuration, checked for its model first."""
     from fatools.models.torchscript import instantiate
@@ -226,7 +229,8 @@ def build_detector(
 
     torch_device = resolve_device(device)
     cfg = model_config.load_config(config_path, device=torch_device.type if torch_device.index is None else str(torch_device),
-                                   tasks=[], detector=name, root=models_dir)
-    store.require(model_config.required_models(cfg), models_dir)
+                                   tasks=[], detector=name, root=models_dir,
+                                   trust=trust_config)
+    store.require(model_config.required_models(cfg), models_dir, verify=verify)
     face_detector = instantiate(cfg.analyzer.detector)
     return BatchDetector(face_detector, options, name)

@@ -314,6 +314,9 @@ def build_predictors(
     device: str = "auto",
     config_path: str | None = None,
     models_dir: str | None = None,
+    *,
+    trust_config: bool = False,
+    verify: bool = True,
 ) -> FacePredictors:
     """facetorch predictors for ``options.tasks``, each model checked before any work."""
     from fatools.devices import resolve_device
@@ -321,7 +324,8 @@ def build_predictors(
     from fatools.models import store
 
     torch_device = resolve_device(device)
-    cfg = model_config.load_config(config_path, device=str(torch_device), tasks=list(options.tasks), root=models_dir)
+    cfg = model_config.load_config(config_path, device=str(torch_device), tasks=list(options.tasks), root=models_dir,
+                                   trust=trust_config)
     needed = [name for name in model_config.required_models(cfg) if not name.startswith("retinaface")]
-    store.require(needed, models_dir)
+    store.require(needed, models_dir, verify=verify)
     return FacePredictors(cfg, options, torch_device)

@@ -47,7 +47,9 @@ class RunOptions:
     detect_batch: int | None = None  # frames per detector batch; None: per model and device
     frame_batch: int | None = None  # frames whose faces are predicted together; None: per device
     config_path: str | None = None
+    trust_config: bool = False  # run a config whose _target_s name code outside facetorch, torch, ...
     models_dir: str | None = None
+    verify: bool = True  # check each model file against its source.json before loading it
     formats: tuple[str, ...] | None = None  # None: every export format
     progress: bool | None = None  # None: when stderr is a terminal
 
@@ -92,7 +94,9 @@ def run_options(
     frame_batch: int | None = None,
     face_batch: int | None = None,
     config_path: str | None = None,
+    trust_config: bool = False,
     models_dir: str | None = None,
+    verify: bool = True,
     formats: Iterable[str] | None = None,
     progress: bool | None = None,
 ) -> RunOptions:
@@ -127,7 +131,9 @@ def run_options(
         detect_batch=detect_batch,
         frame_batch=frame_batch,
         config_path=config_path,
+        trust_config=trust_config,
         models_dir=models_dir,
+        verify=verify,
         formats=parse_formats(formats) if formats else None,
         progress=progress,
     )
@@ -219,18 +225,21 @@ class VideoAnalyzer:
         # Check every model before loading any, so one message names all that are missing.
         self.model_names = self._required_models()
         if options.predict.tasks:
-            self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir)
+            self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir,
+                                               trust_config=options.trust_config, verify=options.verify)
         self.detector = build_detector(options.detector, options.detect, options.device, options.config_path,
-                                       options.models_dir)
+                                       options.models_dir, trust_config=options.trust_config,
+                                       verify=options.verify)
 
     def _required_models(self) -> list[str]:
         from fatools.models import config as model_config
         from fatools.models import store
 
         cfg = model_config.load_config(self.options.config_path, device="cpu", tasks=list(self.options.predict.tasks),
-                                       detector=self.options.detector, root=self.options.models_dir)
+                                       detector=self.options.detector, root=self.options.models_dir,
+                                       trust=self.options.trust_config)
         names = model_config.required_models(cfg)
-        store.require(names, self.options.models_dir)
+        store.require(names, self.options.models_dir, verify=self.options.verify)
         return names
 
     def models(self) -> list[dict]:
@@ -310,7 +319,7 @@ class VideoAnalyzer:
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
-                          expression_labels=expression_labels(options.config_path))
+                          expression_labels=expression_labels(options.config_path, options.trust_config))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:
             log.info("%s: going on from frame %s (%d records kept)", path, skip_through, replayed)
@@ -382,8 +391,9 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5
     ``sample_rate`` is fa-run's ``--every``; ``options`` are ``run_options``' (fa-run's,
     by their Python names: ``fps``, ``start``, ``end``, ``max_frames``, ``tasks``,
     ``detector``, ``det_size``, ``facetorch_exact``, ``au_threshold``, ``track_gap``,
-    ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``models_dir``,
-    ``formats``, ``fp16``, ``int8``, ``bf16``, ``backend``; ``track=`` and ``summary=`` take whole
+    ``on_threshold``, ``episode_gap``, ..., ``device``, ``config_path``, ``trust_config``,
+    ``models_dir``, ``verify``, ``formats``, ``fp16``, ``int8``, ``bf16``,
+    ``backend``; ``track=`` and ``summary=`` take whole
     TrackOptions / SummaryOptions).
     """
     every = options.pop("every", sample_rate)

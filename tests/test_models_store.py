@@ -57,7 +57,15 @@ def test_catalogue_order_and_facts() -> None:
     )
     mnet = catalogue.MODELS["retinaface-mnet"]
     assert mnet.sha256 == "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220"
-    assert all(spec.sha256 is None for name, spec in catalogue.MODELS.items() if name != "retinaface-mnet")
+    # Every Hugging Face model is pinned to a commit and the sha256 of its model.pt there.
+    for name, spec in catalogue.MODELS.items():
+        if spec.source_kind == catalogue.HUGGINGFACE:
+            assert len(spec.revision) == 40 and len(spec.sha256) == 64, name
+        else:
+            assert spec.revision is None, name
+    assert catalogue.MODELS["au"].revision == "3284478cd26b09de911783df1d8fdbb01e037eb3"
+    assert catalogue.MODELS["au"].sha256 == "bb437cd01d069e82a448f83e8f2391718a71ac45068435bf276428e15cc1bad8"
+    assert catalogue.MODELS["align-meta"].sha256 is None  # nothing published to pin it to
     with pytest.raises(Exception):
         au.name = "x"  # type: ignore[misc]  # frozen
 
@@ -136,16 +144,23 @@ def test_status_reports_and_caches_sha256(standins: Path, tmp_path: Path, monkey
     store.status(standins)
     monkeypatch.undo()
 
-    # ...a changed one is, and the cache follows.
+    # ...a changed one is, and reported as it is now, but the record stays what was
+    # installed: it is what verification compares the file with.
     root = tmp_path / "copy"
     build_standins(root, ["va"])
     path = root / "va" / "model.pt"
+    installed = json.loads((root / "va" / "source.json").read_text())
     with open(path, "ab") as handle:
         handle.write(b"\0")
     row = next(r for r in store.status(root) if r["name"] == "va")
-    assert row["sha256"] == store.file_sha256(path)
-    cached = json.loads((root / "va" / "source.json").read_text())
-    assert cached["sha256"] == row["sha256"] and cached["size"] == path.stat().st_size
+    assert row["sha256"] == store.file_sha256(path) != installed["sha256"]
+    assert json.loads((root / "va" / "source.json").read_text()) == installed
+    # An intact file under a new mtime (a copy that did not keep times) is hashed once,
+    # and its new mtime cached.
+    build_standins(root, ["va"])
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert next(r for r in store.status(root) if r["name"] == "va")["sha256"] == installed["sha256"]
+    assert json.loads((root / "va" / "source.json").read_text())["mtime_ns"] == 1_000_000_000
     missing = next(r for r in store.status(root) if r["name"] == "au")
     assert not missing["present"] and missing["sha256"] is None and missing["source"] is None
 
@@ -204,22 +219,64 @@ def test_fetch_reports_every_failure_and_keeps_successes(tmp_path: Path, monkeyp
     meta = standin_bytes("align-meta")
     monkeypatch.setattr(gdown, "download", lambda url, output, quiet=False: Path(output).write_bytes(meta))
 
-    class Offline:
-        def __init__(self, **kwargs: object) -> None:
-            pass
+    def offline(**kwargs: object) -> str:
+        raise OSError("Name or service not known")
 
-        def run(self) -> None:
-            raise OSError("Name or service not known")
+    import huggingface_hub
 
-    import facetorch.downloader
-
-    monkeypatch.setattr(facetorch.downloader, "DownloaderHuggingFace", Offline)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(FatoolsError) as info:
         store.fetch(["au", "align-meta", "va"], tmp_path)
     assert "au from hf:" in str(info.value) and "va from hf:" in str(info.value)
     assert "align-meta" not in str(info.value)
     assert store.is_present("align-meta", tmp_path)
     assert store.read_source("align-meta", tmp_path)["source"] == "fetch"
+
+
+def fake_hub(monkeypatch: pytest.MonkeyPatch, content: bytes) -> list[dict]:
+    """huggingface_hub.hf_hub_download writing ``content``; returns the calls' arguments."""
+    import huggingface_hub
+
+    calls: list[dict] = []
+
+    def download(repo_id: str, filename: str, revision: str | None = None, local_dir: str | None = None,
+                 **kwargs: object) -> str:
+        calls.append({"repo_id": repo_id, "filename": filename, "revision": revision})
+        path = Path(str(local_dir)) / filename
+        path.write_bytes(content)
+        return str(path)
+
+    monkeypatch.setattr(store, "_check_reachable", lambda url: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return calls
+
+
+def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    content = standin_bytes("va")
+    pinned = dataclasses.replace(catalogue.MODELS["va"], sha256=store.hashlib.sha256(content).hexdigest())
+    monkeypatch.setitem(catalogue.MODELS, "va", pinned)
+    calls = fake_hub(monkeypatch, content)
+    [path] = store.fetch(["va"], tmp_path)
+    assert calls == [{"repo_id": "tomas-gajarsky/facetorch-va-elim", "filename": "model.pt",
+                      "revision": pinned.revision}]
+    info = store.read_source("va", tmp_path)
+    assert info["source"] == "fetch" and info["revision"] == pinned.revision
+    assert info["sha256"] == pinned.sha256 == store.file_sha256(path)
+    assert leftovers(tmp_path) == []
+
+
+def test_fetch_refuses_a_file_that_is_not_the_pinned_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_hub(monkeypatch, standin_bytes("va"))  # loads fine, but is not the published model
+    with pytest.raises(FatoolsError) as info:
+        store.fetch(["va"], tmp_path)
+    message = str(info.value)
+    assert f"model.pt has sha256 {store.hashlib.sha256(standin_bytes('va')).hexdigest()}, expected " \
+           f"{catalogue.MODELS['va'].sha256}, the file the catalogue pins at revision {catalogue.MODELS['va'].revision}" \
+           in message and "\n" not in message
+    assert not store.is_present("va", tmp_path)
+    assert leftovers(tmp_path) == []
 
 
 def test_fetch_skips_present_models(standins: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,8 +12,9 @@ from fatools.cli import options
 @click.option("-o", "--table", "output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               show_default=True, help="The table's file ('-': standard output); written under a temporary name first.")
 @options.config_option
+@options.trust_config_option
 @options.command("fa-collect")
-def cli(roots, output, config_path):
+def cli(roots, output, config_path, trust_config):
     """Collect fa-run's results below ROOTS into one CSV table.
 
     One row per input (level "video": status, duration, frames analysed, faces, tracks,
@@ -30,7 +31,7 @@ def cli(roots, output, config_path):
     from fatools.errors import FatoolsError
     from fatools.models.config import expression_labels
 
-    labels = expression_labels(config_path)
+    labels = expression_labels(config_path, trust_config)
     if output == "-":
         counts = collect(roots, sys.stdout, labels)
     else:

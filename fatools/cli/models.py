@@ -19,8 +19,8 @@ PROG = "fa-models"
 model_name = click.Choice(list(MODELS))
 
 json_option = click.option("--json", "as_json", is_flag=True,
-                           help="JSON instead of the table (list: one object per model per line, all fields; "
-                                "doctor: one object).")
+                           help="JSON instead of the table (list, verify: one object per model per line, all "
+                                "fields; doctor: one object).")
 
 
 def _human_size(size: int | None) -> str:
@@ -41,7 +41,8 @@ def cli() -> None:
 
     The store is --models-dir, else $FATOOLS_MODELS, else ~/.cache/fatools/models.
     Fill it with `fa-models fetch` on a machine with network, then copy the
-    directory to machines without one.  See fa-models(1).
+    directory to machines without one; `fa-models verify` checks it.  The store is
+    trusted input: its files are code.  See fa-models(1).
     """
 
 
@@ -113,7 +114,7 @@ def path_cmd(name: str, check: bool, models_dir: str | None) -> None:
     from fatools.models import store
 
     if check:
-        store.require([name], models_dir)
+        store.require([name], models_dir, verify=False)  # presence only: `verify` checks content
     click.echo(str(store.model_path(name, models_dir)))
 
 
@@ -131,6 +132,64 @@ def import_cmd(name: str, file: str, models_dir: str | None) -> None:
     from fatools.models import store
 
     click.echo(str(store.import_model(name, file, models_dir)))
+
+
+@cli.command("verify")
+@click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
+@options.models_dir_option
+@json_option
+@options.command(PROG)
+def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) -> None:
+    """Rehash the store: each model ok, changed, missing or partial; exit 1 unless all ok.
+
+    Without NAMEs: every model the store has anything of. Every file is read in full
+    (the check before each run is a stat); see fa-models(1), VERIFICATION.
+    """
+    from fatools.models import store, verify
+
+    rows = []
+    for row in verify.verify(names or None, models_dir):
+        rows.append(row)
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            detail = "; ".join(row["problems"]) or f"sha256 {row['sha256'][:12]}, source {row['source']}"
+            click.echo(f"{row['name']:<16} {row['status']:<8} {detail}")
+    if not rows:
+        raise FatoolsError(f"{store.models_dir(models_dir)}: no models in this store; {store.what_to_do([], models_dir)}")
+    bad = [f"{row['name']} {row['status']}" for row in rows if row["status"] != "ok"]
+    if bad:
+        raise FatoolsError(f"{len(bad)} of {len(rows)} models not ok in {store.models_dir(models_dir)}: {', '.join(bad)}")
+
+
+@cli.command("prepare")
+@click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
+@options.int8_option
+@options.force_option
+@options.models_dir_option
+@options.verify_option
+@options.command(PROG)
+def prepare_cmd(names: tuple[str, ...], int8: bool, force: bool, models_dir: str | None, verify: bool) -> None:
+    """Make the files runs derive from the models (their checked ONNX exports), once; print their paths.
+
+    Without NAMEs: every model present in the store. Run it where the store is
+    writable, before it is made read-only: a read-only store is never written at run time.
+    With --int8 also the AU model's int8 form that --int8 runs use; --force makes them
+    again (after a failed export, for instance).
+    """
+    from fatools.models import derived, store
+
+    wanted = list(names) or [name for name in MODELS if store.is_present(name, models_dir)]
+    store.require(wanted, models_dir, verify=verify)
+    made = 0
+    for _, _, paths in derived.prepare(wanted, models_dir, int8=int8, force=force):
+        for path in paths:
+            click.echo(str(path))
+            made += 1
+    if not derived.DERIVERS:
+        click.echo(f"{PROG}: nothing to prepare: no derived files are in use", err=True)
+    elif not made:
+        click.echo(f"{PROG}: nothing to prepare for {', '.join(wanted) or 'an empty store'}", err=True)
 
 
 @cli.command("doctor")

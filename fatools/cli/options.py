@@ -134,8 +134,8 @@ def output_dir_option(prog: str) -> Callable[[Any], Any]:
 
 force_option = click.option(
     "--force", is_flag=True,
-    help="Redo what is already there (fa-models fetch: download again; fa-run: redo outputs made from another "
-         "input, with other options or other models, which are refused otherwise).")
+    help="Redo what is already there (fa-models fetch: download again; fa-models prepare: export again; fa-run: "
+         "redo outputs made from another input, with other options or other models, which are refused otherwise).")
 
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,
@@ -178,8 +178,19 @@ config_option = click.option(
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Your own facetorch/OmegaConf YAML instead of the bundled configuration.",
+    help="Your own facetorch/OmegaConf YAML instead of the bundled configuration. A configuration is code "
+         "(its _target_ entries are called): use only files you trust; see --trust-config.",
 )
+
+trust_config_option = click.option(
+    "--trust-config", is_flag=True,
+    help="Run a --config whose _target_ entries name code outside facetorch, fatools, torch and torchvision "
+         "(refused otherwise, exit 1).")
+
+verify_option = click.option(
+    "--verify/--no-verify", default=True, show_default=True,
+    help="Check each model file against the sha256 its store recorded before loading it (a stat when the file's "
+         "size and mtime are the recorded ones, a rehash otherwise); --no-verify loads the files as they are.")
 
 models_dir_option = click.option(
     "--models-dir",

@@ -20,11 +20,13 @@ from fatools.cli import options
 @options.threads_option
 @options.device_option
 @options.config_option
+@options.trust_config_option
 @options.models_dir_option
+@options.verify_option
 @options.on_error_option
 @options.command("fa-predict")
 def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, backend, int8, bf16, frame_batch,
-        threads, device, config_path, models_dir, on_error):
+        threads, device, config_path, trust_config, models_dir, verify, on_error):
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds
@@ -41,7 +43,8 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16
     predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
                                      face_batch=face_batch, optimize=optimize, half=fp16, int8=int8,
                                      backend=backend, bf16=bf16)
-    predictors = build_predictors(predict_options, device, config_path, models_dir)
+    predictors = build_predictors(predict_options, device, config_path, models_dir, trust_config=trust_config,
+                                  verify=verify)
     writer = RecordWriter()
     for record in predict_records(read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error):
         writer.write(record)

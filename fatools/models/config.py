@@ -12,7 +12,7 @@ import functools
 import os
 import re
 from importlib import resources
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,7 +43,46 @@ def bundled_config_text() -> str:
     return resources.files("fatools.models").joinpath("conf/analyzer.yaml").read_text(encoding="utf-8")
 
 
-def _read(path: str | os.PathLike[str] | None) -> DictConfig:
+# What a --config's `_target_`s may name without --trust-config: the code the bundled
+# configuration itself instantiates.  A guard against a configuration that quietly does
+# something else (hydra-core 1.3 blocks exec and os.system, but not shutil.copyfile), not
+# a sandbox: torch.hub.load, torch.load and facetorch's downloaders are inside it.
+TRUSTED_PREFIXES = ("facetorch.", "fatools.", "torch.", "torchvision.")
+TRUSTED_NAMES = ("torch", "torchvision")
+
+
+def _targets(node: object, where: str) -> Iterator[tuple[str, object]]:
+    """(key path, value) of every `_target_` below ``node``, lists included."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key == "_target_":
+                yield path, value
+            else:
+                yield from _targets(value, path)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _targets(value, f"{where}[{index}]")
+
+
+def _trusted_target(target: object) -> bool:
+    # An interpolation (`${...}`) is judged as written: it passes only when its literal
+    # prefix already names trusted code.
+    return isinstance(target, str) and (target in TRUSTED_NAMES or target.startswith(TRUSTED_PREFIXES))
+
+
+def check_targets(cfg: DictConfig, path: str | os.PathLike[str]) -> None:
+    """A FatoolsError naming the first `_target_` of ``cfg`` outside facetorch, fatools,
+    torch and torchvision: a configuration is code, and such a one runs only when trusted."""
+    for where, target in _targets(OmegaConf.to_container(cfg, resolve=False), ""):
+        if not _trusted_target(target):
+            raise FatoolsError(
+                f"{path}: {where} is {target!r}, code outside facetorch, fatools, torch and torchvision; "
+                "a configuration runs as code: give --trust-config if you trust this file"
+            )
+
+
+def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
     if path is None:
         return OmegaConf.create(bundled_config_text())
     try:
@@ -58,13 +97,15 @@ def _read(path: str | os.PathLike[str] | None) -> DictConfig:
             f"{path}: no top-level `analyzer` section; start from fatools' own "
             "(fatools/models/conf/analyzer.yaml)"
         )
+    if not trust:
+        check_targets(cfg, path)
     return cfg
 
 
 @functools.lru_cache(maxsize=8)
-def expression_labels(path: str | None = None) -> tuple[str, ...]:
+def expression_labels(path: str | None = None, trust: bool = False) -> tuple[str, ...]:
     """The expression classes of the configuration's FER predictor, in its order."""
-    labels = OmegaConf.select(_read(path), "analyzer.predictor.fer.postprocessor.labels", default=None)
+    labels = OmegaConf.select(_read(path, trust), "analyzer.predictor.fer.postprocessor.labels", default=None)
     return tuple(str(label) for label in labels) if labels else ()
 
 
@@ -83,6 +124,7 @@ def load_config(
     tasks: Iterable[str] | None = None,
     detector: str = catalogue.DEFAULT_DETECTOR,
     root: str | os.PathLike[str] | None = None,
+    trust: bool = False,
 ) -> DictConfig:
     """The facetorch config to run: ``path`` (the user's own YAML) or the bundled one.
 
@@ -90,12 +132,13 @@ def load_config(
     utilizer goes when align does.  ``detector="retinaface-mnet"`` swaps only the
     detector's weights (same pre/post-processing).  ``root`` pins the model store;
     without it the store is found when paths are resolved ($FATOOLS_MODELS or the cache).
-    ``device`` may be ``auto`` (cuda when available).
+    ``device`` may be ``auto`` (cuda when available).  A ``path`` whose `_target_`s name
+    code outside facetorch, fatools, torch and torchvision is refused unless ``trust``.
     """
     # Every model-loading path comes through here: a missing facetorch is one line saying
     # what to install, and its import-time deprecation notices stay off the terminal.
     import_facetorch()
-    cfg = _read(path)
+    cfg = _read(path, trust)
     wanted = list(catalogue.DEFAULT_TASKS if tasks is None else tasks)
     unknown = [task for task in wanted if task not in catalogue.TASKS]
     if unknown:

