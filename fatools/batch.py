@@ -236,9 +236,9 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
     """Analyse every input into its directory, each on its own: a failure is recorded and
     the next goes on (``fail_fast`` stops there).  The models load once, and only when
     some input needs them.  Raises Interrupted when a signal stopped the batch."""
-    from fatools.export.formats import FORMATS
+    from fatools.export.formats import DEFAULT_FORMATS
 
-    formats = options.formats or FORMATS
+    formats = options.formats or DEFAULT_FORMATS
     models = model_hashes(options)
     analyzer: VideoAnalyzer | None = None
     outcomes: list[Outcome] = []

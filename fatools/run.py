@@ -292,7 +292,7 @@ class VideoAnalyzer:
         uninterrupted run's.  ``should_stop()`` is asked after every record; a signal
         number stops the analysis there (``errors.Interrupted``).
         """
-        from fatools.export import FORMATS, Export
+        from fatools.export import DEFAULT_FORMATS, Export
         from fatools.frames import input_kind
         from fatools.models.config import expression_labels
         from fatools.progress import Progress, expected_samples
@@ -307,7 +307,7 @@ class VideoAnalyzer:
         total = expected_samples(probe(path), options.sampling) if input_kind(path) == "video" else None
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
-        exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
+        exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
                           expression_labels=expression_labels(options.config_path))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from fatools.cli.export import cli
 from fatools.errors import FatoolsError
-from fatools.export import FORMATS, export
+from fatools.export import DEFAULT_FORMATS, export
 from fatools.export.wide import AU_COLUMNS, MAIN_AUS, SIDED_AUS
 from fatools.facs import AU45, BY_CODE, CODES, intensity
 from fatools.records import dumps
@@ -132,11 +132,12 @@ def same(a, b):
 
 def test_every_format_written_under_its_documented_name(exported):
     out, result = exported
-    assert list(result.files) == list(FORMATS)
+    assert list(result.files) == list(DEFAULT_FORMATS) and "overlay" not in DEFAULT_FORMATS
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([
         f"facial_analysis_{TS}.json", f"facial_analysis_summary_{TS}.csv", f"action_units_timeline_{TS}.csv",
         f"facial_analysis_wide_{TS}.csv", f"facial_analysis_report_{TS}.txt",
+        f"facial_analysis_{TS}.eaf", f"facial_analysis_{TS}.vtt",
         f"au_heatmap_track0_{TS}.png", f"au_heatmap_track1_{TS}.png", f"valence_arousal_{TS}.png",
         f"emotions_{TS}.png"])
     assert all(p.parent == out for p in result.paths())
@@ -393,10 +394,11 @@ def test_content_is_deterministic_apart_from_the_start_time(exported, records, t
     second = export(iter(records), tmp_path, timestamp=TS, keep_analysis=True)
     for fmt, paths in first.files.items():
         for a, b in zip(paths, second.files[fmt]):
-            if fmt in ("json", "text"):
-                def timeless(path):
+            if fmt in ("json", "text", "elan"):
+                def timeless(path):  # the start time, and the ELAN link to the video from each directory
                     return [line for line in path.read_text().splitlines()
-                            if "start_time" not in line and "Started:" not in line]
+                            if "start_time" not in line and "Started:" not in line and "DATE=" not in line
+                            and "MEDIA_DESCRIPTOR" not in line]
 
                 assert timeless(a) == timeless(b), a.name
             else:
@@ -581,7 +583,7 @@ def test_cli_repeatable_format_prints_paths(jsonl, tmp_path):
 def test_cli_default_is_every_format(jsonl, tmp_path):
     result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "all"), "--timestamp", TS])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 9 and _left(tmp_path / "all") == sorted(
+    assert len(result.stdout.splitlines()) == 11 and _left(tmp_path / "all") == sorted(
         Path(p).name for p in result.stdout.splitlines())
 
 

@@ -1,6 +1,7 @@
 """Exports of a record stream for people and for other tools: the seed's JSON document,
-per-face and per-AU CSV tables, an OpenFace/py-feat style wide table, a text report and
-PNG figures (fa-export(1) describes every file and column).
+per-face and per-AU CSV tables, a py-feat-compatible wide table, a text report, PNG
+figures, ELAN and WebVTT annotations and an annotated video (fa-export(1) describes
+every file and column).
 
 ``export`` reads the records once, lazily: the table formats are written as records
 arrive, JSON's frame list goes to a scratch file, plots keep compact per-track arrays,
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from fatools.errors import FatoolsError
-from fatools.export.formats import FORMATS, parse_formats
+from fatools.export.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 
 log = logging.getLogger("fatools")
 
@@ -68,7 +69,7 @@ class Export:
     ``abort`` (or leaving a ``with`` block by an exception) removes them all.
     """
 
-    def __init__(self, out_dir: str | Path, formats: Iterable[str] = FORMATS, *, timestamp: str | None = None,
+    def __init__(self, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS, *, timestamp: str | None = None,
                  keep_analysis: bool = False, expression_labels: Iterable[str] | None = None) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging
@@ -96,12 +97,15 @@ class Export:
 
     def _open_sinks(self) -> None:
         from fatools.export.csv_export import SummaryCsv
+        from fatools.export.elan import ElanSink
         from fatools.export.json_export import JsonSink
         from fatools.export.text import TextSink
         from fatools.export.timeline import TimelineCsv
+        from fatools.export.webvtt import WebVttSink
         from fatools.export.wide import WideCsv
 
-        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink}
+        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink,
+                   "elan": ElanSink, "webvtt": WebVttSink}
         if "plots" in self.job.formats:
             from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
 
@@ -168,7 +172,7 @@ class Export:
 def export(
     records: Iterable[dict],
     out_dir: str | Path,
-    formats: Iterable[str] = FORMATS,
+    formats: Iterable[str] = DEFAULT_FORMATS,
     *,
     summary: dict | None = None,
     summary_options=None,
