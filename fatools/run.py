@@ -83,6 +83,8 @@ def run_options(
     min_duration: float = SummaryOptions.min_duration,
     episode_gap: float | None = None,
     top: int = SummaryOptions.top,
+    events: str | None = None,
+    baseline: str | None = None,
     track: TrackOptions | None = None,
     summary: SummaryOptions | None = None,
     device: str = "auto",
@@ -109,6 +111,12 @@ def run_options(
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     sampling = Sampling(every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames)
+    if baseline is not None and events is None:
+        raise ValueError("--baseline needs --events")
+    if events is not None:  # a bad events file is refused before any model loads
+        from fatools.events import check_baseline, read_events
+
+        check_baseline(read_events(events), baseline, events)
     return RunOptions(
         sampling=sampling,
         still_every=every or 1,
@@ -120,7 +128,7 @@ def run_options(
         track=track if track is not None else TrackOptions(max_gap=track_gap),
         summary=summary if summary is not None else SummaryOptions(
             on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-            episode_gap=episode_gap, top=top),
+            episode_gap=episode_gap, top=top, events=events, baseline=baseline),
         device=device,
         detect_batch=detect_batch,
         frame_batch=frame_batch,

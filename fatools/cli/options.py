@@ -283,18 +283,30 @@ def summary_options(prog: str) -> Callable[[Any], Any]:
                      help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
         click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
                      help="How many AUs most_active_aus lists (0: all active ones)."),
+        click.option("--events", "events", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="A CSV of the experiment's events (onset, offset or duration in seconds, label, optional "
+                          "video): statistics per event and per track (see fa-summarize(1), EVENTS)."),
+        click.option("--baseline", default=None, metavar="LABEL",
+                     help="With --events: also give each event's differences from the events labelled LABEL."),
     )
 
 
 def summary_from(on_threshold: float | None, off_threshold: float, min_duration: float, episode_gap: float | None,
-                 top: int):
-    """The SummaryOptions the summary options describe (usage errors for contradictions)."""
+                 top: int, events: str | None = None, baseline: str | None = None):
+    """The SummaryOptions the summary options describe (usage errors for contradictions;
+    a bad events file is a FatoolsError naming its line, found before any work starts)."""
     from fatools.summary import SummaryOptions
 
     if on_threshold is not None and off_threshold > on_threshold:
         raise click.UsageError("--off-threshold must not be above --on-threshold")
+    if baseline is not None and events is None:
+        raise click.UsageError("--baseline needs --events")
+    if events is not None:
+        from fatools.events import check_baseline, read_events
+
+        check_baseline(read_events(events), baseline, events)
     return SummaryOptions(on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-                          episode_gap=episode_gap, top=top)
+                          episode_gap=episode_gap, top=top, events=events, baseline=baseline)
 
 
 model_options = _compose(

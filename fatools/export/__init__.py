@@ -141,6 +141,9 @@ class Export:
             job.metadata = dict(analysis_metadata or {})
             for sink in self.sinks:
                 sink.finish()
+            from fatools.export import events_table
+
+            events_table.write(job)  # with --events, whatever the formats: the table is what was asked for
             files = self.staging.commit()
         except BaseException:
             self.abort()

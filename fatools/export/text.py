@@ -17,6 +17,7 @@ from fatools.facs import AU45, BY_CODE, CODES
 
 # Episodes listed per track: the longest, so a long video's report stays a page.
 EVENTS_PER_TRACK = 8
+EVENT_ROWS = 60  # event x track lines in the report's Events section; the CSV has them all
 WIDTH = 78
 
 
@@ -188,10 +189,75 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     if not listed and not any(get(t, "blinks", "count") is not None for t in tracks):
         lines.append("  None.")
 
+    if isinstance(summary.get("events"), list):
+        lines += events_section(summary["events"])
+
     lines += _section("Notes")
     lines.append("  AU scores are OpenGraphAU's (0..1, not calibrated probabilities); intensity labels in the")
     lines.append("  exports are confidence-derived, not FACS A-E coding. Episodes follow fa-summarize(1).")
     return "\n".join(lines) + "\n"
+
+
+def events_section(events: list) -> list[str]:
+    """Per event and track: face visible, main expression, valence/arousal, top AUs, blinks,
+    and the differences from the baseline; capped, the CSV has every row."""
+    lines = _section("Events")
+    lines.append("  Per event and track: share of the event's frames with the face seen, most common expression,")
+    lines.append("  mean valence and arousal, the most often active AUs, blinks per minute of visible face;")
+    lines.append("  \"vs baseline\": differences from the baseline events (event_statistics_*.csv has every figure).")
+    shown = 0
+    rows = sum(max(1, len(e.get("tracks") or [])) for e in events if isinstance(e, dict))
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        if shown >= EVENT_ROWS:
+            break
+        lines.append(f"  {event.get('label')} (line {event.get('event')}): {clock(event.get('onset'))} to "
+                     f"{clock(event.get('offset'))}, {event.get('frames', 0)} frames")
+        tracks = [t for t in event.get("tracks") or [] if isinstance(t, dict)]
+        if not tracks:
+            lines.append("    no face")
+            shown += 1
+        for track in tracks:
+            if shown >= EVENT_ROWS:
+                break
+            shown += 1
+            emotion = track.get("emotion") or {}
+            most = min(emotion, key=lambda k: (-(number(emotion[k]) or 0), k)) if emotion else None
+            aus = sorted(((code, number(v.get("activation_rate")) or 0) for code, v in (track.get("au") or {}).items()
+                          if code != AU45.code and isinstance(v, dict)), key=lambda kv: (-kv[1], _order(kv[0])))
+            top = [f"{code} {_pct(rate)}" for code, rate in aus[:3] if rate > 0]
+            rate = number(get(track, "blinks", "per_minute"))
+            parts = [f"seen {_pct(track.get('visible_share'))}"]
+            if most:
+                parts.append(f"mostly {most} ({_pct(emotion[most])})")
+            if get(track, "valence", "faces"):
+                parts.append(f"valence {_f(get(track, 'valence', 'mean'))}, arousal {_f(get(track, 'arousal', 'mean'))}")
+            if top:
+                parts.append("active " + ", ".join(top))
+            if rate is not None:
+                parts.append(f"{rate:.1f} blinks/min")
+            lines.append(f"    {_track(track.get('track')):<16} " + "; ".join(parts))
+            diff = track.get("vs_baseline")
+            if isinstance(diff, dict):
+                dparts = [f"valence {_signed(diff.get('valence_mean'))}", f"arousal {_signed(diff.get('arousal_mean'))}"]
+                dau = diff.get("au") or {}
+                moved = sorted(((c, number(v.get("activation_rate"))) for c, v in dau.items()
+                                if isinstance(v, dict) and number(v.get("activation_rate"))),
+                               key=lambda kv: (-abs(kv[1]), _order(kv[0])))[:3]
+                if moved:
+                    dparts.append(", ".join(f"{c} {100 * d:+.1f} pts" for c, d in moved))
+                if number(diff.get("blinks_per_minute")) is not None:
+                    dparts.append(f"blinks {diff['blinks_per_minute']:+.1f}/min")
+                lines.append(f"    {'':<16} vs baseline: " + "; ".join(dparts))
+    if shown < rows:
+        lines.append(f"  ... and {rows - shown} more event rows (event_statistics_*.csv lists them all)")
+    return lines
+
+
+def _signed(value: Any) -> str:
+    value = number(value)
+    return "-" if value is None else f"{value:+.2f}"
 
 
 class TextSink(Sink):
