@@ -110,12 +110,16 @@ def pan_zoom_clip(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fatools.sample", description=__doc__.splitlines()[0])
-    parser.add_argument("photo")
-    parser.add_argument("out")
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+    parser = argparse.ArgumentParser(
+        prog="python -m fatools.sample",
+        description="Write a video clip that pans and zooms over a photo (a known camera path over real faces), "
+                    "for demos and tests.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("photo", help="the photo (JPEG, PNG, ...) to pan over")
+    parser.add_argument("out", help="the clip to write (.mp4, H.264)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the clip in seconds")
+    parser.add_argument("--fps", type=float, default=25.0, help="frames per second")
+    parser.add_argument("--size", default="1280x720", help="frame size, WIDTHxHEIGHT pixels")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     pan_zoom_clip(args.photo, args.out, args.seconds, args.fps, (width, height))

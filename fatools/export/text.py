@@ -17,6 +17,7 @@ from fatools.facs import AU45, BY_CODE, CODES
 
 # Episodes listed per track: the longest, so a long video's report stays a page.
 EVENTS_PER_TRACK = 8
+TRACKS_LISTED = 20  # a crowd has thousands of tracks: the report lists those with most faces
 EVENT_ROWS = 60  # event x track lines in the report's Events section; the CSV has them all
 WIDTH = 78
 
@@ -90,7 +91,8 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     names = [f"{m.get('name')}" + (f" (sha256 {str(m['sha256'])[:12]}...)" if m.get("sha256") else "")
              for m in models if isinstance(m, dict)]
     lines.append(f"  Models:            {', '.join(names) if names else 'unknown'}")
-    threshold = get(metadata, "options", "au_threshold")
+    # fa-export's metadata has the threshold at the top of its options, fa-run's under predict.
+    threshold = get(metadata, "options", "au_threshold", default=get(metadata, "options", "predict", "au_threshold"))
     if threshold is not None:
         lines.append(f"  AU threshold:      active above {threshold}")
 
@@ -104,7 +106,9 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     lines.append(f"  Tracks:            {len(tracks)}"
                  + (" (faces without a track id: run fa-track to follow several people)"
                     if len(tracks) == 1 and tracks[0].get("track") is None else ""))
-    for track in tracks:
+    listed_tracks = sorted(tracks, key=lambda t: -(number(t.get("faces")) or 0))[:TRACKS_LISTED]
+    listed_ids = {id(t) for t in listed_tracks}
+    for track in (t for t in tracks if id(t) in listed_ids):
         most = get(track, "emotion", "most_common")
         share = get(track, "emotion", "distribution", most) if most else None
         span = (f"{clock(track.get('first'))} to {clock(track.get('last'))}, "
@@ -112,6 +116,10 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
         frames_span = f"frames {track.get('first_frame')}-{track.get('last_frame')}"
         lines.append(f"    {_track(track.get('track')):<16} {frames_span}, {span}{track.get('faces', 0)} faces"
                      + (f", mostly {most} ({_pct(share)})" if most else ""))
+
+    if len(tracks) > len(listed_tracks):
+        lines.append(f"    ... and {len(tracks) - len(listed_tracks)} more tracks (the {TRACKS_LISTED} with most faces "
+                     "are listed here and below; summary.json, the JSON export and the csv table have every track)")
 
     lines += _section("Dominant emotions")
     overall = get(summary, "overall", default={})
@@ -128,9 +136,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
             lines.append(f"    never predicted: {', '.join(sorted(never))}")
         per_track = [f"{_track(t.get('track'))}: {get(t, 'emotion', 'most_common')} "
                      f"({_pct(get(t, 'emotion', 'distribution', get(t, 'emotion', 'most_common')))})"
-                     for t in tracks if get(t, "emotion", "most_common")]
+                     for t in listed_tracks if get(t, "emotion", "most_common")]
         if len(per_track) > 1:
             lines.append("  Most common per track: " + "; ".join(per_track))
+    elif not frames.get("faces"):
+        lines.append("  No faces were found, so there are no expressions.")
     else:
         lines.append("  No expressions in the records (fa-predict --tasks fer adds them).")
 
@@ -145,9 +155,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
             lines.append("  Time in each quadrant (face-seconds): "
                          + ", ".join(f"{q} {seconds(s)}" for q, s in quadrants.items()))
         if len(tracks) > 1:
-            for track in tracks:
+            for track in (t for t in tracks if id(t) in listed_ids):
                 lines.append(f"    {_track(track.get('track')):<16} valence {_f(get(track, 'valence', 'mean'))}, "
                              f"arousal {_f(get(track, 'arousal', 'mean'))}")
+    elif not frames.get("faces"):
+        lines.append("  No faces were found, so there is no valence or arousal.")
     else:
         lines.append("  No valence or arousal in the records (fa-predict --tasks va adds them).")
 
@@ -167,7 +179,7 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     lines += _section("Notable action-unit events")
     lines.append("  Episodes: onset to offset (duration), peak score at the apex; the longest per track.")
     listed = 0
-    for track in tracks:
+    for track in (t for t in tracks if id(t) in listed_ids):
         events = [e for e in get(track, "au_events", default=[]) if isinstance(e, dict) and e.get("au") != AU45.code]
         blinks = get(track, "blinks", default={})
         if not events and blinks.get("count") is None:
