@@ -315,7 +315,8 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
         if name not in ("frames.jsonl", "summary.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
-    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path))
+    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path),
+                      min_quality=options.summary.min_quality)
     try:
         for record in read_paths([str(out / "frames.jsonl")]):
             exporter.add(record)

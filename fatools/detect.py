@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from fatools.geometry import Geometry, detector_input
+from fatools.quality import assess, sharpness
 from fatools.records import is_frame, where
 from fatools.stream import Frame, batches, frames_from_records
 
@@ -188,6 +189,8 @@ def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: 
         results, inputs = detector.detect_with_inputs([frame.image for frame in working],
                                                       [where(frame.record) for frame in working])
         for i, (frame, faces) in enumerate(zip(working, results)):
+            for face in faces:  # measured on the original pixels, while the stage has them
+                face["quality"] = assess(face, sharpness(frame.image, face["box"]))
             frame.record["faces"] = faces
             frame.record["detection"] = provenance
             if not faces:

@@ -85,6 +85,7 @@ def run_options(
     top: int = SummaryOptions.top,
     events: str | None = None,
     baseline: str | None = None,
+    min_quality: str | None = None,
     track: TrackOptions | None = None,
     summary: SummaryOptions | None = None,
     device: str = "auto",
@@ -128,7 +129,7 @@ def run_options(
         track=track if track is not None else TrackOptions(max_gap=track_gap),
         summary=summary if summary is not None else SummaryOptions(
             on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-            episode_gap=episode_gap, top=top, events=events, baseline=baseline),
+            episode_gap=episode_gap, top=top, events=events, baseline=baseline, min_quality=min_quality),
         device=device,
         detect_batch=detect_batch,
         frame_batch=frame_batch,
@@ -316,6 +317,7 @@ class VideoAnalyzer:
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
+                          min_quality=options.summary.min_quality,
                           expression_labels=expression_labels(options.config_path))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from fatools.errors import FatoolsError
+from fatools.quality import split as quality_split
 from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
 from fatools.records import (SCHEMA_VERSION, au_probs, au_threshold, blink_ear, blink_of, faces_of, header_fps,
                              is_frame, is_header, record_time)
@@ -46,10 +47,13 @@ class SummaryOptions:
     top: int = 5
     events: str | None = None  # a CSV of the experiment's events (fatools.events)
     baseline: str | None = None  # the label of the events the others are compared with
+    min_quality: str | None = None  # leave out faces whose quality verdict is below (fatools.quality)
 
     def __post_init__(self) -> None:
         if self.baseline is not None and self.events is None:
             raise ValueError("--baseline needs --events")
+        if self.min_quality is not None and self.min_quality not in ("poor", "fair", "good"):
+            raise ValueError("min_quality must be poor, fair or good")
         if self.on_threshold is not None and not 0 <= self.on_threshold <= 1:
             raise ValueError("on_threshold must be in [0, 1]")
         if not 0 <= self.off_threshold <= 1:
@@ -170,6 +174,7 @@ class _Video:
         self.name, self.options = name, options
         self.metadata: dict | None = None
         self.sampled = self.with_faces = self.without_faces = self.not_analysed = self.faces = self.faces_max = 0
+        self.left_out = 0  # faces below --min-quality: in the records, not in the statistics
         self.first = self.last = self.prev_t = None
         self.seconds = [0.0, 0]
         self.intervals: dict[int, list] = {}  # 0.1 ms bucket -> [count, sum of intervals]
@@ -233,6 +238,8 @@ class _Video:
         if faces is None:
             self.not_analysed += 1
             return
+        faces, left_out = quality_split(faces, self.options.min_quality)
+        self.left_out += left_out
         self.faces += len(faces)
         self.faces_max = max(self.faces_max, len(faces))
         if faces:
@@ -313,6 +320,7 @@ class _Video:
             "metadata": self.metadata,
             "frames": {"sampled": self.sampled, "with_faces": self.with_faces, "without_faces": self.without_faces,
                        "not_analysed": self.not_analysed, "faces": self.faces,
+                       **({"faces_left_out": self.left_out} if self.options.min_quality is not None else {}),
                        "faces_per_frame": {"mean": rounded(self.faces / analysed) if analysed else None,
                                            "max": self.faces_max if analysed else None}},
             "time": {"first": rounded(self.first), "last": rounded(self.last), "sampling_interval": rounded(interval),

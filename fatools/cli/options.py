@@ -288,11 +288,14 @@ def summary_options(prog: str) -> Callable[[Any], Any]:
                           "video): statistics per event and per track (see fa-summarize(1), EVENTS)."),
         click.option("--baseline", default=None, metavar="LABEL",
                      help="With --events: also give each event's differences from the events labelled LABEL."),
+        click.option("--min-quality", type=click.Choice(["poor", "fair", "good"]), default=None,
+                     help="Leave faces whose quality verdict is below this out of statistics, episodes and plots "
+                          "(the records and tables keep them) [default: keep every face]."),
     )
 
 
 def summary_from(on_threshold: float | None, off_threshold: float, min_duration: float, episode_gap: float | None,
-                 top: int, events: str | None = None, baseline: str | None = None):
+                 top: int, events: str | None = None, baseline: str | None = None, min_quality: str | None = None):
     """The SummaryOptions the summary options describe (usage errors for contradictions;
     a bad events file is a FatoolsError naming its line, found before any work starts)."""
     from fatools.summary import SummaryOptions
@@ -306,7 +309,8 @@ def summary_from(on_threshold: float | None, off_threshold: float, min_duration:
 
         check_baseline(read_events(events), baseline, events)
     return SummaryOptions(on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-                          episode_gap=episode_gap, top=top, events=events, baseline=baseline)
+                          episode_gap=episode_gap, top=top, events=events, baseline=baseline,
+                          min_quality=min_quality)
 
 
 model_options = _compose(

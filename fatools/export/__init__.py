@@ -70,7 +70,8 @@ class Export:
     """
 
     def __init__(self, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS, *, timestamp: str | None = None,
-                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None) -> None:
+                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None,
+                 min_quality: str | None = None) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging
 
@@ -88,6 +89,7 @@ class Export:
         self.staging = Staging(out)
         self.job = Job(self.staging, timestamp or started.strftime(TIMESTAMP_FORMAT), started, wanted, {},
                        keep_analysis, expression_labels=tuple(expression_labels))
+        self.min_quality = min_quality  # faces below it are left out of plots and annotations, kept in tables
         self.sinks: list = []
         try:
             self._open_sinks()
@@ -126,8 +128,13 @@ class Export:
             video = self._video(record.get("video"))
             faces = faces_of(record)
             video.observe(record, faces or [])
+            trusted = faces
+            if faces and self.min_quality is not None:
+                from fatools.quality import split
+
+                trusted = split(faces, self.min_quality)[0]
             for sink in self.sinks:
-                sink.frame(video, record, faces)
+                sink.frame(video, record, trusted if sink.trusted_faces else faces)
 
     def finish(self, summary: dict, analysis_metadata: dict | None = None) -> ExportResult:
         """Write what is left and rename every file into place; ``summary`` is fa-summarize's
@@ -198,8 +205,12 @@ def export(
     from fatools.summary import Summarizer
 
     summarizer = Summarizer(summary_options) if summary is None else None
+    if summary_options is not None:
+        min_quality = summary_options.min_quality
+    else:
+        min_quality = ((summary or {}).get("options") or {}).get("min_quality") if isinstance(summary, dict) else None
     job = Export(out_dir, formats, timestamp=timestamp, keep_analysis=keep_analysis,
-                 expression_labels=expression_labels)
+                 expression_labels=expression_labels, min_quality=min_quality)
     try:
         for record in records:
             if summarizer is not None:

@@ -141,6 +141,7 @@ def write_eaf(handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, 
 
 
 class ElanSink(Sink):
+    trusted_faces = True
     fmt = "elan"
 
     def __init__(self, job: Job) -> None:

@@ -311,6 +311,7 @@ def _save(job: Job, fig, name: str) -> None:
 
 
 class PlotSink(Sink):
+    trusted_faces = True
     fmt = "plots"
 
     def __init__(self, job: Job) -> None:

@@ -102,6 +102,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     per_frame = frames.get("faces_per_frame") or {}
     lines.append(f"  Faces:             {frames.get('faces', '?')} ({_f(per_frame.get('mean'))} per analysed frame "
                  f"on average, at most {per_frame.get('max', '?')})")
+    left_out = frames.get("faces_left_out")
+    if left_out is not None:
+        lines.append(f"  Left out:          {left_out} faces below --min-quality "
+                     f"{get(metadata, 'options', 'summary', 'min_quality', default='')}".rstrip()
+                     + " (in the records and tables, not in these statistics, episodes or figures)")
     tracks = [t for t in get(summary, "tracks", default=[]) if isinstance(t, dict)]
     lines.append(f"  Tracks:            {len(tracks)}"
                  + (" (faces without a track id: run fa-track to follow several people)"

@@ -60,6 +60,7 @@ class _Open:
 
 
 class WebVttSink(Sink):
+    trusted_faces = True
     fmt = "webvtt"
 
     def __init__(self, job: Job) -> None:
