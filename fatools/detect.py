@@ -38,6 +38,10 @@ class DetectOptions:
     clip_boxes: bool = True
     optimize: bool = True  # frozen model, channels-last input (fatools.inference)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
+    # A face inside a face is one face: drop a box whose centre lies in a stronger box that
+    # covers most of it (see inside_stronger).  Off in facetorch-exact mode, which must
+    # return what FaceAnalyzer.run returns.
+    suppress_inner: bool = True
 
 
 def detect_options(det_size: int | None = 1080, facetorch_exact: bool = False, score_threshold: float | None = None,
@@ -47,7 +51,29 @@ def detect_options(det_size: int | None = 1080, facetorch_exact: bool = False, s
     that says what --facetorch-exact implies for detection (prediction reads the geometry
     back from each record's ``detection``)."""
     return DetectOptions(det_size=det_size or None, square_pad=facetorch_exact, score_threshold=score_threshold,
-                         min_face=min_face, optimize=optimize, half=fp16)
+                         min_face=min_face, optimize=optimize, half=fp16, suppress_inner=not facetorch_exact)
+
+
+# A box is inside a stronger one when its centre lies in it and at least this share of
+# its area does.  A close-up enlarged past the detector's largest anchors (a 256-512 px
+# portrait at det-size 1080) gets, beside the face, boxes of part of it (scores 0.62-0.86,
+# their centre in the face's box and 43-62% of them inside it, IoU under NMS's 0.4); two
+# people's faces overlap that much only when one hides the other.
+INNER_SHARE = 0.4
+
+
+def inside_stronger(box: list[float], stronger: list[list[float]]) -> bool:
+    """Whether ``box`` [x1, y1, x2, y2] is mostly inside one of the (higher-scoring) ``stronger``."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    area = max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+    for other in stronger:
+        if not (other[0] <= cx <= other[2] and other[1] <= cy <= other[3]):
+            continue
+        ix = min(box[2], other[2]) - max(box[0], other[0])
+        iy = min(box[3], other[3]) - max(box[1], other[1])
+        if area > 0 and ix > 0 and iy > 0 and ix * iy >= INNER_SHARE * area:
+            return True
+    return False
 
 
 class BatchDetector:
@@ -164,6 +190,9 @@ class BatchDetector:
                 box = [min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
                        min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)]
             if min(box[2] - box[0], box[3] - box[1]) < max(self.options.min_face, 1e-6):
+                continue
+            # NMS returns boxes by falling score: those already kept are the stronger ones.
+            if self.options.suppress_inner and inside_stronger(box, [f["box"] for f in results[b]]):
                 continue
             results[b].append({
                 "face": len(results[b]),
