@@ -21,7 +21,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.fatools-installed-$(shell pwd | cksum | cut -d' ' -f1)
 SHARED ?= ../shared
 DEMO_DIR ?= demo
-VIDEO ?= $(DEMO_DIR)/family4-pan.mp4
+VIDEO ?= $(DEMO_DIR)/sample-pan.mp4
+# The demo's photo: family4.jpg from ../shared when there is one, else a portrait that
+# matplotlib ships (sha256-checked by fatools.sample), so that a fresh clone's demo runs.
+SAMPLE_PHOTO ?= $(if $(wildcard $(SHARED)/testdata/faces/family4.jpg),$(SHARED)/testdata/faces/family4.jpg,builtin:grace_hopper)
 # facetorch 0.6.2 declares torch<2.4, which is stale: on the current stack it is installed
 # with --no-deps (fatools declares its real dependencies); on the pinned stack with them.
 FACETORCH := facetorch==0.6.2
@@ -71,9 +74,9 @@ test-part: install system-deps
 	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(STACK_TESTS)
 
 # A sample clip (camera pan and zoom over a real photo) when no VIDEO is given.
-$(DEMO_DIR)/family4-pan.mp4: | $(STAMP)
+$(DEMO_DIR)/sample-pan.mp4: | $(STAMP)
 	mkdir -p $(DEMO_DIR)
-	$(BIN)/python -m fatools.sample $(SHARED)/testdata/faces/family4.jpg $@ --seconds 4
+	$(BIN)/python -m fatools.sample $(SAMPLE_PHOTO) $@ --seconds 4
 
 demo: install $(VIDEO)
 	bash scripts/demo.sh $(VIDEO) $(DEMO_DIR)

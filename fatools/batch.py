@@ -241,9 +241,9 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
     """Analyse every input into its directory, each on its own: a failure is recorded and
     the next goes on (``fail_fast`` stops there).  The models load once, and only when
     some input needs them.  Raises Interrupted when a signal stopped the batch."""
-    from fatools.export.formats import FORMATS
+    from fatools.export.formats import DEFAULT_FORMATS
 
-    formats = options.formats or FORMATS
+    formats = options.formats or DEFAULT_FORMATS
     models = model_hashes(options)
     analyzer: VideoAnalyzer | None = None
     outcomes: list[Outcome] = []
@@ -320,7 +320,8 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
         if name not in ("frames.jsonl", "summary.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
-    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path, options.trust_config))
+    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path, options.trust_config),
+                      min_quality=options.summary.min_quality)
     try:
         for record in read_paths([str(out / "frames.jsonl")]):
             exporter.add(record)

@@ -30,6 +30,7 @@ import torch
 from fatools import facs
 from fatools.errors import RecordError
 from fatools.geometry import Geometry, crop_padded, detector_input, from_detection, square_box
+from fatools.quality import assess
 from fatools.records import has_faces, where
 from fatools.stream import Frame, batches, frames_from_records
 
@@ -188,6 +189,10 @@ class FacePredictors:
             outputs[task] = torch.stack(rows).float().cpu().numpy()  # one copy to the host per model
         for i, face in enumerate(owners):
             face.update(self.fields({task: out[i] for task, out in outputs.items()}, rois[i]))
+            if "pose" in face and isinstance(face.get("quality"), dict):
+                # The pose is known now: the verdict takes it in (quality stays the last field).
+                quality = face.pop("quality")
+                face["quality"] = assess({**face, "quality": quality})
 
     # -- post-processing -----------------------------------------------------------
     def fields(self, raw: dict[str, np.ndarray], roi: tuple) -> dict:

@@ -87,6 +87,9 @@ def run_options(
     min_duration: float = SummaryOptions.min_duration,
     episode_gap: float | None = None,
     top: int = SummaryOptions.top,
+    events: str | None = None,
+    baseline: str | None = None,
+    min_quality: str | None = None,
     track: TrackOptions | None = None,
     summary: SummaryOptions | None = None,
     device: str = "auto",
@@ -115,6 +118,12 @@ def run_options(
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     sampling = Sampling(every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames)
+    if baseline is not None and events is None:
+        raise ValueError("--baseline needs --events")
+    if events is not None:  # a bad events file is refused before any model loads
+        from fatools.events import check_baseline, read_events
+
+        check_baseline(read_events(events), baseline, events)
     return RunOptions(
         sampling=sampling,
         still_every=every or 1,
@@ -126,7 +135,7 @@ def run_options(
         track=track if track is not None else TrackOptions(max_gap=track_gap),
         summary=summary if summary is not None else SummaryOptions(
             on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-            episode_gap=episode_gap, top=top),
+            episode_gap=episode_gap, top=top, events=events, baseline=baseline, min_quality=min_quality),
         device=device,
         detect_batch=detect_batch,
         frame_batch=frame_batch,
@@ -303,7 +312,7 @@ class VideoAnalyzer:
         uninterrupted run's.  ``should_stop()`` is asked after every record; a signal
         number stops the analysis there (``errors.Interrupted``).
         """
-        from fatools.export import FORMATS, Export
+        from fatools.export import DEFAULT_FORMATS, Export
         from fatools.frames import input_kind
         from fatools.models.config import expression_labels
         from fatools.progress import Progress, expected_samples
@@ -318,7 +327,8 @@ class VideoAnalyzer:
         total = expected_samples(probe(path), options.sampling) if input_kind(path) == "video" else None
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
-        exporter = Export(out, options.formats or FORMATS, keep_analysis=keep_analysis,
+        exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
+                          min_quality=options.summary.min_quality,
                           expression_labels=expression_labels(options.config_path, options.trust_config))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:

@@ -5,6 +5,7 @@ know where every face is in every frame: panning and zooming over a photo gives 
 since each frame is an affine view ``frame = scale * photo + offset`` of the photo.
 
     python -m fatools.sample PHOTO OUT.mp4 [--seconds 4] [--fps 25] [--size 1280x720]
+    python -m fatools.sample builtin:grace_hopper OUT.mp4   # a portrait matplotlib ships
 """
 
 from __future__ import annotations
@@ -109,16 +110,62 @@ def pan_zoom_clip(
     return views
 
 
+# Photos with a real face that every installation has, for a demo without ../shared:
+# matplotlib (a dependency) ships this public-domain portrait of Grace Hopper (US Navy)
+# in its sample data, so it needs no network; the sha256 pins the very file.
+BUILTIN_PREFIX = "builtin:"
+BUILTIN_PHOTOS = {
+    "grace_hopper": ("grace_hopper.jpg",
+                     "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
+                     "https://github.com/matplotlib/matplotlib/raw/v3.11.2/lib/matplotlib/mpl-data/sample_data/"
+                     "grace_hopper.jpg"),
+}
+
+
+def builtin_photo(name: str) -> str:
+    """The path of a built-in photo, checked against its sha256; FatoolsError otherwise."""
+    import hashlib
+
+    from fatools.errors import FatoolsError
+
+    if name not in BUILTIN_PHOTOS:
+        raise FatoolsError(f"{BUILTIN_PREFIX}{name}: no such built-in photo; choose from "
+                           f"{', '.join(BUILTIN_PREFIX + n for n in BUILTIN_PHOTOS)}")
+    filename, sha256, url = BUILTIN_PHOTOS[name]
+    from matplotlib import cbook
+
+    path = str(cbook.get_sample_data(filename, asfileobj=False))
+    with open(path, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    if digest != sha256:
+        raise FatoolsError(f"{path}: not the pinned {filename} (sha256 {digest[:12]}..., expected {sha256[:12]}...); "
+                           f"get it from {url}, or give a photo of your own")
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fatools.sample", description=__doc__.splitlines()[0])
-    parser.add_argument("photo")
-    parser.add_argument("out")
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+    parser = argparse.ArgumentParser(
+        prog="python -m fatools.sample",
+        description="Write a video clip that pans and zooms over a photo (a known camera path over real faces), "
+                    "for demos and tests.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("photo", help="the photo (JPEG, PNG, ...) to pan over, or builtin:grace_hopper (a portrait "
+                                      "that ships with matplotlib)")
+    parser.add_argument("out", help="the clip to write (.mp4, H.264)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of the clip in seconds")
+    parser.add_argument("--fps", type=float, default=25.0, help="frames per second")
+    parser.add_argument("--size", default="1280x720", help="frame size, WIDTHxHEIGHT pixels")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    pan_zoom_clip(args.photo, args.out, args.seconds, args.fps, (width, height))
+    photo = args.photo
+    if photo.startswith(BUILTIN_PREFIX):
+        from fatools.errors import FatoolsError
+
+        try:
+            photo = builtin_photo(photo[len(BUILTIN_PREFIX):])
+        except FatoolsError as exc:
+            parser.exit(1, f"python -m fatools.sample: error: {exc}\n")
+    pan_zoom_clip(photo, args.out, args.seconds, args.fps, (width, height))
 
 
 if __name__ == "__main__":

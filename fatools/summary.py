@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from fatools.errors import FatoolsError
+from fatools.quality import split as quality_split
 from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
 from fatools.records import (SCHEMA_VERSION, au_probs, au_threshold, blink_ear, blink_of, faces_of, header_fps,
                              is_frame, is_header, record_time)
@@ -44,8 +45,15 @@ class SummaryOptions:
     min_duration: float = 0.2
     episode_gap: float | None = None
     top: int = 5
+    events: str | None = None  # a CSV of the experiment's events (fatools.events)
+    baseline: str | None = None  # the label of the events the others are compared with
+    min_quality: str | None = None  # leave out faces whose quality verdict is below (fatools.quality)
 
     def __post_init__(self) -> None:
+        if self.baseline is not None and self.events is None:
+            raise ValueError("--baseline needs --events")
+        if self.min_quality is not None and self.min_quality not in ("poor", "fair", "good"):
+            raise ValueError("min_quality must be poor, fair or good")
         if self.on_threshold is not None and not 0 <= self.on_threshold <= 1:
             raise ValueError("on_threshold must be in [0, 1]")
         if not 0 <= self.off_threshold <= 1:
@@ -166,6 +174,7 @@ class _Video:
         self.name, self.options = name, options
         self.metadata: dict | None = None
         self.sampled = self.with_faces = self.without_faces = self.not_analysed = self.faces = self.faces_max = 0
+        self.left_out = 0  # faces below --min-quality: in the records, not in the statistics
         self.first = self.last = self.prev_t = None
         self.seconds = [0.0, 0]
         self.intervals: dict[int, list] = {}  # 0.1 ms bucket -> [count, sum of intervals]
@@ -174,6 +183,7 @@ class _Video:
         self.tracks: dict[Any, _Track] = {}
         self.extra = FaceStats()  # faces no track follows: counted in overall only
         self.warned: set[str] = set()
+        self.windows = None  # fatools.events.EventWindows with --events
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self.warned:
@@ -228,12 +238,15 @@ class _Video:
         if faces is None:
             self.not_analysed += 1
             return
+        faces, left_out = quality_split(faces, self.options.min_quality)
+        self.left_out += left_out
         self.faces += len(faces)
         self.faces_max = max(self.faces_max, len(faces))
         if faces:
             self.with_faces += 1
         else:
             self.without_faces += 1
+        active = self.windows.frame(t) if self.windows is not None else []
         options = self.options
         for face in faces:
             probs = au_probs(face)
@@ -257,6 +270,10 @@ class _Video:
                 track.close_all("gap")
             track.observe(t, frame, seq, probs, on, min(options.off_threshold, on), blink, ear, options.min_duration)
             track.last_seq = seq
+            if active:
+                blink_episode = track.open.get(BLINK)
+                self.windows.face(active, track_id, face, probs, on, blink,
+                                  blink_episode is not None and blink_episode.seq == seq)
             if t is not None:
                 track.first = t if track.first is None else track.first
                 track.last = t
@@ -297,17 +314,20 @@ class _Video:
         count = sum(t["blinks"]["count"] for t in blinking) if blinking else None
         seconds = sum(t["seconds"] for t in blinking) if all(t["seconds"] is not None for t in blinking) else None
         analysed = self.sampled - self.not_analysed
+        events = {} if self.windows is None else {"events": self.windows.result(interval, self.last, _track_key)}
         return {
             "video": self.name,
             "metadata": self.metadata,
             "frames": {"sampled": self.sampled, "with_faces": self.with_faces, "without_faces": self.without_faces,
                        "not_analysed": self.not_analysed, "faces": self.faces,
+                       **({"faces_left_out": self.left_out} if self.options.min_quality is not None else {}),
                        "faces_per_frame": {"mean": rounded(self.faces / analysed) if analysed else None,
                                            "max": self.faces_max if analysed else None}},
             "time": {"first": rounded(self.first), "last": rounded(self.last), "sampling_interval": rounded(interval),
                      "seconds": duration_seconds(self.seconds, interval)},
             "overall": overall.summary(interval, self.options.top, _blinks(count, seconds)),
             "tracks": tracks,
+            **events,
         }
 
 
@@ -317,18 +337,32 @@ class Summarizer:
     def __init__(self, options: SummaryOptions | None = None, **fields: Any) -> None:
         self.options = options if options is not None else SummaryOptions(**fields)
         self._videos: dict[Any, _Video] = {}
+        self._events = None
+        if self.options.events is not None:
+            from fatools.events import check_baseline, read_events
+
+            self._events = read_events(self.options.events)
+            check_baseline(self._events, self.options.baseline, self.options.events)
 
     def _video(self, name: Any) -> _Video:
         video = self._videos.get(name)
         if video is None:
             video = self._videos[name] = _Video(name, self.options)
+            if self._events is not None:
+                from fatools.events import EventWindows
+
+                video.windows = EventWindows(self._events, name, self.options.events, self.options.baseline)
         return video
 
     def add(self, record: dict) -> None:
         """Take one record: headers give metadata, frames are counted, other types are ignored."""
         if is_header(record):
-            self._video(record.get("video")).metadata = {
-                k: v for k, v in record.items() if k not in ("schema", "type", "video")}
+            video = self._video(record.get("video"))
+            video.metadata = {k: v for k, v in record.items() if k not in ("schema", "type", "video")}
+            if video.windows is not None:
+                duration = video.metadata.get("duration")
+                video.windows.check_duration(float(duration) if isinstance(duration, (int, float)) and
+                                             not isinstance(duration, bool) and duration > 0 else None)
         elif is_frame(record):
             self._video(record.get("video")).add(record)
 

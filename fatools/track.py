@@ -12,7 +12,10 @@ The expected box of a track is its last box moved by its smoothed velocity to th
 frame's time (constant velocity): two faces that cross keep moving the way they went,
 which is what keeps their ids apart when no embedding tells them apart.  A track that
 was missed in the previous frame is also compared with its last box, because a face
-that was hidden has as often stopped as kept going.
+that was hidden has as often stopped as kept going, and with where the motion of its
+centre has carried it by now (``predicted_centre``, at the box size it had): a face
+hidden by another one passing in front comes back further on, and its last box, cut
+down by the face in front, says little about where or how big it is.
 
 Time is the records' ``t``; records without it (images) count time as ``frame /
 fps`` of the video's header, or in frames when no header gives a rate.  A track ends
@@ -65,8 +68,16 @@ class TrackOptions:
             raise ValueError("velocity_smoothing must be in (0, 1]")
 
 
+# A lost track is matched again to a face whose centre lies within this many of the
+# track's box sizes of where its motion predicts it, and whose size is within a factor
+# REMATCH_SIZE of the track's: through an occlusion the face keeps moving, and its last
+# box (cut down by the face in front of it) says little about its size.
+REMATCH_DISTANCE = 0.6
+REMATCH_SIZE = 1.8
+
+
 class _Track:
-    __slots__ = ("id", "box", "t", "velocity", "embedding", "missed", "hits")
+    __slots__ = ("id", "box", "t", "velocity", "embedding", "missed", "hits", "centre_velocity", "size")
 
     def __init__(self, track_id: int, box: np.ndarray, t: float, embedding: np.ndarray | None) -> None:
         self.id = track_id
@@ -76,19 +87,31 @@ class _Track:
         self.embedding = embedding
         self.missed = 0  # analysed frames since the track was last seen
         self.hits = 1
+        # The centre's smoothed velocity and the box's smoothed size: the motion model of a
+        # lost track (a partly hidden face's box shrinks, its centre still moves on).
+        self.centre_velocity = np.zeros(2)
+        self.size = np.array([box[2] - box[0], box[3] - box[1]], dtype=float)
 
     def expected(self, t: float) -> np.ndarray:
         return self.box + self.velocity * (t - self.t)
 
+    def predicted_centre(self, t: float) -> np.ndarray:
+        centre = np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2])
+        return centre + self.centre_velocity * (t - self.t)
+
     def see(self, box: np.ndarray, t: float, embedding: np.ndarray | None, options: TrackOptions) -> None:
         dt = t - self.t
+        a = options.velocity_smoothing
         if dt > TIME_EPS:
             measured = (box - self.box) / dt
+            centre_measured = np.array([measured[0] + measured[2], measured[1] + measured[3]]) / 2
             if self.hits == 1:
                 self.velocity = measured
+                self.centre_velocity = centre_measured
             else:
-                a = options.velocity_smoothing
                 self.velocity = a * measured + (1 - a) * self.velocity
+                self.centre_velocity = a * centre_measured + (1 - a) * self.centre_velocity
+        self.size = a * np.array([box[2] - box[0], box[3] - box[1]], dtype=float) + (1 - a) * self.size
         if embedding is not None:
             if self.embedding is None or self.embedding.shape != embedding.shape:
                 self.embedding = embedding
@@ -304,10 +327,24 @@ class Tracker:
         if not all(shape):
             return np.zeros(shape)
         overlap = iou(np.stack([track.expected(t) for track in tracks]), boxes)
+        reach = np.zeros(shape, dtype=bool)  # lost tracks' faces near their predicted motion
         missed = [i for i, track in enumerate(tracks) if track.missed]
         if missed:
             last = iou(np.stack([tracks[i].box for i in missed]), boxes)
             overlap[missed] = np.maximum(overlap[missed], last)
+            # A lost track also links to a face near where its motion has carried it, of its
+            # size; the closer, the stronger (up to the IoU threshold, so an overlap wins).
+            centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
+            sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+            for i in missed if REMATCH_DISTANCE > 0 else ():
+                track = tracks[i]
+                scale = float(max(track.size.max(), 1.0))
+                distance = np.linalg.norm(centres - track.predicted_centre(t), axis=1) / scale
+                ratio = np.sqrt(np.prod(np.clip(sizes, 1e-6, None), axis=1) / max(float(np.prod(track.size)), 1e-6))
+                near = (distance < REMATCH_DISTANCE) & (ratio < REMATCH_SIZE) & (ratio > 1 / REMATCH_SIZE)
+                reach[i] = near
+                motion = np.where(near, options.iou_threshold * (1.0 - distance / REMATCH_DISTANCE / 2), 0.0)
+                overlap[i] = np.maximum(overlap[i], motion)
         similarity = np.full(shape, np.nan)
         for dim in {e.shape for e in embeddings if e is not None}:  # one size unless models were mixed
             faces = [j for j, e in enumerate(embeddings) if e is not None and e.shape == dim]
@@ -317,7 +354,7 @@ class Tracker:
                 similarity[np.ix_(rows, faces)] = gallery @ np.stack([embeddings[j] for j in faces]).T
         known = ~np.isnan(similarity)
         sim = np.where(known, similarity, 0.0)
-        overlapping = overlap >= options.iou_threshold
+        overlapping = (overlap >= options.iou_threshold) | reach
         allowed = np.where(
             known,
             (sim >= options.embed_threshold) | (overlapping & (sim >= options.min_similarity)),

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from fatools.cli.export import cli
 from fatools.errors import FatoolsError
-from fatools.export import FORMATS, export
+from fatools.export import DEFAULT_FORMATS, export
 from fatools.export.wide import AU_COLUMNS, MAIN_AUS, SIDED_AUS
 from fatools.facs import AU45, BY_CODE, CODES, intensity
 from fatools.records import dumps
@@ -132,11 +132,12 @@ def same(a, b):
 
 def test_every_format_written_under_its_documented_name(exported):
     out, result = exported
-    assert list(result.files) == list(FORMATS)
+    assert list(result.files) == list(DEFAULT_FORMATS) and "overlay" not in DEFAULT_FORMATS
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([
         f"facial_analysis_{TS}.json", f"facial_analysis_summary_{TS}.csv", f"action_units_timeline_{TS}.csv",
         f"facial_analysis_wide_{TS}.csv", f"facial_analysis_report_{TS}.txt",
+        f"facial_analysis_{TS}.eaf", f"facial_analysis_{TS}.vtt",
         f"au_heatmap_track0_{TS}.png", f"au_heatmap_track1_{TS}.png", f"valence_arousal_{TS}.png",
         f"emotions_{TS}.png"])
     assert all(p.parent == out for p in result.paths())
@@ -264,29 +265,74 @@ def test_au_timeline_one_row_per_au_per_face_per_frame(exported, records):
     assert list(smile.timestamp_seconds) == [round(0.2 * k, 6) for k in SMILE]
 
 
-def test_wide_has_openface_style_columns_and_the_values(exported, records):
+# py-feat's column lists as its feat/utils/__init__.py defines them (py-feat is not a
+# dependency; these are copied from its source so that the test reads the table the way
+# feat.utils.io.read_feat does).
+PYFEAT_EMOTION_COLUMNS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+PYFEAT_FACEBOX_COLUMNS = ["FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
+PYFEAT_FACEPOSE_COLUMNS_3D = ["Pitch", "Roll", "Yaw"]
+PYFEAT_TIME_COLUMNS = ["frame"]
+OPENFACE_2D_LANDMARK_COLUMNS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+OPENFACE_3D_LANDMARK_COLUMNS = [f"X_{i}" for i in range(68)] + [f"Y_{i}" for i in range(68)] + [
+    f"Z_{i}" for i in range(68)]
+
+
+def read_feat_like(path):
+    """What feat.utils.io.read_feat does before it builds the Fex: read the CSV, take every
+    column with "AU" in its name as an AU column, and the fixed lists for the rest."""
+    d = pd.read_csv(path)
+    groups = {"au": [col for col in d.columns if "AU" in col], "emotion": PYFEAT_EMOTION_COLUMNS,
+              "landmark": OPENFACE_2D_LANDMARK_COLUMNS, "facebox": PYFEAT_FACEBOX_COLUMNS,
+              "time": PYFEAT_TIME_COLUMNS, "facepose": PYFEAT_FACEPOSE_COLUMNS_3D,
+              "landmark3d": OPENFACE_3D_LANDMARK_COLUMNS}
+    return d, groups
+
+
+def test_wide_reads_as_py_feat_reads_it(exported, records):
+    out, result = exported
+    d, groups = read_feat_like(only(result, "wide"))
+    for name, columns in groups.items():
+        missing = [c for c in columns if c not in d.columns]
+        assert not missing, (name, missing[:5])
+        block = d[columns]
+        assert all(pd.api.types.is_numeric_dtype(block[c]) for c in columns), name
+        assert block.notna().all().all(), name  # every face of these records has every field
+    # py-feat's own order for what it names: frame first, box, landmarks, AUs, pose, emotions.
+    cols = list(d.columns)
+    assert cols[:3] == ["frame", "approx_time", "input"]
+    assert cols[3:8] == PYFEAT_FACEBOX_COLUMNS
+    assert cols[8:8 + 136] == OPENFACE_2D_LANDMARK_COLUMNS
+    assert cols.index("Pitch") < cols.index("anger") and cols[cols.index("anger"):][:7] == PYFEAT_EMOTION_COLUMNS
+    assert cols[cols.index("neutral") + 1] == "contempt"  # py-feat has no contempt: it comes after its seven
+    assert cols.index("track") > cols.index("contempt") and cols.index("AU01_left") > cols.index("track")
+    # Only AU scores and the 0/1 blink carry "AU" in their names: read_feat's rule picks nothing else.
+    assert groups["au"] == ([AU_COLUMNS[c] for c in MAIN_AUS] + ["AU45"] + [AU_COLUMNS[c] for c in SIDED_AUS])
+    assert set(d["AU45"].unique()) <= {0, 1}
+
+
+def test_wide_has_the_records_values(exported, records):
     out, result = exported
     df = pd.read_csv(only(result, "wide"))
     au_main = [f"AU{int(c[2:]):02d}" for c in MAIN_AUS]
     assert au_main[:4] == ["AU01", "AU02", "AU04", "AU05"] and au_main[-1] == "AU39" and len(au_main) == 27
-    assert list(df.columns) == (["frame", "timestamp", "video", "face", "track", "confidence", "x1", "y1", "x2", "y2"]
-                                + au_main + ["AU45"] + [AU_COLUMNS[c] for c in SIDED_AUS]
-                                + [label.lower() for label in LABELS]
-                                + ["valence", "arousal", "pose_yaw", "pose_pitch", "pose_roll"])
     assert AU_COLUMNS["L1"] == "AU01_left" and AU_COLUMNS["R14"] == "AU14_right"
     faces = faces_of(records)
     assert len(df) == len(faces)
     for row, (record, index, face) in zip(df.to_dict("records"), faces):
-        assert (row["frame"], row["timestamp"], row["face"], row["track"]) == (record["frame"], record["t"], index,
-                                                                               face["track"])
-        assert [row["x1"], row["y1"], row["x2"], row["y2"]] == face["box"] and row["confidence"] == face["score"]
+        assert (row["frame"], row["approx_time"], row["input"], row["face"], row["track"]) == (
+            record["frame"], record["t"], VIDEO, index, face["track"])
+        x1, y1, x2, y2 = face["box"]
+        assert [row["FaceRectX"], row["FaceRectY"]] == [x1, y1] and row["FaceScore"] == face["score"]
+        assert row["FaceRectWidth"] == pytest.approx(x2 - x1) and row["FaceRectHeight"] == pytest.approx(y2 - y1)
+        for i, (x, y, z) in enumerate(face["landmarks3d"]):
+            assert (row[f"x_{i}"], row[f"y_{i}"], row[f"X_{i}"], row[f"Y_{i}"], row[f"Z_{i}"]) == (x, y, x, y, z)
         for code, column in AU_COLUMNS.items():
             assert row[column] == face["au"]["probs"][code], column
         assert row["AU45"] == int(face["au"]["derived"]["AU45"]["active"])
         for label in LABELS:
             assert row[label.lower()] == face["expression"]["scores"][label]
         assert row["valence"] == face["va"]["valence"] and row["arousal"] == face["va"]["arousal"]
-        assert (row["pose_yaw"], row["pose_pitch"], row["pose_roll"]) == (
+        assert (row["Yaw"], row["Pitch"], row["Roll"]) == (
             face["pose"]["yaw"], face["pose"]["pitch"], face["pose"]["roll"])
 
 
@@ -348,10 +394,11 @@ def test_content_is_deterministic_apart_from_the_start_time(exported, records, t
     second = export(iter(records), tmp_path, timestamp=TS, keep_analysis=True)
     for fmt, paths in first.files.items():
         for a, b in zip(paths, second.files[fmt]):
-            if fmt in ("json", "text"):
-                def timeless(path):
+            if fmt in ("json", "text", "elan"):
+                def timeless(path):  # the start time, and the ELAN link to the video from each directory
                     return [line for line in path.read_text().splitlines()
-                            if "start_time" not in line and "Started:" not in line]
+                            if "start_time" not in line and "Started:" not in line and "DATE=" not in line
+                            and "MEDIA_DESCRIPTOR" not in line]
 
                 assert timeless(a) == timeless(b), a.name
             else:
@@ -536,7 +583,7 @@ def test_cli_repeatable_format_prints_paths(jsonl, tmp_path):
 def test_cli_default_is_every_format(jsonl, tmp_path):
     result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "all"), "--timestamp", TS])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 9 and _left(tmp_path / "all") == sorted(
+    assert len(result.stdout.splitlines()) == 11 and _left(tmp_path / "all") == sorted(
         Path(p).name for p in result.stdout.splitlines())
 
 

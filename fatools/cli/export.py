@@ -49,7 +49,7 @@ def _json_object(path: str, what: str) -> dict:
 @options.on_error_option
 @options.command("fa-export")
 def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_threshold, off_threshold,
-        min_duration, episode_gap, top, on_error):
+        min_duration, episode_gap, top, events, baseline, min_quality, on_error):
     """Export records as files people and other tools read.
 
     Reads records (from fa-predict, ideally after fa-track) once and writes into
@@ -63,7 +63,8 @@ def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_
     from fatools.export import NoFramesError, export
     from fatools.records import read_paths
 
-    summary_options = options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top)
+    summary_options = options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top, events,
+                                           baseline, min_quality)
     summary = _json_object(summary_path, "summary") if summary_path else None
     metadata = _json_object(metadata_path, "metadata") if metadata_path else None
     paths = options.input_paths(inputs)

@@ -168,7 +168,8 @@ def _formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
 
 formats_option = click.option(
     "-f", "--format", "formats", multiple=True, callback=_formats, metavar="FORMAT",
-    help="json, csv, au-timeline, wide, text, plots or all (default); repeat or separate with commas.")
+    help="json, csv, au-timeline, wide, text, plots, elan, webvtt, overlay, or all (the default: every one but "
+         "overlay, which re-encodes the video); repeat or separate with commas.")
 
 progress_option = click.option(
     "--progress/--no-progress", default=None, help="Progress line on stderr [default: when stderr is a terminal].")
@@ -293,18 +294,34 @@ def summary_options(prog: str) -> Callable[[Any], Any]:
                      help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
         click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
                      help="How many AUs most_active_aus lists (0: all active ones)."),
+        click.option("--events", "events", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="A CSV of the experiment's events (onset, offset or duration in seconds, label, optional "
+                          "video): statistics per event and per track (see fa-summarize(1), EVENTS)."),
+        click.option("--baseline", default=None, metavar="LABEL",
+                     help="With --events: also give each event's differences from the events labelled LABEL."),
+        click.option("--min-quality", type=click.Choice(["poor", "fair", "good"]), default=None,
+                     help="Leave faces whose quality verdict is below this out of statistics, episodes and plots "
+                          "(the records and tables keep them) [default: keep every face]."),
     )
 
 
 def summary_from(on_threshold: float | None, off_threshold: float, min_duration: float, episode_gap: float | None,
-                 top: int):
-    """The SummaryOptions the summary options describe (usage errors for contradictions)."""
+                 top: int, events: str | None = None, baseline: str | None = None, min_quality: str | None = None):
+    """The SummaryOptions the summary options describe (usage errors for contradictions;
+    a bad events file is a FatoolsError naming its line, found before any work starts)."""
     from fatools.summary import SummaryOptions
 
     if on_threshold is not None and off_threshold > on_threshold:
         raise click.UsageError("--off-threshold must not be above --on-threshold")
+    if baseline is not None and events is None:
+        raise click.UsageError("--baseline needs --events")
+    if events is not None:
+        from fatools.events import check_baseline, read_events
+
+        check_baseline(read_events(events), baseline, events)
     return SummaryOptions(on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-                          episode_gap=episode_gap, top=top)
+                          episode_gap=episode_gap, top=top, events=events, baseline=baseline,
+                          min_quality=min_quality)
 
 
 model_options = _compose(

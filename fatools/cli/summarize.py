@@ -18,14 +18,16 @@ log = logging.getLogger("fatools")
 @click.option("--pretty", is_flag=True, help="Indent the JSON (default: one line).")
 @options.on_error_option
 @options.command("fa-summarize")
-def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, pretty, on_error):
+def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, events, baseline, min_quality, pretty,
+        on_error):
     """Summarize a record stream as one JSON object.
 
     Reads records (from fa-predict, ideally after fa-track) and writes per video and per
     track: frame and face counts, the emotion distribution, valence and arousal mean and
     standard deviation, seconds in each circumplex quadrant, each AU's activation rate
     and mean probability, the most active AUs, blink count and rate, and per track every
-    AU episode with onset, apex, offset, duration and peak. See fa-summarize(1).
+    AU episode with onset, apex, offset, duration and peak; with --events, the same per
+    event of the experiment and per track. See fa-summarize(1).
     """
     import sys
 
@@ -35,7 +37,8 @@ def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, pre
     from fatools.records import read_paths
     from fatools.summary import Summarizer
 
-    summarizer = Summarizer(options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top))
+    summarizer = Summarizer(options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top,
+                                                      events, baseline, min_quality))
     count = 0
     for record in read_paths(options.input_paths(inputs), on_error):
         try:

@@ -1,6 +1,7 @@
 """Exports of a record stream for people and for other tools: the seed's JSON document,
-per-face and per-AU CSV tables, an OpenFace/py-feat style wide table, a text report and
-PNG figures (fa-export(1) describes every file and column).
+per-face and per-AU CSV tables, a py-feat-compatible wide table, a text report, PNG
+figures, ELAN and WebVTT annotations and an annotated video (fa-export(1) describes
+every file and column).
 
 ``export`` reads the records once, lazily: the table formats are written as records
 arrive, JSON's frame list goes to a scratch file, plots keep compact per-track arrays,
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from fatools.errors import FatoolsError
-from fatools.export.formats import FORMATS, parse_formats
+from fatools.export.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 
 log = logging.getLogger("fatools")
 
@@ -68,8 +69,9 @@ class Export:
     ``abort`` (or leaving a ``with`` block by an exception) removes them all.
     """
 
-    def __init__(self, out_dir: str | Path, formats: Iterable[str] = FORMATS, *, timestamp: str | None = None,
-                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None) -> None:
+    def __init__(self, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS, *, timestamp: str | None = None,
+                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None,
+                 min_quality: str | None = None) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging
 
@@ -87,6 +89,7 @@ class Export:
         self.staging = Staging(out)
         self.job = Job(self.staging, timestamp or started.strftime(TIMESTAMP_FORMAT), started, wanted, {},
                        keep_analysis, expression_labels=tuple(expression_labels))
+        self.min_quality = min_quality  # faces below it are left out of plots and annotations, kept in tables
         self.sinks: list = []
         try:
             self._open_sinks()
@@ -96,12 +99,15 @@ class Export:
 
     def _open_sinks(self) -> None:
         from fatools.export.csv_export import SummaryCsv
+        from fatools.export.elan import ElanSink
         from fatools.export.json_export import JsonSink
         from fatools.export.text import TextSink
         from fatools.export.timeline import TimelineCsv
+        from fatools.export.webvtt import WebVttSink
         from fatools.export.wide import WideCsv
 
-        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink}
+        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink,
+                   "elan": ElanSink, "webvtt": WebVttSink}
         if "plots" in self.job.formats:
             from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
 
@@ -122,8 +128,13 @@ class Export:
             video = self._video(record.get("video"))
             faces = faces_of(record)
             video.observe(record, faces or [])
+            trusted = faces
+            if faces and self.min_quality is not None:
+                from fatools.quality import split
+
+                trusted = split(faces, self.min_quality)[0]
             for sink in self.sinks:
-                sink.frame(video, record, faces)
+                sink.frame(video, record, trusted if sink.trusted_faces else faces)
 
     def finish(self, summary: dict, analysis_metadata: dict | None = None) -> ExportResult:
         """Write what is left and rename every file into place; ``summary`` is fa-summarize's
@@ -137,6 +148,9 @@ class Export:
             job.metadata = dict(analysis_metadata or {})
             for sink in self.sinks:
                 sink.finish()
+            from fatools.export import events_table
+
+            events_table.write(job)  # with --events, whatever the formats: the table is what was asked for
             files = self.staging.commit()
         except BaseException:
             self.abort()
@@ -168,7 +182,7 @@ class Export:
 def export(
     records: Iterable[dict],
     out_dir: str | Path,
-    formats: Iterable[str] = FORMATS,
+    formats: Iterable[str] = DEFAULT_FORMATS,
     *,
     summary: dict | None = None,
     summary_options=None,
@@ -191,8 +205,12 @@ def export(
     from fatools.summary import Summarizer
 
     summarizer = Summarizer(summary_options) if summary is None else None
+    if summary_options is not None:
+        min_quality = summary_options.min_quality
+    else:
+        min_quality = ((summary or {}).get("options") or {}).get("min_quality") if isinstance(summary, dict) else None
     job = Export(out_dir, formats, timestamp=timestamp, keep_analysis=keep_analysis,
-                 expression_labels=expression_labels)
+                 expression_labels=expression_labels, min_quality=min_quality)
     try:
         for record in records:
             if summarizer is not None:

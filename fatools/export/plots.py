@@ -131,6 +131,12 @@ def _track_order(track: Any) -> tuple:
     return (2, 0, str(track))
 
 
+def _note(fig, text: str | None) -> None:
+    """A line at the foot of a figure saying what it leaves out (not only on stderr)."""
+    if text:
+        fig.text(0.01, 0.005, text, fontsize=9, color="dimgrey", ha="left", va="bottom")
+
+
 def _track_name(track: Any) -> str:
     return "untracked faces" if track is None else f"track {track}"
 
@@ -305,6 +311,7 @@ def _save(job: Job, fig, name: str) -> None:
 
 
 class PlotSink(Sink):
+    trusted_faces = True
     fmt = "plots"
 
     def __init__(self, job: Job) -> None:
@@ -365,9 +372,14 @@ class PlotSink(Sink):
         x_all = np.frombuffer(state.all_t if timed else state.all_frame)
         known = ~np.isnan(x_all)
         step = _step(x_all[known]) if known.any() else 1.0  # the video's sampling interval
-        ranked = sorted(state.tracks.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
+        # Most faces first; equal counts in track order (numeric: 2 before 10, not text order).
+        ranked = sorted(state.tracks.items(), key=lambda kv: (-len(kv[1]), _track_order(kv[0])))
+        note = None
         if len(ranked) > MAX_TRACKS:
             log.warning("%s: %d tracks; plotting the %d with most faces", video.name, len(ranked), MAX_TRACKS)
+            kept = sorted((track for track, _ in ranked[:MAX_TRACKS]), key=_track_order)
+            note = (f"Tracks shown: {', '.join('untracked' if t is None else str(t) for t in kept)} "
+                    f"(the {MAX_TRACKS} with most faces of {len(ranked)}; the summary and tables have all)")
         shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: _track_order(kv[0]))
         threshold = state.threshold if state.threshold is not None else 0.5
         suffix = job.suffix(video)
@@ -382,13 +394,16 @@ class PlotSink(Sink):
             _save(job, fig, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
         if any(not np.isnan(a.valence).all() for _, a in shown):
             fig = va_figure(shown, step, f"Valence and arousal: {stem}", timed)
+            _note(fig, note)
             _save(job, fig, f"valence_arousal{suffix}_{job.timestamp}.png")
         if state.label_names:
             labels = np.frombuffer(state.all_labels, dtype=np.int32)
             rows = [("All faces", x_all[known], labels[known])]
             if len(ranked) > 1:
-                for track, _ in ranked[:EMOTION_ROWS - 1]:
+                for track, _ in sorted(ranked[:EMOTION_ROWS - 1], key=lambda kv: _track_order(kv[0])):
                     rows.append((_track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
             fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed,
                                   job.expression_labels)
+            if len(ranked) > EMOTION_ROWS - 1:
+                _note(fig, f"Rows: all faces, then the {EMOTION_ROWS - 1} tracks with most faces of {len(ranked)}")
             _save(job, fig, f"emotions{suffix}_{job.timestamp}.png")

@@ -129,6 +129,9 @@ class Sink:
     """One export format: sees every record once, as it arrives, then stages its files."""
 
     fmt = ""
+    # Formats of statistics and views (plots, annotations) leave out faces below
+    # --min-quality, as the summary does; tables of the records keep every face.
+    trusted_faces = False
 
     def __init__(self, job: Job) -> None:
         self.job = job

@@ -17,6 +17,8 @@ from fatools.facs import AU45, BY_CODE, CODES
 
 # Episodes listed per track: the longest, so a long video's report stays a page.
 EVENTS_PER_TRACK = 8
+TRACKS_LISTED = 20  # a crowd has thousands of tracks: the report lists those with most faces
+EVENT_ROWS = 60  # event x track lines in the report's Events section; the CSV has them all
 WIDTH = 78
 
 
@@ -89,7 +91,8 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     names = [f"{m.get('name')}" + (f" (sha256 {str(m['sha256'])[:12]}...)" if m.get("sha256") else "")
              for m in models if isinstance(m, dict)]
     lines.append(f"  Models:            {', '.join(names) if names else 'unknown'}")
-    threshold = get(metadata, "options", "au_threshold")
+    # fa-export's metadata has the threshold at the top of its options, fa-run's under predict.
+    threshold = get(metadata, "options", "au_threshold", default=get(metadata, "options", "predict", "au_threshold"))
     if threshold is not None:
         lines.append(f"  AU threshold:      active above {threshold}")
 
@@ -99,11 +102,18 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     per_frame = frames.get("faces_per_frame") or {}
     lines.append(f"  Faces:             {frames.get('faces', '?')} ({_f(per_frame.get('mean'))} per analysed frame "
                  f"on average, at most {per_frame.get('max', '?')})")
+    left_out = frames.get("faces_left_out")
+    if left_out is not None:
+        lines.append(f"  Left out:          {left_out} faces below --min-quality "
+                     f"{get(metadata, 'options', 'summary', 'min_quality', default='')}".rstrip()
+                     + " (in the records and tables, not in these statistics, episodes or figures)")
     tracks = [t for t in get(summary, "tracks", default=[]) if isinstance(t, dict)]
     lines.append(f"  Tracks:            {len(tracks)}"
                  + (" (faces without a track id: run fa-track to follow several people)"
                     if len(tracks) == 1 and tracks[0].get("track") is None else ""))
-    for track in tracks:
+    listed_tracks = sorted(tracks, key=lambda t: -(number(t.get("faces")) or 0))[:TRACKS_LISTED]
+    listed_ids = {id(t) for t in listed_tracks}
+    for track in (t for t in tracks if id(t) in listed_ids):
         most = get(track, "emotion", "most_common")
         share = get(track, "emotion", "distribution", most) if most else None
         span = (f"{clock(track.get('first'))} to {clock(track.get('last'))}, "
@@ -111,6 +121,10 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
         frames_span = f"frames {track.get('first_frame')}-{track.get('last_frame')}"
         lines.append(f"    {_track(track.get('track')):<16} {frames_span}, {span}{track.get('faces', 0)} faces"
                      + (f", mostly {most} ({_pct(share)})" if most else ""))
+
+    if len(tracks) > len(listed_tracks):
+        lines.append(f"    ... and {len(tracks) - len(listed_tracks)} more tracks (the {TRACKS_LISTED} with most faces "
+                     "are listed here and below; summary.json, the JSON export and the csv table have every track)")
 
     lines += _section("Dominant emotions")
     overall = get(summary, "overall", default={})
@@ -127,9 +141,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
             lines.append(f"    never predicted: {', '.join(sorted(never))}")
         per_track = [f"{_track(t.get('track'))}: {get(t, 'emotion', 'most_common')} "
                      f"({_pct(get(t, 'emotion', 'distribution', get(t, 'emotion', 'most_common')))})"
-                     for t in tracks if get(t, "emotion", "most_common")]
+                     for t in listed_tracks if get(t, "emotion", "most_common")]
         if len(per_track) > 1:
             lines.append("  Most common per track: " + "; ".join(per_track))
+    elif not frames.get("faces"):
+        lines.append("  No faces were found, so there are no expressions.")
     else:
         lines.append("  No expressions in the records (fa-predict --tasks fer adds them).")
 
@@ -144,9 +160,11 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
             lines.append("  Time in each quadrant (face-seconds): "
                          + ", ".join(f"{q} {seconds(s)}" for q, s in quadrants.items()))
         if len(tracks) > 1:
-            for track in tracks:
+            for track in (t for t in tracks if id(t) in listed_ids):
                 lines.append(f"    {_track(track.get('track')):<16} valence {_f(get(track, 'valence', 'mean'))}, "
                              f"arousal {_f(get(track, 'arousal', 'mean'))}")
+    elif not frames.get("faces"):
+        lines.append("  No faces were found, so there is no valence or arousal.")
     else:
         lines.append("  No valence or arousal in the records (fa-predict --tasks va adds them).")
 
@@ -166,7 +184,7 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     lines += _section("Notable action-unit events")
     lines.append("  Episodes: onset to offset (duration), peak score at the apex; the longest per track.")
     listed = 0
-    for track in tracks:
+    for track in (t for t in tracks if id(t) in listed_ids):
         events = [e for e in get(track, "au_events", default=[]) if isinstance(e, dict) and e.get("au") != AU45.code]
         blinks = get(track, "blinks", default={})
         if not events and blinks.get("count") is None:
@@ -188,10 +206,75 @@ def report(metadata: dict, video_metadata: dict, summary: dict) -> str:
     if not listed and not any(get(t, "blinks", "count") is not None for t in tracks):
         lines.append("  None.")
 
+    if isinstance(summary.get("events"), list):
+        lines += events_section(summary["events"])
+
     lines += _section("Notes")
     lines.append("  AU scores are OpenGraphAU's (0..1, not calibrated probabilities); intensity labels in the")
     lines.append("  exports are confidence-derived, not FACS A-E coding. Episodes follow fa-summarize(1).")
     return "\n".join(lines) + "\n"
+
+
+def events_section(events: list) -> list[str]:
+    """Per event and track: face visible, main expression, valence/arousal, top AUs, blinks,
+    and the differences from the baseline; capped, the CSV has every row."""
+    lines = _section("Events")
+    lines.append("  Per event and track: share of the event's frames with the face seen, most common expression,")
+    lines.append("  mean valence and arousal, the most often active AUs, blinks per minute of visible face;")
+    lines.append("  \"vs baseline\": differences from the baseline events (event_statistics_*.csv has every figure).")
+    shown = 0
+    rows = sum(max(1, len(e.get("tracks") or [])) for e in events if isinstance(e, dict))
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        if shown >= EVENT_ROWS:
+            break
+        lines.append(f"  {event.get('label')} (line {event.get('event')}): {clock(event.get('onset'))} to "
+                     f"{clock(event.get('offset'))}, {event.get('frames', 0)} frames")
+        tracks = [t for t in event.get("tracks") or [] if isinstance(t, dict)]
+        if not tracks:
+            lines.append("    no face")
+            shown += 1
+        for track in tracks:
+            if shown >= EVENT_ROWS:
+                break
+            shown += 1
+            emotion = track.get("emotion") or {}
+            most = min(emotion, key=lambda k: (-(number(emotion[k]) or 0), k)) if emotion else None
+            aus = sorted(((code, number(v.get("activation_rate")) or 0) for code, v in (track.get("au") or {}).items()
+                          if code != AU45.code and isinstance(v, dict)), key=lambda kv: (-kv[1], _order(kv[0])))
+            top = [f"{code} {_pct(rate)}" for code, rate in aus[:3] if rate > 0]
+            rate = number(get(track, "blinks", "per_minute"))
+            parts = [f"seen {_pct(track.get('visible_share'))}"]
+            if most:
+                parts.append(f"mostly {most} ({_pct(emotion[most])})")
+            if get(track, "valence", "faces"):
+                parts.append(f"valence {_f(get(track, 'valence', 'mean'))}, arousal {_f(get(track, 'arousal', 'mean'))}")
+            if top:
+                parts.append("active " + ", ".join(top))
+            if rate is not None:
+                parts.append(f"{rate:.1f} blinks/min")
+            lines.append(f"    {_track(track.get('track')):<16} " + "; ".join(parts))
+            diff = track.get("vs_baseline")
+            if isinstance(diff, dict):
+                dparts = [f"valence {_signed(diff.get('valence_mean'))}", f"arousal {_signed(diff.get('arousal_mean'))}"]
+                dau = diff.get("au") or {}
+                moved = sorted(((c, number(v.get("activation_rate"))) for c, v in dau.items()
+                                if isinstance(v, dict) and number(v.get("activation_rate"))),
+                               key=lambda kv: (-abs(kv[1]), _order(kv[0])))[:3]
+                if moved:
+                    dparts.append(", ".join(f"{c} {100 * d:+.1f} pts" for c, d in moved))
+                if number(diff.get("blinks_per_minute")) is not None:
+                    dparts.append(f"blinks {diff['blinks_per_minute']:+.1f}/min")
+                lines.append(f"    {'':<16} vs baseline: " + "; ".join(dparts))
+    if shown < rows:
+        lines.append(f"  ... and {rows - shown} more event rows (event_statistics_*.csv lists them all)")
+    return lines
+
+
+def _signed(value: Any) -> str:
+    value = number(value)
+    return "-" if value is None else f"{value:+.2f}"
 
 
 class TextSink(Sink):

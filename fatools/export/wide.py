@@ -1,24 +1,32 @@
 """The wide table (``facial_analysis_wide_<timestamp>.csv``): one row per face per frame
-with the column names of OpenFace and py-feat, so that their users can line fatools'
-output up with theirs.
+with py-feat's column names (and OpenFace's for the 3D landmarks), so that
+``feat.utils.io.read_feat`` loads it as a ``Fex`` and their users' code runs unchanged.
+
+The names are those of py-feat's ``feat/utils/__init__.py``: ``FEAT_TIME_COLUMNS``
+(``frame``), ``FEAT_FACEBOX_COLUMNS`` (``FaceRectX, FaceRectY, FaceRectWidth,
+FaceRectHeight, FaceScore``), the 2D landmark columns ``x_0..x_67, y_0..y_67``, OpenFace's
+3D ``X_0..Z_67``, ``FEAT_FACEPOSE_COLUMNS_3D`` (``Pitch, Roll, Yaw``),
+``FEAT_EMOTION_COLUMNS`` in its order, and py-feat's ``approx_time`` and ``input``
+(detect_video's).  Wherever a concept is py-feat's, the column is too; what py-feat has
+no name for comes after (fatools' extras, fa-export(1) lists them).
 
 Choices, documented in fa-export(1): AU columns are two-digit (``AU01``) and hold
 OpenGraphAU's score (0..1, like py-feat's AU probabilities, not OpenFace's 0..5
-``_r`` intensities); the one-sided units are ``AU01_left``/``AU01_right`` (spelled out
-so they cannot be taken for OpenFace's ``_r``/``_c`` suffixes); ``AU45`` is 1/0 from
-the derived blink.  Pose stays in facetorch's degrees and names: OpenFace's
-``pose_Rx/Ry/Rz`` are radians in a camera frame whose signs facetorch does not share,
-so a conversion would look comparable and not be.
+``_r`` intensities); ``AU45`` is 0/1 from the derived blink, not a score; the one-sided
+units are ``AU01_left``/``AU01_right`` (read_feat takes every column with ``AU`` in its
+name as an AU, and these are AU scores too).  All seven py-feat emotion columns are
+always written (empty when the configuration lacks the class), so that ``read_feat``
+finds each of them; ``contempt`` and any other class of the configuration follow.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from fatools.export.sinks import Job, Video
-from fatools.records import blink_of, box_of, expression_of, number, pose_of, va_of
 from fatools.export.csv_export import CsvSink
+from fatools.export.sinks import Job, Video
 from fatools.facs import ACTION_UNITS
+from fatools.records import blink_of, box_of, expression_of, number, pose_of, va_of
 
 
 def _column(code: str) -> str:
@@ -33,17 +41,55 @@ MAIN_AUS = [u.code for u in ACTION_UNITS if u.code.startswith("AU")]
 SIDED_AUS = [u.code for u in ACTION_UNITS if not u.code.startswith("AU")]
 AU_COLUMNS = {code: _column(code) for code in MAIN_AUS + SIDED_AUS}
 
+# py-feat's own lists (feat/utils/__init__.py), copied: py-feat is not a dependency.
+FEAT_TIME_COLUMNS = ["frame"]
+FEAT_FACEBOX_COLUMNS = ["FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
+FEAT_FACEPOSE_COLUMNS = ["Pitch", "Roll", "Yaw"]
+FEAT_EMOTION_COLUMNS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+LANDMARKS = 68
+LANDMARK_2D_COLUMNS = [f"x_{i}" for i in range(LANDMARKS)] + [f"y_{i}" for i in range(LANDMARKS)]
+LANDMARK_3D_COLUMNS = [f"{axis}_{i}" for axis in "XYZ" for i in range(LANDMARKS)]
+TIME_COLUMN = "approx_time"  # py-feat's detect_video names its seconds so
+INPUT_COLUMN = "input"
+QUALITY_COLUMNS = ["quality", "quality_sharpness", "quality_pose"]
+EXTRA_COLUMNS = ["face", "track", *(AU_COLUMNS[c] for c in SIDED_AUS), "valence", "arousal", *QUALITY_COLUMNS]
+
+
+def emotion_columns(labels: Iterable[str]) -> list[str]:
+    """py-feat's seven in its order, then the configuration's other classes (contempt)."""
+    lowered = [label.lower() for label in labels]
+    return FEAT_EMOTION_COLUMNS + [label for label in lowered if label not in FEAT_EMOTION_COLUMNS]
+
+
+def _landmarks(face: dict) -> tuple[list, list]:
+    """(x_0..x_67, y_0..y_67) and (X_.., Y_.., Z_..) of the 68 landmarks, or empty cells."""
+    points = face.get("landmarks3d")
+    if not (isinstance(points, list) and len(points) == LANDMARKS
+            and all(isinstance(p, list) and len(p) >= 2 for p in points)):
+        return [None] * (2 * LANDMARKS), [None] * (3 * LANDMARKS)
+    xs, ys = [number(p[0]) for p in points], [number(p[1]) for p in points]
+    zs = [number(p[2]) if len(p) > 2 else None for p in points]
+    return xs + ys, xs + ys + zs
+
+
+def _quality(face: dict) -> list:
+    quality = face.get("quality")
+    if not isinstance(quality, dict):
+        return [None] * len(QUALITY_COLUMNS)
+    verdict = quality.get("verdict")
+    return [verdict if isinstance(verdict, str) else None, number(quality.get("sharpness")),
+            number(quality.get("pose"))]
+
 
 class WideCsv(CsvSink):
     fmt = "wide"
     prefix = "facial_analysis_wide"
 
     def __init__(self, job: Job) -> None:
-        # One column per expression class of the configuration, lower-case as py-feat's.
-        self.emotions = [label.lower() for label in job.expression_labels]
-        self.columns = ("frame", "timestamp", "video", "face", "track", "confidence", "x1", "y1", "x2", "y2",
-                        *(AU_COLUMNS[c] for c in MAIN_AUS), "AU45", *(AU_COLUMNS[c] for c in SIDED_AUS),
-                        *self.emotions, "valence", "arousal", "pose_yaw", "pose_pitch", "pose_roll")
+        self.emotions = emotion_columns(job.expression_labels)
+        self.columns = (*FEAT_TIME_COLUMNS, TIME_COLUMN, INPUT_COLUMN, *FEAT_FACEBOX_COLUMNS, *LANDMARK_2D_COLUMNS,
+                        *LANDMARK_3D_COLUMNS, *(AU_COLUMNS[c] for c in MAIN_AUS), "AU45", *FEAT_FACEPOSE_COLUMNS,
+                        *self.emotions, *EXTRA_COLUMNS)
         super().__init__(job)
 
     def rows_of(self, video: Video, record: dict, faces: list[dict]) -> Iterable[list[Any]]:
@@ -55,9 +101,15 @@ class WideCsv(CsvSink):
             # Labels matched without case, so "happiness" or "HAPPINESS" from other tools also land.
             scores = {str(k).lower(): v for k, v in scores.items()} if isinstance(scores, dict) else {}
             valence, arousal, _ = va_of(face)
-            yield [record.get("frame"), record.get("t"), video.name, face.get("face", index), face.get("track"),
-                   face.get("score"), *box_of(face),
+            x1, y1, x2, y2 = (number(v) for v in box_of(face))
+            width = x2 - x1 if x1 is not None and x2 is not None else None
+            height = y2 - y1 if y1 is not None and y2 is not None else None
+            yaw, pitch, roll = pose_of(face)
+            flat2d, flat3d = _landmarks(face)
+            yield [record.get("frame"), record.get("t"), video.name, x1, y1, width, height, face.get("score"),
+                   *flat2d, *flat3d,
                    *(number(probs.get(c)) for c in MAIN_AUS), None if blink is None else int(blink),
-                   *(number(probs.get(c)) for c in SIDED_AUS),
+                   pitch, roll, yaw,
                    *(number(scores.get(col)) for col in self.emotions),
-                   valence, arousal, *pose_of(face)]
+                   face.get("face", index), face.get("track"),
+                   *(number(probs.get(c)) for c in SIDED_AUS), valence, arousal, *_quality(face)]

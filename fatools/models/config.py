@@ -99,7 +99,29 @@ def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfi
         )
     if not trust:
         check_targets(cfg, path)
+    short = _short_form(cfg.analyzer)
+    if short is not None:
+        # The seed tool documented `detector: {name: ..., model: ...}`; merging such names
+        # over the bundled file would promise model choices fatools does not have (one
+        # model per task, the detector's by --detector), so it is refused, in one line.
+        raise FatoolsError(
+            f"{path}: `analyzer.{short}` has the seed's short form (name/model); --config expects a full facetorch "
+            "FaceAnalyzer configuration (copy fatools/models/conf/analyzer.yaml and edit it); `fa-models list` "
+            "shows the models fatools runs, --detector chooses the detector (see fa-run(1), --config)"
+        )
     return cfg
+
+
+def _short_form(analyzer: DictConfig) -> str | None:
+    """The first section (``detector``, ``predictor.au``, ...) given as name/model only."""
+    sections = [("detector", analyzer.get("detector"))]
+    predictors = analyzer.get("predictor")
+    if isinstance(predictors, DictConfig):
+        sections += [(f"predictor.{key}", value) for key, value in predictors.items()]
+    for where, section in sections:
+        if isinstance(section, DictConfig) and ("name" in section or "model" in section) and "_target_" not in section:
+            return where
+    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,0 +1,64 @@
+"""The demo's sample clip in a clone without ../shared: a pinned portrait that matplotlib
+ships, checked by its sha256; the Makefile picks it when ../shared is absent."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fatools.errors import FatoolsError
+from fatools.sample import BUILTIN_PHOTOS, builtin_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_builtin_photo_is_the_pinned_file():
+    import hashlib
+
+    path = builtin_photo("grace_hopper")
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == BUILTIN_PHOTOS["grace_hopper"][1]
+    with pytest.raises(FatoolsError, match="no such built-in photo; choose from builtin:grace_hopper"):
+        builtin_photo("nobody")
+
+
+def test_a_changed_file_is_refused(monkeypatch, tmp_path):
+    import fatools.sample as sample
+
+    monkeypatch.setitem(sample.BUILTIN_PHOTOS, "grace_hopper", ("grace_hopper.jpg", "0" * 64, "https://example"))
+    with pytest.raises(FatoolsError, match="not the pinned grace_hopper.jpg"):
+        builtin_photo("grace_hopper")
+
+
+def test_sample_tool_makes_a_clip_from_it(tmp_path):
+    out = tmp_path / "clip.mp4"
+    proc = subprocess.run([sys.executable, "-m", "fatools.sample", "builtin:grace_hopper", str(out), "--seconds", "0.4",
+                           "--size", "320x240"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from fatools.video import probe
+
+    info = probe(str(out))
+    assert info.frame_count == 10 and (info.width, info.height) == (320, 240)
+    bad = subprocess.run([sys.executable, "-m", "fatools.sample", "builtin:nobody", str(tmp_path / "x.mp4")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "builtin:grace_hopper" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.parametrize("shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")])
+def test_makefile_uses_the_builtin_photo_without_shared(shared, photo):
+    if shared is None:
+        from tests.conftest import SHARED
+
+        if not (SHARED / "testdata" / "faces" / "family4.jpg").is_file():
+            pytest.skip("no ../shared here")
+        shared = str(SHARED)
+    # -n prints the recipe; STAMP= points the set-up prerequisite at an existing file.
+    proc = subprocess.run(["make", "-n", "-C", str(ROOT), "demo/sample-pan.mp4", f"SHARED={shared}",
+                           "STAMP=Makefile", "DEMO_DIR=demo"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "fatools.sample" in line)
+    assert photo in line and line.endswith("demo/sample-pan.mp4 --seconds 4")
