@@ -164,3 +164,31 @@ def test_bf16_is_float32_where_the_cpu_lacks_it_and_autocast_where_it_has_it(cli
             assert fb["au"]["bf16"] is True
             pa, pb = np.array(list(fa["au"]["probs"].values())), np.array(list(fb["au"]["probs"].values()))
             assert np.allclose(pa, pb, atol=5e-2)
+
+
+def test_the_store_listing_shows_each_export_and_its_difference(mixed_store):
+    from fatools.cli.models import cli as models_cli
+    from fatools.detect import DetectOptions, build_detector
+
+    build_detector("retinaface-mnet", DetectOptions(), "cpu", None, str(mixed_store))  # exported on first use
+    listing = CliRunner().invoke(models_cli, ["list", "--models-dir", str(mixed_store)])
+    assert listing.exit_code == 0, listing.output
+    header, *rows = listing.output.splitlines()
+    assert "ONNX" in header.split()
+    mnet = next(row for row in rows if row.startswith("retinaface-mnet "))
+    assert " ok " in mnet
+    as_json = CliRunner().invoke(models_cli, ["list", "--json", "--models-dir", str(mixed_store)])
+    row = next(json.loads(line) for line in as_json.output.splitlines() if '"retinaface-mnet"' in line)
+    assert row["onnx"]["state"] == "ok" and row["onnx"]["max_abs_diff"] <= 1e-4 * 10
+
+
+def test_fa_models_prepare_makes_the_exports_a_run_would_make(mixed_store, tmp_path):
+    from fatools.cli.models import cli as models_cli
+
+    store = tmp_path / "store"
+    shutil.copytree(mixed_store, store, ignore=shutil.ignore_patterns("derived"))
+    result = CliRunner().invoke(models_cli, ["prepare", "va", "au", "--int8", "--models-dir", str(store)])
+    assert result.exit_code == 0, result.output
+    made = [Path(line) for line in result.output.splitlines() if line.endswith(".onnx")]
+    assert len(made) == 3 and all(path.is_file() for path in made)  # va, au and au's int8 form
+    assert {path.parent.parent.name for path in made} == {"va", "au"}

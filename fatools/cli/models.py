@@ -51,7 +51,12 @@ def cli() -> None:
 @json_option
 @options.command(PROG)
 def list_cmd(models_dir: str | None, as_json: bool) -> None:
-    """List every model: task, present or missing, size, sha256, source, path."""
+    """List every model: task, present or missing, size, sha256, source, its ONNX export, path.
+
+    ONNX: "ok 2e-07" (the export exists; the largest difference from TorchScript found
+    when it was checked), "failed" (it runs on torch; --json says why), "-" (not made
+    yet: the first run or `fa-models prepare` makes it).
+    """
     from fatools.models import store
 
     rows = store.status(models_dir)
@@ -59,8 +64,10 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=False))
         return
-    table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "PATH")]
+    table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "ONNX", "PATH")]
     for row in rows:
+        onnx = row.get("onnx") or {}
+        onnx_cell = {"ok": f"ok {onnx.get('max_abs_diff') or 0:.0e}", "failed": "failed"}.get(onnx.get("state"), "-")
         table.append(
             (
                 row["name"],
@@ -69,6 +76,7 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
                 _human_size(row["size"]),
                 (row["sha256"] or "-")[:12],
                 row["source"] or "-",
+                onnx_cell,
                 row["path"],
             )
         )

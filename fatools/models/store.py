@@ -205,6 +205,7 @@ def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
             "when": None,
             "upstream": entry.source_url,
             "description": entry.description,
+            "onnx": None,
         }
         if row["present"]:
             info = _hash_info(name, root)
@@ -214,6 +215,10 @@ def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
                 source=info.get("source"),
                 **{"from": info.get("from"), "when": info.get("when")},
             )
+            if entry.filename == "model.pt" and row["sha256"]:
+                from fatools.models.onnx_export import export_status
+
+                row["onnx"] = export_status(path, row["sha256"])
         rows.append(row)
     return rows
 
