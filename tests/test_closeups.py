@@ -5,7 +5,6 @@ square) and detected at the default det-size of 1080, which enlarges them."""
 from __future__ import annotations
 
 import cv2
-import numpy as np
 import pytest
 
 from fatools.detect import DetectOptions, build_detector, detect_options, inside_stronger

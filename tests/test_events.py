@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from fatools.cli.export import cli as export_cli
 from fatools.cli.summarize import cli as summarize_cli
 from fatools.events import EventsError, read_events
-from fatools.export import export
 from fatools.records import dumps
 from fatools.summary import summarize
 from tests.test_export import TS, stream

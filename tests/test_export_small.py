@@ -81,3 +81,12 @@ def test_sample_help_describes_every_argument():
 @pytest.mark.parametrize("track, key", [(None, (0, 0, "")), (2, (1, 2, "")), (10, (1, 10, ""))])
 def test_track_order_is_numeric(track, key):
     assert plots._track_order(track) == key
+
+
+def test_all_is_every_format_but_the_overlay():
+    from fatools.export.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+
+    assert parse_formats([]) == parse_formats(["all"]) == DEFAULT_FORMATS and "overlay" not in DEFAULT_FORMATS
+    assert parse_formats(["all,overlay"]) == FORMATS and parse_formats(["overlay"]) == ("overlay",)
+    with pytest.raises(ValueError, match="unknown export format 'mp4'"):
+        parse_formats(["mp4"])

@@ -54,10 +54,11 @@ def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_
 
     Reads records (from fa-predict, ideally after fa-track) once and writes into
     OUTPUT_DIR: the complete analysis as JSON (json), a row per face (csv), a row per
-    action unit per face (au-timeline), OpenFace/py-feat style columns (wide), a
-    report (text) and PNG figures (plots). Every file is written under a temporary
-    name and renamed when the export has succeeded. Prints the files written, one per
-    line. See fa-export(1).
+    action unit per face (au-timeline), py-feat's columns (wide), a report (text), PNG
+    figures (plots), ELAN tiers (elan), WebVTT captions (webvtt) and, when named, the
+    annotated video (overlay); with --events, statistics per event. Every file is
+    written under a temporary name and renamed when the export has succeeded. Prints
+    the files written, one per line. See fa-export(1).
     """
     from fatools.errors import FatoolsError
     from fatools.export import NoFramesError, export

@@ -108,6 +108,10 @@ class Export:
 
         classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink,
                    "elan": ElanSink, "webvtt": WebVttSink}
+        if "overlay" in self.job.formats:
+            from fatools.export.overlay import OverlaySink  # PyAV's encoder only when an overlay is asked for
+
+            classes["overlay"] = OverlaySink
         if "plots" in self.job.formats:
             from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
 

@@ -101,8 +101,8 @@ def write_eaf(handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, 
               date: str) -> None:
     """An EAF 3.0 document of alignable tiers (times in seconds, written in milliseconds)."""
     slots: dict[int, str] = {}
-    for _, annotations in tiers:
-        for start, end, _ in annotations:
+    for _, items in tiers:
+        for start, end, _ in items:
             for value in (ms(start), ms(max(end, start))):
                 slots.setdefault(value, "")
     for i, value in enumerate(sorted(slots), start=1):
@@ -124,9 +124,9 @@ def write_eaf(handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, 
         w(f'        <TIME_SLOT TIME_SLOT_ID="{slot}" TIME_VALUE="{value}"/>\n')
     w('    </TIME_ORDER>\n')
     n = 0
-    for tier, annotations in tiers:
+    for tier, items in tiers:
         w(f'    <TIER LINGUISTIC_TYPE_REF="{LINGUISTIC_TYPE}" TIER_ID={quoteattr(tier)}>\n')
-        for start, end, value in annotations:
+        for start, end, value in items:
             n += 1
             w(f'        <ANNOTATION>\n            <ALIGNABLE_ANNOTATION ANNOTATION_ID="a{n}" '
               f'TIME_SLOT_REF1="{slots[ms(start)]}" TIME_SLOT_REF2="{slots[ms(max(end, start))]}">\n'
