@@ -53,7 +53,7 @@ def cli() -> None:
 def list_cmd(models_dir: str | None, as_json: bool) -> None:
     """List every model: task, present or missing, size, sha256, source, its ONNX export, path.
 
-    ONNX: "ok 2e-07" (the export exists; the largest difference from TorchScript found
+    ONNX: "ok(2e-07)" (the export exists; the largest difference from TorchScript found
     when it was checked), "failed" (it runs on torch; --json says why), "-" (not made
     yet: the first run or `fa-models prepare` makes it).
     """
@@ -67,7 +67,7 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
     table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "ONNX", "PATH")]
     for row in rows:
         onnx = row.get("onnx") or {}
-        onnx_cell = {"ok": f"ok {onnx.get('max_abs_diff') or 0:.0e}", "failed": "failed"}.get(onnx.get("state"), "-")
+        onnx_cell = {"ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})", "failed": "failed"}.get(onnx.get("state"), "-")
         table.append(
             (
                 row["name"],
