@@ -18,6 +18,7 @@ import orjson
 from fatools import __version__
 from fatools.export.formatting import active_list, au_rows, get
 from fatools.export.sinks import Job, Sink, Video
+from fatools.export.staging import ScratchFiles
 from fatools.records import blink_ear, box_of, expression_of, va_of
 from fatools.facs import AU45
 
@@ -119,40 +120,23 @@ class JsonSink(Sink):
 
     def __init__(self, job: Job) -> None:
         super().__init__(job)
-        self.scratch: dict[Any, tuple] = {}  # video -> (path, frames written)
+        self.scratch = ScratchFiles(job.staging)  # per video: its frame analyses, comma-separated
+        self.written: dict[Any, int] = {}  # per video: frames in its scratch file
         self.kept: dict[Any, list[dict]] = {}
-        self.handle: IO[bytes] | None = None
-        self.current: Any = object()
-
-    def _switch(self, video: Video) -> None:
-        # One scratch file open at a time: a stream of many videos must not run out of descriptors.
-        if self.current == video.name:
-            return
-        if self.handle is not None:
-            self.handle.close()
-        if video.name not in self.scratch:
-            self.scratch[video.name] = [self.job.staging.temp(), 0]
-        self.handle = open(self.scratch[video.name][0], "ab")
-        self.current = video.name
 
     def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
-        self._switch(video)
         entry = frame_analysis(record, faces)
-        cell = self.scratch[video.name]
-        self.handle.write((b",\n    " if cell[1] else b"    ") + orjson.dumps(entry, option=_OPTIONS))
-        cell[1] += 1
+        done = self.written.get(video.name, 0)
+        self.scratch.writer(video.name).write((b",\n    " if done else b"    ") + orjson.dumps(entry, option=_OPTIONS))
+        self.written[video.name] = done + 1
         if self.job.keep_analysis:
             self.kept.setdefault(video.name, []).append(entry)
 
     def abort(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        self.scratch.close()
 
     def finish(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        self.scratch.close()
         job = self.job
         for video in job.videos.values():
             head = {"analysis_metadata": analysis_metadata(job, video), "video_metadata": video.metadata()}
@@ -163,8 +147,8 @@ class JsonSink(Sink):
                 for key, value in head.items():
                     _member(handle, key, value)
                 handle.write(b'  "frame_analyses": [\n')
-                if video.name in self.scratch:
-                    with open(self.scratch[video.name][0], "rb") as frames:
+                if video.name in self.scratch.paths:
+                    with open(self.scratch.paths[video.name], "rb") as frames:
                         shutil.copyfileobj(frames, handle)
                 handle.write(b"\n  ],\n")
                 _member(handle, "summary_statistics", tail, last=True)

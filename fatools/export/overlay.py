@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import orjson
@@ -25,6 +25,7 @@ import orjson
 from fatools.errors import FatoolsError
 from fatools.export.formatting import active_list
 from fatools.export.sinks import Job, Sink, Video
+from fatools.export.staging import ScratchFiles
 from fatools.records import expression_of, number, va_of
 
 log = logging.getLogger("fatools")
@@ -120,33 +121,17 @@ class OverlaySink(Sink):
 
     def __init__(self, job: Job) -> None:
         super().__init__(job)
-        self.scratch: dict[Any, Any] = {}
-        self.handle: IO[bytes] | None = None
-        self.current: Any = object()
-
-    def _switch(self, video: Video) -> None:
-        # One scratch file open at a time: a stream of many videos must not run out of descriptors.
-        if self.current == video.name:
-            return
-        if self.handle is not None:
-            self.handle.close()
-        if video.name not in self.scratch:
-            self.scratch[video.name] = self.job.staging.temp()
-        self.handle = open(self.scratch[video.name], "ab")
-        self.current = video.name
+        self.scratch = ScratchFiles(job.staging)  # per video: one line of annotations per frame
 
     def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
         frame = record.get("frame")
         if not isinstance(frame, int) or isinstance(frame, bool):
             return
-        self._switch(video)
         line = {"frame": frame, "faces": [compact(face, i) for i, face in enumerate(faces or [])]}
-        self.handle.write(orjson.dumps(line) + b"\n")
+        self.scratch.writer(video.name).write(orjson.dumps(line) + b"\n")
 
     def abort(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        self.scratch.close()
 
     def finish(self) -> None:
         self.abort()
@@ -154,12 +139,12 @@ class OverlaySink(Sink):
         for video in job.videos.values():
             source = video.name
             if (video.header is None or not isinstance(source, str) or not os.path.isfile(source)
-                    or video.name not in self.scratch):
+                    or video.name not in self.scratch.paths):
                 log.warning("%s: no video file to draw on (images, or records without fa-frames' header): no overlay",
                             source)
                 continue
             path = job.staging.temp()
-            write_overlay(source, str(self.scratch[video.name]), str(path), number(video.header.get("frame_count")))
+            write_overlay(source, str(self.scratch.paths[video.name]), str(path), number(video.header.get("frame_count")))
             job.staging.stage(self.fmt, path, f"facial_analysis{job.suffix(video)}_{job.timestamp}.mp4")
 
 

@@ -82,3 +82,31 @@ class Staging:
                 log.warning("cannot remove temporary file %s: %s", path, exc)
         self._temps.clear()
         self._staged.clear()
+
+
+class ScratchFiles:
+    """One scratch file per video (``Staging.temp``), appended to as records arrive.
+
+    One is open at a time: a stream of many videos must not run out of descriptors.
+    """
+
+    def __init__(self, staging: Staging) -> None:
+        self.staging = staging
+        self.paths: dict[Any, Path] = {}
+        self.handle: IO[bytes] | None = None
+        self.current: Any = object()
+
+    def writer(self, key: Any) -> IO[bytes]:
+        """The open scratch file of ``key`` (a video's name), made on first use."""
+        if self.handle is None or self.current != key:
+            self.close()
+            if key not in self.paths:
+                self.paths[key] = self.staging.temp()
+            self.handle = open(self.paths[key], "ab")
+            self.current = key
+        return self.handle
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
