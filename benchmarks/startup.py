@@ -41,8 +41,7 @@ assert mod.__file__.startswith(root), mod.__file__
 mod.main()
 """
 IMPORTS = ("import fatools.cli.run, fatools.batch, fatools.run\n"
-           "from fatools.models.torchscript import import_facetorch; import_facetorch()\n"
-           "import fatools.backend; fatools.backend.onnxruntime_available()")
+           "from fatools.models.torchscript import import_facetorch; import_facetorch()\n")
 
 
 def _child(argv: list[str]) -> tuple[float, float]:
@@ -109,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
             imp_wall, _ = _child([sys.executable, "-c",
                                   f"import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
-                                  f"sys.path.insert(0, {str(root)!r})\n" + IMPORTS.replace("import fatools.backend; "
-                                  "fatools.backend.onnxruntime_available()", "") ])
+                                  f"sys.path.insert(0, {str(root)!r})\n" + IMPORTS])
             runs[name]["wall"].append(wall)
             runs[name]["cpu"].append(cpu)
             runs[name]["import"].append(imp_wall)

@@ -62,7 +62,6 @@ class InputFormat:
     half: bool = False
     int8: bool = False  # Linear layers quantised; inputs stay float32
     bf16: bool = False  # run under CPU bfloat16 autocast; inputs stay float32
-    backend: str = "torch"  # what runs it: torch, or onnx (fatools.backend)
 
     def apply(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.half:
@@ -112,7 +111,7 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
         model = onnx_model(owner, name, example, detector, quantise, required)
         if model is not None:
             owner.model = model
-            return InputFormat(int8=quantise, backend="onnx")
+            return InputFormat(int8=quantise)
     if bf16:
         fmt = _prepare(owner, optimize, False, name)
         owner.model = _Autocast(owner.model)

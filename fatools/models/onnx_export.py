@@ -241,12 +241,6 @@ def example_of(name: str) -> tuple[tuple[int, ...], bool] | None:
     return (1, 3, size, size), False
 
 
-def catalogue_task(name: str) -> str:
-    from fatools.models import catalogue
-
-    return catalogue.get(name).task
-
-
 def prepare(name: str, root: str | Path | None = None, int8: bool = False, force: bool = False) -> list[Path]:
     """Make the checked ONNX export of model ``name`` (and its int8 form for ``int8``) in
     the store now, as a first run would (``fa-models prepare``); the paths made or found.
@@ -254,7 +248,7 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
     A failed export is an error here (FatoolsError with its reason), not a fallback.
     """
     from fatools.errors import FatoolsError
-    from fatools.models import store
+    from fatools.models import catalogue, store
 
     shape = example_of(name)
     if shape is None:
@@ -268,7 +262,7 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
     if path is None:
         raise FatoolsError(f"{name}: cannot export to ONNX ({info.get('error')}); it runs on torch")
     made = [path]
-    if int8 and catalogue_task(name) == "au":  # --int8 quantises the AU model only
+    if int8 and catalogue.get(name).task == "au":  # --int8 quantises the AU model only
         int8_path, info = ensure_export(model_file, sha256, shape[0], shape[1], name, int8=True)
         if int8_path is None:
             raise FatoolsError(f"{name}: cannot make its int8 ONNX form ({info.get('error')})")
@@ -277,9 +271,9 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
 
 
 def _deriver(name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False) -> list[Path]:
-    from importlib.util import find_spec
+    from fatools.backend import onnxruntime_available
 
-    if find_spec("onnxruntime") is None or find_spec("onnx") is None:
+    if not onnxruntime_available():
         return []
     return prepare(name, root, int8=int8, force=force)
 
