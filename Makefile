@@ -44,8 +44,10 @@ $(STAMP): pyproject.toml constraints/$(STACK).txt
 install: $(STAMP)
 
 # What the tests use from Debian: the ffmpeg CLI (variable-frame-rate and rotated clips),
-# GNU parallel, and SLURM with munge (a one-node cluster the scheduler tests start).
-SYSTEM_TOOLS := ffmpeg:ffmpeg parallel:parallel sbatch:slurm-wlm slurmctld:slurmctld slurmd:slurmd munged:munge
+# GNU parallel, SLURM with munge (a one-node cluster the scheduler tests start), and
+# headless Chromium with its driver (the HTML report's browser tests, through Selenium).
+SYSTEM_TOOLS := ffmpeg:ffmpeg parallel:parallel sbatch:slurm-wlm slurmctld:slurmctld slurmd:slurmd munged:munge \
+	chromium:chromium chromedriver:chromium-driver
 system-deps:
 	@missing=; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; package=$${pair##*:}; \

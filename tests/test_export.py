@@ -139,7 +139,7 @@ def test_every_format_written_under_its_documented_name(exported):
         f"facial_analysis_wide_{TS}.csv", f"facial_analysis_report_{TS}.txt",
         f"facial_analysis_{TS}.eaf", f"facial_analysis_{TS}.vtt",
         f"au_heatmap_track0_{TS}.png", f"au_heatmap_track1_{TS}.png", f"valence_arousal_{TS}.png",
-        f"emotions_{TS}.png"])
+        f"emotions_{TS}.png", "report.html", "plotly.min.js"])
     assert all(p.parent == out for p in result.paths())
 
 
@@ -583,7 +583,7 @@ def test_cli_repeatable_format_prints_paths(jsonl, tmp_path):
 def test_cli_default_is_every_format(jsonl, tmp_path):
     result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "all"), "--timestamp", TS])
     assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 11 and _left(tmp_path / "all") == sorted(
+    assert len(result.stdout.splitlines()) == 13 and _left(tmp_path / "all") == sorted(
         Path(p).name for p in result.stdout.splitlines())
 
 

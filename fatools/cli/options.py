@@ -168,7 +168,7 @@ def _formats(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
 
 formats_option = click.option(
     "-f", "--format", "formats", multiple=True, callback=_formats, metavar="FORMAT",
-    help="json, csv, au-timeline, wide, text, plots, elan, webvtt, overlay, or all (the default: every one but "
+    help="json, csv, au-timeline, wide, text, plots, elan, webvtt, html, overlay, or all (the default: every one but "
          "overlay, which re-encodes the video); repeat or separate with commas.")
 
 progress_option = click.option(

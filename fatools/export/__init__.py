@@ -116,6 +116,10 @@ class Export:
             from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
 
             classes["plots"] = PlotSink
+        if "html" in self.job.formats:
+            from fatools.export.html_report import HtmlSink
+
+            classes["html"] = HtmlSink
         for fmt in self.job.formats:
             self.sinks.append(classes[fmt](self.job))  # one by one: a failure still closes those opened
 

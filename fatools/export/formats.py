@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots", "elan", "webvtt", "overlay")
+FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots", "elan", "webvtt", "html", "overlay")
 # The overlay re-encodes the whole video (minutes for a long one) and needs the video
 # file itself: it is written only when named, never by default or by "all".
 ON_REQUEST = ("overlay",)

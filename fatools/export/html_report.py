@@ -1,0 +1,182 @@
+"""An interactive page per video (``report.html``; ``report_<stem>.html`` with several):
+the video in an HTML5 player above timelines of expression probabilities, valence and
+arousal and an action-unit heatmap, which follow the player and seek it when clicked.
+
+Charts are drawn by plotly.js, written once beside the reports as ``plotly.min.js``
+(about 4.8 MB, shared by every report of the directory) so that a page opens from the
+file system with no network and stays small itself.  The page's own script is only the
+glue between the player and the charts.
+
+Display rule for long inputs: a track with more than MAX_POINTS samples is shown as
+MAX_POINTS equal-width time bins, each the mean of its samples (NaN when the track was
+not seen in it); the CSVs keep every sample.  A two-hour video sampled 6 times a second
+(43,200 samples) thus gives a page of a few hundred kB per track.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from array import array
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fatools.export.plots import HEAT_CODES, PlotSink, _Arrays, _track_name, _track_order, _VideoPlots
+from fatools.export.sinks import Video
+from fatools.records import expression_of, number
+
+MAX_POINTS = 2000
+PLOTLY_JS = "plotly.min.js"
+_PAGE = Path(__file__).with_name("report_page.html")
+
+
+def downsample(x: np.ndarray, columns: list[np.ndarray], max_points: int = MAX_POINTS
+               ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``x`` and each column binned into ``max_points`` equal-width bins of x (bin means),
+    unchanged when there are no more samples than that."""
+    if len(x) <= max_points:
+        return x, columns
+    edges = np.linspace(x[0], x[-1], max_points + 1)
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max_points - 1)
+    counts = np.bincount(which, minlength=max_points).astype(float)
+    centres = (edges[:-1] + edges[1:]) / 2
+    out = []
+    for column in columns:
+        column = np.asarray(column, dtype=float)
+        seen = ~np.isnan(column)
+        sums = np.bincount(which[seen], weights=column[seen], minlength=max_points)
+        n = np.bincount(which[seen], minlength=max_points)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(n > 0, sums / n, np.nan))
+    keep = counts > 0
+    return centres[keep], [c[keep] for c in out]
+
+
+def _list(values: np.ndarray, digits: int = 4) -> list:
+    return [None if math.isnan(v) else round(float(v), digits) for v in values]
+
+
+class HtmlSink(PlotSink):
+    fmt = "html"
+
+    def __init__(self, job) -> None:
+        super().__init__(job)
+        # Expression probabilities per track, aligned with the plot series' samples.
+        self.probs: dict[Any, dict[Any, dict[str, array]]] = {}
+
+    def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
+        before = {}
+        state = self.videos.get(video.name)
+        if state is not None:
+            before = {track: len(series) for track, series in state.tracks.items()}
+        super().frame(video, record, faces)
+        state = self.videos[video.name]
+        probs = self.probs.setdefault(video.name, {})
+        for face in faces or []:
+            track = face.get("track")
+            try:
+                series = state.tracks.get(track)
+            except TypeError:
+                continue
+            if series is None or len(series) == before.get(track, 0):
+                continue  # not added (a second face of the track in this frame)
+            before[track] = len(series)
+            columns = probs.setdefault(track, {})
+            expression = expression_of(face)
+            given = expression.get("scores", expression.get("probs"))
+            given = given if isinstance(given, dict) else {}
+            for label in given:
+                if label not in columns and isinstance(label, str):
+                    columns[label] = array("f", [math.nan] * (len(series) - 1))
+            for label, column in columns.items():
+                value = number(given.get(label))
+                column.append(math.nan if value is None else value)
+
+    def finish(self) -> None:
+        job = self.job
+        wrote = False
+        for video in job.videos.values():
+            self._page(video, self.videos.get(video.name))
+            wrote = True
+        if wrote:
+            import plotly.offline
+
+            path = job.staging.temp()
+            path.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+            job.staging.stage(self.fmt, path, PLOTLY_JS)
+
+    def _tracks(self, video: Video, state: _VideoPlots | None, timed: bool) -> list[dict]:
+        if state is None:
+            return []
+        summary = {t.get("track"): t for t in self.job.video_summary(video).get("tracks", []) if isinstance(t, dict)}
+        out = []
+        for track, series in sorted(state.tracks.items(), key=lambda kv: _track_order(kv[0])):
+            arrays = _Arrays(series, timed)
+            if not len(arrays.x):
+                continue
+            order = arrays._order
+            labels = self.probs.get(video.name, {}).get(track, {})
+            label_names = list(labels)
+            exp = [np.frombuffer(labels[n], dtype=np.float32)[order].astype(float) for n in label_names]
+            au = list(arrays.au)
+            x, columns = downsample(arrays.x, [arrays.valence, arrays.arousal, *exp, *au])
+            valence, arousal = columns[0], columns[1]
+            exp, au = columns[2:2 + len(exp)], columns[2 + len(exp):]
+            info = summary.get(track, {})
+            out.append({
+                "id": _track_name(track), "samples": len(arrays.x), "points": len(x), "x": _list(x, 3),
+                "valence": _list(valence), "arousal": _list(arousal),
+                "expression": {name: _list(values) for name, values in zip(label_names, exp)},
+                "au": [_list(values, 3) for values in au], "au_codes": HEAT_CODES,
+                "episodes": [[e.get("au"), e.get("onset"), e.get("offset")] for e in info.get("au_events", [])
+                             if isinstance(e, dict)],
+                "summary": _track_summary(info),
+            })
+        return out
+
+    def _page(self, video: Video, state: _VideoPlots | None) -> None:
+        job = self.job
+        timed = state is not None and not np.isnan(np.frombuffer(state.all_t)).any()
+        header = video.header or {}
+        source = header.get("video") or (str(video.name) if video.name is not None else None)
+        out_dir = job.staging.out_dir
+        media, kind = None, "none"
+        if isinstance(source, str) and Path(source).is_file():
+            kind = "image" if header.get("image") or Path(source).suffix.lower() in (".jpg", ".jpeg", ".png") else "video"
+            media = os.path.relpath(Path(source).resolve(), Path(out_dir).resolve()) \
+                if os.path.splitdrive(source)[0] == os.path.splitdrive(str(out_dir))[0] else Path(source).resolve().as_uri()
+        suffix = job.suffix(video)
+        data = {
+            "video": str(video.name), "media": media, "kind": kind, "timed": timed,
+            "vtt": f"facial_analysis{suffix}_{job.timestamp}.vtt" if "webvtt" in job.formats else None,
+            "threshold": state.threshold if state and state.threshold is not None else 0.5,
+            "step": header_step(video), "tracks": self._tracks(video, state, timed),
+            "provenance": {"metadata": video.metadata(), "models": video.models(),
+                           "analysis": job.metadata, "options": (job.summary or {}).get("options")},
+            "quality": (job.video_summary(video).get("frames") or {}),
+        }
+        text = _PAGE.read_text(encoding="utf-8")
+        payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
+        page = (text.replace("{{title}}", html.escape(f"fatools report: {video.name}"))
+                .replace("{{plotly}}", PLOTLY_JS).replace("{{data}}", payload))
+        path = job.staging.temp()
+        path.write_text(page, encoding="utf-8")
+        job.staging.stage(self.fmt, path, f"report{suffix}.html")
+
+
+def header_step(video: Video) -> float | None:
+    fps = video.fps
+    return 1.0 / fps if fps else None
+
+
+def _track_summary(info: dict) -> dict:
+    """The per-track figures the page shows beside the charts."""
+    emotion = info.get("emotion") or {}
+    return {"faces": info.get("faces"), "first": info.get("first"), "last": info.get("last"),
+            "expression_shares": emotion.get("distribution"), "valence": info.get("valence"),
+            "arousal": info.get("arousal"), "most_active_aus": info.get("most_active_aus"),
+            "blinks_per_minute": (info.get("blinks") or {}).get("per_minute")}
