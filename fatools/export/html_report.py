@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fatools.export.plots import HEAT_CODES, PlotSink, _Arrays, _track_name, _track_order, _VideoPlots
+from fatools.export.plots import HEAT_CODES, PlotSink, _Arrays, _Series, _track_name, _track_order, _VideoPlots
 from fatools.export.sinks import Video
 from fatools.records import expression_of, number
 
@@ -68,33 +68,17 @@ class HtmlSink(PlotSink):
         # Expression probabilities per track, aligned with the plot series' samples.
         self.probs: dict[Any, dict[Any, dict[str, array]]] = {}
 
-    def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
-        before = {}
-        state = self.videos.get(video.name)
-        if state is not None:
-            before = {track: len(series) for track, series in state.tracks.items()}
-        super().frame(video, record, faces)
-        state = self.videos[video.name]
-        probs = self.probs.setdefault(video.name, {})
-        for face in faces or []:
-            track = face.get("track")
-            try:
-                series = state.tracks.get(track)
-            except TypeError:
-                continue
-            if series is None or len(series) == before.get(track, 0):
-                continue  # not added (a second face of the track in this frame)
-            before[track] = len(series)
-            columns = probs.setdefault(track, {})
-            expression = expression_of(face)
-            given = expression.get("scores", expression.get("probs"))
-            given = given if isinstance(given, dict) else {}
-            for label in given:
-                if label not in columns and isinstance(label, str):
-                    columns[label] = array("f", [math.nan] * (len(series) - 1))
-            for label, column in columns.items():
-                value = number(given.get(label))
-                column.append(math.nan if value is None else value)
+    def sampled(self, video: Video, track: Any, series: _Series, face: dict) -> None:
+        columns = self.probs.setdefault(video.name, {}).setdefault(track, {})
+        expression = expression_of(face)
+        given = expression.get("scores", expression.get("probs"))
+        given = given if isinstance(given, dict) else {}
+        for label in given:
+            if label not in columns and isinstance(label, str):
+                columns[label] = array("f", [math.nan] * (len(series) - 1))
+        for label, column in columns.items():
+            value = number(given.get(label))
+            column.append(math.nan if value is None else value)
 
     def finish(self) -> None:
         job = self.job
@@ -118,10 +102,9 @@ class HtmlSink(PlotSink):
             arrays = _Arrays(series, timed)
             if not len(arrays.x):
                 continue
-            order = arrays._order
             labels = self.probs.get(video.name, {}).get(track, {})
             label_names = list(labels)
-            exp = [np.frombuffer(labels[n], dtype=np.float32)[order].astype(float) for n in label_names]
+            exp = [arrays.ordered(labels[n]) for n in label_names]
             au = list(arrays.au)
             x, columns = downsample(arrays.x, [arrays.valence, arrays.arousal, *exp, *au])
             valence, arousal = columns[0], columns[1]
@@ -154,7 +137,7 @@ class HtmlSink(PlotSink):
             "video": str(video.name), "media": media, "kind": kind, "timed": timed,
             "vtt": f"facial_analysis{suffix}_{job.timestamp}.vtt" if "webvtt" in job.formats else None,
             "threshold": state.threshold if state and state.threshold is not None else 0.5,
-            "step": header_step(video), "tracks": self._tracks(video, state, timed),
+            "step": 1.0 / video.fps if video.fps else None, "tracks": self._tracks(video, state, timed),
             "provenance": {"metadata": video.metadata(), "models": video.models(),
                            "analysis": job.metadata, "options": (job.summary or {}).get("options")},
             "quality": (job.video_summary(video).get("frames") or {}),
@@ -166,11 +149,6 @@ class HtmlSink(PlotSink):
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
         job.staging.stage(self.fmt, path, f"report{suffix}.html")
-
-
-def header_step(video: Video) -> float | None:
-    fps = video.fps
-    return 1.0 / fps if fps else None
 
 
 def _track_summary(info: dict) -> dict:

@@ -86,9 +86,13 @@ class _Arrays:
         order = keep[np.argsort(x[keep], kind="stable")]
         self._series, self._order = series, order
         self.x = x[order]
-        self.valence = np.frombuffer(series.valence, dtype=np.float32)[order].astype(float)
-        self.arousal = np.frombuffer(series.arousal, dtype=np.float32)[order].astype(float)
+        self.valence = self.ordered(series.valence)
+        self.arousal = self.ordered(series.arousal)
         self.labels = np.frombuffer(series.labels, dtype=np.int32)[order]
+
+    def ordered(self, column: array) -> np.ndarray:
+        """A float32 column kept beside the series (one value per sample), as these arrays are."""
+        return np.frombuffer(column, dtype=np.float32)[self._order].astype(float)
 
     @property
     def au(self) -> np.ndarray:
@@ -355,6 +359,11 @@ class PlotSink(Sink):
             series.valence.append(math.nan if valence is None else valence)
             series.arousal.append(math.nan if arousal is None else arousal)
             series.labels.append(label)
+            self.sampled(video, track, series, face)
+
+    def sampled(self, video: Video, track: Any, series: _Series, face: dict) -> None:
+        """``face`` was just added to ``series`` as its sample for this frame; a subclass
+        keeping more per sample appends it here."""
 
     def finish(self) -> None:
         job = self.job
