@@ -237,10 +237,12 @@ class StopSignals:
 # -- the batch ----------------------------------------------------------------------
 
 def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force: bool = False,
-              fail_fast: bool = False, on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+              fail_fast: bool = False, on_done: Callable[[Outcome], None] | None = None,
+              assets_dir: str | None = None) -> list[Outcome]:
     """Analyse every input into its directory, each on its own: a failure is recorded and
     the next goes on (``fail_fast`` stops there).  The models load once, and only when
-    some input needs them.  Raises Interrupted when a signal stopped the batch."""
+    some input needs them.  ``assets_dir`` (the results tree's root) holds the assets the
+    inputs' pages share.  Raises Interrupted when a signal stopped the batch."""
     from fatools.export.formats import DEFAULT_FORMATS
 
     formats = options.formats or DEFAULT_FORMATS
@@ -263,13 +265,13 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                         log.info("%s: complete in %s; skipped", item.path, out)
                         outcome = Outcome(item, out_dir, "skipped", files=previous.get("files"))
                     elif action == "export":
-                        outcome = _export_only(item, out, options, previous, formats)
+                        outcome = _export_only(item, out, options, previous, formats, assets_dir)
                     else:
                         if action == "fresh" or (previous is None and not (out / PART).is_file()):
                             remove_results(out, previous)
                         if analyzer is None:
                             analyzer = VideoAnalyzer(options)
-                        outcome = _analyze(analyzer, item, out, current, formats, stop)
+                        outcome = _analyze(analyzer, item, out, current, formats, stop, assets_dir)
             except Interrupted:
                 raise
             except (FatoolsError, OSError, RuntimeError, ValueError) as exc:
@@ -286,13 +288,13 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
 
 
 def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, formats: tuple[str, ...],
-             stop: StopSignals) -> Outcome:
+             stop: StopSignals, assets_dir: str | None = None) -> Outcome:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     resumed = (out / PART).is_file()
     write_record(out, {**current, "status": "running", "started": started, "ended": None, "error": None,
                        "frames_done": frames_done(out), "formats": list(formats), "files": []})
     try:
-        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop)
+        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop, assets_dir=assets_dir)
     except BaseException as exc:
         status = "partial" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
         error = None if status == "partial" else (str(exc) if isinstance(exc, FatoolsError)
@@ -308,7 +310,8 @@ def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, for
     return Outcome(item, str(out), "resumed" if resumed else "analysed", files=files)
 
 
-def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, formats: tuple[str, ...]) -> Outcome:
+def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, formats: tuple[str, ...],
+                 assets_dir: str | None = None) -> Outcome:
     """The exports a complete result lacks, from its records (no model loads); the old
     exports go, so that every file in the directory comes from the same records."""
     from fatools.export import Export
@@ -321,7 +324,7 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
     exporter = Export(out, formats, expression_labels=expression_labels(options.config_path, options.trust_config),
-                      min_quality=options.summary.min_quality)
+                      min_quality=options.summary.min_quality, assets_dir=assets_dir)
     try:
         for record in read_paths([str(out / "frames.jsonl")]):
             exporter.add(record)

@@ -95,8 +95,9 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
         yield {"level": "track", **base, "track": track.get("track"), **_figures(track, labels)}
 
 
-def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str]) -> dict[str, int]:
-    """Write the table of every result below ``roots`` as CSV to ``handle``; counts by status."""
+def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str], index: Any = None) -> dict[str, int]:
+    """Write the table of every result below ``roots`` as CSV to ``handle``, and each
+    input's row to ``index`` (a study_index.StudyIndex) when given; counts by status."""
     labels = list(labels)
     writer = csv.DictWriter(handle, fieldnames=columns(labels), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -105,5 +106,7 @@ def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str]) -> dic
         for row in rows(directory, labels):
             writer.writerow(row)
             if row["level"] == "video":
+                if index is not None:
+                    index.add(row)
                 counts[row.get("status") or "unknown"] = counts.get(row.get("status") or "unknown", 0) + 1
     return counts

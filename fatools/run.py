@@ -301,7 +301,8 @@ class VideoAnalyzer:
         return offsets[keep - 1], keep, (frames[-1] if frames else -1)
 
     def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False,
-                resume: bool = False, should_stop: Callable[[], int | None] | None = None) -> Any:
+                resume: bool = False, should_stop: Callable[[], int | None] | None = None,
+                assets_dir: str | os.PathLike[str] | None = None) -> Any:
         """Analyse one input into ``out_dir``; the export result (``.files``, ``.analysis``, ``.summary``).
 
         One pass over the records: each goes to the records file, the summary and the
@@ -328,7 +329,7 @@ class VideoAnalyzer:
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
-                          min_quality=options.summary.min_quality,
+                          min_quality=options.summary.min_quality, assets_dir=assets_dir,
                           expression_labels=expression_labels(options.config_path, options.trust_config))
         keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
         if replayed:

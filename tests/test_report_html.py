@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser import browser as _browser
+from browser import console_errors, requested
+from browser import wait as _wait
 from clips import ffmpeg, write_clip
-from conftest import require
 
 FPS = 25
 FRAMES = 150  # 6 s
@@ -65,31 +66,6 @@ def test_downsample_keeps_bin_means():
     assert len(same) == 300
 
 
-def _browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    require(bool(chromium and driver), "Debian's chromium and chromium-driver (make system-deps)")
-    from selenium import webdriver  # in the test extra: missing it is a failure
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1800",
-                "--autoplay-policy=no-user-gesture-required", "--allow-file-access-from-files"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
-
-
-def _wait(browser, script: str, timeout: float = 20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = browser.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {script}")
-
-
 def test_report_in_chromium(report, tmp_path):
     browser = _browser()
     try:
@@ -136,13 +112,9 @@ def test_report_in_chromium(report, tmp_path):
             time.sleep(1)
             browser.save_screenshot(shot)
         assert (tmp_path / "report.png").stat().st_size > 10_000
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        errors = console_errors(browser)
         assert not errors, errors
-        urls = []
-        for entry in browser.get_log("performance"):
-            message = json.loads(entry["message"])["message"]
-            if message.get("method") == "Network.requestWillBeSent":
-                urls.append(message["params"]["request"]["url"])
+        urls = requested(browser)
         assert urls and all(u.startswith(("file://", "data:", "blob:")) for u in urls), urls
     finally:
         browser.quit()

@@ -68,6 +68,7 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
         still = next(item.path for item in items if item.kind != "video")
         raise click.UsageError(f"{still}: --fps, --start and --end need a video; images have no clock")
     dirs = layout(items, output_dir)
+    shared = output_dir if dirs != [output_dir] else None  # one plotly.min.js for the tree's pages
     if shard is not None:
         try:
             k, n = parse_shard(shard)
@@ -93,7 +94,8 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
             click.echo(f"fa-run: failed: {outcome.error}", err=True)
 
     try:
-        outcomes = batch.run_batch(items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed)
+        outcomes = batch.run_batch(items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed,
+                                   assets_dir=shared)
     except Interrupted as exc:
         click.echo(f"fa-run: {exc}", err=True)
         sys.exit(128 + exc.signum)

@@ -71,7 +71,7 @@ class Export:
 
     def __init__(self, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS, *, timestamp: str | None = None,
                  keep_analysis: bool = False, expression_labels: Iterable[str] | None = None,
-                 min_quality: str | None = None) -> None:
+                 min_quality: str | None = None, assets_dir: str | Path | None = None) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging
 
@@ -88,7 +88,8 @@ class Export:
             expression_labels = configured()
         self.staging = Staging(out)
         self.job = Job(self.staging, timestamp or started.strftime(TIMESTAMP_FORMAT), started, wanted, {},
-                       keep_analysis, expression_labels=tuple(expression_labels))
+                       keep_analysis, expression_labels=tuple(expression_labels),
+                       assets_dir=Path(assets_dir) if assets_dir is not None else None)
         self.min_quality = min_quality  # faces below it are left out of plots and annotations, kept in tables
         self.sinks: list = []
         try:

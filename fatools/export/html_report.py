@@ -2,9 +2,10 @@
 the video in an HTML5 player above timelines of expression probabilities, valence and
 arousal and an action-unit heatmap, which follow the player and seek it when clicked.
 
-Charts are drawn by plotly.js, written once beside the reports as ``plotly.min.js``
-(about 4.8 MB, shared by every report of the directory) so that a page opens from the
-file system with no network and stays small itself.  The page's own script is only the
+Charts are drawn by plotly.js, written once as ``plotly.min.js`` (about 4.8 MB) beside
+the reports, or, for fa-run over several inputs, once at the results tree's root
+(``Export(assets_dir=...)``) for every report below it; a page opens from the file
+system with no network and stays small itself.  The page's own script is only the
 glue between the player and the charts.
 
 Display rule for long inputs: a track with more than MAX_POINTS samples is shown as
@@ -22,6 +23,7 @@ import os
 from array import array
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -86,12 +88,24 @@ class HtmlSink(PlotSink):
         for video in job.videos.values():
             self._page(video, self.videos.get(video.name))
             wrote = True
-        if wrote:
-            import plotly.offline
+        if not wrote:
+            return
+        import plotly.offline
 
+        script = plotly.offline.get_plotlyjs()
+        if job.assets_dir is None:
             path = job.staging.temp()
-            path.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+            path.write_text(script, encoding="utf-8")
             job.staging.stage(self.fmt, path, PLOTLY_JS)
+        else:
+            _share(Path(job.assets_dir) / PLOTLY_JS, script)
+
+    def _script_src(self) -> str:
+        """The page's reference to plotly.min.js: beside it, or in the tree's shared assets."""
+        if self.job.assets_dir is None:
+            return PLOTLY_JS
+        relative = os.path.relpath(Path(self.job.assets_dir).resolve() / PLOTLY_JS, Path(self.job.staging.out_dir).resolve())
+        return quote(Path(relative).as_posix())
 
     def _tracks(self, video: Video, state: _VideoPlots | None, timed: bool) -> list[dict]:
         if state is None:
@@ -130,7 +144,7 @@ class HtmlSink(PlotSink):
         media, kind = None, "none"
         if isinstance(source, str) and Path(source).is_file():
             kind = "image" if header.get("image") or Path(source).suffix.lower() in (".jpg", ".jpeg", ".png") else "video"
-            media = os.path.relpath(Path(source).resolve(), Path(out_dir).resolve()) \
+            media = quote(Path(os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())).as_posix()) \
                 if os.path.splitdrive(source)[0] == os.path.splitdrive(str(out_dir))[0] else Path(source).resolve().as_uri()
         suffix = job.suffix(video)
         data = {
@@ -145,10 +159,29 @@ class HtmlSink(PlotSink):
         text = _PAGE.read_text(encoding="utf-8")
         payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
         page = (text.replace("{{title}}", html.escape(f"fatools report: {video.name}"))
-                .replace("{{plotly}}", PLOTLY_JS).replace("{{data}}", payload))
+                .replace("{{plotly}}", html.escape(self._script_src())).replace("{{data}}", payload))
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
         job.staging.stage(self.fmt, path, f"report{suffix}.html")
+
+
+def _share(path: Path, script: str) -> None:
+    """plotly.min.js written once for a results tree: left alone when it is already there
+    (the same plotly), else written under a name of this process's and renamed, so that
+    concurrent shards of a study never see half a file."""
+    try:
+        if path.stat().st_size == len(script.encode("utf-8")) and path.read_text(encoding="utf-8") == script:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(script, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _track_summary(info: dict) -> dict:

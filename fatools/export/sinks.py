@@ -99,6 +99,7 @@ class Job:
     videos: dict[Any, Video] = field(default_factory=dict)
     expression_labels: tuple[str, ...] = ()  # the configuration's expression classes, in its order
     summary: dict | None = None  # the whole summary, set before the formats finish
+    assets_dir: Path | None = None  # where shared page assets (plotly.min.js) go; None: the output directory
     analyses: list[dict] = field(default_factory=list)
     _suffixes: dict[Any, str] = field(default_factory=dict)
 

@@ -1,0 +1,114 @@
+"""The study's index page (``index.html``, written by fa-collect beside its table): one
+sortable, filterable row per input with its status, error, duration, faces, tracks and
+main figures, linking to the input's interactive report.
+
+Rows are written to the page as fa-collect finds them (under a temporary name, renamed
+when the table is complete), so a study of thousands of inputs takes constant memory
+here; in the browser a static table of that size opens in well under a second, and the
+page's script is only the sorting and filtering glue.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fatools.collect import AUS
+
+_PAGE = Path(__file__).with_name("study_index.html")
+
+# (heading, row key or None for a computed cell, kind): "n" cells sort as numbers.
+COLUMNS = [("status", "status", "s"), ("input", "input", "s"), ("duration (s)", "duration_s", "n"),
+           ("frames analysed", "frames_analysed", "n"), ("frames with faces", "frames_with_faces", "n"),
+           ("faces", "faces", "n"), ("tracks", "tracks", "n"), ("most common expression", "most_common_emotion", "s"),
+           ("valence mean", "valence_mean", "n"), ("arousal mean", "arousal_mean", "n"),
+           ("blinks per minute", "blinks_per_minute", "n"), ("most active AU", None, "s"), ("error", "error", "s")]
+
+
+def report_of(directory: str) -> str | None:
+    """The interactive report in a result directory (``report.html``, else the first
+    ``report_<stem>.html``), or None."""
+    if os.path.isfile(os.path.join(directory, "report.html")):
+        return os.path.join(directory, "report.html")
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.startswith("report_") and n.endswith(".html"))
+    except OSError:
+        return None
+    return os.path.join(directory, names[0]) if names else None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _most_active(row: dict) -> tuple[str, float | None]:
+    rates = [(_number(row.get(f"{code}_rate")), code) for code in AUS]
+    rates = [(rate, code) for rate, code in rates if rate is not None]
+    if not rates:
+        return "", None
+    rate, code = max(rates)
+    return f"{code} ({rate:.0%})", rate
+
+
+class StudyIndex:
+    """``index.html`` being written: ``add`` each video row of the table, then ``close``
+    (or ``abort``, which leaves nothing under the final name)."""
+
+    def __init__(self, path: str | Path, title: str = "fatools study index") -> None:
+        self.path = Path(path)
+        self.base = self.path.parent.resolve()
+        head, self._tail = _PAGE.read_text(encoding="utf-8").split("{{rows}}")
+        heads = "".join(f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in COLUMNS)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.handle = open(self.tmp, "w", encoding="utf-8")
+        self.handle.write(head.replace("{{title}}", html.escape(title)).replace("{{heads}}", heads))
+
+    def _link(self, target: str) -> str:
+        relative = os.path.relpath(os.path.abspath(target), self.base)
+        return quote(Path(relative).as_posix())
+
+    def add(self, row: dict) -> None:
+        """One input's row (a table row of level "video")."""
+        cells = []
+        report = report_of(row["output_dir"]) if row.get("output_dir") else None
+        for _, key, kind in COLUMNS:
+            if key is None:
+                text, value = _most_active(row)
+            elif kind == "n":
+                value = _number(row.get(key))
+                text = "" if value is None else (f"{value:g}" if key in ("frames_analysed", "frames_with_faces", "faces", "tracks")
+                                                 else f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}")
+            else:
+                value, text = None, str(row.get(key) or "")
+            if key == "input":
+                shown = html.escape(text or str(row.get("output_dir")))
+                if report:
+                    cell = f'<a href="{self._link(report)}">{shown}</a>'
+                elif row.get("output_dir"):
+                    cell = f'{shown} (<a href="{self._link(os.path.join(row["output_dir"], "run.json"))}">run record</a>)'
+                else:
+                    cell = shown
+            else:
+                cell = html.escape(text)
+            sort = "" if value is None or kind != "n" else f' data-v="{value:.6g}"'
+            status = f' class="{html.escape(text)}"' if key == "status" else ""
+            cells.append(f"<td{sort}{status}>{cell}</td>")
+        self.handle.write("<tr>" + "".join(cells) + "</tr>\n")
+
+    def close(self) -> None:
+        self.handle.write(self._tail)
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.handle.close()
+        if self.tmp.exists():
+            self.tmp.unlink()
