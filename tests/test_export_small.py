@@ -80,7 +80,7 @@ def test_sample_help_describes_every_argument():
 
 @pytest.mark.parametrize("track, key", [(None, (0, 0, "")), (2, (1, 2, "")), (10, (1, 10, ""))])
 def test_track_order_is_numeric(track, key):
-    assert plots._track_order(track) == key
+    assert plots.track_order(track) == key
 
 
 def test_all_is_every_format_but_the_overlay():

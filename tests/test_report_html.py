@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +38,34 @@ def report(tmp_path_factory, standin_store) -> Path:
     raw = write_clip(root / "raw.mp4", FRAMES, FPS, (640, 360), _paint)
     clip = root / "clip.mp4"
     ffmpeg("-i", str(raw), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "12", str(clip))
+    (root / "events.csv").write_text("onset,offset,label\n1.0,2.5,rest\n3.0,5.0,joke\n")
     out = root / "res"
     subprocess.run([sys.executable, "-c", "from fatools.cli.run import main; main()", str(clip), "-o", str(out), "--models-dir",
-                    str(standin_store)], check=True, capture_output=True)
+                    str(standin_store), "--events", str(root / "events.csv")], check=True, capture_output=True)
     return out
+
+
+def _export(records: Path, out: Path, *formats: str, video: Path | None = None) -> Path:
+    """fa-export of the report's records (no models), the header pointing at ``video``."""
+    lines = records.read_text().splitlines()
+    if video is not None:
+        header = json.loads(lines[0])
+        header["video"] = str(video)
+        lines[0] = json.dumps(header)
+        lines = [json.dumps({**json.loads(line), "video": str(video)}) for line in lines]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "in.jsonl").write_text("\n".join(lines) + "\n")
+    args = [a for f in formats for a in ("-f", f)]
+    subprocess.run([sys.executable, "-c", "from fatools.cli.export import main; main()", str(out / "in.jsonl"), "-o",
+                    str(out), *args], check=True, capture_output=True)
+    return out / "report.html"
+
+
+def _x_of(page, chart: str, t: float) -> tuple[int, int]:
+    """Where on the screen the chart's time axis is at ``t`` (mid-height)."""
+    return page.execute_script(
+        f"const el = document.getElementById('{chart}'), L = el._fullLayout, r = el.getBoundingClientRect();"
+        f"return [Math.round(r.left + L._size.l + L.xaxis.l2p({t})), Math.round(r.top + L._size.t + L._size.h / 2)];")
 
 
 def test_report_written_beside_plotly(report):
@@ -118,3 +143,97 @@ def test_report_in_chromium(report, tmp_path):
         assert urls and all(u.startswith(("file://", "data:", "blob:")) for u in urls), urls
     finally:
         browser.quit()
+
+
+def test_drag_seeks_and_zoom_is_shared(report):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page = _browser()
+    try:
+        page.get((report / "report.html").as_uri())
+        _wait(page, "const v = document.getElementById('media'); return v && v.readyState >= 1")
+        ranges = page.execute_script("return ['expression', 'va', 'au'].map(id => document.getElementById(id)"
+                                     "._fullLayout.xaxis.range)")
+        assert ranges[0] == ranges[1] == ranges[2], ranges  # the heatmap's half cells included in all three
+        (x1, y), (x2, _) = _x_of(page, "va", 1.0), _x_of(page, "va", 3.0)
+        ActionChains(page).move_by_offset(x1, y).click_and_hold().move_by_offset((x2 - x1) // 2, 0) \
+            .move_by_offset(x2 - x1 - (x2 - x1) // 2, 0).release().perform()
+        now = _wait(page, "const t = document.getElementById('media').currentTime; return t > 2.5 ? t : 0;")
+        assert abs(now - 3.0) <= 0.2 + 1e-6  # within one sample (every 5th frame at 25 fps)
+        assert abs(page.execute_script("return window.fatoolsPlayhead") - now) < 0.05
+        page.execute_script("Plotly.relayout('va', {'xaxis.range': [1, 2]})")
+        _wait(page, "return document.getElementById('au')._fullLayout.xaxis.range[0] === 1")
+        assert page.execute_script("return document.getElementById('expression')._fullLayout.xaxis.range") == [1, 2]
+        assert not console_errors(page)
+    finally:
+        page.quit()
+
+
+def test_event_windows_and_quality_are_tables(report):
+    page = _browser()
+    try:
+        page.get((report / "report.html").as_uri())
+        _wait(page, "return document.getElementById('au').data")
+        rows = page.execute_script("return Array.from(document.querySelectorAll('#events tr'))"
+                                   ".map(r => Array.from(r.cells).map(c => c.textContent))")
+        assert [r[:3] for r in rows] == [["event", "onset (s)", "offset (s)"], ["rest", "1", "2.5"], ["joke", "3", "5"]]
+        assert rows[1][4].endswith("%") and rows[1][6] != ""
+        shapes = page.execute_script("return document.getElementById('va').layout.shapes"
+                                     ".filter(s => s.type === 'rect').map(s => [s.x0, s.x1])")
+        assert shapes == [[1, 2.5], [3, 5]]
+        frames = dict(page.execute_script("return Array.from(document.querySelectorAll('#frames tr'))"
+                                          ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        assert frames["frames sampled"] == "30" and frames["with faces"] == "30"
+        summary = dict(page.execute_script("return Array.from(document.querySelectorAll('#summary tr'))"
+                                           ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        assert summary["face quality (faces shown)"].startswith(("good", "fair", "poor"))
+        assert "{" not in "".join(summary.values())  # figures, not raw JSON
+    finally:
+        page.quit()
+
+
+def test_overlay_unplayable_and_moved_videos(report, tmp_path):
+    """The annotated video is shown when it was made; an MPEG-4 Part 2 file (which
+    Chromium does not decode) or a moved source gets one line naming what would play."""
+    root = report.parent
+    overlay = _export(report / "frames.jsonl", tmp_path / "overlay", "html", "overlay")
+    unplayable = _export(report / "frames.jsonl", tmp_path / "mp4v", "html", video=root / "raw.mp4")
+    moved_clip = shutil.copy(root / "clip.mp4", tmp_path / "moving.mp4")
+    moved = _export(report / "frames.jsonl", tmp_path / "moved", "html", video=Path(moved_clip))
+    Path(moved_clip).unlink()
+    page = _browser()
+    try:
+        page.get(overlay.as_uri())
+        duration = _wait(page, "const v = document.getElementById('media'); return v.readyState >= 1 && v.duration")
+        assert abs(duration - FRAMES / FPS) < 0.1
+        assert page.execute_script("return document.getElementById('media').getAttribute('src')").startswith(
+            "facial_analysis_")
+        assert "clip.mp4" in page.execute_script("return document.getElementById('original').textContent")
+        for url, name in ((unplayable, "raw.mp4"), (moved, "moving.mp4")):
+            page.get(url.as_uri())
+            text = _wait(page, "const p = document.getElementById('problem'); return !p.hidden && p.textContent")
+            assert name in text and "--format overlay" in text and "H.264" in text and "\n" not in text
+            assert page.execute_script("return document.getElementById('au').data[0].x.length") > 0
+    finally:
+        page.quit()
+
+
+def test_photo_shows_its_boxes(tmp_path, standin_store):
+    import cv2
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), _paint(0))
+    out = tmp_path / "res"
+    subprocess.run([sys.executable, "-c", "from fatools.cli.run import main; main()", str(photo), "-o", str(out),
+                    "--models-dir", str(standin_store), "-f", "html"], check=True, capture_output=True)
+    page = _browser()
+    try:
+        page.get((out / "report.html").as_uri())
+        _wait(page, "const i = document.getElementById('media'); return i && i.complete && i.naturalWidth")
+        boxes = page.execute_script("return Array.from(document.querySelectorAll('#boxes rect'))"
+                                    ".map(r => r.getBoundingClientRect().width)")
+        assert len(boxes) == 2 and all(w > 20 for w in boxes)
+        assert page.execute_script("return document.getElementById('problem').hidden")
+        assert not console_errors(page)
+    finally:
+        page.quit()

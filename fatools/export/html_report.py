@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from fatools.export.plots import HEAT_CODES, PlotSink, _Arrays, _Series, _track_name, _track_order, _VideoPlots
+from fatools.export.plots import HEAT_CODES, PlotSink, TrackArrays, TrackSeries, track_name, track_order, VideoSeries
 from fatools.export.sinks import Video
 from fatools.records import expression_of, number
 
@@ -69,8 +69,23 @@ class HtmlSink(PlotSink):
         super().__init__(job)
         # Expression probabilities per track, aligned with the plot series' samples.
         self.probs: dict[Any, dict[Any, dict[str, array]]] = {}
+        self.boxes: dict[Any, dict] = {}  # the first frame with faces: its size and boxes, per video
+        self.verdicts: dict[Any, dict[Any, dict[str, int]]] = {}  # face quality verdicts, per track
 
-    def sampled(self, video: Video, track: Any, series: _Series, face: dict) -> None:
+    def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
+        super().frame(video, record, faces)
+        if faces and video.name not in self.boxes:  # a photo's faces are drawn on it
+            self.boxes[video.name] = {
+                "size": [record.get("width"), record.get("height")],
+                "faces": [{"track": track_name(f.get("track")), "box": f["box"]} for f in faces
+                          if isinstance(f.get("box"), list) and len(f["box"]) == 4]}
+
+    def sampled(self, video: Video, track: Any, series: TrackSeries, face: dict) -> None:
+        quality = face.get("quality")
+        verdict = quality.get("verdict") if isinstance(quality, dict) else None
+        if isinstance(verdict, str):
+            counts = self.verdicts.setdefault(video.name, {}).setdefault(track, {})
+            counts[verdict] = counts.get(verdict, 0) + 1
         columns = self.probs.setdefault(video.name, {}).setdefault(track, {})
         expression = expression_of(face)
         given = expression.get("scores", expression.get("probs"))
@@ -107,13 +122,13 @@ class HtmlSink(PlotSink):
         relative = os.path.relpath(Path(self.job.assets_dir).resolve() / PLOTLY_JS, Path(self.job.staging.out_dir).resolve())
         return quote(Path(relative).as_posix())
 
-    def _tracks(self, video: Video, state: _VideoPlots | None, timed: bool) -> list[dict]:
+    def _tracks(self, video: Video, state: VideoSeries | None, timed: bool) -> list[dict]:
         if state is None:
             return []
         summary = {t.get("track"): t for t in self.job.video_summary(video).get("tracks", []) if isinstance(t, dict)}
         out = []
-        for track, series in sorted(state.tracks.items(), key=lambda kv: _track_order(kv[0])):
-            arrays = _Arrays(series, timed)
+        for track, series in sorted(state.tracks.items(), key=lambda kv: track_order(kv[0])):
+            arrays = TrackArrays(series, timed)
             if not len(arrays.x):
                 continue
             labels = self.probs.get(video.name, {}).get(track, {})
@@ -125,36 +140,41 @@ class HtmlSink(PlotSink):
             exp, au = columns[2:2 + len(exp)], columns[2 + len(exp):]
             info = summary.get(track, {})
             out.append({
-                "id": _track_name(track), "samples": len(arrays.x), "points": len(x), "x": _list(x, 3),
+                "id": track_name(track), "samples": len(arrays.x), "points": len(x), "x": _list(x, 3),
                 "valence": _list(valence), "arousal": _list(arousal),
                 "expression": {name: _list(values) for name, values in zip(label_names, exp)},
                 "au": [_list(values, 3) for values in au], "au_codes": HEAT_CODES,
                 "episodes": [[e.get("au"), e.get("onset"), e.get("offset")] for e in info.get("au_events", [])
                              if isinstance(e, dict)],
                 "summary": _track_summary(info),
+                "quality": self.verdicts.get(video.name, {}).get(track, {}),
             })
         return out
 
-    def _page(self, video: Video, state: _VideoPlots | None) -> None:
+    def _page(self, video: Video, state: VideoSeries | None) -> None:
         job = self.job
         timed = state is not None and not np.isnan(np.frombuffer(state.all_t)).any()
         header = video.header or {}
         source = header.get("video") or (str(video.name) if video.name is not None else None)
         out_dir = job.staging.out_dir
-        media, kind = None, "none"
+        media, kind, original = None, "none", None
         if isinstance(source, str) and Path(source).is_file():
             kind = "image" if header.get("image") or Path(source).suffix.lower() in (".jpg", ".jpeg", ".png") else "video"
-            media = quote(Path(os.path.relpath(Path(source).resolve(), Path(out_dir).resolve())).as_posix()) \
-                if os.path.splitdrive(source)[0] == os.path.splitdrive(str(out_dir))[0] else Path(source).resolve().as_uri()
+            media = original = _href(source, out_dir)
         suffix = job.suffix(video)
+        if kind == "video" and "overlay" in job.formats:  # made by this export: H.264, the source's clock
+            media = f"facial_analysis{suffix}_{job.timestamp}.mp4"
+        summary = job.video_summary(video)
         data = {
-            "video": str(video.name), "media": media, "kind": kind, "timed": timed,
+            "video": str(video.name), "media": media, "original": original, "kind": kind, "timed": timed,
+            "frame": self.boxes.get(video.name, {"size": [None, None], "faces": []}),
             "vtt": f"facial_analysis{suffix}_{job.timestamp}.vtt" if "webvtt" in job.formats else None,
             "threshold": state.threshold if state and state.threshold is not None else 0.5,
             "step": 1.0 / video.fps if video.fps else None, "tracks": self._tracks(video, state, timed),
             "provenance": {"metadata": video.metadata(), "models": video.models(),
                            "analysis": job.metadata, "options": (job.summary or {}).get("options")},
-            "quality": (job.video_summary(video).get("frames") or {}),
+            "frames": summary.get("frames") or {},
+            "events": [_event(e) for e in summary.get("events") or [] if isinstance(e, dict)],
         }
         text = _PAGE.read_text(encoding="utf-8")
         payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
@@ -163,6 +183,29 @@ class HtmlSink(PlotSink):
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
         job.staging.stage(self.fmt, path, f"report{suffix}.html")
+
+
+def _href(path: str, out_dir: Path) -> str:
+    """``path`` as the page in ``out_dir`` links to it: relative when it can be, quoted."""
+    if os.path.splitdrive(os.path.abspath(path))[0] != os.path.splitdrive(os.path.abspath(out_dir))[0]:
+        return Path(path).resolve().as_uri()
+    return quote(Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix())
+
+
+def _event(event: dict) -> dict:
+    """An event window of the summary, with the per-track figures the page tabulates."""
+    tracks = {}
+    for entry in event.get("tracks") or []:
+        if not isinstance(entry, dict):
+            continue
+        shares = entry.get("emotion") or {}
+        top = max(shares, key=lambda label: shares[label] or 0) if shares else None
+        tracks[track_name(entry.get("track"))] = {
+            "visible_share": entry.get("visible_share"), "top_expression": top,
+            "valence": (entry.get("valence") or {}).get("mean"), "arousal": (entry.get("arousal") or {}).get("mean"),
+            "blinks_per_minute": (entry.get("blinks") or {}).get("per_minute")}
+    return {"label": event.get("label"), "onset": event.get("onset"), "offset": event.get("offset"),
+            "frames": event.get("frames"), "tracks": tracks}
 
 
 def _share(path: Path, script: str) -> None:

@@ -39,7 +39,7 @@ EMOTION_COLOURS = {"Anger": "#d62728", "Contempt": "#8c564b", "Disgust": "#2ca02
 GAP_INTERVALS = 2.5  # a jump of more than this many sampling intervals is drawn as a gap
 
 
-class _Series:
+class TrackSeries:
     """One track's samples: time, frame, AU scores (HEAT_CODES order, NaN when missing), V, A."""
 
     __slots__ = ("t", "frame", "au", "valence", "arousal", "labels", "last_seq")
@@ -54,9 +54,12 @@ class _Series:
         return len(self.frame)
 
 
-class _VideoPlots:
+class VideoSeries:
+    """One video's samples: a TrackSeries per track, and every face's time and expression
+    label (the expression figure counts faces, not tracks)."""
+
     def __init__(self) -> None:
-        self.tracks: dict[Any, _Series] = {}
+        self.tracks: dict[Any, TrackSeries] = {}
         self.label_names: list[str] = []
         self.label_index: dict[str, int] = {}
         self.all_t, self.all_frame, self.all_labels = array("d"), array("d"), array("i")
@@ -72,7 +75,7 @@ class _VideoPlots:
         return self.label_index[name]
 
 
-class _Arrays:
+class TrackArrays:
     """A track's samples as arrays, in time order, samples without a position left out.
 
     ``au`` (the largest, HEAT_CODES rows of float64 per sample) is expanded from the
@@ -80,7 +83,7 @@ class _Arrays:
     together, the AU matrix of one track is needed only while its heatmap is drawn.
     """
 
-    def __init__(self, series: _Series, timed: bool) -> None:
+    def __init__(self, series: TrackSeries, timed: bool) -> None:
         x = np.frombuffer(series.t if timed else series.frame)
         keep = np.nonzero(~np.isnan(x))[0]
         order = keep[np.argsort(x[keep], kind="stable")]
@@ -126,7 +129,7 @@ def _cell_edges(x: np.ndarray, step: float) -> tuple[np.ndarray, list[int]]:
     return np.asarray(edges), gaps
 
 
-def _track_order(track: Any) -> tuple:
+def track_order(track: Any) -> tuple:
     """Tracks as fa-summarize orders them: untracked first, then numeric ids, then others."""
     if track is None:
         return (0, 0, "")
@@ -141,7 +144,7 @@ def _note(fig, text: str | None) -> None:
         fig.text(0.01, 0.005, text, fontsize=9, color="dimgrey", ha="left", va="bottom")
 
 
-def _track_name(track: Any) -> str:
+def track_name(track: Any) -> str:
     return "untracked faces" if track is None else f"track {track}"
 
 
@@ -159,7 +162,7 @@ def _figure(size: tuple[int, int]):
     return Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, layout="constrained")
 
 
-def heatmap(track: _Arrays, step: float, title: str, timed: bool, threshold: float):
+def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold: float):
     """AU scores of one track over time: one row per AU, colour = score, hatched = not seen.
 
     ``step`` is the video's sampling interval: a longer absence of the track is a gap.
@@ -203,7 +206,7 @@ def _active_colormap(threshold: float):
     return ListedColormap(colours, name="fatools_active").with_extremes(bad=(0, 0, 0, 0))
 
 
-def va_figure(tracks: list[tuple[Any, _Arrays]], step: float, title: str, timed: bool):
+def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, timed: bool):
     """Valence and arousal of each track over time (left) and on the circumplex (right)."""
     from matplotlib.patches import Circle
 
@@ -218,10 +221,10 @@ def va_figure(tracks: list[tuple[Any, _Arrays]], step: float, title: str, timed:
         for ax, y in ((ax_v, valence), (ax_a, arousal)):
             xs, ys = _with_gaps(x, y, step)
             ax.plot(xs, ys, color=colour, linewidth=1.2 if dense else 1.5, marker="" if dense else ".",
-                    markersize=3, label=_track_name(track))
+                    markersize=3, label=track_name(track))
         ok = ~(np.isnan(valence) | np.isnan(arousal))
         ax_c.scatter(valence[ok], arousal[ok], s=4 if dense else 12, color=colour, alpha=0.3 if dense else 0.5,
-                     linewidths=0, label=_track_name(track))
+                     linewidths=0, label=track_name(track))
         if ok.any():
             ax_c.scatter([valence[ok].mean()], [arousal[ok].mean()], s=160, color=colour, edgecolor="black",
                          marker="X", zorder=5)
@@ -320,12 +323,12 @@ class PlotSink(Sink):
 
     def __init__(self, job: Job) -> None:
         super().__init__(job)
-        self.videos: dict[Any, _VideoPlots] = {}
+        self.videos: dict[Any, VideoSeries] = {}
 
     def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
         state = self.videos.get(video.name)
         if state is None:
-            state = self.videos[video.name] = _VideoPlots()
+            state = self.videos[video.name] = VideoSeries()
         state.seq += 1
         t = video.time(record)
         t = math.nan if t is None else t
@@ -342,7 +345,7 @@ class PlotSink(Sink):
             except TypeError:  # an unhashable id; fa-summarize reports it
                 continue
             if series is None:
-                series = state.tracks[track] = _Series()
+                series = state.tracks[track] = TrackSeries()
             if series.last_seq == state.seq:
                 continue  # one face per track per frame, as fa-summarize follows them
             series.last_seq = state.seq
@@ -361,7 +364,7 @@ class PlotSink(Sink):
             series.labels.append(label)
             self.sampled(video, track, series, face)
 
-    def sampled(self, video: Video, track: Any, series: _Series, face: dict) -> None:
+    def sampled(self, video: Video, track: Any, series: TrackSeries, face: dict) -> None:
         """``face`` was just added to ``series`` as its sample for this frame; a subclass
         keeping more per sample appends it here."""
 
@@ -374,7 +377,7 @@ class PlotSink(Sink):
                 continue
             self._plot_video(video, state)
 
-    def _plot_video(self, video: Video, state: _VideoPlots) -> None:
+    def _plot_video(self, video: Video, state: VideoSeries) -> None:
         job = self.job
         stem = str(video.name) if video.name is not None else "unnamed video"
         timed = not np.isnan(np.frombuffer(state.all_t)).any()
@@ -382,22 +385,22 @@ class PlotSink(Sink):
         known = ~np.isnan(x_all)
         step = _step(x_all[known]) if known.any() else 1.0  # the video's sampling interval
         # Most faces first; equal counts in track order (numeric: 2 before 10, not text order).
-        ranked = sorted(state.tracks.items(), key=lambda kv: (-len(kv[1]), _track_order(kv[0])))
+        ranked = sorted(state.tracks.items(), key=lambda kv: (-len(kv[1]), track_order(kv[0])))
         note = None
         if len(ranked) > MAX_TRACKS:
             log.warning("%s: %d tracks; plotting the %d with most faces", video.name, len(ranked), MAX_TRACKS)
-            kept = sorted((track for track, _ in ranked[:MAX_TRACKS]), key=_track_order)
+            kept = sorted((track for track, _ in ranked[:MAX_TRACKS]), key=track_order)
             note = (f"Tracks shown: {', '.join('untracked' if t is None else str(t) for t in kept)} "
                     f"(the {MAX_TRACKS} with most faces of {len(ranked)}; the summary and tables have all)")
-        shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: _track_order(kv[0]))
+        shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: track_order(kv[0]))
         threshold = state.threshold if state.threshold is not None else 0.5
         suffix = job.suffix(video)
-        arrays = {track: _Arrays(series, timed) for track, series in ranked[:MAX_TRACKS]}
+        arrays = {track: TrackArrays(series, timed) for track, series in ranked[:MAX_TRACKS]}
         shown = [(track, arrays[track]) for track, _ in shown if len(arrays[track].x)]
         for track, track_arrays in shown:
             if np.isnan(track_arrays.au).all():
                 continue  # no action units for this track: an empty heatmap says nothing
-            fig = heatmap(track_arrays, step, f"Action units over time: {_track_name(track)}, {stem}", timed,
+            fig = heatmap(track_arrays, step, f"Action units over time: {track_name(track)}, {stem}", timed,
                           threshold)
             tag = "untracked" if track is None else f"track{safe_name(track)}"
             _save(job, fig, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
@@ -409,8 +412,8 @@ class PlotSink(Sink):
             labels = np.frombuffer(state.all_labels, dtype=np.int32)
             rows = [("All faces", x_all[known], labels[known])]
             if len(ranked) > 1:
-                for track, _ in sorted(ranked[:EMOTION_ROWS - 1], key=lambda kv: _track_order(kv[0])):
-                    rows.append((_track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
+                for track, _ in sorted(ranked[:EMOTION_ROWS - 1], key=lambda kv: track_order(kv[0])):
+                    rows.append((track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
             fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed,
                                   job.expression_labels)
             if len(ranked) > EMOTION_ROWS - 1:
