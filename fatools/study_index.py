@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fatools.collect import AUS
+from fatools.collect import AUS, result_dirs, rows
 
 _PAGE = Path(__file__).with_name("study_index.html")
 
@@ -67,7 +67,7 @@ class StudyIndex:
         self.base = self.path.parent.resolve()
         head, self._tail = _PAGE.read_text(encoding="utf-8").split("{{rows}}")
         heads = "".join(f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in COLUMNS)
-        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")  # shards may write at once
         self.handle = open(self.tmp, "w", encoding="utf-8")
         self.handle.write(head.replace("{{title}}", html.escape(title)).replace("{{heads}}", heads))
 
@@ -112,3 +112,19 @@ class StudyIndex:
         self.handle.close()
         if self.tmp.exists():
             self.tmp.unlink()
+
+
+def write_index(roots: list[str], path: str | Path) -> Path:
+    """The index of every result below ``roots`` (fa-run writes one at its -o root after
+    a batch: a shard's index shows the others' inputs as they stand)."""
+    index = StudyIndex(path)
+    try:
+        for directory in result_dirs(roots):
+            for row in rows(directory, []):
+                if row["level"] == "video":
+                    index.add(row)
+    except BaseException:
+        index.abort()
+        raise
+    index.close()
+    return Path(path)

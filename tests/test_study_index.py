@@ -57,6 +57,7 @@ def test_one_plotly_for_the_tree(study):
     results = study / "results"
     assert sorted(p.relative_to(results).as_posix() for p in results.rglob("plotly.min.js")) == ["plotly.min.js"]
     assert '<script src="../../plotly.min.js">' in (results / "sub dir#1" / "b" / "report.html").read_text()
+    assert (results / "index.html").read_text().count("<tr><td") == 3  # fa-run's own, before "killed" was added
 
 
 def test_index_beside_the_table_and_not_without_one(study, tmp_path):

@@ -53,10 +53,13 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
     stopped. Samples every 5th frame of a video and every image unless --every or --fps
     says otherwise. Exit 1 when an input failed (the others are analysed); see fa-run(1).
     """
+    import os
+
     from fatools import batch
     from fatools.errors import FatoolsError, Interrupted
     from fatools.inputs import expand, layout, parse_shard, read_list
     from fatools.inputs import shard as shard_of
+    from fatools.export.formats import DEFAULT_FORMATS
     from fatools.run import run_options
 
     paths = list(inputs) + [path for source in from_lists for path in read_list(source)]
@@ -100,6 +103,14 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
         click.echo(f"fa-run: {exc}", err=True)
         sys.exit(128 + exc.signum)
     failed = [o for o in outcomes if o.status == "failed"]
+    if shared is not None and "html" in (run.formats or DEFAULT_FORMATS):
+        from fatools.study_index import write_index
+
+        try:
+            index = write_index([output_dir], os.path.join(output_dir, "index.html"))
+            click.echo(index)
+        except OSError as exc:
+            click.echo(f"fa-run: {output_dir}: cannot write index.html ({exc.strerror})", err=True)
     if len(items) == 1 and failed:
         raise FatoolsError(failed[0].error)  # one input: its one-line error, as every command
     if len(items) != 1:
