@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator
 from fatools.errors import FatoolsError, Interrupted
 from fatools.inputs import Input, fingerprint
 from fatools.run import PART, RunOptions, VideoAnalyzer, saved_records
+from fatools.versions import package_versions
 
 log = logging.getLogger("fatools")
 
@@ -100,24 +101,12 @@ def model_hashes(options: RunOptions) -> list[dict]:
             if row["name"] in names]
 
 
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {}
-    for name in ("fatools", "facetorch", "torch", "onnxruntime"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def run_record(item: Input, options: RunOptions, models: list[dict], **fields: Any) -> dict:
     results = results_options(options, item)
     record = {"schema": SCHEMA, "type": "run",
               "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
               "options": results, "options_fingerprint": options_fingerprint(results), "models": models,
-              "versions": _versions(), "device": options.device,
+              "versions": package_versions(), "device": options.device,
               "backend": options.predict.backend, "host": socket.gethostname(), "pid": os.getpid()}
     record.update(fields)
     return record

@@ -161,6 +161,14 @@ def test_drag_seeks_and_zoom_is_shared(report):
         now = _wait(page, "const t = document.getElementById('media').currentTime; return t > 2.5 ? t : 0;")
         assert abs(now - 3.0) <= 0.2 + 1e-6  # within one sample (every 5th frame at 25 fps)
         assert abs(page.execute_script("return window.fatoolsPlayhead") - now) < 0.05
+        # The keyboard steps one sample (every 5th frame: 0.2 s), with Shift one frame.
+        from selenium.webdriver.common.keys import Keys
+
+        for keys, step in ((Keys.ARROW_RIGHT, 0.2), (Keys.SHIFT + Keys.ARROW_RIGHT, 1.0 / FPS)):
+            before = page.execute_script("return document.getElementById('media').currentTime")
+            page.find_element("tag name", "body").send_keys(keys)
+            after = _wait(page, f"const t = document.getElementById('media').currentTime; return t > {before} + 1e-3 && t")
+            assert abs(after - before - step) < 1e-3
         page.execute_script("Plotly.relayout('va', {'xaxis.range': [1, 2]})")
         _wait(page, "return document.getElementById('au')._fullLayout.xaxis.range[0] === 1")
         assert page.execute_script("return document.getElementById('expression')._fullLayout.xaxis.range") == [1, 2]
@@ -188,6 +196,8 @@ def test_event_windows_and_quality_are_tables(report):
                                            ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
         assert summary["face quality (faces shown)"].startswith(("good", "fair", "poor"))
         assert "{" not in "".join(summary.values())  # figures, not raw JSON
+        provenance = json.loads(page.execute_script("return document.getElementById('provenance').textContent"))
+        assert provenance["versions"]["fatools"] and all(m["sha256"] for m in provenance["analysis"]["models"])
     finally:
         page.quit()
 

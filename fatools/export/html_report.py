@@ -30,6 +30,7 @@ import numpy as np
 from fatools.export.plots import HEAT_CODES, PlotSink, TrackArrays, TrackSeries, track_name, track_order, VideoSeries
 from fatools.export.sinks import Video
 from fatools.records import expression_of, number
+from fatools.versions import package_versions
 
 MAX_POINTS = 2000
 PLOTLY_JS = "plotly.min.js"
@@ -170,8 +171,8 @@ class HtmlSink(PlotSink):
             "frame": self.boxes.get(video.name, {"size": [None, None], "faces": []}),
             "vtt": f"facial_analysis{suffix}_{job.timestamp}.vtt" if "webvtt" in job.formats else None,
             "threshold": state.threshold if state and state.threshold is not None else 0.5,
-            "step": 1.0 / video.fps if video.fps else None, "tracks": self._tracks(video, state, timed),
-            "provenance": {"metadata": video.metadata(), "models": video.models(),
+            "step": 1.0 / video.fps if video.fps else None, "sample": (summary.get("time") or {}).get("sampling_interval"), "tracks": self._tracks(video, state, timed),
+            "provenance": {"metadata": video.metadata(), "models": video.models(), "versions": package_versions(),
                            "analysis": job.metadata, "options": (job.summary or {}).get("options")},
             "frames": summary.get("frames") or {},
             "events": [_event(e) for e in summary.get("events") or [] if isinstance(e, dict)],
