@@ -249,3 +249,26 @@ def test_photo_shows_its_boxes(tmp_path, standin_store):
         assert not console_errors(page)
     finally:
         page.quit()
+
+
+def test_two_hours_stay_small(tmp_path):
+    """43,200 samples (2 h at 6 a second): 2000 points shown, a page under 1 MB, drawn
+    with its thousands of AU episodes as one trace."""
+    from benchmarks.html_report import write_records
+
+    records = tmp_path / "long.jsonl"
+    write_records(records, 1, 7200)
+    subprocess.run([sys.executable, "-c", "from fatools.cli.export import main; main()", str(records), "-o",
+                    str(tmp_path / "out"), "-f", "html", "-q"], check=True)
+    page_path = tmp_path / "out" / "report.html"
+    assert page_path.stat().st_size < 1_000_000
+    page = _browser()
+    try:
+        page.get(page_path.as_uri())
+        _wait(page, "const e = document.getElementById('au'); return e && e.data", 60)
+        points, traces, episodes = page.execute_script(
+            "return [DATA.tracks[0].points, document.getElementById('au').data.length, DATA.tracks[0].episodes.length]")
+        assert points == 2000 and traces == 2 and episodes > 1000
+        assert not console_errors(page)
+    finally:
+        page.quit()
