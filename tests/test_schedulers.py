@@ -96,6 +96,7 @@ def test_gnu_parallel_one_liner(study, standin_store, tmp_path, reference):
     rows = table(work / "results" / "study.csv")
     assert [{k: v for k, v in r.items() if k != "input"} for r in rows] == \
         [{k: v for k, v in r.items() if k != "input"} for r in reference]
+    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(LENGTHS)  # the study's page
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,7 @@ def test_slurm_array_with_a_task_killed_mid_video(study, standin_store, tmp_path
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = table(results / "study.csv")
+    assert (results / "index.html").read_text().count('<td class="complete">') == len(LENGTHS)
     # Every 1st frame here, every 2nd in the reference: compare with a reference of the same sampling.
     ref_out = tmp_path / "ref1"
     # The same thread count as the tasks (--cpus-per-task=1): float sums depend on it.

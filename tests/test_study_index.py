@@ -5,6 +5,7 @@ sort, and a tree of thousands of inputs still lists and sorts them all."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,10 @@ def test_index_in_chromium(study):
         assert durations == [0.8, 1.2, None, None]
         page.execute_script("document.querySelectorAll('#index th')[2].click()")
         assert page.execute_script("return document.querySelector('#index tbody tr').cells[2].dataset.v") == "1.2"
+        shot = os.environ.get("FATOOLS_INDEX_SCREENSHOT")
+        if shot:
+            page.set_window_size(1400, 720)
+            page.save_screenshot(shot)
         page.execute_script("const s = document.getElementById('status'); s.value = 'failed';"
                             "s.dispatchEvent(new Event('change'));")
         assert page.execute_script("return document.getElementById('shown').textContent") == "1 shown"
