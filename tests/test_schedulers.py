@@ -72,6 +72,7 @@ def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, refere
     assert len(re.findall(r"^fa-run videos/", first.stdout, re.M)) == len(LENGTHS)
     rows = table(work / "results" / "study.csv")
     assert [r["status"] for r in rows if r["level"] == "video"] == ["complete"] * len(LENGTHS)
+    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(LENGTHS)
     assert [{k: v for k, v in r.items() if k != "input"} for r in rows] == \
         [{k: v for k, v in r.items() if k != "input"} for r in reference]
     time.sleep(1.1)  # make compares modification times in seconds on some file systems
