@@ -58,6 +58,14 @@ def _most_active(row: dict) -> tuple[str, float | None]:
     return f"{code} ({rate:.0%})", rate
 
 
+def shown_number(value: float) -> str:
+    """A figure as a reader wants it in a table: counts whole (1234567, not 1.23e+06),
+    small figures to three significant digits, large ones to the unit."""
+    if value.is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+
+
 class StudyIndex:
     """``index.html`` being written: ``add`` each video row of the table, then ``close``
     (or ``abort``, which leaves nothing under the final name)."""
@@ -84,8 +92,7 @@ class StudyIndex:
                 text, value = _most_active(row)
             elif kind == "n":
                 value = _number(row.get(key))
-                text = "" if value is None else (f"{value:g}" if key in ("frames_analysed", "frames_with_faces", "faces", "tracks")
-                                                 else f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}")
+                text = "" if value is None else shown_number(value)
             else:
                 value, text = None, str(row.get(key) or "")
             if key == "input":

@@ -154,3 +154,10 @@ def test_index_of_thousands(study, tmp_path):
         assert not console_errors(page)
     finally:
         page.quit()
+
+
+def test_figures_shown_as_read():
+    from fatools.study_index import shown_number
+
+    assert [shown_number(v) for v in (1234567.0, 12.0, 0.4567, 3.14159, 1234.6, 0.0)] == \
+        ["1234567", "12", "0.457", "3.14", "1235", "0"]
