@@ -3,6 +3,7 @@ ships, checked by its sha256; the Makefile picks it when ../shared is absent."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -49,16 +50,29 @@ def test_sample_tool_makes_a_clip_from_it(tmp_path):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 @pytest.mark.parametrize("shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")])
-def test_makefile_uses_the_builtin_photo_without_shared(shared, photo):
+def test_makefile_uses_the_builtin_photo_without_shared(shared, photo, tmp_path):
     if shared is None:
         from tests.conftest import SHARED
 
         if not (SHARED / "testdata" / "faces" / "family4.jpg").is_file():
             pytest.skip("no ../shared here")
         shared = str(SHARED)
-    # -n prints the recipe; STAMP= points the set-up prerequisite at an existing file.
-    proc = subprocess.run(["make", "-n", "-C", str(ROOT), "demo/sample-pan.mp4", f"SHARED={shared}",
-                           "STAMP=Makefile", "DEMO_DIR=demo"], capture_output=True, text=True, timeout=60)
+    # -n prints the recipe and runs nothing, as long as no makefile has a rule: GNU make
+    # remakes its makefiles even under -n. So everything the rule touches is under tmp_path,
+    # whatever the checkout holds (a demo/ from `make demo`, its .venv): the demo's folder
+    # (the clip is never there, so the recipe is printed), the environment, and the set-up
+    # stamp, an ordinary file newer than what it depends on.
+    demo, venv, stamp = tmp_path / "demo", tmp_path / "venv", tmp_path / "installed"
+    newest = max(p.stat().st_mtime for p in [ROOT / "pyproject.toml", *(ROOT / "constraints").glob("*.txt")])
+    stamp.touch()
+    when = max(stamp.stat().st_mtime, newest + 1)  # now, unless a dependency's clock is ahead
+    os.utime(stamp, (when, when))
+    proc = subprocess.run(["make", "-n", "-C", str(ROOT), f"{demo}/sample-pan.mp4", f"SHARED={shared}",
+                           f"STAMP={stamp}", f"DEMO_DIR={demo}", f"VENV={venv}"],
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    assert "pip" not in proc.stdout, proc.stdout  # the set-up is not even printed
     line = next(line for line in proc.stdout.splitlines() if "fatools.sample" in line)
-    assert photo in line and line.endswith("demo/sample-pan.mp4 --seconds 4")
+    assert line.startswith(f"{venv}/bin/python ") and photo in line
+    assert line.endswith(f"{demo}/sample-pan.mp4 --seconds 4")
+    assert not demo.exists() and not venv.exists()
