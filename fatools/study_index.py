@@ -54,7 +54,9 @@ def _most_active(row: dict) -> tuple[str, float | None]:
     rates = [(rate, code) for rate, code in rates if rate is not None]
     if not rates:
         return "", None
-    rate, code = max(rates)
+    rate, code = max(rates, key=lambda pair: pair[0])  # ties: the catalogue's first
+    if rate == 0:
+        return "none", 0.0  # no AU ever active (not the alphabetically last code at 0%)
     return f"{code} ({rate:.0%})", rate
 
 
