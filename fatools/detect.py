@@ -244,7 +244,7 @@ def detect_records(records: Iterable[dict], detector: BatchDetector, batch_size:
 
 
 def build_detector(
-    name: str = "retinaface",
+    name: str | None = None,
     options: DetectOptions = DetectOptions(),
     device: str = "auto",
     config_path: str | None = None,
@@ -253,13 +253,17 @@ def build_detector(
     trust_config: bool = False,
     verify: bool = True,
 ) -> BatchDetector:
-    """facetorch's FaceDetector from the configuration, checked for its model first."""
+    """facetorch's FaceDetector from the configuration, checked for its model first.
+
+    ``name`` None: the detector a short-form ``config_path`` names, else retinaface."""
     from fatools.models.torchscript import instantiate
 
     from fatools.devices import resolve_device
     from fatools.models import config as model_config
     from fatools.models import store
 
+    # Resolved here, not only in load_config: the name goes into every record's provenance.
+    name = model_config.resolve_detector(name, config_path, trust_config)
     torch_device = resolve_device(device)
     cfg = model_config.load_config(config_path, device=torch_device.type if torch_device.index is None else str(torch_device),
                                    tasks=[], detector=name, root=models_dir,

@@ -14,7 +14,7 @@ log = logging.getLogger("fatools")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@options.sampling_options
+@options.sampling_options("fa-frames")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None, help="Also write each sampled video frame as an image into DIR and put its path in the record.")
 @click.option("--image-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Format of --images files (png is lossless).")
 @click.option("--probe", "probe_only", is_flag=True, help="Only print each video's header record (metadata), decode nothing.")

@@ -93,11 +93,14 @@ device_option = click.option(
 
 # Old spellings kept as aliases because scripts rely on them; each meant something
 # different on different commands, which is why the canonical names replaced them.
+# --output and --sample-rate are the seed tool's names (its --sample-rate: every Nth
+# frame), taken by every command that has the option they name.
 LEGACY_ALIASES: dict[str, dict[str, str]] = {
     "--max-gap": {"fa-track": "--track-gap", "fa-run": "--track-gap",
                   "fa-summarize": "--episode-gap", "fa-export": "--episode-gap"},
     "--batch-size": {"fa-detect": "--detect-batch", "fa-run": "--detect-batch", "fa-predict": "--frame-batch"},
     "--output": {"fa-run": "--output-dir"},
+    "--sample-rate": {"fa-frames": "--every", "fa-run": "--every"},
 }
 
 
@@ -227,16 +230,19 @@ def _compose(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
-sampling_options = _compose(
-    click.option("--every", type=click.IntRange(min=1), default=None,
-                 help="Keep every Nth frame or image (counted from the first at or after --start) [default: every "
-                      "one; fa-run: every 5th frame of a video, every image]."),
-    click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Keep frames evenly in time, F per second, by container timestamps (correct on variable frame rate video)."),
-    click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="First second to sample."),
-    click.option("--end", type=click.FloatRange(min=0), default=None, help="Stop before this second."),
-    click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after K sampled frames per input."),
-)
+def sampling_options(prog: str) -> Callable[[Any], Any]:
+    """--every, --fps, --start, --end and --max-frames, with ``prog``'s aliases."""
+    return _compose(
+        click.option(*_names(prog, "--every"), "every", type=click.IntRange(min=1), default=None,
+                     help="Keep every Nth frame or image (counted from the first at or after --start) [default: every "
+                          "one; fa-run: every 5th frame of a video, every image]. --sample-rate is the seed tool's "
+                          "name for it (a step in frames, not a rate per second: that is --fps)."),
+        click.option("--fps", "sample_fps", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Keep frames evenly in time, F per second, by container timestamps (correct on variable frame rate video)."),
+        click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="First second to sample."),
+        click.option("--end", type=click.FloatRange(min=0), default=None, help="Stop before this second."),
+        click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Stop after K sampled frames per input."),
+    )
 
 
 def sampling_from(every: int | None, sample_fps: float | None, start: float, end: float | None, max_frames: int | None):
@@ -251,8 +257,11 @@ def sampling_from(every: int | None, sample_fps: float | None, start: float, end
 
 
 detector_options = _compose(
-    click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default="retinaface", show_default=True,
-                 help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper."),
+    # No click default: None lets a short-form --config's detector stand (models/config.py,
+    # resolve_detector), which a given --detector replaces.
+    click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default=None,
+                 help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper "
+                      "[default: the detector a short-form --config names, else retinaface]."),
     click.option("--det-size", type=click.IntRange(min=0), default=1080, show_default=True,
                  help="Longer side of the detector input in pixels (facetorch: 1080); 0 keeps the original size."),
     click.option("--score-threshold", type=click.FloatRange(0, 1), default=None,

@@ -20,7 +20,7 @@ from fatools.cli import options
                    "(for array jobs).")
 @options.force_option
 @click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails (else it is recorded and the next goes on).")
-@options.sampling_options
+@options.sampling_options("fa-run")
 @options.detector_options
 @options.facetorch_exact_option
 @options.prediction_options

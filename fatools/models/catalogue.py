@@ -148,6 +148,23 @@ TASKS = ("au", "fer", "va", "align", "embed")
 DEFAULT_TASKS = ("au", "fer", "va", "align")
 DEFAULT_DETECTOR = "retinaface"
 
+# How the seed tool's short configuration form (a `name:` and a `model:` per section)
+# names each catalogue model: the architecture's name, and the model's spellings:
+# facetorch's own (the stem of its conf/analyzer/<section>/<stem>.yaml) and, for the
+# detectors, whose facetorch stem says nothing of the backbone, the backbone as the seed
+# wrote it.  Compared without case and without "-", "_", "." and spaces.  Anything else a
+# short form names (the seed's own `au: EfficientNet-B2/efficientnet_b2_8`, facetorch's
+# EfficientNet-B0 expression model) is a model fatools does not have, and is refused.
+SHORT_FORM: dict[str, tuple[str, tuple[str, ...]]] = {
+    "retinaface": ("RetinaFace", ("resnet50",)),
+    "retinaface-mnet": ("RetinaFace", ("mobilenet0.25",)),
+    "au": ("OpenGraphAU", ("open_graph_swin_base",)),
+    "fer": ("EfficientNet-B2", ("efficientnet_b2_8",)),
+    "va": ("ELIM", ("elim_al_alexnet",)),
+    "align": ("SynergyNet", ("synergy_mobilenet_v2",)),
+    "embed": ("ResNet-50", ("r50_vggface_1m",)),
+}
+
 
 def get(name: str) -> ModelSpec:
     """The catalogue entry for ``name``; ``KeyError`` names the valid ones."""

@@ -4,11 +4,14 @@ The bundled ``conf/analyzer.yaml`` is a full facetorch 0.6.2 FaceAnalyzer config
 model paths point into the model store through the ``fatools_model`` resolver, so
 one file serves every store location.  ``build_analyzer`` checks the store first: a
 missing model stops with what to do, never with facetorch trying the network.
+A ``--config`` in the seed tool's short form (a name and a model per section) means the
+bundled file with the models it names (``short_form_choices``, ``resolve_detector``).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from importlib import resources
@@ -22,6 +25,8 @@ from fatools.models.torchscript import import_facetorch, quiet_torchscript
 
 if TYPE_CHECKING:  # pragma: no cover
     from facetorch import FaceAnalyzer
+
+log = logging.getLogger("fatools")
 
 RESOLVER = "fatools_model"
 _MODEL_REF = re.compile(r"\$\{\s*" + RESOLVER + r"\s*:\s*'?([\w.-]+)'?\s*\}")
@@ -82,9 +87,8 @@ def check_targets(cfg: DictConfig, path: str | os.PathLike[str]) -> None:
             )
 
 
-def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
-    if path is None:
-        return OmegaConf.create(bundled_config_text())
+def _load(path: str | os.PathLike[str], trust: bool = False) -> DictConfig:
+    """The user's configuration file as written, checked for what it may run."""
     try:
         cfg = OmegaConf.load(path)
     except OSError as exc:
@@ -99,16 +103,18 @@ def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfi
         )
     if not trust:
         check_targets(cfg, path)
-    short = _short_form(cfg.analyzer)
-    if short is not None:
-        # The seed tool documented `detector: {name: ..., model: ...}`; merging such names
-        # over the bundled file would promise model choices fatools does not have (one
-        # model per task, the detector's by --detector), so it is refused, in one line.
-        raise FatoolsError(
-            f"{path}: `analyzer.{short}` has the seed's short form (name/model); --config expects a full facetorch "
-            "FaceAnalyzer configuration (copy fatools/models/conf/analyzer.yaml and edit it); `fa-models list` "
-            "shows the models fatools runs, --detector chooses the detector (see fa-run(1), --config)"
-        )
+    return cfg
+
+
+def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
+    if path is None:
+        return OmegaConf.create(bundled_config_text())
+    cfg = _load(path, trust)
+    if short_form_choices(cfg, path) is not None:
+        # The seed tool's short form names models, nothing else; each names fatools' own
+        # model for its task (one per task), so fatools' own configuration is what runs,
+        # with the detector it names (resolve_detector: as --detector would).
+        return OmegaConf.create(bundled_config_text())
     return cfg
 
 
@@ -122,6 +128,118 @@ def _short_form(analyzer: DictConfig) -> str | None:
         if isinstance(section, DictConfig) and ("name" in section or "model" in section) and "_target_" not in section:
             return where
     return None
+
+
+def _spelling(value: object) -> str:
+    return re.sub(r"[-_.\s]", "", str(value)).lower()
+
+
+def _short_models(task: str) -> list[str]:
+    return [name for name, spec in catalogue.MODELS.items() if spec.task == task and name in catalogue.SHORT_FORM]
+
+
+def _short_names(model: str) -> str:
+    name, models = catalogue.SHORT_FORM[model]
+    return f"{name}/{'|'.join(models)}"
+
+
+def _fits(model: str, name: object, spelled: object) -> bool:
+    known_name, known_models = catalogue.SHORT_FORM[model]
+    return ((name is None or _spelling(name) == _spelling(known_name))
+            and (spelled is None or _spelling(spelled) in {_spelling(m) for m in known_models}))
+
+
+_announced: set[str] = set()
+
+
+def _announce(line: str) -> None:
+    # The configuration is read by every stage that loads a model; say each thing once.
+    if line not in _announced:
+        _announced.add(line)
+        log.warning("%s", line)
+
+
+def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The catalogue model each section of a short-form configuration names, by section
+    (``detector``, ``predictor.fer``, ...); None for a full facetorch configuration.
+
+    The short form is the seed tool's: ``analyzer: detector: {name: RetinaFace, model:
+    resnet50}``, ``predictor: <task>: {name: ..., model: ...}`` (catalogue.SHORT_FORM
+    spells the models fatools has).  Each mapped section is said once on stderr; a
+    section naming a model fatools does not have, or anything else in such a file, is a
+    one-line FatoolsError saying what fatools has.
+    """
+    first = _short_form(cfg.analyzer)
+    if first is None:
+        return None
+    full = "a full facetorch FaceAnalyzer configuration (copy fatools/models/conf/analyzer.yaml)"
+    holds = (f"a short-form configuration (name/model sections, as analyzer.{first}) holds only analyzer.detector "
+             "and analyzer.predictor.<task>")
+
+    def refuse(what: str) -> None:
+        raise FatoolsError(f"{path}: {what} (see fa-run(1), --config)")
+
+    for key in cfg:
+        if key != "analyzer":
+            refuse(f"{key}: {holds}; give {full}")
+    sections: list[tuple[str, str, object]] = []
+    for key, value in cfg.analyzer.items():
+        if key == "detector":
+            sections.append(("detector", "detector", value))
+        elif key == "predictor" and isinstance(value, DictConfig):
+            for task, section in value.items():
+                if task not in catalogue.TASKS:
+                    refuse(f"analyzer.predictor.{task}: fatools has no {task} predictor; it has "
+                           f"{', '.join(catalogue.TASKS)}")
+                sections.append((f"predictor.{task}", str(task), section))
+        else:
+            refuse(f"analyzer.{key}: {holds}; fatools' options (--device, ...) set the rest, or give {full}")
+    mapped: list[tuple[str, str, str]] = []
+    for where, task, section in sections:
+        if not isinstance(section, DictConfig) or not set(section) or not set(section) <= {"name", "model"}:
+            refuse(f"analyzer.{where} is not a name/model section and analyzer.{first} is: a configuration gives "
+                   f"every section in the seed's short form (a name and a model) or is {full}")
+        assert isinstance(section, DictConfig)
+        name, spelled = section.get("name"), section.get("model")
+        given = "/".join(str(v) for v in (name, spelled) if v is not None)
+        have = _short_models(task)
+        listed = ", ".join(f"{_short_names(m)} ({m})" for m in have)
+        matches = [model for model in have if _fits(model, name, spelled)]
+        if len(matches) > 1:
+            refuse(f"analyzer.{where} {given} could be any of fatools' {listed}; give its model too")
+        if not matches:
+            # The seed's own example names the expression model under au: say where it belongs.
+            elsewhere = [m for m in catalogue.SHORT_FORM if m not in have and _fits(m, name, spelled)]
+            hint = f" (that is fatools' {elsewhere[0]} model, under predictor.{catalogue.MODELS[elsewhere[0]].task})" \
+                if elsewhere else ""
+            refuse(f"analyzer.{where} {given} is not a model fatools has for {task}{hint}; for {task} fatools has "
+                   f"{listed}: write {'that' if len(have) == 1 else 'one of those'}, or leave the section out for "
+                   "fatools' default")
+        mapped.append((where, given, matches[0]))
+    for where, given, model in mapped:
+        _announce(f"{path}: analyzer.{where} {given} is fatools' {model}")
+    return {where: model for where, _, model in mapped}
+
+
+def configured_detector(path: str | os.PathLike[str] | None, trust: bool = False) -> str | None:
+    """The detector a short-form configuration's ``analyzer.detector`` names; None when
+    ``path`` is None, a full facetorch configuration, or names no detector."""
+    if path is None:
+        return None
+    return (short_form_choices(_load(path, trust), path) or {}).get("detector")
+
+
+def resolve_detector(detector: str | None, path: str | os.PathLike[str] | None = None, trust: bool = False) -> str:
+    """The detector a run uses: ``detector`` (--detector) when given, else the one a
+    short-form configuration at ``path`` names, else fatools' default (retinaface)."""
+    configured = configured_detector(path, trust)
+    if detector is None:
+        return configured or catalogue.DEFAULT_DETECTOR
+    if configured is not None and configured != detector:
+        # As elsewhere, the command line wins over the file; said, since the file was
+        # probably meant.
+        _announce(f"{path}: --detector {detector} replaces its analyzer.detector ({configured})")
+    return detector
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,7 +262,7 @@ def load_config(
     *,
     device: str = "cpu",
     tasks: Iterable[str] | None = None,
-    detector: str = catalogue.DEFAULT_DETECTOR,
+    detector: str | None = None,
     root: str | os.PathLike[str] | None = None,
     trust: bool = False,
 ) -> DictConfig:
@@ -152,7 +270,9 @@ def load_config(
 
     ``tasks`` chooses which predictors remain (default au, fer, va, align); the align
     utilizer goes when align does.  ``detector="retinaface-mnet"`` swaps only the
-    detector's weights (same pre/post-processing).  ``root`` pins the model store;
+    detector's weights (same pre/post-processing); None: ``resolve_detector``'s (a
+    short-form ``path``'s detector, else retinaface).  A short-form ``path`` (the seed
+    tool's name/model sections) runs the bundled configuration.  ``root`` pins the model store;
     without it the store is found when paths are resolved ($FATOOLS_MODELS or the cache).
     ``device`` may be ``auto`` (cuda when available).  A ``path`` whose `_target_`s name
     code outside facetorch, fatools, torch and torchvision is refused unless ``trust``.
@@ -161,6 +281,7 @@ def load_config(
     # what to install, and its import-time deprecation notices stay off the terminal.
     import_facetorch()
     cfg = _read(path, trust)
+    detector = resolve_detector(detector, path, trust)
     wanted = list(catalogue.DEFAULT_TASKS if tasks is None else tasks)
     unknown = [task for task in wanted if task not in catalogue.TASKS]
     if unknown:
