@@ -9,9 +9,10 @@ outputs within 1e-4 of torch's.  On CUDA ``auto`` is torch (fatools does not ins
 ONNX Runtime's CUDA build).  ``torch`` is facetorch's own way, as loaded.
 
 A model runs on torch instead, with one line saying why, when its export fails or
-disagrees with TorchScript (``fatools.models.onnx_export``), when the store is
-read-only and has no export yet (``fa-models prepare`` makes them once), or with
-``--fp16``/``--bf16`` (torch's precisions).
+disagrees with TorchScript (``fatools.models.onnx_export``), when its export was damaged
+since it was made or does not open in ONNX Runtime (``fa-models prepare NAME --force``
+makes it again), when the store is read-only and has no export yet (``fa-models
+prepare`` makes them once), or with ``--fp16``/``--bf16`` (torch's precisions).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def onnx_model(owner: Any, name: str, example: tuple[int, ...], detector: bool, 
     the model must run on torch; ``required`` (``--backend onnx``) turns None into an error."""
     import torch
 
-    from fatools.models import onnx_export, store
+    from fatools.models import derived, onnx_export, store
 
     model_file = Path(str(getattr(owner, "path_local", "")))
     if not model_file.is_file():
@@ -109,10 +110,23 @@ def onnx_model(owner: Any, name: str, example: tuple[int, ...], detector: bool, 
             raise
         log.warning("%s: runs on torch: %s", name, str(exc).split(": ", 1)[-1])
         return None
+    except derived.DamagedError as exc:  # the float32 export the int8 form is made from
+        return _fallback(name, str(exc), required)
     if path is None:
         return _fallback(name, f"its ONNX export failed ({info.get('error')}); "
                                f"`fa-models prepare {store_name} --force` tries again", required)
-    return OnnxModel(path, info, torch.get_num_threads())
+    # An export damaged after its check could still open and give wrong outputs (bytes
+    # overwritten in its weights): the record's hash decides, at a stat's cost.
+    why = derived.damage(path, info)
+    if why is not None:
+        return _fallback(name, f"its ONNX export {path} is damaged ({why}); "
+                               f"{onnx_export.remake_hint(store_name, path)}", required)
+    try:
+        return OnnxModel(path, info, torch.get_num_threads())
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
+        return _fallback(name, f"its ONNX export {path} does not open in ONNX Runtime "
+                               f"({onnx_export.ort_message(exc)}); "
+                               f"{onnx_export.remake_hint(store_name, path)}", required)
 
 
 def _fallback(name: str, why: str, required: bool) -> None:

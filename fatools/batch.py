@@ -4,7 +4,9 @@ isolation, resume after a kill, and a lock against a second process.
 Each output directory holds ``run.json`` (``run_record``): the input (path, size, a
 content fingerprint), the options that change results and their fingerprint, the
 models and their sha256, versions, device, host, times, status (``running``,
-``complete``, ``partial``, ``failed`` with its error), frames done and the files written.
+``complete``, ``partial``, ``failed`` with its error), frames done, the files written,
+and how many runs made the result (``attempts``) and what the last one kept of the
+earlier ones' records (``resumed_from``; null when it kept nothing).
 
 Running the same command again (``plan``):
 
@@ -35,7 +37,7 @@ from typing import Any, Callable, Iterator
 
 from fatools.errors import FatoolsError, Interrupted
 from fatools.inputs import Input, fingerprint
-from fatools.run import PART, RunOptions, VideoAnalyzer, saved_records
+from fatools.run import PART, Resumed, RunOptions, VideoAnalyzer, saved_records
 from fatools.versions import package_versions
 
 log = logging.getLogger("fatools")
@@ -260,7 +262,8 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                             remove_results(out, previous)
                         if analyzer is None:
                             analyzer = VideoAnalyzer(options)
-                        outcome = _analyze(analyzer, item, out, current, formats, stop, assets_dir)
+                        outcome = _analyze(analyzer, item, out, current, formats, stop, assets_dir,
+                                           None if action == "fresh" else previous)
             except Interrupted:
                 raise
             except (FatoolsError, OSError, RuntimeError, ValueError) as exc:
@@ -276,27 +279,50 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
     return outcomes
 
 
+def resume_fields(earlier: dict | None, resumed: Resumed | None) -> dict:
+    """run.json's ``attempts`` and ``resumed_from`` for a run that kept ``resumed`` of the
+    records ``earlier`` (the run record the stopping run left, or None) says how many runs
+    made: each resume adds one, a run that keeps nothing is attempt 1."""
+    if resumed is None:
+        return {"attempts": 1, "resumed_from": None}
+    attempts = (earlier or {}).get("attempts")
+    # A records file without a run record, or one from before runs counted: one run at least.
+    attempts = attempts if isinstance(attempts, int) and attempts >= 1 else 1
+    return {"attempts": attempts + 1,
+            "resumed_from": {"frame": resumed.frame, "t": resumed.t, "frames_kept": resumed.frames}}
+
+
 def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, formats: tuple[str, ...],
-             stop: StopSignals, assets_dir: str | None = None) -> Outcome:
+             stop: StopSignals, assets_dir: str | None = None, previous: dict | None = None) -> Outcome:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    resumed = (out / PART).is_file()
-    write_record(out, {**current, "status": "running", "started": started, "ended": None, "error": None,
-                       "frames_done": frames_done(out), "formats": list(formats), "files": []})
+    # Until the analysis says whether it keeps them, the records on disk are the earlier
+    # runs': a kill before that must leave their count for the next run to add to.
+    earlier = previous if (out / PART).is_file() else None
+    resume = {"attempts": 1, "resumed_from": None}
+    if earlier is not None:
+        resume = {"attempts": earlier.get("attempts", 1), "resumed_from": earlier.get("resumed_from")}
+
+    def written(status: str, **fields: Any) -> None:
+        write_record(out, {**current, "status": status, "started": started, **resume,
+                           "frames_done": frames_done(out), "formats": list(formats), **fields})
+
+    def on_start(resumed: Resumed | None) -> None:
+        resume.update(resume_fields(earlier, resumed))
+        written("running", ended=None, error=None, files=[])
+
+    written("running", ended=None, error=None, files=[])
     try:
-        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop, assets_dir=assets_dir)
+        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop, assets_dir=assets_dir,
+                                  on_start=on_start)
     except BaseException as exc:
         status = "partial" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
         error = None if status == "partial" else (str(exc) if isinstance(exc, FatoolsError)
                                                   else f"{type(exc).__name__}: {exc}")
-        write_record(out, {**current, "status": status, "started": started,
-                           "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "error": error,
-                           "frames_done": frames_done(out), "formats": list(formats), "files": []})
+        written(status, ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), error=error, files=[])
         raise
     files = [str(p) for p in result.paths()]
-    write_record(out, {**current, "status": "complete", "started": started,
-                       "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"), "error": None,
-                       "frames_done": frames_done(out), "formats": list(formats), "files": files})
-    return Outcome(item, str(out), "resumed" if resumed else "analysed", files=files)
+    written("complete", ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), error=None, files=files)
+    return Outcome(item, str(out), "resumed" if resume["resumed_from"] is not None else "analysed", files=files)
 
 
 def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, formats: tuple[str, ...],

@@ -70,7 +70,7 @@ def run_options(
     end: float | None = None,
     max_frames: int | None = None,
     tasks: Iterable[str] | str = DEFAULT_TASKS,
-    detector: str = "retinaface",
+    detector: str | None = None,
     det_size: int | None = 1080,
     score_threshold: float | None = None,
     min_face: float = 0.0,
@@ -105,11 +105,13 @@ def run_options(
 ) -> RunOptions:
     """RunOptions from fa-run's options, by their Python names (fa-run(1)).
 
-    ``every`` None samples every 5th frame of a video and every image; ``track`` and
+    ``every`` None samples every 5th frame of a video and every image; ``detector`` None
+    is the one a short-form ``config_path`` names, else retinaface; ``track`` and
     ``summary`` replace the tracking and summary options wholesale (the flat ones set
     what fa-run's command line sets).  ValueError for contradictions.
     """
     from fatools.export.formats import parse_formats
+    from fatools.models.config import resolve_detector
 
     if every is not None and fps is not None:
         raise ValueError("--every and --fps are alternatives; give one")
@@ -127,7 +129,9 @@ def run_options(
     return RunOptions(
         sampling=sampling,
         still_every=every or 1,
-        detector=detector,
+        # None: a short-form config's detector, else retinaface; resolved here so that the
+        # run's record and the resume check name the detector that runs.
+        detector=resolve_detector(detector, config_path, trust_config),
         detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend),
         predict=PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold,
                                facetorch_exact=facetorch_exact, face_batch=face_batch, optimize=optimize,
@@ -222,6 +226,24 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """What a resumed analysis kept of the records a stopped one left (``analyze``'s
+    ``on_start`` gets it; fa-run records it in run.json as ``resumed_from``)."""
+
+    frame: int  # the last frame kept (-1: only headers were); the analysis goes on after it
+    t: float | None  # that frame's time in seconds (None for stills, which have no clock)
+    frames: int  # frame records kept: their model work is not redone
+    records: int  # records kept, headers included (replayed through tracking, the summary, the exports)
+
+    def describe(self) -> str:
+        """The clause the resume line and fa-run's messages use."""
+        if self.frame < 0:
+            return "no frames kept, going on from the start"
+        at = f" ({self.t:.2f} s)" if self.t is not None else ""
+        return f"{self.frames} frames kept, going on after frame {self.frame}{at}"
+
+
 class VideoAnalyzer:
     """The detector and predictors loaded once (every model checked first), for many inputs."""
 
@@ -277,32 +299,36 @@ class VideoAnalyzer:
         return analysed_records(path, options.sampling_for(path), self.detector, self.predictors, options.track,
                                 detect_batch, frame_batch, replay, skip_through)
 
-    def _resume(self, out: Path) -> tuple[int | None, int, int | None]:
-        """What a records file a stopped analysis left gives: (bytes to keep, records to
-        replay, last frame they cover); (None, 0, None) when there is nothing to go on from."""
+    def _resume(self, out: Path) -> tuple[int | None, Resumed | None]:
+        """What a records file a stopped analysis left gives: the bytes to keep and what
+        they hold; (None, None) when there is nothing to go on from."""
         from fatools.records import is_frame
         from fatools.stream import resume_point
 
         part = out / PART
         if not part.is_file():
-            return None, 0, None
+            return None, None
         light, offsets = [], []
         for record, offset in saved_records(part):
-            # What batching looks at, and no more: a long video's records need not be held.
-            kept = {key: record[key] for key in ("type", "frame", "width", "height") if key in record}
+            # What batching (and the resume line) looks at, and no more: a long video's
+            # records need not be held.
+            kept = {key: record[key] for key in ("type", "frame", "t", "width", "height") if key in record}
             if isinstance(record.get("faces"), list):
                 kept["faces"] = [0] * len(record["faces"])
             light.append(kept)
             offsets.append(offset)
         keep = resume_point(light, *self.batch_sizes())
         if keep == 0:
-            return None, 0, None
-        frames = [r["frame"] for r in light[:keep] if is_frame(r)]
-        return offsets[keep - 1], keep, (frames[-1] if frames else -1)
+            return None, None
+        frames = [r for r in light[:keep] if is_frame(r)]
+        last = frames[-1] if frames else {}
+        return offsets[keep - 1], Resumed(frame=last.get("frame", -1), t=last.get("t"), frames=len(frames),
+                                          records=keep)
 
     def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False,
                 resume: bool = False, should_stop: Callable[[], int | None] | None = None,
-                assets_dir: str | os.PathLike[str] | None = None) -> Any:
+                assets_dir: str | os.PathLike[str] | None = None,
+                on_start: Callable[[Resumed | None], None] | None = None) -> Any:
         """Analyse one input into ``out_dir``; the export result (``.files``, ``.analysis``, ``.summary``).
 
         One pass over the records: each goes to the records file, the summary and the
@@ -310,7 +336,9 @@ class VideoAnalyzer:
         the records written so far stay in ``.frames.jsonl.part``.  With ``resume``, an
         analysis a kill or a signal stopped goes on from there (``_resume``): no model
         work is redone but for the last batch or two, and the result equals an
-        uninterrupted run's.  ``should_stop()`` is asked after every record; a signal
+        uninterrupted run's; one line at the default log level says what was kept.
+        ``on_start`` is called once that is known, before any model work, with the
+        ``Resumed`` or None.  ``should_stop()`` is asked after every record; a signal
         number stops the analysis there (``errors.Interrupted``).
         """
         from fatools.export import DEFAULT_FORMATS, Export
@@ -331,9 +359,15 @@ class VideoAnalyzer:
         exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
                           min_quality=options.summary.min_quality, assets_dir=assets_dir,
                           expression_labels=expression_labels(options.config_path, options.trust_config))
-        keep, replayed, skip_through = self._resume(out) if resume else (None, 0, None)
-        if replayed:
-            log.info("%s: going on from frame %s (%d records kept)", path, skip_through, replayed)
+        keep, resumed = self._resume(out) if resume else (None, None)
+        replayed = resumed.records if resumed else 0
+        skip_through = resumed.frame if resumed else None
+        if resumed:
+            # At the default level (warnings), not -v: whoever requeued a killed job wants
+            # to see, in its log, that work was kept and how much.
+            log.warning("%s: resumed: %s", path, resumed.describe())
+        if on_start is not None:
+            on_start(resumed)
         records_file = RecordsFile(out / "frames.jsonl", keep, replayed)
         frames = 0
         try:
@@ -379,25 +413,45 @@ class FacialActionVideoAnalyzer:
 
     ``options`` are ``run_options``' (fa-run's, by their Python names).  Returns the same
     dictionary as the JSON export (``analysis_metadata``, ``video_metadata``,
-    ``frame_analyses``, ``summary_statistics``).
+    ``frame_analyses``, ``summary_statistics``).  The frames are under ``frame_analyses``,
+    as in the seed's JSON; the seed's README reads ``results['frame_results']``, a
+    mistake there.  ``config_path`` may be a full facetorch configuration or the seed's
+    short form (fa-run(1), --config).
     """
 
     def __init__(self, config_path: str | None = None, device: str | None = None, **options: Any) -> None:
         self._base = run_options(config_path=config_path, device=device or "auto", **options)
         self._analyzer: VideoAnalyzer | None = None
 
-    def analyze_video(self, video_path: str, output_dir: str, sample_rate: int = 5) -> dict:
-        options = replace(self._base, sampling=replace(self._base.sampling, every=sample_rate))
+    def analyze_video(self, video_path: str, output_dir: str | None = None, sample_rate: int = VIDEO_EVERY) -> dict:
+        """Analyse ``video_path`` into ``output_dir`` (None: nothing kept on disk), every
+        ``sample_rate``-th frame (or image, as fa-run's --every)."""
+        options = replace(self._base, sampling=replace(self._base.sampling, every=sample_rate), still_every=sample_rate)
+        if output_dir is None and options.formats is None:
+            options = replace(options, formats=("json",))  # the rest would go with the scratch directory
         if self._analyzer is None:
             self._analyzer = VideoAnalyzer(options)
         else:
             self._analyzer.options = options
-        return self._analyzer.analyze(video_path, output_dir, keep_analysis=True).analysis
+        return _analysis(self._analyzer, video_path, output_dir)
 
 
-def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5, **options: Any) -> dict:
+def _analysis(analyzer: VideoAnalyzer, video_path: str, out_dir: str | None) -> dict:
+    if out_dir is not None:
+        return analyzer.analyze(video_path, out_dir, keep_analysis=True).analysis
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fatools-") as scratch:
+        return analyzer.analyze(video_path, scratch, keep_analysis=True).analysis
+
+
+def analyze_video(video_path: str, output_path: str | None = None, sample_rate: int | None = VIDEO_EVERY,
+                  **options: Any) -> dict:
     """Analyse ``video_path`` (a video, an image or a folder of images) into the directory
-    ``output_path``; the JSON export's dictionary.
+    ``output_path``; the JSON export's dictionary, its frames under ``frame_analyses``
+    (as the seed's JSON; its README's ``frame_results`` is a mistake).  ``output_path``
+    None keeps nothing on disk (only the JSON is made, in a directory removed after).
+    ``analyze_video_facial_actions`` is the seed's name for this function.
 
     ``sample_rate`` is fa-run's ``--every``; ``options`` are ``run_options``' (fa-run's,
     by their Python names: ``fps``, ``start``, ``end``, ``max_frames``, ``tasks``,
@@ -408,5 +462,11 @@ def analyze_video(video_path: str, output_path: str, sample_rate: int | None = 5
     TrackOptions / SummaryOptions).
     """
     every = options.pop("every", sample_rate)
+    if output_path is None and options.get("formats") is None:
+        options["formats"] = ["json"]  # the rest would go with the scratch directory
     run = run_options(every=None if options.get("fps") else every, **options)
-    return VideoAnalyzer(run).analyze(video_path, output_path, keep_analysis=True).analysis
+    return _analysis(VideoAnalyzer(run), video_path, output_path)
+
+
+# The seed's name (facetorch_video_analyzer.analyze_video_facial_actions), same signature.
+analyze_video_facial_actions = analyze_video

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -136,6 +137,7 @@ def test_rerun_skips_refuses_other_options_and_adds_missing_exports(tmp_path, st
     assert run([str(video), "-o", str(out), "--every", "3"], standin_store).exit_code == 0
     first = record(out)
     assert first["status"] == "complete" and first["frames_done"] == 4 and first["models"]
+    assert first["attempts"] == 1 and first["resumed_from"] is None  # said, not left to guess
     assert {"input", "options", "options_fingerprint", "versions", "device", "host", "started", "ended"} <= set(first)
     again = run([str(video), "-o", str(out), "--every", "3"], standin_store)
     assert again.exit_code == 0 and "skipped" in again.stderr and again.stdout == ""
@@ -153,9 +155,11 @@ def test_rerun_skips_refuses_other_options_and_adds_missing_exports(tmp_path, st
     assert any(n.startswith("facial_analysis_report_") for n in names)
     forced = run([str(video), "-o", str(out), "--every", "2", "--force"], standin_store)
     assert forced.exit_code == 0 and record(out)["frames_done"] == 6
+    assert record(out)["attempts"] == 1 and record(out)["resumed_from"] is None
 
 
-def _kill_after(args: list, part: Path, lines: int, sig: int) -> int:
+def _kill_after(args: list, part: Path, lines: int, sig: int) -> tuple[int, str]:
+    """Run ``args`` and send ``sig`` once ``part`` holds ``lines`` lines; exit status, stderr."""
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -163,40 +167,103 @@ def _kill_after(args: list, part: Path, lines: int, sig: int) -> int:
             proc.send_signal(sig)
             break
         time.sleep(0.02)
-    proc.wait(timeout=120)
-    return proc.returncode
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr
+
+
+# run.json fields that differ between any two runs of one command, resumed or not.
+PER_RUN = ("pid", "started", "ended", "files")
+# run.json fields that say how a result was made (a resume or not): the one way a resumed
+# result's files may differ from an uninterrupted run's; checked by the tests themselves.
+RESUME = ("attempts", "resumed_from")
 
 
 def _same_results(out: Path, reference: Path) -> None:
+    """The records byte for byte, the summary, the CSV export and run.json but for the
+    fields named above equal an uninterrupted run's."""
     assert (out / "frames.jsonl").read_bytes() == (reference / "frames.jsonl").read_bytes()
     assert json.loads((out / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
+    [csv], [reference_csv] = out.glob("facial_analysis_summary_*.csv"), reference.glob("facial_analysis_summary_*.csv")
+    assert csv.read_bytes() == reference_csv.read_bytes()
+    got, expected = record(out), record(reference)
+    assert expected["attempts"] == 1 and expected["resumed_from"] is None
+    assert {k: v for k, v in got.items() if k not in PER_RUN + RESUME} == \
+        {k: v for k, v in expected.items() if k not in PER_RUN + RESUME}
+
+    def names(files: list[str]) -> list[str]:  # without the directory and the exports' timestamps
+        return [re.sub(r"_\d{8}_\d{6}", "", Path(p).name) for p in files]
+
+    assert names(got["files"]) == names(expected["files"])
+
+
+def _resume_lines(stderr: str, video: Path) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"fa-run: {video}: resumed: ")]
+
+
+def _check_attempt(out: Path, stderr: str, video: Path, before: int) -> int:
+    """The run that wrote ``stderr`` is one more attempt when it said it resumed (at the
+    default log level: no -v), attempt 1 otherwise; its run.json says which, and what it
+    kept, as its line does.  Its attempt number."""
+    now = record(out)
+    lines = _resume_lines(stderr, video)
+    if not lines:
+        assert now["attempts"] == 1 and now["resumed_from"] is None, stderr
+        return 1
+    assert len(lines) == 1, stderr
+    kept = now["resumed_from"]
+    assert now["attempts"] == before + 1
+    assert lines[0] == (f"fa-run: {video}: resumed: {kept['frames_kept']} frames kept, going on after frame "
+                        f"{kept['frame']} ({kept['t']:.2f} s)")
+    part = out / ".frames.jsonl.part"
+    # A killed run's last line may be cut short; what was kept lies well before it.
+    saved = part.read_text().splitlines()[:-1] if part.is_file() else (out / "frames.jsonl").read_text().splitlines()
+    frames = [r for r in map(json.loads, saved) if r.get("type", "frame") == "frame"]
+    last = frames[kept["frames_kept"] - 1]
+    assert (last["frame"], last["t"]) == (kept["frame"], kept["t"])
+    return now["attempts"]
 
 
 def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted, standin_store, tmp_path):
     """kill -9 at three points of one analysis, each time rerun: the records and the
-    summary equal an uninterrupted run's, byte for byte."""
+    summary equal an uninterrupted run's, byte for byte; each rerun that kept records
+    says so at the default log level and counts one more attempt in run.json."""
     out = tmp_path / "out"
     args = [BIN / "fa-run", long_clip, "-o", out, "--every", "1", "-f", "csv", "--models-dir", standin_store]
+    attempts = 0
     for lines in (3, 60, 150):
-        assert _kill_after(args, out / ".frames.jsonl.part", lines, signal.SIGKILL) == -signal.SIGKILL
+        code, stderr = _kill_after(args, out / ".frames.jsonl.part", lines, signal.SIGKILL)
+        assert code == -signal.SIGKILL
         assert record(out)["status"] == "running"  # what a kill leaves
         assert not (out / "frames.jsonl").exists()
-    rerun = subprocess.run([*args, "-v"], capture_output=True, text=True, timeout=300)
+        attempts = _check_attempt(out, stderr, long_clip, attempts)
+    assert attempts >= 2  # killed at 60 and 150 lines, the last two kept records
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "going on from frame" in rerun.stderr
+    assert len(_resume_lines(rerun.stderr, long_clip)) == 1, rerun.stderr
+    assert _check_attempt(out, rerun.stderr, long_clip, attempts) == attempts + 1
     _same_results(out, uninterrupted)
     assert record(out)["status"] == "complete" and record(out)["frames_done"] == 240
 
 
 def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrupted, standin_store, tmp_path):
+    """SIGTERM, a resume killed with -9, a second resume: three attempts, recorded."""
     out = tmp_path / "out"
     args = [BIN / "fa-run", long_clip, "-o", out, "--every", "1", "-f", "csv", "--models-dir", standin_store]
-    assert _kill_after(args, out / ".frames.jsonl.part", 100, signal.SIGTERM) == 143
+    assert _kill_after(args, out / ".frames.jsonl.part", 100, signal.SIGTERM)[0] == 143
     stopped = record(out)
     assert stopped["status"] == "partial" and stopped["frames_done"] >= 99
+    assert stopped["attempts"] == 1 and stopped["resumed_from"] is None
     assert (out / ".frames.jsonl.part").read_bytes().endswith(b"\n")  # flushed at a record boundary
     assert not list(out.glob("facial_analysis_*"))
-    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 0
+    code, stderr = _kill_after(args, out / ".frames.jsonl.part", 180, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert _check_attempt(out, stderr, long_clip, 1) == 2
+    first_resume = record(out)["resumed_from"]
+    assert first_resume["frames_kept"] >= 90  # the SIGTERM's records, but for a batch or two
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _check_attempt(out, rerun.stderr, long_clip, 2) == 3
+    assert record(out)["resumed_from"]["frames_kept"] > first_resume["frames_kept"]
     _same_results(out, uninterrupted)
 
 

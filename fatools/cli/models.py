@@ -54,7 +54,8 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
     """List every model: task, present or missing, size, sha256, source, its ONNX export, path.
 
     ONNX: "ok(2e-07)" (the export exists; the largest difference from TorchScript found
-    when it was checked), "failed" (it runs on torch; --json says why), "-" (not made
+    when it was checked), "failed" (it runs on torch; --json says why), "damaged" (changed
+    since it was made: it runs on torch; `fa-models prepare NAME --force`), "-" (not made
     yet: the first run or `fa-models prepare` makes it).
     """
     from fatools.models import store
@@ -67,7 +68,8 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
     table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "ONNX", "PATH")]
     for row in rows:
         onnx = row.get("onnx") or {}
-        onnx_cell = {"ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})", "failed": "failed"}.get(onnx.get("state"), "-")
+        onnx_cell = {"ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})", "failed": "failed",
+                     "damaged": "damaged"}.get(onnx.get("state"), "-")
         table.append(
             (
                 row["name"],
@@ -148,10 +150,11 @@ def import_cmd(name: str, file: str, models_dir: str | None) -> None:
 @json_option
 @options.command(PROG)
 def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) -> None:
-    """Rehash the store: each model ok, changed, missing or partial; exit 1 unless all ok.
+    """Rehash the store: each model ok, changed, missing, damaged or partial; exit 1 unless all ok.
 
-    Without NAMEs: every model the store has anything of. Every file is read in full
-    (the check before each run is a stat); see fa-models(1), VERIFICATION.
+    Without NAMEs: every model the store has anything of. Every file is read in full,
+    the files derived from the models (ONNX exports) too (the check before each run is
+    a stat); see fa-models(1), VERIFICATION.
     """
     from fatools.models import store, verify
 

@@ -14,6 +14,10 @@ renames; the others wait on the lock and then find the file.  Nothing half-writt
 ever visible under the final name.  A store nobody may write to (the usual cluster set-up)
 is never written at run time: a missing derived file is then an error that says how to
 make it once (``fa-models prepare``) where the store is writable.
+
+The record holds the file's sha256, size and mtime as made, so that a file damaged
+since (truncated, bytes overwritten) is found (``damage``): by a stat while size and
+mtime are the recorded ones, by a rehash otherwise, and always by ``fa-models verify``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from fatools.errors import ModelMissingError
+from fatools.errors import FatoolsError, ModelMissingError
 
 log = logging.getLogger("fatools")
 
@@ -48,6 +52,10 @@ def key_of(*parts: Any) -> str:
 def derived_path(model_file: str | os.PathLike[str], stem: str, key: str, suffix: str) -> Path:
     """Where a file derived from ``model_file`` with ``key`` lives."""
     return Path(model_file).parent / DERIVED_DIR / f"{stem}-{key}{suffix}"
+
+
+class DamagedError(FatoolsError):
+    """A derived file is not the one its record describes (``damage``)."""
 
 
 def info_path(path: Path) -> Path:
@@ -172,6 +180,7 @@ def ensure(path: Path, build: Callable[[Path], dict], *, what: str,
             with contextlib.suppress(OSError):
                 write_json_atomic(info_path(path), failed)
             return None, failed
+        record.update(_identity(path))
         write_json_atomic(info_path(path), record)
         return path, record
 
@@ -184,6 +193,51 @@ def _existing(path: Path) -> tuple[Path | None, dict] | None:
     if info.get("error"):
         return None, info
     return (path, info) if path.is_file() else None
+
+
+def made(path: Path) -> bool:
+    """Whether ``ensure`` would find ``path`` (or its recorded failure) rather than build it."""
+    return _existing(path) is not None
+
+
+def _identity(path: Path) -> dict:
+    """What the record keeps to recognise the file later: sha256, size, mtime."""
+    from fatools.models.store import file_sha256  # the store imports this module
+
+    stat = path.stat()
+    return {"sha256": file_sha256(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def damage(path: Path, info: dict, rehash: bool = False) -> str | None:
+    """Why the derived file ``path`` is not the one its record ``info`` describes (a
+    clause: "12 bytes, recorded 10875"), or None when it is, or when the record cannot
+    tell (made before records held a hash: only opening the file can).
+
+    A stat while the size and mtime are the recorded ones (``rehash``: always read it
+    all, as ``fa-models verify`` does); a file found intact under a new mtime (a copy
+    that did not keep times) has it cached, where the store is writable, so that the
+    next check is a stat again.
+    """
+    from fatools.models.store import file_sha256  # the store imports this module
+
+    recorded = info.get("sha256")
+    if not recorded:
+        return None
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if stat.st_size != info.get("size"):
+        return f"{stat.st_size} bytes, recorded {info.get('size')}"
+    if stat.st_mtime_ns == info.get("mtime_ns") and not rehash:
+        return None
+    digest = file_sha256(path)
+    if digest != recorded:
+        return f"sha256 {digest[:12]}, recorded {recorded[:12]}"
+    if stat.st_mtime_ns != info.get("mtime_ns") and os.access(path.parent, os.W_OK):
+        with contextlib.suppress(OSError):  # a cache: a store that refuses it is rehashed next time
+            write_json_atomic(info_path(path), dict(info, mtime_ns=stat.st_mtime_ns))
+    return None
 
 
 def forget(path: Path) -> None:

@@ -16,7 +16,9 @@ mean, tens of units).  The export is kept only when every output agrees within
 ``TOLERANCE`` times the output's own scale (at least 1); the largest difference is
 recorded and shown by ``fa-models list``.  A model that cannot be exported, or whose
 export disagrees, is recorded as such (so later runs do not try again for minutes) and
-runs on torch.
+runs on torch.  So does one whose export was damaged after its check (its record's
+sha256, ``derived.damage``) or does not open in ONNX Runtime (``fatools.backend``):
+``fa-models prepare NAME --force`` makes it again.
 
 ``--int8`` on ONNX Runtime is a second file made from the first:
 ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per channel, uint8
@@ -106,6 +108,30 @@ def session(path: str | Path, threads: int | None = None) -> Any:
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3  # errors only: its warnings are about graph details
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def open_problem(path: str | Path) -> str | None:
+    """Why ONNX Runtime does not open ``path``, or None when it does."""
+    try:
+        session(path, 1)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
+        return ort_message(exc)
+    return None
+
+
+def ort_message(exc: BaseException) -> str:
+    """ONNX Runtime's error as a short clause: its first line, without the "Load model
+    from PATH failed:" our messages say already ("Protobuf parsing failed.")."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "Load model from " in first and " failed:" in first:
+        first = first.split(" failed:", 1)[1]
+    return first.strip()[:200] or type(exc).__name__
+
+
+def remake_hint(name: str, path: str | Path) -> str:
+    """The command that makes the export at ``path`` of model ``name`` again."""
+    int8 = " --int8" if Path(path).name.startswith("model-int8-") else ""
+    return f"`fa-models prepare {name}{int8} --force` makes it again"
 
 
 def _max_difference(module: Any, sess: Any, inputs: list[Any]) -> tuple[float, float, str, int]:
@@ -199,7 +225,8 @@ def _ort_version() -> str:
 
 def export_status(model_file: str | Path, source_sha256: str) -> dict:
     """What the store has of a model's ONNX export for today's exporter: ``state``
-    (``ok``, ``failed``, ``none``), the max abs difference found at its check, the error."""
+    (``ok``, ``failed``, ``damaged``: changed since it was made, ``none``), the max abs
+    difference found at its check, the error."""
     try:
         path = onnx_path(model_file, source_sha256)
     except Exception:  # noqa: BLE001 - no onnx installed: nothing to say
@@ -211,6 +238,9 @@ def export_status(model_file: str | Path, source_sha256: str) -> dict:
         return {"state": "failed", "error": info["error"], "path": str(path)}
     if not path.is_file():
         return {"state": "none"}
+    why = derived.damage(path, info)
+    if why is not None:
+        return {"state": "damaged", "error": why, "path": str(path)}
     return {"state": "ok", "max_abs_diff": info.get("max_abs_diff"), "path": str(path)}
 
 
@@ -223,6 +253,10 @@ def ensure_export(model_file: str | Path, source_sha256: str, example: tuple[int
     if path is None or not int8:
         return path, info
     int8_path = onnx_path(model_file, source_sha256, int8=True)
+    why = None if derived.made(int8_path) else derived.damage(path, info)
+    if why is not None:  # else a damaged export would be recorded as an int8 form that cannot be made
+        raise derived.DamagedError(f"its ONNX export {path} is damaged ({why}); "
+                                   f"{remake_hint(name, int8_path)}")
     return derived.ensure(int8_path, build_int8(path, source_sha256, example, detector),
                           what=f"the int8 ONNX export of {name}", prepare_hint=f"fa-models prepare {name} --int8")
 
@@ -245,7 +279,8 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
     """Make the checked ONNX export of model ``name`` (and its int8 form for ``int8``) in
     the store now, as a first run would (``fa-models prepare``); the paths made or found.
 
-    A failed export is an error here (FatoolsError with its reason), not a fallback.
+    A failed export is an error here (FatoolsError with its reason), not a fallback; so
+    is one made before but damaged since (``--force`` makes it again).
     """
     from fatools.errors import FatoolsError
     from fatools.models import catalogue, store
@@ -261,13 +296,22 @@ def prepare(name: str, root: str | Path | None = None, int8: bool = False, force
     path, info = ensure_export(model_file, sha256, shape[0], shape[1], name, int8=False)
     if path is None:
         raise FatoolsError(f"{name}: cannot export to ONNX ({info.get('error')}); it runs on torch")
+    _check_made(name, path, info)
     made = [path]
     if int8 and catalogue.get(name).task == "au":  # --int8 quantises the AU model only
         int8_path, info = ensure_export(model_file, sha256, shape[0], shape[1], name, int8=True)
         if int8_path is None:
             raise FatoolsError(f"{name}: cannot make its int8 ONNX form ({info.get('error')})")
+        _check_made(name, int8_path, info)
         made.append(int8_path)
     return made
+
+
+def _check_made(name: str, path: Path, info: dict) -> None:
+    """A file prepare found rather than made may have been damaged since (a stat)."""
+    why = derived.damage(path, info)
+    if why is not None:
+        raise derived.DamagedError(f"{path}: the ONNX export of {name} is damaged ({why}); {remake_hint(name, path)}")
 
 
 def _deriver(name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False) -> list[Path]:

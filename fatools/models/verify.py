@@ -7,15 +7,18 @@ Each model gets one status:
 * ``changed``: the file's size or sha256 is not the recorded one, or a fetched file's
   recorded hash is not the catalogue's pin;
 * ``missing``: no file and no record: nothing of the model is in the store;
+* ``damaged``: the model file is intact but a file derived from it (an ONNX export) is
+  not the one its record describes (sha256 or size), or, for an export recorded before
+  records held a hash, does not open in ONNX Runtime;
 * ``partial``: something is there but not a whole model: a record without its file, a
   file without its record, an empty file, a temporary file left by an interrupted (or
   running) fetch, import or derivation, or a derived file without its record or the
   reverse.
 
 Unlike the load-time check (a stat while size and mtime are the recorded ones), verify
-always reads every file.  A file found intact under a new mtime (a copy that did not
-keep times) has the new mtime cached, where the store is writable, so later runs cost a
-stat again.
+always reads every file, derived ones included.  A file found intact under a new mtime
+(a copy that did not keep times) has the new mtime cached, where the store is writable,
+so later runs cost a stat again.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from fatools.models import catalogue, store
+from fatools.models import catalogue, derived, store
 from fatools.models.derived import DERIVED_DIR, info_path
 
-STATUSES = ("ok", "changed", "missing", "partial")
+STATUSES = ("ok", "changed", "missing", "damaged", "partial")
 
 
 def stored_names(root: str | os.PathLike[str] | None = None) -> list[str]:
@@ -59,6 +62,36 @@ def _unpaired_derived(directory: Path) -> list[str]:
                 problems.append(f"{DERIVED_DIR}/{name} without its file")
         elif info_path(path).name not in names:
             problems.append(f"{DERIVED_DIR}/{name} without its record")
+    return problems
+
+
+def _damaged_derived(name: str, model_file: Path, source_sha256: str) -> list[str]:
+    """A phrase for each derived file (with its record) that is not what the record says."""
+    from fatools.models import onnx_export
+
+    folder = model_file.parent / DERIVED_DIR
+    if not folder.is_dir():
+        return []
+    try:  # the exports runs of this model file would use: made again by prepare --force
+        current = {onnx_export.onnx_path(model_file, source_sha256, int8) for int8 in (False, True)}
+    except Exception:  # noqa: BLE001 - the onnx package is not installed: no run uses an export
+        current = set()
+    problems = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix in (".json", ".lock"):
+            continue
+        info = derived.read_info(path)
+        if info is None or info.get("error"):
+            continue  # unpaired: partial (_unpaired_derived)
+        why = derived.damage(path, info, rehash=True)
+        if why is None and not info.get("sha256") and path.suffix == ".onnx":
+            why = onnx_export.open_problem(path)  # recorded without a hash: does it open?
+            why = None if why is None else f"does not open in ONNX Runtime: {why}"
+        if why is None:
+            continue
+        remedy = (onnx_export.remake_hint(name, path) if path in current
+                  else "no run uses it (made from another model file or exporter): remove it and its .json")
+        problems.append(f"{path} is damaged ({why}); {remedy}")
     return problems
 
 
@@ -99,11 +132,14 @@ def verify_one(name: str, root: str | os.PathLike[str] | None = None) -> dict[st
             if record.get("source") == "fetch" and entry.sha256 and published != entry.sha256:
                 changed.append(f"fetched file has sha256 {str(published)[:12]}, not the {entry.sha256[:12]} the "
                                f"catalogue pins: `fa-models fetch --force {name}`")
+    damaged = _damaged_derived(name, path, row["sha256"]) if row["sha256"] and not changed else []
     if changed:
         row["status"] = "changed"
+    elif damaged:
+        row["status"] = "damaged"
     elif partial:
         row["status"] = "partial"
-    problems += changed + partial
+    problems += changed + damaged + partial
     return row
 
 
