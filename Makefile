@@ -32,7 +32,7 @@ PIP := $(BIN)/python -m pip install --quiet
 INSTALL_current = $(PIP) -c constraints/current.txt -e '.[test]' && $(PIP) --no-deps '$(FACETORCH)'
 INSTALL_pinned = $(PIP) -c constraints/pinned.txt -e '.[test]' '$(FACETORCH)'
 
-.PHONY: install system-deps test test-stacks test-part demo clean
+.PHONY: install system-deps feat-envs test test-stacks test-part demo clean
 
 # The virtual environment, brought up to date when the dependencies change.
 $(STAMP): pyproject.toml constraints/$(STACK).txt
@@ -59,8 +59,8 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: install system-deps
-	$(BIN)/python -m pytest -q
+test: install system-deps feat-envs
+	FATOOLS_FEAT_VENVS=$(STACK_VENVS) $(BIN)/python -m pytest -q
 
 # The other ends of the supported range, beside the default stack: facetorch's pinned
 # torch 2.3.1 / numpy 1.26, and Python 3.13 on today's torch. Each runs the parity,
@@ -74,6 +74,28 @@ test-stacks: install system-deps
 
 test-part: install system-deps
 	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(STACK_TESTS)
+
+# py-feat itself, one environment per release, outside the checkout like the stacks': the
+# clients tests/test_pyfeat.py runs on the wide table (its FEAT_VERSIONS are these). Each
+# is a plain `pip install py-feat==X` under constraints/py-feat-X.txt (what old releases
+# need of today's packages), checked by importing read_feat, and stamped so that a rerun
+# is instant. The stamp is named by the constraints' content, not dated by their files,
+# so that a fresh clone (CI's) reuses the environments. Python 3.11: py-feat 2 needs
+# >= 3.11, and 0.6's nltools pins numpy < 1.24, whose wheels stop at 3.11. Measured:
+# 5.3 minutes for both, 6.5 GB (2.1.5) and 7.9 GB (0.6.2, its own older torch, a 3.9 GB
+# download); PyTorch's CUDA wheels are most of it. torchcodec (py-feat 2) loads FFmpeg's
+# libraries: system-deps.
+FEAT_VERSIONS := 2.1.5 0.6.2
+FEAT_PYTHON ?= python3.11
+FEAT_STAMP := .fatools-feat-$(shell cat constraints/py-feat-*.txt | cksum | cut -d' ' -f1)
+$(STACK_VENVS)/py-feat-%/$(FEAT_STAMP): | system-deps
+	@[ -x $(@D)/bin/python ] || { py=$$(scripts/find-python $(FEAT_PYTHON)) && echo "$(@D): $$py, py-feat $*" && $$py -m venv $(@D); }
+	$(@D)/bin/python -m pip install --quiet --upgrade pip
+	$(@D)/bin/python -m pip install --quiet -c constraints/py-feat-$*.txt 'py-feat==$*'
+	$(@D)/bin/python -W ignore -c 'import feat; from feat.utils.io import read_feat; assert feat.__version__ == "$*", feat.__version__'
+	rm -f $(@D)/.fatools-feat-* && touch $@
+
+feat-envs: $(foreach version,$(FEAT_VERSIONS),$(STACK_VENVS)/py-feat-$(version)/$(FEAT_STAMP))
 
 # A sample clip (camera pan and zoom over a real photo) when no VIDEO is given.
 $(DEMO_DIR)/sample-pan.mp4: | $(STAMP)

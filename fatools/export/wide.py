@@ -1,14 +1,31 @@
 """The wide table (``facial_analysis_wide_<timestamp>.csv``): one row per face per frame
 with py-feat's column names (and OpenFace's for the 3D landmarks), so that
-``feat.utils.io.read_feat`` loads it as a ``Fex`` and their users' code runs unchanged.
+``feat.utils.io.read_feat`` of py-feat 0.6 and of py-feat 2 loads it as a ``Fex`` whose
+accessors (``aus``, ``emotions``, ``faceboxes``, ``poses``, ``landmarks``, ``time``) hold
+fatools' values, and their users' code runs unchanged.  tests/test_pyfeat.py runs both
+releases on it (``make feat-envs`` installs them).
 
 The names are those of py-feat's ``feat/utils/__init__.py``: ``FEAT_TIME_COLUMNS``
 (``frame``), ``FEAT_FACEBOX_COLUMNS`` (``FaceRectX, FaceRectY, FaceRectWidth,
 FaceRectHeight, FaceScore``), the 2D landmark columns ``x_0..x_67, y_0..y_67``, OpenFace's
-3D ``X_0..Z_67``, ``FEAT_FACEPOSE_COLUMNS_3D`` (``Pitch, Roll, Yaw``),
+3D ``X_0..Z_67``, ``FEAT_FACEPOSE_COLUMNS_6D`` (``Pitch, Roll, Yaw, X, Y, Z``),
 ``FEAT_EMOTION_COLUMNS`` in its order, and py-feat's ``approx_time`` and ``input``
 (detect_video's).  Wherever a concept is py-feat's, the column is too; what py-feat has
 no name for comes after (fatools' extras, fa-export(1) lists them).
+
+One layout serves both releases, without a switch, because it is the table of py-feat's
+first detector (Detectorv1, which py-feat 2 still has), the one both read the same way:
+
+* py-feat 2's read_feat takes a table with columns named exactly ``valence`` and
+  ``arousal`` for its Detectorv2's and then looks for Detectorv2's capitalised emotion
+  names (``Happy``, ``Sad``, ...); py-feat 0.6 knows only the lowercase ones.  So
+  valence and arousal are ``Valence`` and ``Arousal`` here (capitalised like py-feat's
+  other non-emotion columns, FaceScore, Pitch), and both releases find the lowercase
+  emotions.
+* py-feat 2 reads the pose as six columns, the three angles and the head's position
+  ``X, Y, Z``, on either detector's table; 0.6 reads the three angles.  fatools has the
+  angles only (facetorch's 3DMM translation is in the face crop's scale, not a position
+  in the camera's space), so ``X, Y, Z`` are there and empty.
 
 Choices, documented in fa-export(1): AU columns are two-digit (``AU01``) and hold
 OpenGraphAU's score (0..1, like py-feat's AU probabilities, not OpenFace's 0..5
@@ -16,7 +33,9 @@ OpenGraphAU's score (0..1, like py-feat's AU probabilities, not OpenFace's 0..5
 units are ``AU01_left``/``AU01_right`` (read_feat takes every column with ``AU`` in its
 name as an AU, and these are AU scores too).  All seven py-feat emotion columns are
 always written (empty when the configuration lacks the class), so that ``read_feat``
-finds each of them; ``contempt`` and any other class of the configuration follow.
+finds each of them; ``contempt`` and any other class of the configuration follow.  The
+table is not an OpenFace CSV (py-feat's read_openface finds none of its AU, pose or time
+columns): it borrows OpenFace's names for the 3D landmarks only.
 """
 
 from __future__ import annotations
@@ -44,7 +63,9 @@ AU_COLUMNS = {code: _column(code) for code in MAIN_AUS + SIDED_AUS}
 # py-feat's own lists (feat/utils/__init__.py), copied: py-feat is not a dependency.
 FEAT_TIME_COLUMNS = ["frame"]
 FEAT_FACEBOX_COLUMNS = ["FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "FaceScore"]
-FEAT_FACEPOSE_COLUMNS = ["Pitch", "Roll", "Yaw"]
+# FEAT_FACEPOSE_COLUMNS_6D: py-feat 2 reads these six on every table (a KeyError without
+# X, Y, Z); fatools fills the angles and leaves the position empty.
+FEAT_FACEPOSE_COLUMNS = ["Pitch", "Roll", "Yaw", "X", "Y", "Z"]
 FEAT_EMOTION_COLUMNS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 LANDMARKS = 68
 LANDMARK_2D_COLUMNS = [f"x_{i}" for i in range(LANDMARKS)] + [f"y_{i}" for i in range(LANDMARKS)]
@@ -52,7 +73,10 @@ LANDMARK_3D_COLUMNS = [f"{axis}_{i}" for axis in "XYZ" for i in range(LANDMARKS)
 TIME_COLUMN = "approx_time"  # py-feat's detect_video names its seconds so
 INPUT_COLUMN = "input"
 QUALITY_COLUMNS = ["quality", "quality_sharpness", "quality_pose"]
-EXTRA_COLUMNS = ["face", "track", *(AU_COLUMNS[c] for c in SIDED_AUS), "valence", "arousal", *QUALITY_COLUMNS]
+# Not "valence", "arousal": py-feat 2 takes a table with those two names for its Detectorv2's
+# and then finds none of the lowercase emotions (module docstring).
+VA_COLUMNS = ["Valence", "Arousal"]
+EXTRA_COLUMNS = ["face", "track", *(AU_COLUMNS[c] for c in SIDED_AUS), *VA_COLUMNS, *QUALITY_COLUMNS]
 
 
 def emotion_columns(labels: Iterable[str]) -> list[str]:
@@ -109,7 +133,7 @@ class WideCsv(CsvSink):
             yield [record.get("frame"), record.get("t"), video.name, x1, y1, width, height, face.get("score"),
                    *flat2d, *flat3d,
                    *(number(probs.get(c)) for c in MAIN_AUS), None if blink is None else int(blink),
-                   pitch, roll, yaw,
+                   pitch, roll, yaw, None, None, None,  # X, Y, Z: no head position (module docstring)
                    *(number(scores.get(col)) for col in self.emotions),
                    face.get("face", index), face.get("track"),
                    *(number(probs.get(c)) for c in SIDED_AUS), valence, arousal, *_quality(face)]
