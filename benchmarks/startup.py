@@ -1,6 +1,6 @@
 """Start-up cost of fa-run: one process on a 1-frame clip, from launch to exit.
 
-    python -m benchmarks.startup [--rounds N] [--before ROOT] [--store DIR] [--json FILE]
+    python -m benchmarks.startup [--rounds N] [--before ROOT] [--store DIR] [--inputs N] [--json FILE]
 
 What a SLURM array of many short clips pays per task.  Each run is a fresh
 ``fa-run CLIP -o OUT -f json`` process on a 1-frame 640x360 clip of the real photo,
@@ -10,7 +10,9 @@ loading and set-up).  Reported per side: median wall seconds and CPU seconds (us
 system, the child's own), and the median seconds of ``import`` of what a run imports.
 With ``--before ROOT`` (another checkout of fatools, e.g. ``git worktree add /tmp/before
 <commit>``) the same runs alternate between that checkout's code and this one's, in one
-environment, so the two are measured side by side.
+environment, so the two are measured side by side.  With ``--inputs N`` each round also
+runs one fa-run over N copies of the clip, a batch's way: the per-input cost is
+(wall of N - wall of 1) / (N - 1), what every further input of a batch adds.
 """
 
 from __future__ import annotations
@@ -73,12 +75,24 @@ def _setup(work: Path, store: Path | None) -> tuple[Path, Path]:
     return clip, store
 
 
+def _copies(work: Path, clip: Path, count: int) -> list[Path]:
+    """``count`` copies of the clip, each its own input of one batch."""
+    folder = work / f"startup-{count}-inputs"
+    folder.mkdir(exist_ok=True)
+    paths = [folder / f"clip{i:03d}.mp4" for i in range(count)]
+    for path in paths:
+        if not path.is_file():
+            shutil.copyfile(clip, path)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", type=Path, help="another fatools checkout, run alternately with this one")
     parser.add_argument("--store", type=Path, help="model store (default: stand-ins + the real MobileNet0.25)")
     parser.add_argument("--work", type=Path, help="where the clip and store are kept (default ~/.cache/fatools/bench)")
+    parser.add_argument("--inputs", type=int, default=1, help="also time one fa-run over N copies of the clip")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from benchmarks import memory
@@ -93,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     env_threads = os.environ.get("OMP_NUM_THREADS")
     results: dict = {"machine": machine(), "clip": str(clip), "store": str(store), "rounds": args.rounds,
                      "omp_num_threads": env_threads, "sides": {}}
-    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": [], "import": []} for name in sides}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": [], "import": [], "per_input": []}
+                                               for name in sides}
+    copies = _copies(work, clip, args.inputs) if args.inputs > 1 else []
     for name, root in sides.items():  # warm the page cache and any first-use files (ONNX exports)
         out = Path(tempfile.mkdtemp(prefix="fatools-startup-"))
         _child([sys.executable, "-c", LAUNCH, str(root), "fatools.cli.run", str(clip), "-o", str(out), "-f", "json",
@@ -112,14 +128,24 @@ def main(argv: list[str] | None = None) -> int:
             runs[name]["wall"].append(wall)
             runs[name]["cpu"].append(cpu)
             runs[name]["import"].append(imp_wall)
+            batch = ""
+            if copies:
+                out = Path(tempfile.mkdtemp(prefix="fatools-startup-"))
+                many, _ = _child([sys.executable, "-c", LAUNCH, str(root), "fatools.cli.run", *map(str, copies), "-o",
+                                  str(out), "-f", "json", "--models-dir", str(store), "--detector", "retinaface-mnet"])
+                shutil.rmtree(out, ignore_errors=True)
+                runs[name]["per_input"].append((many - wall) / (len(copies) - 1))
+                batch = f"; {len(copies)} inputs {many:6.2f} s"
             print(f"round {r + 1}/{args.rounds} {name:6s} fa-run {wall:6.2f} s wall, {cpu:6.2f} s CPU; "
-                  f"imports {imp_wall:5.2f} s", file=sys.stderr)
+                  f"imports {imp_wall:5.2f} s{batch}", file=sys.stderr)
     for name, values in runs.items():
-        results["sides"][name] = {key: round(statistics.median(v), 3) for key, v in values.items()}
+        results["sides"][name] = {key: round(statistics.median(v), 3) for key, v in values.items() if v}
         results["sides"][name]["root"] = str(sides[name])
     print(f"fa-run start-up on a 1-frame clip, {results['machine']['cpu']}, median of {args.rounds}:")
     for name, row in results["sides"].items():
-        print(f"  {name:6s} wall {row['wall']:.2f} s, CPU {row['cpu']:.2f} s, imports {row['import']:.2f} s  ({row['root']})")
+        each = f", each further input of {args.inputs} {row['per_input']:.3f} s" if "per_input" in row else ""
+        print(f"  {name:6s} wall {row['wall']:.2f} s, CPU {row['cpu']:.2f} s, imports {row['import']:.2f} s{each}  "
+              f"({row['root']})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

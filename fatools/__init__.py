@@ -13,7 +13,7 @@ tool's JSON (its README's ``results['frame_results']`` is a mistake there).
 ``analyze_video_facial_actions`` is the seed's name for ``analyze_video``.
 """
 
-__version__ = "0.1.0"
+from fatools.versions import __version__
 
 # Reached through __getattr__, from fatools.run, on first use.
 _LAZY = ("analyze_video", "analyze_video_facial_actions", "FacialActionVideoAnalyzer", "VideoAnalyzer", "RunOptions",

@@ -22,18 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from fatools.errors import FatoolsError, ModelMissingError
+from fatools.models.onnx_export import onnxruntime_available
+from fatools.models.catalogue import ModelFile
 
 log = logging.getLogger("fatools")
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-def onnxruntime_available() -> bool:
-    """Whether ONNX Runtime and the onnx package are installed (found, not imported:
-    start-up pays for them only when a model is made or loaded)."""
-    from importlib.util import find_spec
-
-    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
 
 
 def resolve_backend(spec: str, device: Any) -> str:
@@ -86,25 +80,37 @@ class OnnxModel:
         return f"OnnxModel({self.path.name})"
 
 
-def _store_entry(model_file: Path) -> tuple[str, Path]:
-    return model_file.parent.name, model_file.parent.parent
+def _store_file(owner: Any) -> ModelFile | None:
+    """The store file a model built outside a resolution was loaded from (benchmarks and
+    tests build detectors by hand): ``<store>/<name>/model.pt``."""
+    from fatools.models import store
+    from fatools.models.catalogue import MODELS
+
+    path = Path(str(getattr(owner, "path_local", "")))
+    name = path.parent.name
+    if not path.is_file() or name not in MODELS:
+        return None
+    return ModelFile(name, MODELS[name].task, path, store.file_record(name, path.parent.parent)["sha256"])
 
 
 def onnx_model(owner: Any, name: str, example: tuple[int, ...], detector: bool, int8: bool,
-               required: bool) -> OnnxModel | None:
-    """``owner.model`` as an OnnxModel (its export made once when missing), or None when
-    the model must run on torch; ``required`` (``--backend onnx``) turns None into an error."""
+               required: bool, file: ModelFile | None = None) -> OnnxModel | None:
+    """``owner.model``, loaded from ``file`` (the resolution's), as an OnnxModel (its export
+    made once when missing), or None when the model must run on torch; ``required``
+    (``--backend onnx``) turns None into an error."""
     import torch
 
-    from fatools.models import derived, onnx_export, store
+    from fatools.models import derived, onnx_export
 
-    model_file = Path(str(getattr(owner, "path_local", "")))
-    if not model_file.is_file():
-        return _fallback(name, "its model file is not known", required)
-    store_name, root = _store_entry(model_file)
     try:
-        sha256 = store.file_record(store_name, root)["sha256"]
-        path, info = onnx_export.ensure_export(model_file, sha256, example, detector, store_name, int8=int8)
+        file = file or _store_file(owner)
+    except ModelMissingError:
+        file = None
+    if file is None:
+        return _fallback(name, "its model file is not known", required)
+    model_file, store_name = file.path, file.name
+    try:
+        path, info = onnx_export.ensure_export(model_file, file.sha256, example, detector, store_name, int8=int8)
     except ModelMissingError as exc:
         if required:
             raise

@@ -91,16 +91,10 @@ def options_fingerprint(results: dict) -> str:
 
 
 def model_hashes(options: RunOptions) -> list[dict]:
-    """Name and sha256 of every model the analysis uses, from the store (no model loads)."""
-    from fatools.models import config as model_config
-    from fatools.models import store
+    """Name and sha256 of every model the analysis uses (resolved, no model loads)."""
+    from fatools.models.request import resolve
 
-    cfg = model_config.load_config(options.config_path, device="cpu", tasks=list(options.predict.tasks),
-                                   detector=options.detector, root=options.models_dir, trust=options.trust_config)
-    names = model_config.required_models(cfg)
-    store.require(names, options.models_dir, verify=options.verify)
-    return [{"name": row["name"], "sha256": row["sha256"]} for row in store.status(options.models_dir)
-            if row["name"] in names]
+    return resolve(options.model_request).hashes()
 
 
 def run_record(item: Input, options: RunOptions, models: list[dict], **fields: Any) -> dict:
@@ -330,7 +324,7 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
     """The exports a complete result lacks, from its records (no model loads); the old
     exports go, so that every file in the directory comes from the same records."""
     from fatools.export import Export
-    from fatools.models.config import expression_labels
+    from fatools.models.request import resolve
     from fatools.records import read_paths
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -338,7 +332,7 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
         if name not in ("frames.jsonl", "summary.json"):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
-    exporter = Export(out, formats, expression_labels=expression_labels(options.config_path, options.trust_config),
+    exporter = Export(out, formats, expression_labels=resolve(options.model_request).expression_labels,
                       min_quality=options.summary.min_quality, assets_dir=assets_dir)
     try:
         for record in read_paths([str(out / "frames.jsonl")]):

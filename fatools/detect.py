@@ -82,7 +82,8 @@ def inside_stronger(box: list[float], stronger: list[list[float]]) -> bool:
 class BatchDetector:
     """facetorch's FaceDetector run on batches of frames, results in original pixels."""
 
-    def __init__(self, face_detector: Any, options: DetectOptions = DetectOptions(), name: str = "retinaface") -> None:
+    def __init__(self, face_detector: Any, options: DetectOptions = DetectOptions(), name: str = "retinaface",
+                 backend: str | None = None, file: Any = None) -> None:
         post = face_detector.postprocessor
         self.name = name
         self.face_detector = face_detector
@@ -96,12 +97,15 @@ class BatchDetector:
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
-        from fatools.backend import resolve_backend
         from fatools.inference import prepare_model
 
+        if backend is None:  # a detector built outside a resolution (benchmarks, tests)
+            from fatools.backend import resolve_backend
+
+            backend = resolve_backend(options.backend, self.device)
         self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128),
-                                          backend=resolve_backend(options.backend, self.device), detector=True,
-                                          required=options.backend == "onnx")
+                                          backend=backend, detector=True, required=options.backend == "onnx",
+                                          file=file)
         from fatools.devices import Halving
 
         self._halving = Halving(f"the {name} detector", "lower --det-size, or use --fp16 or --device cpu")
@@ -253,21 +257,21 @@ def build_detector(
     trust_config: bool = False,
     verify: bool = True,
 ) -> BatchDetector:
-    """facetorch's FaceDetector from the configuration, checked for its model first.
+    """A new BatchDetector (facetorch's FaceDetector), its model checked first.  ``name``
+    None: the detector a short-form ``config_path`` names, else retinaface.  (fa-run
+    keeps its models for a whole batch: ``fatools.models.loading``.)"""
+    from fatools.models.request import ModelRequest, resolve
 
-    ``name`` None: the detector a short-form ``config_path`` names, else retinaface."""
+    request = ModelRequest(detector=name, tasks=(), device=device, backend=options.backend, optimize=options.optimize,
+                           fp16=options.half, config_path=config_path, trust_config=trust_config,
+                           models_dir=models_dir, verify=verify)
+    return detector_for(resolve(request), options)
+
+
+def detector_for(resolution: Any, options: DetectOptions) -> BatchDetector:
+    """The BatchDetector of a resolved request (``fatools.models.request.Resolution``)."""
     from fatools.models.torchscript import instantiate
 
-    from fatools.devices import resolve_device
-    from fatools.models import config as model_config
-    from fatools.models import store
-
-    # Resolved here, not only in load_config: the name goes into every record's provenance.
-    name = model_config.resolve_detector(name, config_path, trust_config)
-    torch_device = resolve_device(device)
-    cfg = model_config.load_config(config_path, device=torch_device.type if torch_device.index is None else str(torch_device),
-                                   tasks=[], detector=name, root=models_dir,
-                                   trust=trust_config)
-    store.require(model_config.required_models(cfg), models_dir, verify=verify)
-    face_detector = instantiate(cfg.analyzer.detector)
-    return BatchDetector(face_detector, options, name)
+    face_detector = instantiate(resolution.config.analyzer.detector)
+    return BatchDetector(face_detector, options, resolution.detector, backend=resolution.backend,
+                         file=resolution.file("detector"))

@@ -89,7 +89,8 @@ def is_convolutional(module: torch.jit.ScriptModule) -> bool:
 
 def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: str = "model",
                   example: tuple[int, ...] | None = None, int8: bool = False, backend: str = "torch",
-                  bf16: bool = False, detector: bool = False, required: bool = False) -> InputFormat:
+                  bf16: bool = False, detector: bool = False, required: bool = False,
+                  file: Any = None) -> InputFormat:
     """Make ``owner.model`` (a facetorch detector or predictor) ready to run; its input format.
 
     ``backend="onnx"`` (CPU) replaces the model by its checked ONNX export on ONNX Runtime
@@ -97,7 +98,8 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
     model runs on torch with one line saying why (an error when ``required``).  ``half``
     and ``bf16`` are torch's precisions and keep the model on torch.  On torch:
     ``optimize=False``, ``half=False``, ``int8=False`` and ``bf16=False`` leave the model
-    exactly as facetorch loaded it.  With ``half``, a model that cannot run in fp16 (a
+    exactly as facetorch loaded it.  ``file`` is the resolution's ``ModelFile`` the model
+    was loaded from (the ONNX export is derived from it).  With ``half``, a model that cannot run in fp16 (a
     traced model keeps float32 constants, for instance) is tried on a zero input of shape
     ``example`` and, when it fails, reloaded from its file and run in float32.  With
     ``int8`` (CPU only), a model that is not convolutional gets int8 Linear layers, and
@@ -108,7 +110,7 @@ def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: s
         from fatools.backend import onnx_model
 
         quantise = int8 and not is_convolutional_model(owner.model)
-        model = onnx_model(owner, name, example, detector, quantise, required)
+        model = onnx_model(owner, name, example, detector, quantise, required, file)
         if model is not None:
             owner.model = model
             return InputFormat(int8=quantise)

@@ -64,7 +64,8 @@ def _input_size(predictor_cfg: Any) -> int:
 class FacePredictors:
     """facetorch predictors for the chosen tasks, run on the faces of frame batches."""
 
-    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device) -> None:
+    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device, backend: str | None = None,
+                 files: dict[str, Any] | None = None) -> None:
         from fatools.models.torchscript import instantiate
         from omegaconf import OmegaConf
 
@@ -75,15 +76,17 @@ class FacePredictors:
         self.device = device
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
-        from fatools.backend import resolve_backend
+        if backend is None:  # predictors built outside a resolution (benchmarks, tests)
+            from fatools.backend import resolve_backend
 
-        backend = resolve_backend(options.backend, device)
+            backend = resolve_backend(options.backend, device)
         # FATOOLS_FORCE_BF16=1 applies --bf16 where it would be slow: for measuring its effect.
         bf16 = options.bf16 and bf16_wanted(device, force=os.environ.get("FATOOLS_FORCE_BF16") == "1")
         self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
                                                   example=(1, 3, self.sizes[task], self.sizes[task]),
                                                   int8=options.int8 and task == "au", backend=backend, bf16=bf16,
-                                                  required=options.backend == "onnx")
+                                                  required=options.backend == "onnx",
+                                                  file=(files or {}).get(task))
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.halving = {task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks}
@@ -323,14 +326,18 @@ def build_predictors(
     trust_config: bool = False,
     verify: bool = True,
 ) -> FacePredictors:
-    """facetorch predictors for ``options.tasks``, each model checked before any work."""
-    from fatools.devices import resolve_device
-    from fatools.models import config as model_config
-    from fatools.models import store
+    """New facetorch predictors for ``options.tasks``, each model checked before any work.
+    (fa-run keeps its models for a whole batch: ``fatools.models.loading``.)"""
+    from fatools.models.request import ModelRequest, resolve
 
-    torch_device = resolve_device(device)
-    cfg = model_config.load_config(config_path, device=str(torch_device), tasks=list(options.tasks), root=models_dir,
-                                   trust=trust_config)
-    needed = [name for name in model_config.required_models(cfg) if not name.startswith("retinaface")]
-    store.require(needed, models_dir, verify=verify)
-    return FacePredictors(cfg, options, torch_device)
+    request = ModelRequest(tasks=tuple(options.tasks), detection=False, device=device, backend=options.backend,
+                           optimize=options.optimize, fp16=options.half, int8=options.int8, bf16=options.bf16,
+                           config_path=config_path, trust_config=trust_config, models_dir=models_dir, verify=verify)
+    return predictors_for(resolve(request), options)
+
+
+def predictors_for(resolution: Any, options: PredictOptions) -> FacePredictors:
+    """The FacePredictors of a resolved request (``fatools.models.request.Resolution``)."""
+    # Each predictor's file: the catalogue names a predictor's model after its task.
+    files = {file.name: file for file in resolution.predictor_files()}
+    return FacePredictors(resolution.config, options, resolution.device, backend=resolution.backend, files=files)

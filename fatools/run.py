@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from fatools.detect import DetectOptions, detect_options
 from fatools.errors import Interrupted
+from fatools.models.request import ModelRequest
 from fatools.predict import DEFAULT_TASKS, PredictOptions
 from fatools.records import RecordWriter, dumps
 from fatools.summary import SummaryOptions
@@ -52,6 +53,15 @@ class RunOptions:
     verify: bool = True  # check each model file against its source.json before loading it
     formats: tuple[str, ...] | None = None  # None: every export format
     progress: bool | None = None  # None: when stderr is a terminal
+
+    @property
+    def model_request(self) -> ModelRequest:
+        """What these options ask of the models (derived, so it cannot disagree with them)."""
+        predict = self.predict
+        return ModelRequest(detector=self.detector, tasks=predict.tasks, device=self.device, backend=predict.backend,
+                            optimize=predict.optimize, fp16=predict.half, int8=predict.int8, bf16=predict.bf16,
+                            config_path=self.config_path, trust_config=self.trust_config,
+                            models_dir=self.models_dir, verify=self.verify)
 
     def sampling_for(self, path: str) -> Sampling:
         """The sampling of one input: a video's, or every ``still_every``-th image."""
@@ -245,40 +255,22 @@ class Resumed:
 
 
 class VideoAnalyzer:
-    """The detector and predictors loaded once (every model checked first), for many inputs."""
+    """The detector and predictors, loaded once (every model checked first), for many inputs."""
 
     def __init__(self, options: RunOptions = RunOptions()) -> None:
-        from fatools.detect import build_detector
-        from fatools.predict import build_predictors
+        from fatools.models.loading import load_models
 
         self.options = options
-        self.predictors = None
-        # Check every model before loading any, so one message names all that are missing.
-        self.model_names = self._required_models()
-        if options.predict.tasks:
-            self.predictors = build_predictors(options.predict, options.device, options.config_path, options.models_dir,
-                                               trust_config=options.trust_config, verify=options.verify)
-        self.detector = build_detector(options.detector, options.detect, options.device, options.config_path,
-                                       options.models_dir, trust_config=options.trust_config,
-                                       verify=options.verify)
-
-    def _required_models(self) -> list[str]:
-        from fatools.models import config as model_config
-        from fatools.models import store
-
-        cfg = model_config.load_config(self.options.config_path, device="cpu", tasks=list(self.options.predict.tasks),
-                                       detector=self.options.detector, root=self.options.models_dir,
-                                       trust=self.options.trust_config)
-        names = model_config.required_models(cfg)
-        store.require(names, self.options.models_dir, verify=self.options.verify)
-        return names
+        # One resolution checks every model before any loads, so one message names all that
+        # are missing; a process that asks again for the same models gets them loaded.
+        self.model_set = load_models(options.model_request, options.detect,
+                                     options.predict if options.predict.tasks else None)
+        self.detector = self.model_set.detector
+        self.predictors = self.model_set.predictors
 
     def models(self) -> list[dict]:
-        """Name, path and sha256 of every model this analysis uses (for the record of the run)."""
-        from fatools.models import store
-
-        return [{"name": row["name"], "task": row["task"], "sha256": row["sha256"], "path": row["path"]}
-                for row in store.status(self.options.models_dir) if row["name"] in self.model_names]
+        """Name, task, path and sha256 of every model this analysis uses (for the record of the run)."""
+        return self.model_set.files()
 
     def batch_sizes(self) -> tuple[int, int]:
         """Frames per detector batch, and frames predicted together (as fa-predict's default,
@@ -343,7 +335,6 @@ class VideoAnalyzer:
         """
         from fatools.export import DEFAULT_FORMATS, Export
         from fatools.frames import input_kind
-        from fatools.models.config import expression_labels
         from fatools.progress import Progress, expected_samples
         from fatools.summary import Summarizer
         from fatools.video import probe
@@ -358,7 +349,7 @@ class VideoAnalyzer:
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
                           min_quality=options.summary.min_quality, assets_dir=assets_dir,
-                          expression_labels=expression_labels(options.config_path, options.trust_config))
+                          expression_labels=self.model_set.expression_labels)
         keep, resumed = self._resume(out) if resume else (None, None)
         replayed = resumed.records if resumed else 0
         skip_through = resumed.frame if resumed else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -255,7 +256,7 @@ def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monke
     import dataclasses
 
     content = standin_bytes("va")
-    pinned = dataclasses.replace(catalogue.MODELS["va"], sha256=store.hashlib.sha256(content).hexdigest())
+    pinned = dataclasses.replace(catalogue.MODELS["va"], sha256=hashlib.sha256(content).hexdigest())
     monkeypatch.setitem(catalogue.MODELS, "va", pinned)
     calls = fake_hub(monkeypatch, content)
     [path] = store.fetch(["va"], tmp_path)
@@ -272,7 +273,7 @@ def test_fetch_refuses_a_file_that_is_not_the_pinned_one(tmp_path: Path, monkeyp
     with pytest.raises(FatoolsError) as info:
         store.fetch(["va"], tmp_path)
     message = str(info.value)
-    assert f"model.pt has sha256 {store.hashlib.sha256(standin_bytes('va')).hexdigest()}, expected " \
+    assert f"model.pt has sha256 {hashlib.sha256(standin_bytes('va')).hexdigest()}, expected " \
            f"{catalogue.MODELS['va'].sha256}, the file the catalogue pins at revision {catalogue.MODELS['va'].revision}" \
            in message and "\n" not in message
     assert not store.is_present("va", tmp_path)

@@ -3,6 +3,7 @@ catalogue's pins); a model that does not match its record stops a run before any
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -120,7 +121,7 @@ def test_a_changed_model_stops_a_run_unless_no_verify(own_store: Path, tmp_path:
     command = [BIN / "fa-run", str(stills), "--tasks", "va", "--models-dir", str(own_store)]
     proc = subprocess.run(command + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    digest = store.hashlib.sha256(changed).hexdigest()
+    digest = hashlib.sha256(changed).hexdigest()
     assert proc.stderr.splitlines() == [
         f"fa-run: error: changed since the store recorded it: {va} (sha256 {digest[:12]}, recorded "
         f"{store.read_source('va', own_store)['sha256'][:12]}); fetch or import again (`fa-models fetch --force va`), "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import click
 
-from fatools import __version__
+from fatools.versions import __version__
 from fatools.cli import options
 from fatools.errors import FatoolsError
 from fatools.models.catalogue import MODELS
@@ -59,8 +59,12 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
     yet: the first run or `fa-models prepare` makes it).
     """
     from fatools.models import store
+    from fatools.models.onnx_export import export_status
 
     rows = store.status(models_dir)
+    for row in rows:  # the ONNX export beside each TorchScript model (the deriver's, not the store's)
+        exported = row["present"] and row["sha256"] and store.spec(row["name"]).filename == "model.pt"
+        row["onnx"] = export_status(row["path"], row["sha256"]) if exported else None
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=False))

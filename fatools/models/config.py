@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from fatools.devices import resolve_device
 from fatools.errors import FatoolsError
 from fatools.models import catalogue, store
 from fatools.models.torchscript import import_facetorch, quiet_torchscript
@@ -106,16 +107,30 @@ def _load(path: str | os.PathLike[str], trust: bool = False) -> DictConfig:
     return cfg
 
 
-def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
+# How many times this process has read a configuration (a test checks that a batch
+# reads it once: fatools.models.request resolves a run's request from one read).
+reads = 0
+
+
+def read_config(path: str | os.PathLike[str] | None, trust: bool = False) -> tuple[DictConfig, str | None]:
+    """The configuration to run (``path``'s, or the bundled one), and the detector a
+    short-form ``path`` names (None otherwise)."""
+    global reads
+    reads += 1
     if path is None:
-        return OmegaConf.create(bundled_config_text())
+        return OmegaConf.create(bundled_config_text()), None
     cfg = _load(path, trust)
-    if short_form_choices(cfg, path) is not None:
+    choices = short_form_choices(cfg, path)
+    if choices is not None:
         # The seed tool's short form names models, nothing else; each names fatools' own
         # model for its task (one per task), so fatools' own configuration is what runs,
         # with the detector it names (resolve_detector: as --detector would).
-        return OmegaConf.create(bundled_config_text())
-    return cfg
+        return OmegaConf.create(bundled_config_text()), choices.get("detector")
+    return cfg, None
+
+
+def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
+    return read_config(path, trust)[0]
 
 
 def _short_form(analyzer: DictConfig) -> str | None:
@@ -232,7 +247,11 @@ def configured_detector(path: str | os.PathLike[str] | None, trust: bool = False
 def resolve_detector(detector: str | None, path: str | os.PathLike[str] | None = None, trust: bool = False) -> str:
     """The detector a run uses: ``detector`` (--detector) when given, else the one a
     short-form configuration at ``path`` names, else fatools' default (retinaface)."""
-    configured = configured_detector(path, trust)
+    return chosen_detector(detector, configured_detector(path, trust), path)
+
+
+def chosen_detector(detector: str | None, configured: str | None, path: str | os.PathLike[str] | None) -> str:
+    """``resolve_detector`` once the file's own choice (``configured``) is known."""
     if detector is None:
         return configured or catalogue.DEFAULT_DETECTOR
     if configured is not None and configured != detector:
@@ -245,16 +264,13 @@ def resolve_detector(detector: str | None, path: str | os.PathLike[str] | None =
 @functools.lru_cache(maxsize=8)
 def expression_labels(path: str | None = None, trust: bool = False) -> tuple[str, ...]:
     """The expression classes of the configuration's FER predictor, in its order."""
-    labels = OmegaConf.select(_read(path, trust), "analyzer.predictor.fer.postprocessor.labels", default=None)
+    return labels_of(_read(path, trust))
+
+
+def labels_of(cfg: DictConfig) -> tuple[str, ...]:
+    """The expression classes of ``cfg``'s FER predictor, in its order (before trimming)."""
+    labels = OmegaConf.select(cfg, "analyzer.predictor.fer.postprocessor.labels", default=None)
     return tuple(str(label) for label in labels) if labels else ()
-
-
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_config(
@@ -265,6 +281,7 @@ def load_config(
     detector: str | None = None,
     root: str | os.PathLike[str] | None = None,
     trust: bool = False,
+    source: tuple[DictConfig, str | None] | None = None,
 ) -> DictConfig:
     """The facetorch config to run: ``path`` (the user's own YAML) or the bundled one.
 
@@ -276,12 +293,13 @@ def load_config(
     without it the store is found when paths are resolved ($FATOOLS_MODELS or the cache).
     ``device`` may be ``auto`` (cuda when available).  A ``path`` whose `_target_`s name
     code outside facetorch, fatools, torch and torchvision is refused unless ``trust``.
+    ``source`` is ``read_config(path, trust)`` when the caller has read it already.
     """
     # Every model-loading path comes through here: a missing facetorch is one line saying
     # what to install, and its import-time deprecation notices stay off the terminal.
     import_facetorch()
-    cfg = _read(path, trust)
-    detector = resolve_detector(detector, path, trust)
+    cfg, configured = source if source is not None else read_config(path, trust)
+    detector = chosen_detector(detector, configured, path)
     wanted = list(catalogue.DEFAULT_TASKS if tasks is None else tasks)
     unknown = [task for task in wanted if task not in catalogue.TASKS]
     if unknown:
@@ -306,7 +324,8 @@ def load_config(
         assert isinstance(merged, DictConfig)
         cfg = merged
     analyzer = cfg.analyzer
-    analyzer.device = _resolve_device(device)
+    # A device the caller resolved stays as given (a configuration may be made for a GPU elsewhere).
+    analyzer.device = str(resolve_device(device)) if device == "auto" else device
     analyzer.predictor = {task: analyzer.predictor[task] for task in wanted}
     if "align" not in wanted and "utilizer" in analyzer and "align" in analyzer.utilizer:
         del analyzer.utilizer["align"]

@@ -43,6 +43,15 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks (model files run to hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def key_of(*parts: Any) -> str:
     """A short stable key for what a derived file depends on."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -202,8 +211,6 @@ def made(path: Path) -> bool:
 
 def _identity(path: Path) -> dict:
     """What the record keeps to recognise the file later: sha256, size, mtime."""
-    from fatools.models.store import file_sha256  # the store imports this module
-
     stat = path.stat()
     return {"sha256": file_sha256(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
@@ -218,8 +225,6 @@ def damage(path: Path, info: dict, rehash: bool = False) -> str | None:
     that did not keep times) has it cached, where the store is writable, so that the
     next check is a stat again.
     """
-    from fatools.models.store import file_sha256  # the store imports this module
-
     recorded = info.get("sha256")
     if not recorded:
         return None

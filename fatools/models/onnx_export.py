@@ -43,6 +43,14 @@ TOLERANCE = 1e-4
 INPUT_NAME = "input"
 
 
+def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime and the onnx package are installed (found, not imported:
+    start-up pays for them only when a model is made or loaded)."""
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
 def _versions() -> dict[str, str]:
     """The exporter's versions (from package metadata: no import, so listing stays fast)."""
     from importlib import metadata
@@ -315,8 +323,6 @@ def _check_made(name: str, path: Path, info: dict) -> None:
 
 
 def _deriver(name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False) -> list[Path]:
-    from fatools.backend import onnxruntime_available
-
     if not onnxruntime_available():
         return []
     return prepare(name, root, int8=int8, force=force)

@@ -20,7 +20,6 @@ functions that need them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,10 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from fatools import __version__
+from fatools.versions import __version__
 from fatools.errors import FatoolsError, ModelMissingError
 from fatools.models import catalogue, derived
 from fatools.models.catalogue import MODELS, ModelSpec
+from fatools.models.derived import file_sha256
 
 log = logging.getLogger("fatools")
 
@@ -72,15 +72,6 @@ def is_present(name: str, root: str | os.PathLike[str] | None = None) -> bool:
     """True when the model file exists and is not empty."""
     path = model_path(name, root)
     return path.is_file() and path.stat().st_size > 0
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in chunks (model files run to hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
@@ -205,7 +196,6 @@ def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
             "when": None,
             "upstream": entry.source_url,
             "description": entry.description,
-            "onnx": None,
         }
         if row["present"]:
             info = _hash_info(name, root)
@@ -215,10 +205,6 @@ def status(root: str | os.PathLike[str] | None = None) -> list[dict]:
                 source=info.get("source"),
                 **{"from": info.get("from"), "when": info.get("when")},
             )
-            if entry.filename == "model.pt" and row["sha256"]:
-                from fatools.models.onnx_export import export_status
-
-                row["onnx"] = export_status(path, row["sha256"])
         rows.append(row)
     return rows
 

@@ -1,0 +1,119 @@
+"""Ready models for a request: the detector and the predictors, loaded once per process.
+
+``load_models(request, detect, predict)`` resolves the request (``models.request``),
+builds facetorch's detector and predictors from the one configuration it read, readies
+each on its engine (``fatools.inference`` and ``fatools.backend``) and returns a
+``ModelSet``: what the stages receive, never paths.  Like a transformers ``pipeline``,
+a model set is made once and used for every input: a batch, repeated
+``fatools.analyze_video`` calls in a notebook and the test suite's in-process runs all
+reuse it.  A process keeps the last ``FATOOLS_LOADED_MODELS`` sets (default 2: a
+detector and its predictors take about 1.5 GB with the real models) and makes one again
+when a file it was loaded from has changed since.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fatools.models.request import ModelRequest, Resolution, resolve
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from fatools.detect import BatchDetector, DetectOptions
+    from fatools.predict import FacePredictors, PredictOptions
+
+
+@dataclass
+class ModelSet:
+    """A request's models, ready to run."""
+
+    resolution: Resolution
+    detector: BatchDetector
+    predictors: FacePredictors | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.resolution.device
+
+    @property
+    def expression_labels(self) -> tuple[str, ...]:
+        return self.resolution.expression_labels
+
+    def files(self) -> list[dict]:
+        """Name, task, path and sha256 of every model file (run.json, the exports' provenance)."""
+        return self.resolution.records()
+
+    def loaded_paths(self) -> list[str]:
+        """The files the ready models were read from beyond the store's own (ONNX exports)."""
+        owners: list[Any] = [self.detector.face_detector]
+        if self.predictors is not None:
+            owners += list(self.predictors.predictors.values())
+        return [str(path) for owner in owners if (path := getattr(owner.model, "path", None)) is not None]
+
+
+_lock = threading.Lock()
+_loaded: OrderedDict[tuple, tuple[ModelSet, tuple]] = OrderedDict()
+builds = 0  # model sets built by this process (a test checks a batch builds one)
+
+
+def _capacity() -> int:
+    try:
+        return max(0, int(os.environ.get("FATOOLS_LOADED_MODELS", "2")))
+    except ValueError:
+        return 2
+
+
+def _stamps(paths: list[str]) -> tuple:
+    stamps = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stamps.append((path, stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        except OSError:
+            stamps.append((path, None))
+    return tuple(stamps)
+
+
+def build_models(resolution: Resolution, detect: DetectOptions, predict: PredictOptions | None) -> ModelSet:
+    """A new ModelSet for ``resolution`` (no cache): the predictors only when there are tasks."""
+    from fatools.detect import detector_for
+    from fatools.predict import predictors_for
+
+    global builds
+    predictors = predictors_for(resolution, predict) if predict is not None and predict.tasks else None
+    builds += 1
+    return ModelSet(resolution, detector_for(resolution, detect), predictors)
+
+
+def load_models(request: ModelRequest, detect: DetectOptions, predict: PredictOptions | None = None) -> ModelSet:
+    """The ModelSet for ``request`` with these stage options, from this process's last
+    ones when it is there and its files are unchanged."""
+    resolution = resolve(request)
+    key = (request, detect, predict)
+    with _lock:
+        known = _loaded.get(key)
+        if known is not None and known[0].resolution is resolution and _stamps(known[0].loaded_paths()) == known[1]:
+            _loaded.move_to_end(key)
+            return known[0]
+        _loaded.pop(key, None)
+        models = build_models(resolution, detect, predict)
+        capacity = _capacity()
+        if capacity:
+            _loaded[key] = (models, _stamps(models.loaded_paths()))
+            while len(_loaded) > capacity:
+                _loaded.popitem(last=False)
+        return models
+
+
+def forget() -> None:
+    """Drop every kept model set and resolution (a test that changes a store in place)."""
+    from fatools.models import request
+
+    with _lock:
+        _loaded.clear()
+    request.forget()
