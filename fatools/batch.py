@@ -30,7 +30,7 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -79,8 +79,7 @@ def results_options(options: RunOptions, item: Input) -> dict:
     if options.config_path:
         with open(options.config_path, "rb") as handle:
             config = hashlib.sha256(handle.read()).hexdigest()
-    sampling = options.sampling if item.kind == "video" else replace(options.sampling, every=options.still_every)
-    results = {"sampling": asdict(sampling), "detector": options.detector, "detect": detect,
+    results = {"sampling": asdict(options.sampling_for(item.path)), "detector": options.detector, "detect": detect,
                "predict": predict, "track": asdict(options.track), "summary": asdict(options.summary),
                "config_sha256": config}
     return json.loads(json.dumps(results))  # as run.json holds them (tuples are lists there)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from fatools.export.formatting import get
 from fatools.facs import AU45, CODES
 
 RUN_RECORD = "run.json"
@@ -40,29 +41,21 @@ def result_dirs(roots: Iterable[str]) -> Iterator[Path]:
                 yield Path(current)
 
 
-def _get(mapping: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(mapping, dict):
-            return None
-        mapping = mapping.get(key)
-    return mapping
-
-
 def _figures(stats: dict, labels: list[str]) -> dict:
     """The columns a video's overall statistics or a track's give."""
     au = stats.get("au") or {}
     row = {"faces": stats.get("faces"), "seconds_seen": stats.get("seconds"),
-           "most_common_emotion": _get(stats, "emotion", "most_common"),
-           "valence_mean": _get(stats, "valence", "mean"), "valence_sd": _get(stats, "valence", "std"),
-           "arousal_mean": _get(stats, "arousal", "mean"), "arousal_sd": _get(stats, "arousal", "std"),
-           "blinks": _get(stats, "blinks", "count"), "blinks_per_minute": _get(stats, "blinks", "per_minute")}
-    distribution = _get(stats, "emotion", "distribution") or {}
+           "most_common_emotion": get(stats, "emotion", "most_common"),
+           "valence_mean": get(stats, "valence", "mean"), "valence_sd": get(stats, "valence", "std"),
+           "arousal_mean": get(stats, "arousal", "mean"), "arousal_sd": get(stats, "arousal", "std"),
+           "blinks": get(stats, "blinks", "count"), "blinks_per_minute": get(stats, "blinks", "per_minute")}
+    distribution = get(stats, "emotion", "distribution") or {}
     for label in labels:
         row[f"emotion_{label.lower()}"] = distribution.get(label)
     for code in AUS:
-        row[f"{code}_rate"] = _get(au, code, "activation_rate")
+        row[f"{code}_rate"] = get(au, code, "activation_rate")
     for code in CODES:
-        row[f"{code}_mean"] = _get(au, code, "mean_probability")
+        row[f"{code}_mean"] = get(au, code, "mean_probability")
     return row
 
 
@@ -73,23 +66,23 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
     except (OSError, ValueError) as exc:
         yield {"level": "video", "output_dir": str(directory), "status": "unreadable", "error": str(exc)}
         return
-    base = {"input": _get(record, "input", "path"), "output_dir": str(directory), "status": record.get("status"),
+    base = {"input": get(record, "input", "path"), "output_dir": str(directory), "status": record.get("status"),
             "error": record.get("error"), "options_fingerprint": record.get("options_fingerprint"),
             "models": " ".join(f"{m.get('name')}:{str(m.get('sha256'))[:12]}" for m in record.get("models") or []),
-            "device": record.get("device"), "fatools_version": _get(record, "versions", "fatools")}
+            "device": record.get("device"), "fatools_version": get(record, "versions", "fatools")}
     summary = None
     if record.get("status") == "complete":
         try:
             summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             base.update(status="unreadable", error=f"summary.json: {exc}")
-    video = (_get(summary, "videos") or [None])[0] if summary else None
+    video = (get(summary, "videos") or [None])[0] if summary else None
     if not isinstance(video, dict):
         yield {"level": "video", **base, "frames_analysed": record.get("frames_done")}
         return
     tracks = video.get("tracks") or []
-    yield {"level": "video", **base, "duration_s": _get(video, "metadata", "duration"),
-           "frames_analysed": _get(video, "frames", "sampled"), "frames_with_faces": _get(video, "frames", "with_faces"),
+    yield {"level": "video", **base, "duration_s": get(video, "metadata", "duration"),
+           "frames_analysed": get(video, "frames", "sampled"), "frames_with_faces": get(video, "frames", "with_faces"),
            "tracks": len(tracks), **_figures(video.get("overall") or {}, labels)}
     for track in tracks:
         yield {"level": "track", **base, "track": track.get("track"), **_figures(track, labels)}

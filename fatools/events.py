@@ -107,6 +107,20 @@ def check_baseline(events: list[Event], baseline: str | None, path: str) -> None
         raise EventsError(f"{path}: no event is labelled {baseline!r} for --baseline (labels: {labels})")
 
 
+def require_events_for_baseline(events: str | None, baseline: str | None) -> None:
+    """ValueError for a baseline without an events file to find its label in."""
+    if baseline is not None and events is None:
+        raise ValueError("--baseline needs --events")
+
+
+def check_events_options(events: str | None, baseline: str | None) -> None:
+    """--events and --baseline checked before any work starts: ValueError for --baseline
+    without --events, EventsError (naming the line) for a bad file or a missing label."""
+    require_events_for_baseline(events, baseline)
+    if events is not None:
+        check_baseline(read_events(events), baseline, events)
+
+
 class _Cell:
     """One event's statistics for one track."""
 

@@ -7,27 +7,18 @@ from pathlib import Path
 from typing import Iterator
 
 from fatools.errors import VideoError
+from fatools.inputs import input_kind
 from fatools.records import frame_record
 from fatools.stream import Frame
 from fatools.video import (
     IMAGE_EXTENSIONS,
     Sampling,
-    is_image_path,
     iter_frames,
     list_images,
     probe,
     read_image,
     write_image,
 )
-
-
-def input_kind(path: str) -> str:
-    """'images' for a folder, 'image' for an image file, else 'video'."""
-    if os.path.isdir(path):
-        return "images"
-    if is_image_path(path):
-        return "image"
-    return "video"
 
 
 def input_frames(

@@ -47,6 +47,17 @@ def is_video_path(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def input_kind(path: str) -> str:
+    """'images' for a folder, 'image' for an image file, else 'video'.  A file given by name
+    is a video whatever its extension (the decoder is the judge); only a folder's search
+    (``expand``) asks for a video extension, to pass over the other files a folder holds."""
+    if os.path.isdir(path):
+        return "images"
+    if is_image_path(path):
+        return "image"
+    return "video"
+
+
 def read_list(source: str) -> list[str]:
     """The paths of a ``--from`` list (``-``: standard input)."""
     try:
@@ -90,7 +101,7 @@ def expand(paths: Iterable[str]) -> list[Input]:
         else:
             if not os.access(path, os.R_OK):
                 raise InputError(f"{path}: cannot read this file (permissions)")
-            found = [Input(path, "image" if is_image_path(path) else "video")]
+            found = [Input(path, input_kind(path))]
         for item in found:
             key = os.path.realpath(item.path)
             if key not in seen:

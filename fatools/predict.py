@@ -53,6 +53,15 @@ class PredictOptions:
     bf16: bool = False  # CPU: predictors under bfloat16 autocast where the CPU has it (opt-in; changes outputs)
 
 
+def predict_options(*, tasks: Iterable[str] = DEFAULT_TASKS, au_threshold: float = 0.5, facetorch_exact: bool = False,
+                    face_batch: int | None = None, optimize: bool = True, fp16: bool = False, int8: bool = False,
+                    bf16: bool = False, backend: str = "auto") -> PredictOptions:
+    """PredictOptions from the commands' options (fa-predict's and fa-run's names: ``fp16``
+    is ``half``); the tasks keep their first order, each once."""
+    return PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold, facetorch_exact=facetorch_exact,
+                          face_batch=face_batch, optimize=optimize, half=fp16, int8=int8, bf16=bf16, backend=backend)
+
+
 def _input_size(predictor_cfg: Any) -> int:
     for transform in predictor_cfg.preprocessor.transform.transforms:
         if str(transform.get("_target_", "")).endswith("Resize"):
@@ -286,10 +295,6 @@ def blink_fields(landmarks: list) -> dict:
     ear = facs.eye_aspect_ratio(np.asarray(landmarks))
     return {"active": bool(ear < facs.BLINK_EAR), "ear": round(ear, 4), "derived": True,
             "method": f"eye aspect ratio of the 3D landmarks below {facs.BLINK_EAR}"}
-
-
-def has_faces(record: dict) -> bool:
-    return bool(record.get("faces")) and record.get("type", "frame") == "frame"
 
 
 def predict_frames(frames: Iterable[Frame], predictors: FacePredictors, frame_batch: int | None = None) -> Iterator[Frame]:

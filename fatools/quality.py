@@ -15,8 +15,6 @@ Faces without ``quality`` (records made before it existed) are kept.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from fatools.records import number
@@ -96,10 +94,3 @@ def split(faces: list[dict], min_quality: str | None) -> tuple[list[dict], int]:
         return faces, 0
     kept_faces = [face for face in faces if kept(face, min_quality)]
     return kept_faces, len(faces) - len(kept_faces)
-
-
-def with_quality(face: dict, quality: Any) -> dict:
-    """The face with ``quality`` as its last field (replacing an earlier one)."""
-    out = {key: value for key, value in face.items() if key != "quality"}
-    out["quality"] = quality
-    return out

@@ -153,6 +153,16 @@ def va_of(face: dict) -> tuple[float | None, float | None, str | None]:
     return valence, arousal, quadrant
 
 
+def track_order(track: Any) -> tuple:
+    """The sort key of track ids, for every list of tracks: untracked first, then numeric
+    ids by value (2 before 10), then others by their text."""
+    if track is None:
+        return (0, 0, "")
+    if isinstance(track, (int, float)) and not isinstance(track, bool):
+        return (1, track, "")
+    return (2, 0, str(track))
+
+
 def box_of(face: dict) -> list:
     box = face.get("box")
     return list(box) if isinstance(box, list) and len(box) == 4 else [None] * 4

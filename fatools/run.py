@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 from fatools.detect import DetectOptions, detect_options
 from fatools.errors import Interrupted
 from fatools.models.request import ModelRequest
-from fatools.predict import DEFAULT_TASKS, PredictOptions
+from fatools.predict import DEFAULT_TASKS, PredictOptions, predict_options
 from fatools.records import RecordWriter, dumps
 from fatools.summary import SummaryOptions
 from fatools.track import TrackOptions
@@ -65,7 +65,7 @@ class RunOptions:
 
     def sampling_for(self, path: str) -> Sampling:
         """The sampling of one input: a video's, or every ``still_every``-th image."""
-        from fatools.frames import input_kind
+        from fatools.inputs import input_kind
 
         if input_kind(path) == "video":
             return self.sampling
@@ -120,6 +120,7 @@ def run_options(
     ``summary`` replace the tracking and summary options wholesale (the flat ones set
     what fa-run's command line sets).  ValueError for contradictions.
     """
+    from fatools.events import check_events_options
     from fatools.export.formats import parse_formats
     from fatools.models.config import resolve_detector
 
@@ -130,12 +131,7 @@ def run_options(
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     sampling = Sampling(every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames)
-    if baseline is not None and events is None:
-        raise ValueError("--baseline needs --events")
-    if events is not None:  # a bad events file is refused before any model loads
-        from fatools.events import check_baseline, read_events
-
-        check_baseline(read_events(events), baseline, events)
+    check_events_options(events, baseline)  # a bad events file is refused before any model loads
     return RunOptions(
         sampling=sampling,
         still_every=every or 1,
@@ -143,9 +139,9 @@ def run_options(
         # run's record and the resume check name the detector that runs.
         detector=resolve_detector(detector, config_path, trust_config),
         detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend),
-        predict=PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold,
-                               facetorch_exact=facetorch_exact, face_batch=face_batch, optimize=optimize,
-                               half=fp16, int8=int8, bf16=bf16, backend=backend),
+        predict=predict_options(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
+                                face_batch=face_batch, optimize=optimize, fp16=fp16, int8=int8, bf16=bf16,
+                                backend=backend),
         track=track if track is not None else TrackOptions(max_gap=track_gap),
         summary=summary if summary is not None else SummaryOptions(
             on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
@@ -334,7 +330,7 @@ class VideoAnalyzer:
         number stops the analysis there (``errors.Interrupted``).
         """
         from fatools.export import DEFAULT_FORMATS, Export
-        from fatools.frames import input_kind
+        from fatools.inputs import input_kind
         from fatools.progress import Progress, expected_samples
         from fatools.summary import Summarizer
         from fatools.video import probe

@@ -23,7 +23,7 @@ from fatools.errors import FatoolsError
 from fatools.quality import split as quality_split
 from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
 from fatools.records import (SCHEMA_VERSION, au_probs, au_threshold, blink_ear, blink_of, faces_of, header_fps,
-                             is_frame, is_header, record_time)
+                             is_frame, is_header, record_time, track_order)
 
 log = logging.getLogger("fatools")
 
@@ -50,8 +50,9 @@ class SummaryOptions:
     min_quality: str | None = None  # leave out faces whose quality verdict is below (fatools.quality)
 
     def __post_init__(self) -> None:
-        if self.baseline is not None and self.events is None:
-            raise ValueError("--baseline needs --events")
+        from fatools.events import require_events_for_baseline
+
+        require_events_for_baseline(self.events, self.baseline)
         if self.min_quality is not None and self.min_quality not in ("poor", "fair", "good"):
             raise ValueError("min_quality must be poor, fair or good")
         if self.on_threshold is not None and not 0 <= self.on_threshold <= 1:
@@ -159,14 +160,6 @@ class _Track:
 def _blinks(count: int | None, seconds: float | None) -> dict:
     per_minute = None if count is None or not seconds else rounded(count * 60.0 / seconds)
     return {"count": count, "per_minute": per_minute}
-
-
-def _track_key(track_id: Any) -> tuple:
-    if track_id is None:
-        return (0, 0)
-    if isinstance(track_id, (int, float)) and not isinstance(track_id, bool):
-        return (1, track_id)
-    return (2, str(track_id))
 
 
 class _Video:
@@ -305,7 +298,7 @@ class _Video:
     def summary(self) -> dict:
         self.finish()
         interval = self.sampling_interval()
-        tracks = [self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=_track_key)]
+        tracks = [self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=track_order)]
         overall = FaceStats()
         overall.merge(self.extra)
         for track in self.tracks.values():
@@ -314,7 +307,7 @@ class _Video:
         count = sum(t["blinks"]["count"] for t in blinking) if blinking else None
         seconds = sum(t["seconds"] for t in blinking) if all(t["seconds"] is not None for t in blinking) else None
         analysed = self.sampled - self.not_analysed
-        events = {} if self.windows is None else {"events": self.windows.result(interval, self.last, _track_key)}
+        events = {} if self.windows is None else {"events": self.windows.result(interval, self.last, track_order)}
         return {
             "video": self.name,
             "metadata": self.metadata,

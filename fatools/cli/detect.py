@@ -13,12 +13,7 @@ from fatools.cli import options
 @options.facetorch_exact_option
 @options.model_options
 @options.detect_batch_option("fa-detect")
-@options.threads_option
-@options.device_option
-@options.config_option
-@options.trust_config_option
-@options.models_dir_option
-@options.verify_option
+@options.runtime_options
 @options.on_error_option
 @options.command("fa-detect")
 def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, backend, detect_batch,

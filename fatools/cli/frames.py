@@ -31,7 +31,8 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
     from the video. See fatools-records(5).
     """
     from fatools.errors import FatoolsError
-    from fatools.frames import input_kind, records_for
+    from fatools.frames import records_for
+    from fatools.inputs import input_kind
     from fatools.records import RecordWriter
     from fatools.video import probe
 
@@ -43,8 +44,7 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
     for path in inputs:
         try:
             kind = input_kind(path)
-            if kind != "video" and (sample_fps is not None or start or end is not None):
-                raise click.UsageError(f"{path}: --fps, --start and --end need a video; images have no clock")
+            options.refuse_clock_for_stills(path, kind, sample_fps, start, end)
             if probe_only:
                 if kind == "video":
                     writer.write(probe(path).header())

@@ -245,6 +245,13 @@ def sampling_options(prog: str) -> Callable[[Any], Any]:
     )
 
 
+def refuse_clock_for_stills(path: str, kind: str, sample_fps: float | None, start: float, end: float | None) -> None:
+    """A usage error for --fps, --start or --end on an image or a folder of them (``kind``
+    as ``inputs.input_kind`` says)."""
+    if kind != "video" and (sample_fps is not None or start or end is not None):
+        raise click.UsageError(f"{path}: --fps, --start and --end need a video; images have no clock")
+
+
 def sampling_from(every: int | None, sample_fps: float | None, start: float, end: float | None, max_frames: int | None):
     """The Sampling the sampling options describe (usage errors for contradictions)."""
     from fatools.video import Sampling
@@ -318,16 +325,15 @@ def summary_from(on_threshold: float | None, off_threshold: float, min_duration:
                  top: int, events: str | None = None, baseline: str | None = None, min_quality: str | None = None):
     """The SummaryOptions the summary options describe (usage errors for contradictions;
     a bad events file is a FatoolsError naming its line, found before any work starts)."""
+    from fatools.events import check_events_options
     from fatools.summary import SummaryOptions
 
     if on_threshold is not None and off_threshold > on_threshold:
         raise click.UsageError("--off-threshold must not be above --on-threshold")
-    if baseline is not None and events is None:
-        raise click.UsageError("--baseline needs --events")
-    if events is not None:
-        from fatools.events import check_baseline, read_events
-
-        check_baseline(read_events(events), baseline, events)
+    try:
+        check_events_options(events, baseline)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     return SummaryOptions(on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
                           episode_gap=episode_gap, top=top, events=events, baseline=baseline,
                           min_quality=min_quality)
@@ -357,3 +363,8 @@ int8_option = click.option(
     help="CPU only: run the AU model's matrix products in int8 (dynamic quantisation; ONNX Runtime's, or torch's "
          "with --backend torch): about 1.6x faster AU on CPU; changes AU probabilities a little (see fa-run(1)); "
          "its records say \"int8\": true in \"au\".")
+
+# Where the models run and which files they are, on every command that loads them: one
+# stack, so that their --help lists these in one order.
+runtime_options = _compose(threads_option, device_option, config_option, trust_config_option, models_dir_option,
+                           verify_option)

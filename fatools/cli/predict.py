@@ -17,12 +17,7 @@ from fatools.cli import options
 @options.int8_option
 @options.bf16_option
 @options.frame_batch_option("fa-predict")
-@options.threads_option
-@options.device_option
-@options.config_option
-@options.trust_config_option
-@options.models_dir_option
-@options.verify_option
+@options.runtime_options
 @options.on_error_option
 @options.command("fa-predict")
 def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, backend, int8, bf16, frame_batch,
@@ -36,14 +31,14 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16
     "landmarks3d" and "pose" (68 3D landmarks in frame pixels; yaw, pitch, roll in
     degrees) and, with --tasks embed, "embedding". See fa-predict(1).
     """
-    from fatools.predict import PredictOptions, build_predictors, predict_records
+    from fatools.predict import build_predictors, predict_options, predict_records
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
-    predict_options = PredictOptions(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                                     face_batch=face_batch, optimize=optimize, half=fp16, int8=int8,
-                                     backend=backend, bf16=bf16)
-    predictors = build_predictors(predict_options, device, config_path, models_dir, trust_config=trust_config,
+    predictor_options = predict_options(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
+                                        face_batch=face_batch, optimize=optimize, fp16=fp16, int8=int8, bf16=bf16,
+                                        backend=backend)
+    predictors = build_predictors(predictor_options, device, config_path, models_dir, trust_config=trust_config,
                                   verify=verify)
     writer = RecordWriter()
     for record in predict_records(read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error):

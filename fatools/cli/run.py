@@ -34,12 +34,7 @@ from fatools.cli import options
 @options.detect_batch_option("fa-run")
 @options.frame_batch_option("fa-run")
 @options.face_batch_option
-@options.threads_option
-@options.device_option
-@options.config_option
-@options.trust_config_option
-@options.models_dir_option
-@options.verify_option
+@options.runtime_options
 @options.command("fa-run")
 def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **values):
     """Analyse videos, images or folders of them in one process; write every result into
@@ -66,10 +61,8 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
     if not paths:
         raise click.UsageError("give inputs (videos, images, folders) or --from FILE")
     items = expand(paths)  # every input checked before any model loads
-    if any(item.kind != "video" for item in items) and (values["sample_fps"] is not None or values["start"]
-                                                          or values["end"] is not None):
-        still = next(item.path for item in items if item.kind != "video")
-        raise click.UsageError(f"{still}: --fps, --start and --end need a video; images have no clock")
+    for item in items:
+        options.refuse_clock_for_stills(item.path, item.kind, values["sample_fps"], values["start"], values["end"])
     dirs = layout(items, output_dir)
     shared = output_dir if dirs != [output_dir] else None  # one plotly.min.js for the tree's pages
     if shard is not None:

@@ -113,6 +113,12 @@ class Export:
             from fatools.export.overlay import OverlaySink  # PyAV's encoder only when an overlay is asked for
 
             classes["overlay"] = OverlaySink
+        if "plots" in self.job.formats or "html" in self.job.formats:
+            from fatools.export.series import SeriesSink
+
+            # The plots and the report draw the same series: collected once, ahead of both.
+            self.job.series = SeriesSink(self.job)
+            self.sinks.append(self.job.series)
         if "plots" in self.job.formats:
             from fatools.export.plots import PlotSink  # matplotlib only when plots are asked for
 

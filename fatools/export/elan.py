@@ -22,11 +22,11 @@ from typing import IO, Any
 from xml.sax.saxutils import quoteattr, escape
 
 from fatools.export.formatting import get
-from fatools.export.segments import Clock, ExpressionRuns, track_name, track_order
+from fatools.export.segments import Clock, ExpressionRuns, track_name
 from fatools.export.sinks import Job, Sink, Video
 from fatools.facs import AU45, BY_CODE
 from fatools.face_stats import au_key
-from fatools.records import number
+from fatools.records import number, track_order
 
 EAF_VERSION = "3.0"
 MIME_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".mpg": "video/mpeg",

@@ -28,9 +28,10 @@ from urllib.parse import quote
 
 import numpy as np
 
-from fatools.export.plots import HEAT_CODES, PlotSink, TrackArrays, TrackSeries, track_name, track_order, VideoSeries
-from fatools.export.sinks import Video
-from fatools.records import expression_of, number
+from fatools.export.plots import track_name
+from fatools.export.series import HEAT_CODES, TrackArrays, TrackSeries, VideoSeries
+from fatools.export.sinks import Sink, Video
+from fatools.records import expression_of, number, track_order
 from fatools.versions import package_versions
 
 MAX_POINTS = 2000
@@ -64,18 +65,22 @@ def _list(values: np.ndarray, digits: int = 4) -> list:
     return [None if math.isnan(v) else round(float(v), digits) for v in values]
 
 
-class HtmlSink(PlotSink):
+class HtmlSink(Sink):
+    """A page per video of the series ``job.series`` collects (export.series), and what
+    the page shows besides: expression scores and quality verdicts per sample, boxes."""
+
+    trusted_faces = True  # the boxes drawn are those of the faces the series keep
     fmt = "html"
 
     def __init__(self, job) -> None:
         super().__init__(job)
-        # Expression probabilities per track, aligned with the plot series' samples.
+        # Expression probabilities per track, aligned with the series' samples.
         self.probs: dict[Any, dict[Any, dict[str, array]]] = {}
         self.boxes: dict[Any, dict] = {}  # the first frame with faces: its size and boxes, per video
         self.verdicts: dict[Any, dict[Any, dict[str, int]]] = {}  # face quality verdicts, per track
+        job.series.listeners.append(self.sampled)
 
     def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
-        super().frame(video, record, faces)
         if faces and video.name not in self.boxes:  # a photo's faces are drawn on it
             self.boxes[video.name] = {
                 "size": [record.get("width"), record.get("height")],
@@ -83,6 +88,8 @@ class HtmlSink(PlotSink):
                           if isinstance(f.get("box"), list) and len(f["box"]) == 4]}
 
     def sampled(self, video: Video, track: Any, series: TrackSeries, face: dict) -> None:
+        """``face`` was just taken as ``series``' sample of this frame: its verdict and
+        expression scores go beside it."""
         quality = face.get("quality")
         verdict = quality.get("verdict") if isinstance(quality, dict) else None
         if isinstance(verdict, str):
@@ -103,7 +110,7 @@ class HtmlSink(PlotSink):
         job = self.job
         wrote = False
         for video in job.videos.values():
-            self._page(video, self.videos.get(video.name))
+            self._page(video, job.series.videos.get(video.name))
             wrote = True
         if not wrote:
             return

@@ -1,12 +1,12 @@
 """PNG figures, one set per video: an action-unit heatmap per track, valence and arousal
 over time and on the circumplex, and the shares of predicted emotions over time.
 
-The time series are kept compactly while the records stream by (float32 arrays per
-track, about 200 bytes per face sample); the figures are drawn at the end, one at a
-time: each figure is freed as soon as it is saved, and a track's AU matrix is expanded
-only while its heatmap is drawn.  Figures are made with matplotlib's object API on the
-Agg canvas, never through pyplot, so that an export neither needs a display nor changes
-the backend of a notebook that calls it.
+The time series are kept compactly while the records stream by (``export.series``,
+collected once for the plots and the HTML report); the figures are drawn at the end,
+one at a time: each figure is freed as soon as it is saved, and a track's AU matrix is
+expanded only while its heatmap is drawn.  Figures are made with matplotlib's object
+API on the Agg canvas, never through pyplot, so that an export neither needs a display
+nor changes the backend of a notebook that calls it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from array import array
 from typing import Any
 
 import numpy as np
 
+from fatools.export.series import HEAT_CODES, TrackArrays, VideoSeries
 from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import safe_name
-from fatools.records import blink_of, expression_of, number, va_of
+from fatools.records import track_order
 from fatools.facs import ACTION_UNITS, AU45
 
 log = logging.getLogger("fatools")
@@ -33,74 +33,9 @@ VA_SIZE = (1500, 750)
 EMOTIONS_SIZE = (1400, 900)
 MAX_TRACKS = 10  # heatmaps and lines for the tracks with most faces; the rest are logged
 EMOTION_ROWS = 4  # all faces, then up to 3 tracks
-HEAT_CODES = [u.code for u in ACTION_UNITS if u.code.startswith("AU")] + [AU45.code]
 EMOTION_COLOURS = {"Anger": "#d62728", "Contempt": "#8c564b", "Disgust": "#2ca02c", "Fear": "#9467bd",
                    "Happiness": "#f2b701", "Neutral": "#b8b8b8", "Sadness": "#1f77b4", "Surprise": "#17becf"}
 GAP_INTERVALS = 2.5  # a jump of more than this many sampling intervals is drawn as a gap
-
-
-class TrackSeries:
-    """One track's samples: time, frame, AU scores (HEAT_CODES order, NaN when missing), V, A."""
-
-    __slots__ = ("t", "frame", "au", "valence", "arousal", "labels", "last_seq")
-
-    def __init__(self) -> None:
-        self.t, self.frame = array("d"), array("d")
-        self.au, self.valence, self.arousal = array("f"), array("f"), array("f")
-        self.labels = array("i")  # index into the video's label list, -1 when none
-        self.last_seq = -1
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-
-class VideoSeries:
-    """One video's samples: a TrackSeries per track, and every face's time and expression
-    label (the expression figure counts faces, not tracks)."""
-
-    def __init__(self) -> None:
-        self.tracks: dict[Any, TrackSeries] = {}
-        self.label_names: list[str] = []
-        self.label_index: dict[str, int] = {}
-        self.all_t, self.all_frame, self.all_labels = array("d"), array("d"), array("i")
-        self.seq = 0
-        self.threshold: float | None = None
-
-    def label(self, name: Any) -> int:
-        if not isinstance(name, str):
-            return -1
-        if name not in self.label_index:
-            self.label_index[name] = len(self.label_names)
-            self.label_names.append(name)
-        return self.label_index[name]
-
-
-class TrackArrays:
-    """A track's samples as arrays, in time order, samples without a position left out.
-
-    ``au`` (the largest, HEAT_CODES rows of float64 per sample) is expanded from the
-    series each time it is read, not kept: the arrays of every plotted track are alive
-    together, the AU matrix of one track is needed only while its heatmap is drawn.
-    """
-
-    def __init__(self, series: TrackSeries, timed: bool) -> None:
-        x = np.frombuffer(series.t if timed else series.frame)
-        keep = np.nonzero(~np.isnan(x))[0]
-        order = keep[np.argsort(x[keep], kind="stable")]
-        self._series, self._order = series, order
-        self.x = x[order]
-        self.valence = self.ordered(series.valence)
-        self.arousal = self.ordered(series.arousal)
-        self.labels = np.frombuffer(series.labels, dtype=np.int32)[order]
-
-    def ordered(self, column: array) -> np.ndarray:
-        """A float32 column kept beside the series (one value per sample), as these arrays are."""
-        return np.frombuffer(column, dtype=np.float32)[self._order].astype(float)
-
-    @property
-    def au(self) -> np.ndarray:
-        scores = np.frombuffer(self._series.au, dtype=np.float32).reshape(-1, len(HEAT_CODES))
-        return scores[self._order].T.astype(float)
 
 
 def _step(x: np.ndarray) -> float:
@@ -127,15 +62,6 @@ def _cell_edges(x: np.ndarray, step: float) -> tuple[np.ndarray, list[int]]:
             gaps.append(i + 1)
     edges.append(x[-1] + step / 2)
     return np.asarray(edges), gaps
-
-
-def track_order(track: Any) -> tuple:
-    """Tracks as fa-summarize orders them: untracked first, then numeric ids, then others."""
-    if track is None:
-        return (0, 0, "")
-    if isinstance(track, (int, float)) and not isinstance(track, bool):
-        return (1, track, "")
-    return (2, 0, str(track))
 
 
 def _note(fig, text: str | None) -> None:
@@ -318,60 +244,14 @@ def _save(job: Job, fig, name: str) -> None:
 
 
 class PlotSink(Sink):
-    trusted_faces = True
+    """The figures of the series ``job.series`` collects (export.series)."""
+
     fmt = "plots"
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(job)
-        self.videos: dict[Any, VideoSeries] = {}
-
-    def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
-        state = self.videos.get(video.name)
-        if state is None:
-            state = self.videos[video.name] = VideoSeries()
-        state.seq += 1
-        t = video.time(record)
-        t = math.nan if t is None else t
-        frame = number(record.get("frame"))
-        frame = math.nan if frame is None else frame
-        for face in faces or []:
-            label = state.label(expression_of(face).get("label"))
-            state.all_t.append(t)
-            state.all_frame.append(frame)
-            state.all_labels.append(label)
-            track = face.get("track")
-            try:
-                series = state.tracks.get(track)
-            except TypeError:  # an unhashable id; fa-summarize reports it
-                continue
-            if series is None:
-                series = state.tracks[track] = TrackSeries()
-            if series.last_seq == state.seq:
-                continue  # one face per track per frame, as fa-summarize follows them
-            series.last_seq = state.seq
-            series.t.append(t)
-            series.frame.append(frame)
-            au = face.get("au")
-            probs = au.get("probs") if isinstance(au, dict) and isinstance(au.get("probs"), dict) else {}
-            if state.threshold is None and isinstance(au, dict) and number(au.get("threshold")) is not None:
-                state.threshold = float(au["threshold"])
-            blink = blink_of(face)
-            series.au.extend([math.nan if number(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
-                             + [math.nan if blink is None else float(blink)])
-            valence, arousal, _ = va_of(face)
-            series.valence.append(math.nan if valence is None else valence)
-            series.arousal.append(math.nan if arousal is None else arousal)
-            series.labels.append(label)
-            self.sampled(video, track, series, face)
-
-    def sampled(self, video: Video, track: Any, series: TrackSeries, face: dict) -> None:
-        """``face`` was just added to ``series`` as its sample for this frame; a subclass
-        keeping more per sample appends it here."""
 
     def finish(self) -> None:
         job = self.job
         for video in job.videos.values():
-            state = self.videos.get(video.name)
+            state = job.series.videos.get(video.name)
             if state is None or not state.tracks:
                 log.info("%s: no faces, so no plots", video.name)
                 continue

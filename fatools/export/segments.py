@@ -114,14 +114,5 @@ class ExpressionRuns:
                 for track, runs in self.runs.items()}
 
 
-def track_order(track: Any) -> tuple:
-    """Tracks as fa-summarize orders them: untracked first, then numeric ids, then others."""
-    if track is None:
-        return (0, 0, "")
-    if isinstance(track, (int, float)) and not isinstance(track, bool):
-        return (1, track, "")
-    return (2, 0, str(track))
-
-
 def track_name(track: Any) -> str:
     return "untracked" if track is None else f"track {track}"

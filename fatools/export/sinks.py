@@ -101,6 +101,7 @@ class Job:
     summary: dict | None = None  # the whole summary, set before the formats finish
     assets_dir: Path | None = None  # where shared page assets (plotly.min.js) go; None: the output directory
     analyses: list[dict] = field(default_factory=list)
+    series: Any = None  # export.series.SeriesSink: what the plots and the report draw, when either runs
     _suffixes: dict[Any, str] = field(default_factory=dict)
 
     def video_summary(self, video: Video) -> dict:
