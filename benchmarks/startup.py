@@ -68,9 +68,14 @@ def _setup(work: Path, store: Path | None) -> tuple[Path, Path]:
                         "--size", "640x360"], check=True, capture_output=True)
     if store is None:
         store = work / "startup-store"
-        if not (store / "retinaface-mnet" / "model.pt").is_file():
+        source = store / "retinaface-mnet" / "source.json"
+        if not source.is_file() or json.loads(source.read_text()).get("source") == "standin":
             subprocess.run([sys.executable, "-m", "fatools.testing", str(store)], check=True, capture_output=True)
-            subprocess.run([sys.executable, "-m", "fatools.cli.models", "import", "retinaface-mnet", str(MNET_PTH),
+            # The stand-ins include a MobileNet0.25 that finds bright squares: the real one replaces it.
+            shutil.rmtree(store / "retinaface-mnet")
+            # (fatools.cli.models has no __main__ guard: `-m` would import it and do nothing.)
+            subprocess.run([sys.executable, "-c", "from fatools.cli.models import main; main()", "import",
+                            "retinaface-mnet", str(MNET_PTH),
                             "--models-dir", str(store)], check=True, capture_output=True)
     return clip, store
 
