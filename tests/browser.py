@@ -25,6 +25,42 @@ def browser(width: int = 1400, height: int = 1800):
     return webdriver.Chrome(options=options, service=Service(executable_path=driver))
 
 
+def fresh(page, width: int = 1400, height: int = 1800):
+    """``page`` as a new browser() would be for the next test: a blank page at the size
+    given, no input held, the pointer at the top left (ActionChains' offsets start there)
+    and no console or request log left (console_errors and requested read them all)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    page.get("about:blank")
+    page.set_window_size(width, height)
+    ActionChains(page).reset_actions()
+    actions = ActionBuilder(page)
+    actions.pointer_action.move_to_location(0, 0)
+    actions.perform()
+    page.get_log("browser")
+    page.get_log("performance")
+    return page
+
+
+class Shared:
+    """One browser() for a module's tests (a module-scoped fixture's value): ``page()``
+    starts it on first use, hands it over fresh() each time; ``quit()`` at the end."""
+
+    def __init__(self) -> None:
+        self._page = None
+
+    def page(self):
+        if self._page is None:
+            self._page = browser()
+        return fresh(self._page)
+
+    def quit(self) -> None:
+        if self._page is not None:
+            self._page.quit()
+            self._page = None
+
+
 def wait(page, script: str, timeout: float = 20.0):
     """The script's first truthy value, polled; AssertionError after ``timeout`` seconds."""
     end = time.monotonic() + timeout

@@ -12,6 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FATOOLS_SHARED", ROOT.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The in-process runs (CliRunner, fatools.analyze_video, tests/chains.py) reuse the model
+# sets loaded for earlier ones (fatools.models.loading), and the suite goes back and forth
+# between stores and stage options: keep more than a user's default 2, which would build
+# most of them again. The stand-in models are small (the real MobileNet0.25 too): about 6 MB
+# a set. A value set by the caller wins.
+os.environ.setdefault("FATOOLS_LOADED_MODELS", "32")
+
 
 def require(condition: bool, why: str) -> None:
     """Skip locally when a test resource is missing; under CI=true it is a failure."""

@@ -16,6 +16,7 @@ from fatools.cli.detect import cli as detect_cli
 from fatools.detect import DetectOptions, build_detector, detect_records
 from fatools.records import frame_record
 from fatools.sample import pan_zoom_clip
+from tests.chains import chain
 
 BIN = Path(sys.executable).parent
 
@@ -73,11 +74,10 @@ def test_boxes_follow_camera_motion(detector, faces_dir, tmp_path):
     still = detect_image(detector, faces_dir / "family4.jpg")
     clip = tmp_path / "pan.mp4"
     views = pan_zoom_clip(str(faces_dir / "family4.jpg"), str(clip), seconds=3, fps=10, size=(960, 540))
-    frames = subprocess.run([BIN / "fa-frames", str(clip), "--every", "3"], capture_output=True, check=True).stdout
-    proc = subprocess.run([BIN / "fa-detect", "--detector", "retinaface-mnet", "--models-dir", str(detector_root(detector)), "--device", "cpu"],
-                          input=frames, capture_output=True)
-    assert proc.returncode == 0, proc.stderr.decode()
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    root = detector_root(detector)
+    piped = chain(f"fa-frames '{clip}' --every 3 | fa-detect --detector retinaface-mnet --models-dir '{root}' --device cpu",
+                  root)
+    records = [json.loads(line) for line in piped.splitlines()]
     assert records[0]["type"] == "video"
     frame_records = records[1:]
     assert len(frame_records) == 10

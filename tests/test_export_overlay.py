@@ -21,7 +21,6 @@ from fatools.video import probe
 
 TS = "20260101_000000"
 BOX = [60.0, 50.0, 180.0, 190.0]  # in display pixels
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +121,13 @@ def test_fa_run_writes_the_overlay(tmp_path, standin_store):
     clip = tmp_path / "two.mp4"
     write_video((two_faces(i) for i in range(24)), str(clip), fps=12)
     out = tmp_path / "run"
-    proc = subprocess.run([BIN / "fa-run", str(clip), "-o", str(out), "--every", "3", "-f", "overlay",
-                           "--models-dir", str(standin_store)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    from click.testing import CliRunner
+
+    from fatools.cli.run import cli as run_cli
+
+    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "-f", "overlay",
+                                          "--models-dir", str(standin_store)])
+    assert result.exit_code == 0, result.output
     (path,) = out.glob("facial_analysis_*.mp4")
     pts, images, _ = decoded(path)
     assert len(images) == 24

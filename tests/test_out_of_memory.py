@@ -28,6 +28,18 @@ def _faces(i: int) -> np.ndarray:
     return image
 
 
+@pytest.fixture(autouse=True)
+def _own_models():
+    """Each test here gets model sets of its own and leaves none: a set that ran out of
+    memory keeps its halved batch (fatools.devices.Halving) and its said-once warning, and
+    the suite keeps many sets (tests/conftest.py), so another test could be given it."""
+    from fatools.models.loading import forget
+
+    forget()
+    yield
+    forget()
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("oom") / "two.mp4"

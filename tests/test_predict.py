@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +16,7 @@ from fatools.geometry import square_box
 from fatools.predict import PredictOptions, build_predictors, predict_records
 from fatools.records import frame_record
 from fatools.sample import write_video
-
-BIN = Path(sys.executable).parent
+from tests.chains import chain
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +116,8 @@ def test_square_box_keeps_centre_and_longer_side():
 
 
 def test_pipeline_on_a_video_through_pipes(standin_store, tmp_path):
-    """fa-frames | fa-detect | fa-predict as processes, on a video with moving squares."""
+    """fa-frames | fa-detect | fa-predict on a video with moving squares (in this process:
+    tests/chains.py; as processes in tests/test_run.py's test_fa_run_equals_the_pipe)."""
     def frame(i):
         image = np.full((360, 640, 3), 20, np.uint8)
         x = 50 + 20 * i
@@ -129,11 +126,8 @@ def test_pipeline_on_a_video_through_pipes(standin_store, tmp_path):
 
     clip = tmp_path / "moving.mp4"
     write_video((frame(i) for i in range(10)), str(clip), fps=10)
-    env = {"FATOOLS_MODELS": str(standin_store), "PATH": str(BIN)}
-    proc = subprocess.run(f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict --tasks au,fer", shell=True,
-                          capture_output=True, env=env)
-    assert proc.returncode == 0, proc.stderr.decode()
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    piped = chain(f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict --tasks au,fer", standin_store)
+    records = [json.loads(line) for line in piped.splitlines()]
     assert records[0]["type"] == "video"
     frames = records[1:]
     assert [r["frame"] for r in frames] == [0, 3, 6, 9]

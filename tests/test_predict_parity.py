@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -16,9 +18,30 @@ from fatools.video import read_image
 TASKS = ["au", "fer", "va", "align", "embed"]
 
 
+@functools.lru_cache(maxsize=None)
+def _analyzer(store: str, detector: str, tasks: tuple[str, ...], device: str):
+    """facetorch's FaceAnalyzer for these models, built once (1-2 s each) for every image."""
+    return build_analyzer(load_config(None, device=device, tasks=list(tasks), detector=detector, root=store))
+
+
+@functools.lru_cache(maxsize=None)
+def _fatools_models(store: str, detector: str, tasks: tuple[str, ...], exact: bool, device: str):
+    """fatools' detector and predictors for these models, built once for every image."""
+    det = build_detector(detector, DetectOptions(square_pad=exact), device, None, store)
+    predictors = build_predictors(PredictOptions(tasks=tasks, facetorch_exact=exact), device, None, store)
+    return det, predictors
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models_built_once():
+    """The models above live for this module's tests, then go (tests/test_gpu.py uses them too)."""
+    yield
+    _analyzer.cache_clear()
+    _fatools_models.cache_clear()
+
+
 def facetorch_run(store, detector: str, image_path, tasks=TASKS, device="cpu"):
-    cfg = load_config(None, device=device, tasks=tasks, detector=detector, root=str(store))
-    analyzer = build_analyzer(cfg)
+    analyzer = _analyzer(str(store), detector, tuple(tasks), device)
     image = read_image(str(image_path))
     tensor = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1).float()
     data = analyzer.run(tensor=tensor, fix_img_size=True, return_img_data=True, include_tensors=True)
@@ -31,8 +54,7 @@ def facetorch_run(store, detector: str, image_path, tasks=TASKS, device="cpu"):
 def fatools_run(store, detector: str, image_path, tasks=TASKS, exact=True, device="cpu"):
     image = read_image(str(image_path))
     record = frame_record(str(image_path), 0, None, image.shape[1], image.shape[0], image=str(image_path))
-    det = build_detector(detector, DetectOptions(square_pad=exact), device, None, str(store))
-    predictors = build_predictors(PredictOptions(tasks=tuple(tasks), facetorch_exact=exact), device, None, str(store))
+    det, predictors = _fatools_models(str(store), detector, tuple(tasks), exact, device)
     return next(predict_records(detect_records([record], det), predictors))
 
 

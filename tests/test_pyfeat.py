@@ -15,7 +15,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ import pytest
 from conftest import require
 from fatools.export.wide import AU_COLUMNS
 
-BIN = Path(sys.executable).parent
 # The releases `make feat-envs` installs (the Makefile's FEAT_VERSIONS): py-feat 2.x's
 # read_feat tells its two detectors' tables apart, 0.6 has one reader.
 FEAT_VERSIONS = ("2.1.5", "0.6.2")
@@ -67,11 +65,15 @@ print(json.dumps(out))
 
 
 def fa_run(source: Path, out: Path, store: Path, *extra: str) -> tuple[Path, list[tuple[dict, dict]]]:
-    """fa-run's wide table of ``source`` and its (record, face) pairs in table order."""
-    proc = subprocess.run([BIN / "fa-run", str(source), "-o", str(out), "--detector", "retinaface-mnet",
-                           "--models-dir", str(store), "--device", "cpu", "-f", "wide", *extra],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    """fa-run's wide table of ``source`` and its (record, face) pairs in table order (fa-run
+    in this process: the clients that read the table are the real py-feat releases)."""
+    from click.testing import CliRunner
+
+    from fatools.cli.run import cli
+
+    result = CliRunner().invoke(cli, [str(source), "-o", str(out), "--detector", "retinaface-mnet",
+                                      "--models-dir", str(store), "--device", "cpu", "-f", "wide", *extra])
+    assert result.exit_code == 0, result.output
     (table,) = out.glob("facial_analysis_wide_*.csv")
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     faces = [(r, f) for r in records if r.get("type") is None for f in r.get("faces") or []]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import fatools
 from fatools.cli.run import cli as run_cli
 from fatools.inference import int8_supported
 from fatools.sample import write_video
+from tests.chains import chain
 
 BIN = Path(sys.executable).parent
 
@@ -41,15 +43,20 @@ def run_pipe(command: str, store: Path) -> bytes:
 
 
 def test_fa_run_equals_the_pipe(clip, standin_store, tmp_path):
+    """The commands as processes joined by real pipes (the other tests that compare fa-run
+    with the commands run them in this process: tests/chains.py)."""
     out = tmp_path / "run"
     result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "2", "--models-dir", str(standin_store),
                                           "--format", "json", "--format", "csv"])
     assert result.exit_code == 0, result.output
     written = result.stdout.split()
     assert str(out / "frames.jsonl") in written and str(out / "summary.json") in written
-    piped = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track", standin_store)
+    # One pipe for both: tee keeps fa-track's records on their way to fa-summarize.
+    tee, teed = shutil.which("tee"), tmp_path / "piped.jsonl"
+    summary = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track | '{tee}' '{teed}' "
+                       "| fa-summarize", standin_store)
+    piped = teed.read_bytes()
     assert (out / "frames.jsonl").read_bytes() == piped
-    summary = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track | fa-summarize", standin_store)
     assert json.loads((out / "summary.json").read_bytes()) == json.loads(summary)
     records = [json.loads(x) for x in piped.splitlines()]
     assert len(records) == 13 and all(len(r["faces"]) == 2 for r in records[1:])
@@ -182,8 +189,8 @@ def test_fa_run_facetorch_exact_equals_the_exact_pipe(clip, standin_store, tmp_p
     result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--facetorch-exact",
                                           "--models-dir", str(standin_store), "--format", "csv"])
     assert result.exit_code == 0, result.output
-    piped = run_pipe(f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
-                     standin_store)
+    piped = chain(f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
+                  standin_store)
     assert (out / "frames.jsonl").read_bytes() == piped
 
 
@@ -194,8 +201,8 @@ def test_fa_run_equals_the_pipe_for_every_geometry(clip, standin_store, tmp_path
     result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "6", "--det-size", det_size,
                                           *flag.split(), "--models-dir", str(standin_store), "--format", "csv"])
     assert result.exit_code == 0, result.output
-    piped = run_pipe(f"fa-frames '{clip}' --every 6 | fa-detect --det-size {det_size}{flag} | fa-predict{flag} | fa-track",
-                     standin_store)
+    piped = chain(f"fa-frames '{clip}' --every 6 | fa-detect --det-size {det_size}{flag} | fa-predict{flag} | fa-track",
+                  standin_store)
     assert (out / "frames.jsonl").read_bytes() == piped
 
 
@@ -224,7 +231,7 @@ def test_fa_run_takes_images_and_folders_as_the_pipe_does(standin_store, tmp_pat
         out = tmp_path / name
         result = CliRunner().invoke(run_cli, [str(target), "-o", str(out), "--models-dir", str(standin_store)])
         assert result.exit_code == 0, result.output
-        piped = run_pipe(f"fa-frames '{target}' | fa-detect | fa-predict | fa-track", standin_store)
+        piped = chain(f"fa-frames '{target}' | fa-detect | fa-predict | fa-track", standin_store)
         assert (out / "frames.jsonl").read_bytes() == piped
         records = [json.loads(x) for x in piped.splitlines()]
         assert all(r["t"] is None and r["faces"] for r in records)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from browser import browser, console_errors, requested, wait
+from browser import Shared, console_errors, requested, wait
 from clips import write_clip
 
 
@@ -24,6 +22,14 @@ def _paint(i: int) -> np.ndarray:
     frame = np.full((240, 320, 3), 20, np.uint8)
     frame[40:120, 60 + i:140 + i] = 250
     return frame
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module's tests (a start is 1-2 s), fresh for each."""
+    shared = Shared()
+    yield shared
+    shared.quit()
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +41,11 @@ def study(tmp_path_factory, standin_store) -> Path:
     write_clip(root / "in" / "a.mp4", 30, 25, (320, 240), _paint)
     write_clip(root / "in" / "sub dir#1" / "b.mp4", 20, 25, (320, 240), _paint)
     (root / "in" / "bad.mp4").write_bytes(b"not a video")
-    done = subprocess.run([sys.executable, "-c", "from fatools.cli.run import main; main()", str(root / "in"),
-                           "-o", str(root / "results"), "--models-dir", str(standin_store), "-q"],
-                          capture_output=True, text=True)
-    assert done.returncode == 1 and "2 analysed, 1 failed" in done.stderr, done.stderr
+    from fatools.cli.run import cli as run_cli
+
+    done = CliRunner().invoke(run_cli, [str(root / "in"), "-o", str(root / "results"), "--models-dir", str(standin_store),
+                                        "-q"])
+    assert done.exit_code == 1 and "2 analysed, 1 failed" in done.stderr, done.output
     partial = root / "results" / "killed"
     partial.mkdir()
     (partial / "run.json").write_text(json.dumps({"input": {"path": "in/killed.mp4"}, "status": "partial",
@@ -76,52 +83,49 @@ def test_index_beside_the_table_and_not_without_one(study, tmp_path):
     assert (elsewhere / "study.html").is_file() and not (elsewhere / "index.html").exists()
 
 
-def test_index_in_chromium(study):
+def test_index_in_chromium(study, chromium):
     _collect(str(study / "results"), "-o", str(study / "study.csv"))
-    page = browser()
-    try:
-        page.get((study / "index.html").as_uri())
-        wait(page, "return document.getElementById('shown').textContent")
-        rows = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                   ".map(r => [r.cells[0].textContent, r.cells[1].textContent])")
-        assert sorted((status, text.rsplit("/", 1)[-1]) for status, text in rows) == [
-            ("complete", "a.mp4"), ("complete", "b.mp4"), ("failed", "bad.mp4 (run record)"),
-            ("partial", "killed.mp4 (run record)")]
-        assert page.execute_script("return document.getElementById('counts').textContent") == \
-            "4 inputs: 2 complete, 1 failed, 1 partial"
-        error = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                    ".find(r => r.cells[0].textContent === 'failed').cells[12].textContent")
-        assert "bad.mp4" in error and "not a readable video" in error
-        # Sorting by duration: ascending with the blanks (failed, partial) last, then descending.
-        page.execute_script("document.querySelectorAll('#index th')[2].click()")
-        durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                        ".map(r => r.cells[2].dataset.v === undefined ? null : Number(r.cells[2].dataset.v))")
-        assert durations == [0.8, 1.2, None, None]
-        page.execute_script("document.querySelectorAll('#index th')[2].click()")
-        assert page.execute_script("return document.querySelector('#index tbody tr').cells[2].dataset.v") == "1.2"
-        shot = os.environ.get("FATOOLS_INDEX_SCREENSHOT")
-        if shot:
-            page.set_window_size(1400, 720)
-            page.save_screenshot(shot)
-        page.execute_script("const s = document.getElementById('status'); s.value = 'failed';"
-                            "s.dispatchEvent(new Event('change'));")
-        assert page.execute_script("return document.getElementById('shown').textContent") == "1 shown"
-        links = page.execute_script("return Array.from(document.querySelectorAll('#index tbody a')).map(a => a.href)")
-        assert len(links) == 4 and sum(link.endswith("/report.html") for link in links) == 2
-        for link in links:
-            page.get(link)
-            if link.endswith("report.html"):
-                wait(page, "return document.getElementById('au') && document.getElementById('au').data")
-                assert page.execute_script("return DATA.tracks.length") >= 1
-            else:
-                assert json.loads(page.find_element("tag name", "body").text)["status"] in ("failed", "partial")
-        assert not console_errors(page)
-        assert all(u.startswith(("file://", "data:", "blob:")) for u in requested(page))
-    finally:
-        page.quit()
+    page = chromium.page()
+    page.get((study / "index.html").as_uri())
+    wait(page, "return document.getElementById('shown').textContent")
+    rows = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
+                               ".map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+    assert sorted((status, text.rsplit("/", 1)[-1]) for status, text in rows) == [
+        ("complete", "a.mp4"), ("complete", "b.mp4"), ("failed", "bad.mp4 (run record)"),
+        ("partial", "killed.mp4 (run record)")]
+    assert page.execute_script("return document.getElementById('counts').textContent") == \
+        "4 inputs: 2 complete, 1 failed, 1 partial"
+    error = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
+                                ".find(r => r.cells[0].textContent === 'failed').cells[12].textContent")
+    assert "bad.mp4" in error and "not a readable video" in error
+    # Sorting by duration: ascending with the blanks (failed, partial) last, then descending.
+    page.execute_script("document.querySelectorAll('#index th')[2].click()")
+    durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
+                                    ".map(r => r.cells[2].dataset.v === undefined ? null : Number(r.cells[2].dataset.v))")
+    assert durations == [0.8, 1.2, None, None]
+    page.execute_script("document.querySelectorAll('#index th')[2].click()")
+    assert page.execute_script("return document.querySelector('#index tbody tr').cells[2].dataset.v") == "1.2"
+    shot = os.environ.get("FATOOLS_INDEX_SCREENSHOT")
+    if shot:
+        page.set_window_size(1400, 720)
+        page.save_screenshot(shot)
+    page.execute_script("const s = document.getElementById('status'); s.value = 'failed';"
+                        "s.dispatchEvent(new Event('change'));")
+    assert page.execute_script("return document.getElementById('shown').textContent") == "1 shown"
+    links = page.execute_script("return Array.from(document.querySelectorAll('#index tbody a')).map(a => a.href)")
+    assert len(links) == 4 and sum(link.endswith("/report.html") for link in links) == 2
+    for link in links:
+        page.get(link)
+        if link.endswith("report.html"):
+            wait(page, "return document.getElementById('au') && document.getElementById('au').data")
+            assert page.execute_script("return DATA.tracks.length") >= 1
+        else:
+            assert json.loads(page.find_element("tag name", "body").text)["status"] in ("failed", "partial")
+    assert not console_errors(page)
+    assert all(u.startswith(("file://", "data:", "blob:")) for u in requested(page))
 
 
-def test_index_of_thousands(study, tmp_path):
+def test_index_of_thousands(study, tmp_path, chromium):
     """3,000 inputs (copies of one result's records, each with its own duration)."""
     source = study / "results" / "a"
     run, summary = json.loads((source / "run.json").read_text()), json.loads((source / "summary.json").read_text())
@@ -136,24 +140,21 @@ def test_index_of_thousands(study, tmp_path):
     started = time.perf_counter()
     _collect(str(tmp_path / "results"), "-o", str(tmp_path / "study.csv"))
     collected = time.perf_counter() - started
-    page = browser()
-    try:
-        started = time.perf_counter()
-        page.get((tmp_path / "index.html").as_uri())
-        assert wait(page, "return document.getElementById('shown').textContent") == f"{n} shown"
-        opened = time.perf_counter() - started
-        started = time.perf_counter()
-        page.execute_script("document.querySelectorAll('#index th')[2].click()")
-        durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                        ".map(r => Number(r.cells[2].dataset.v))")
-        sorted_in = time.perf_counter() - started
-        assert durations == sorted(durations) and len(durations) == n and durations[0] == 1
-        size = (tmp_path / "index.html").stat().st_size
-        print(f"index of {n}: fa-collect {collected:.2f} s, {size / 1e6:.2f} MB, opened in {opened:.2f} s, "
-              f"sorted in {sorted_in:.2f} s")
-        assert not console_errors(page)
-    finally:
-        page.quit()
+    page = chromium.page()
+    started = time.perf_counter()
+    page.get((tmp_path / "index.html").as_uri())
+    assert wait(page, "return document.getElementById('shown').textContent") == f"{n} shown"
+    opened = time.perf_counter() - started
+    started = time.perf_counter()
+    page.execute_script("document.querySelectorAll('#index th')[2].click()")
+    durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
+                                    ".map(r => Number(r.cells[2].dataset.v))")
+    sorted_in = time.perf_counter() - started
+    assert durations == sorted(durations) and len(durations) == n and durations[0] == 1
+    size = (tmp_path / "index.html").stat().st_size
+    print(f"index of {n}: fa-collect {collected:.2f} s, {size / 1e6:.2f} MB, opened in {opened:.2f} s, "
+          f"sorted in {sorted_in:.2f} s")
+    assert not console_errors(page)
 
 
 def test_figures_shown_as_read():

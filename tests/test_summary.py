@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from fatools.cli.summarize import cli
 from fatools.summary import Summarizer, summarize
+from tests.chains import chain
 
 BIN = Path(sys.executable).parent
 LABELS = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
@@ -347,7 +348,8 @@ def test_cli_errors(tmp_path):
 
 
 def test_pipeline_after_fa_predict(standin_store, tmp_path):
-    """fa-frames | fa-detect | fa-predict | fa-summarize as processes, on stand-in models."""
+    """fa-frames | fa-detect | fa-predict | fa-summarize on stand-in models (in this process:
+    tests/chains.py; as processes in tests/test_run.py's test_fa_run_equals_the_pipe)."""
     import numpy as np
 
     from fatools.sample import write_video
@@ -359,12 +361,11 @@ def test_pipeline_after_fa_predict(standin_store, tmp_path):
 
     clip = tmp_path / "moving.mp4"
     write_video((picture(i) for i in range(10)), str(clip), fps=10)
-    env = {"FATOOLS_MODELS": str(standin_store), "PATH": f"{BIN}:/usr/bin:/bin"}
-    proc = subprocess.run(f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict | tee records.jsonl"
-                          " | fa-summarize --top 0", shell=True, capture_output=True, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode()
-    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()][1:]
-    [video] = json.loads(proc.stdout)["videos"]
+    stages: list[bytes] = []
+    summary = chain(f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict | fa-summarize --top 0", standin_store,
+                    stages)
+    records = [json.loads(line) for line in stages[2].splitlines()][1:]  # fa-predict's, as a tee would keep them
+    [video] = json.loads(summary)["videos"]
     assert video["video"] == str(clip) and video["metadata"]["fps"] == pytest.approx(10)
     assert video["frames"]["sampled"] == 4 and video["frames"]["with_faces"] == 4
     assert video["time"]["sampling_interval"] == pytest.approx(0.3)

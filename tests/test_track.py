@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 
 from fatools.cli.track import cli as track_cli
 from fatools.track import TrackOptions, Tracker, max_weight_assignment, track_records
+from tests.chains import chain
 
 BIN = Path(sys.executable).parent
 FPS = 25.0
@@ -387,7 +387,8 @@ def test_subprocess_pipeline_is_deterministic_and_idempotent(tmp_path):
 
 
 def test_frames_detect_track_pipeline(standin_store, tmp_path):
-    """Bright squares on video through fa-frames | fa-detect (stand-in detector) | fa-track."""
+    """Bright squares on video through fa-frames | fa-detect (stand-in detector) | fa-track (in
+    this process: tests/chains.py; as processes in tests/test_run.py's test_fa_run_equals_the_pipe)."""
     import cv2
 
     def paint(i: int) -> np.ndarray:
@@ -405,11 +406,8 @@ def test_frames_detect_track_pipeline(standin_store, tmp_path):
     for i in range(30):
         writer.write(paint(i))
     writer.release()
-    env = {**os.environ, "FATOOLS_MODELS": str(standin_store)}
-    proc = subprocess.run(f"'{BIN / 'fa-frames'}' '{video}' | '{BIN / 'fa-detect'}' --det-size 0 | '{BIN / 'fa-track'}'",
-                          shell=True, capture_output=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()
-    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    piped = chain(f"fa-frames '{video}' | fa-detect --det-size 0 | fa-track", standin_store)
+    out = [json.loads(line) for line in piped.splitlines()]
     assert out[0]["type"] == "video" and len(out) == 31
     by_track: dict[int, list[int]] = {}
     for record in out[1:]:
