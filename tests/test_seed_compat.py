@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fatools.sample import write_video
+from tests.test_config_short import SEED_README_CONFIG
 from tests.test_run import two_faces
 
 BIN = Path(sys.executable).parent
@@ -84,20 +85,7 @@ for frame in results['frame_analyses']:
                 attention_markers.append(frame['timestamp_seconds'])
 '''
 
-SEED_CONFIG_YAML = '''\
-# custom_config.yaml
-analyzer:
-  detector:
-    name: "RetinaFace"
-    model: "resnet50"
-  predictor:
-    au:
-      name: "EfficientNet-B2"
-      model: "efficientnet_b2_8"
-    fer:
-      name: "EfficientNet-B2"
-      model: "efficientnet_b2_8"
-'''
+SEED_CONFIG_YAML = SEED_README_CONFIG  # the seed README's custom_config.yaml, as written there
 
 SEED_CONFIG_USE = 'analyzer = FacialActionVideoAnalyzer(config_path="custom_config.yaml")\n'
 
