@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fatools.models.request import ModelRequest, Resolution, resolve
+from fatools.models.request import ModelRequest, Resolution, resolve, stamps
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -68,17 +68,6 @@ def _capacity() -> int:
         return 2
 
 
-def _stamps(paths: list[str]) -> tuple:
-    stamps = []
-    for path in paths:
-        try:
-            stat = os.stat(path)
-            stamps.append((path, stat.st_size, stat.st_mtime_ns, stat.st_ino))
-        except OSError:
-            stamps.append((path, None))
-    return tuple(stamps)
-
-
 def build_models(resolution: Resolution, detect: DetectOptions, predict: PredictOptions | None) -> ModelSet:
     """A new ModelSet for ``resolution`` (no cache): the predictors only when there are tasks."""
     from fatools.detect import detector_for
@@ -97,14 +86,14 @@ def load_models(request: ModelRequest, detect: DetectOptions, predict: PredictOp
     key = (request, detect, predict)
     with _lock:
         known = _loaded.get(key)
-        if known is not None and known[0].resolution is resolution and _stamps(known[0].loaded_paths()) == known[1]:
+        if known is not None and known[0].resolution is resolution and stamps(known[0].loaded_paths()) == known[1]:
             _loaded.move_to_end(key)
             return known[0]
         _loaded.pop(key, None)
         models = build_models(resolution, detect, predict)
         capacity = _capacity()
         if capacity:
-            _loaded[key] = (models, _stamps(models.loaded_paths()))
+            _loaded[key] = (models, stamps(models.loaded_paths()))
             while len(_loaded) > capacity:
                 _loaded.popitem(last=False)
         return models

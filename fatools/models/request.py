@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from fatools.models import catalogue
 from fatools.models.catalogue import ModelFile
@@ -80,18 +80,23 @@ _lock = threading.Lock()
 _resolved: dict[ModelRequest, tuple[Resolution, tuple]] = {}
 
 
+def stamps(paths: Iterable[str | os.PathLike[str]]) -> tuple:
+    """What a stat of each path says (size, mtime, inode; None when gone), to notice a file
+    that moved since."""
+    out = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            out.append((str(path), None))
+            continue
+        out.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return tuple(out)
+
+
 def _stats(files: tuple[ModelFile, ...]) -> tuple:
-    """What a stat of each file (and its source.json) says, to notice one that moved."""
-    stamps = []
-    for file in files:
-        for path in (file.path, file.path.parent / "source.json"):
-            try:
-                stat = os.stat(path)
-            except OSError:
-                stamps.append((str(path), None))
-                continue
-            stamps.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
-    return tuple(stamps)
+    """The stamps of each file a resolution names and of its source.json."""
+    return stamps(path for file in files for path in (file.path, file.path.parent / "source.json"))
 
 
 def resolve(request: ModelRequest) -> Resolution:
