@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 from conftest import require
 
@@ -54,6 +55,12 @@ class Shared:
         if self._page is None:
             self._page = browser()
         return fresh(self._page)
+
+    def open(self, path, ready: str, timeout: float = 20.0):
+        """A fresh page at ``path`` (a file), once ``ready`` (a script) is truthy: (page, its value)."""
+        page = self.page()
+        page.get(Path(path).as_uri())
+        return page, wait(page, ready, timeout)
 
     def quit(self) -> None:
         if self._page is not None:

@@ -163,9 +163,8 @@ def test_report_in_chromium(report, tmp_path, chromium):
 def test_drag_seeks_and_zoom_is_shared(report, chromium):
     from selenium.webdriver.common.action_chains import ActionChains
 
-    page = chromium.page()
-    page.get((report / "report.html").as_uri())
-    _wait(page, "const v = document.getElementById('media'); return v && v.readyState >= 1")
+    page, _ = chromium.open(report / "report.html",
+                            "const v = document.getElementById('media'); return v && v.readyState >= 1")
     ranges = page.execute_script("return ['expression', 'va', 'au'].map(id => document.getElementById(id)"
                                  "._fullLayout.xaxis.range)")
     assert ranges[0] == ranges[1] == ranges[2], ranges  # the heatmap's half cells included in all three
@@ -190,9 +189,7 @@ def test_drag_seeks_and_zoom_is_shared(report, chromium):
 
 
 def test_event_windows_and_quality_are_tables(report, chromium):
-    page = chromium.page()
-    page.get((report / "report.html").as_uri())
-    _wait(page, "return document.getElementById('au').data")
+    page, _ = chromium.open(report / "report.html", "return document.getElementById('au').data")
     rows = page.execute_script("return Array.from(document.querySelectorAll('#events tr'))"
                                ".map(r => Array.from(r.cells).map(c => c.textContent))")
     assert [r[:3] for r in rows] == [["event", "onset (s)", "offset (s)"], ["rest", "1", "2.5"], ["joke", "3", "5"]]
@@ -220,9 +217,8 @@ def test_overlay_unplayable_and_moved_videos(report, tmp_path, chromium):
     moved_clip = shutil.copy(root / "clip.mp4", tmp_path / "moving.mp4")
     moved = _export(report / "frames.jsonl", tmp_path / "moved", "html", video=Path(moved_clip))
     Path(moved_clip).unlink()
-    page = chromium.page()
-    page.get(overlay.as_uri())
-    duration = _wait(page, "const v = document.getElementById('media'); return v.readyState >= 1 && v.duration")
+    page, duration = chromium.open(overlay,
+                                   "const v = document.getElementById('media'); return v.readyState >= 1 && v.duration")
     assert abs(duration - FRAMES / FPS) < 0.1
     assert page.execute_script("return document.getElementById('media').getAttribute('src')").startswith(
         "facial_analysis_")
@@ -241,9 +237,8 @@ def test_photo_shows_its_boxes(tmp_path, standin_store, chromium):
     cv2.imwrite(str(photo), _paint(0))
     out = tmp_path / "res"
     fa_run([str(photo), "-o", str(out), "--models-dir", str(standin_store), "-f", "html"])
-    page = chromium.page()
-    page.get((out / "report.html").as_uri())
-    _wait(page, "const i = document.getElementById('media'); return i && i.complete && i.naturalWidth")
+    page, _ = chromium.open(out / "report.html",
+                            "const i = document.getElementById('media'); return i && i.complete && i.naturalWidth")
     boxes = page.execute_script("return Array.from(document.querySelectorAll('#boxes rect'))"
                                 ".map(r => r.getBoundingClientRect().width)")
     assert len(boxes) == 2 and all(w > 20 for w in boxes)
@@ -262,9 +257,7 @@ def test_two_hours_stay_small(tmp_path, chromium):
                     str(tmp_path / "out"), "-f", "html", "-q"], check=True)
     page_path = tmp_path / "out" / "report.html"
     assert page_path.stat().st_size < 1_000_000
-    page = chromium.page()
-    page.get(page_path.as_uri())
-    _wait(page, "const e = document.getElementById('au'); return e && e.data", 60)
+    page, _ = chromium.open(page_path, "const e = document.getElementById('au'); return e && e.data", 60)
     points, traces, episodes = page.execute_script(
         "return [DATA.tracks[0].points, document.getElementById('au').data.length, DATA.tracks[0].episodes.length]")
     assert points == 2000 and traces == 2 and episodes > 1000

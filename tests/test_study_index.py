@@ -85,9 +85,7 @@ def test_index_beside_the_table_and_not_without_one(study, tmp_path):
 
 def test_index_in_chromium(study, chromium):
     _collect(str(study / "results"), "-o", str(study / "study.csv"))
-    page = chromium.page()
-    page.get((study / "index.html").as_uri())
-    wait(page, "return document.getElementById('shown').textContent")
+    page, _ = chromium.open(study / "index.html", "return document.getElementById('shown').textContent")
     rows = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
                                ".map(r => [r.cells[0].textContent, r.cells[1].textContent])")
     assert sorted((status, text.rsplit("/", 1)[-1]) for status, text in rows) == [
