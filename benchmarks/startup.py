@@ -42,7 +42,7 @@ mod = importlib.import_module(module)
 assert mod.__file__.startswith(root), mod.__file__
 mod.main()
 """
-IMPORTS = ("import fatools.cli.run, fatools.batch, fatools.run\n"
+IMPORTS = ("import fatools.cli.run, fatools.study.batch, fatools.run\n"
            "from fatools.models.torchscript import import_facetorch; import_facetorch()\n")
 
 

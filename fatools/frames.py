@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from fatools.errors import VideoError
-from fatools.inputs import input_kind
+from fatools.study.inputs import input_kind
 from fatools.records import frame_record
 from fatools.stream import Frame
 from fatools.video import (

@@ -65,7 +65,7 @@ class RunOptions:
 
     def sampling_for(self, path: str) -> Sampling:
         """The sampling of one input: a video's, or every ``still_every``-th image."""
-        from fatools.inputs import input_kind
+        from fatools.study.inputs import input_kind
 
         if input_kind(path) == "video":
             return self.sampling
@@ -330,7 +330,7 @@ class VideoAnalyzer:
         number stops the analysis there (``errors.Interrupted``).
         """
         from fatools.export import DEFAULT_FORMATS, Export
-        from fatools.inputs import input_kind
+        from fatools.study.inputs import input_kind
         from fatools.progress import Progress, expected_samples
         from fatools.summary import Summarizer
         from fatools.video import probe

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fatools import batch, threads
+from fatools import threads
+from fatools.study import batch
 from fatools.cli.run import cli as run_cli
-from fatools.inputs import Input, expand, layout, parse_shard, shard
+from fatools.study.inputs import Input, expand, layout, parse_shard, shard
 from fatools.sample import write_video
 
 BIN = Path(sys.executable).parent

@@ -32,8 +32,8 @@ def own_store(tmp_path, standin_store) -> Path:
 
 def test_a_batch_reads_the_configuration_once_and_loads_once(tmp_path, own_store):
     import fatools
-    from fatools.batch import run_batch
-    from fatools.inputs import expand
+    from fatools.study.batch import run_batch
+    from fatools.study.inputs import expand
     from fatools.models import config, loading
     from fatools.run import run_options
 

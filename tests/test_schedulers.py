@@ -18,7 +18,7 @@ import pytest
 
 import slurm_cluster
 from conftest import require
-from fatools.inputs import shard
+from fatools.study.inputs import shard
 from test_batch import clip
 
 ROOT = Path(__file__).resolve().parents[1]

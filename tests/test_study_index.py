@@ -156,14 +156,14 @@ def test_index_of_thousands(study, tmp_path, chromium):
 
 
 def test_figures_shown_as_read():
-    from fatools.study_index import shown_number
+    from fatools.study.index import shown_number
 
     assert [shown_number(v) for v in (1234567.0, 12.0, 0.4567, 3.14159, 1234.6, 0.0)] == \
         ["1234567", "12", "0.457", "3.14", "1235", "0"]
 
 
 def test_most_active_au_shown():
-    from fatools.study_index import _most_active
+    from fatools.study.index import _most_active
 
     assert _most_active({"AU6_rate": "0.5", "AU12_rate": "0.75", "AU25_rate": "0.75"}) == ("AU12 (75%)", 0.75)
     assert _most_active({"AU1_rate": "0", "R6_rate": "0.0", "AU45_rate": "0"}) == ("none", 0.0)

@@ -33,11 +33,11 @@ def cli(roots, output, index_path, no_index, config_path, trust_config):
     import os
     import sys
 
-    from fatools.collect import collect
+    from fatools.study.collect import collect
     from fatools.errors import FatoolsError
     from fatools.models.config import expression_labels
 
-    from fatools.study_index import StudyIndex
+    from fatools.study.index import StudyIndex
 
     if no_index and index_path:
         raise click.UsageError("--index and --no-index contradict each other; give one")

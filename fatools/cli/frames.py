@@ -32,7 +32,7 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
     """
     from fatools.errors import FatoolsError
     from fatools.frames import records_for
-    from fatools.inputs import input_kind
+    from fatools.study.inputs import input_kind
     from fatools.records import RecordWriter
     from fatools.video import probe
 

@@ -247,7 +247,7 @@ def sampling_options(prog: str) -> Callable[[Any], Any]:
 
 def refuse_clock_for_stills(path: str, kind: str, sample_fps: float | None, start: float, end: float | None) -> None:
     """A usage error for --fps, --start or --end on an image or a folder of them (``kind``
-    as ``inputs.input_kind`` says)."""
+    as ``study.inputs.input_kind`` says)."""
     if kind != "video" and (sample_fps is not None or start or end is not None):
         raise click.UsageError(f"{path}: --fps, --start and --end need a video; images have no clock")
 

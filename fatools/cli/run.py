@@ -50,10 +50,10 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
     """
     import os
 
-    from fatools import batch
+    from fatools.study import batch
     from fatools.errors import FatoolsError, Interrupted
-    from fatools.inputs import expand, layout, parse_shard, read_list
-    from fatools.inputs import shard as shard_of
+    from fatools.study.inputs import expand, layout, parse_shard, read_list
+    from fatools.study.inputs import shard as shard_of
     from fatools.export.formats import DEFAULT_FORMATS
     from fatools.run import run_options
 
@@ -97,7 +97,7 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
         sys.exit(128 + exc.signum)
     failed = [o for o in outcomes if o.status == "failed"]
     if shared is not None and "html" in (run.formats or DEFAULT_FORMATS):
-        from fatools.study_index import write_index
+        from fatools.study.index import write_index
 
         try:
             index = write_index([output_dir], os.path.join(output_dir, "index.html"))

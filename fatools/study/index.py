@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fatools.collect import AUS, result_dirs, rows
+from fatools.study.collect import AUS, result_dirs, rows
 
-_PAGE = Path(__file__).with_name("study_index.html")
+_PAGE = Path(__file__).with_name("index.html")
 
 # (heading, row key or None for a computed cell, kind): "n" cells sort as numbers.
 COLUMNS = [("status", "status", "s"), ("input", "input", "s"), ("duration (s)", "duration_s", "n"),

@@ -90,7 +90,7 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
 
 def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str], index: Any = None) -> dict[str, int]:
     """Write the table of every result below ``roots`` as CSV to ``handle``, and each
-    input's row to ``index`` (a study_index.StudyIndex) when given; counts by status."""
+    input's row to ``index`` (a fatools.study.index.StudyIndex) when given; counts by status."""
     labels = list(labels)
     writer = csv.DictWriter(handle, fieldnames=columns(labels), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from fatools.errors import FatoolsError, Interrupted
-from fatools.inputs import Input, fingerprint
+from fatools.study.inputs import Input, fingerprint
 from fatools.run import PART, Resumed, RunOptions, VideoAnalyzer, saved_records
 from fatools.versions import package_versions
 
