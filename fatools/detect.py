@@ -16,7 +16,7 @@ on frames from its decoder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from fatools.geometry import Geometry, detector_input
 from fatools.quality import assess, sharpness
 from fatools.records import is_frame, where
 from fatools.stream import Frame, batches, frames_from_records
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fatools.models.catalogue import ModelFile
 
 FaceList = list[dict[str, Any]]
 
@@ -36,9 +39,9 @@ class DetectOptions:
     score_threshold: float | None = None  # None: the configuration's (facetorch: 0.6)
     min_face: float = 0.0  # shorter box side in original pixels
     clip_boxes: bool = True
-    optimize: bool = True  # frozen model, channels-last input (fatools.inference)
+    optimize: bool = True  # frozen model, channels-last input (fatools.runtime.torch_engine)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
-    backend: str = "auto"  # auto, torch or onnx (fatools.backend)
+    backend: str = "auto"  # auto, torch or onnx (fatools.runtime)
     # A face inside a face is one face: drop a box whose centre lies in a stronger box that
     # covers most of it (see inside_stronger).  Off in facetorch-exact mode, which must
     # return what FaceAnalyzer.run returns.
@@ -82,8 +85,10 @@ def inside_stronger(box: list[float], stronger: list[list[float]]) -> bool:
 class BatchDetector:
     """facetorch's FaceDetector run on batches of frames, results in original pixels."""
 
-    def __init__(self, face_detector: Any, options: DetectOptions = DetectOptions(), name: str = "retinaface",
-                 backend: str | None = None, file: Any = None) -> None:
+    def __init__(self, face_detector: Any, options: DetectOptions, name: str, *, backend: str,
+                 file: ModelFile | None) -> None:
+        """``face_detector`` loaded from ``file`` (the resolution's ``ModelFile``), readied on
+        ``backend``, the resolution's engine (``fatools.runtime``): ``detector_for``."""
         post = face_detector.postprocessor
         self.name = name
         self.face_detector = face_detector
@@ -97,15 +102,11 @@ class BatchDetector:
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
-        from fatools.inference import prepare_model
+        from fatools.runtime import engine_for
 
-        if backend is None:  # a detector built outside a resolution (benchmarks, tests)
-            from fatools.backend import resolve_backend
-
-            backend = resolve_backend(options.backend, self.device)
-        self.input_format = prepare_model(face_detector, options.optimize, options.half, name, example=(1, 3, 128, 128),
-                                          backend=backend, detector=True, required=options.backend == "onnx",
-                                          file=file)
+        self.input_format = engine_for(backend).ready(
+            face_detector, file, name=name, example=(1, 3, 128, 128), detector=True, optimize=options.optimize,
+            half=options.half, required=options.backend == "onnx").input_format
         from fatools.devices import Halving
 
         self._halving = Halving(f"the {name} detector", "lower --det-size, or use --fp16 or --device cpu")

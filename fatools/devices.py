@@ -56,7 +56,7 @@ def default_batch_size(device, model: str) -> int:
     # Measured with the benchmark twins: RetinaFace-R50 at batch 2 took 1.3x longer per
     # frame than at batch 1 on 2 cores.
     # Faces: Swin-Base AU and EfficientNet-B2 FER are fastest per face at 4; the small
-    # VA and align networks at 8 (fatools.inference's frozen, channels-last models).
+    # VA and align networks at 8 (fatools.runtime.torch_engine's frozen, channels-last models).
     return {"detector": 1, "frames": 8, "va": 8, "align": 8}.get(model, 4)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from fatools.geometry import Geometry, crop_padded, detector_input, from_detecti
 from fatools.quality import assess
 from fatools.records import has_faces, where
 from fatools.stream import Frame, batches, frames_from_records
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fatools.models.catalogue import ModelFile
 
 log = logging.getLogger("fatools")
 
@@ -46,10 +49,10 @@ class PredictOptions:
     au_threshold: float = 0.5
     facetorch_exact: bool = False  # crops from the detector input, as facetorch (geometry from record["detection"])
     face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
-    optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.inference)
+    optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.runtime.torch_engine)
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
     int8: bool = False  # CPU: int8 Linear layers in the AU transformer (opt-in; changes outputs)
-    backend: str = "auto"  # auto, torch or onnx (fatools.backend)
+    backend: str = "auto"  # auto, torch or onnx (fatools.runtime)
     bf16: bool = False  # CPU: predictors under bfloat16 autocast where the CPU has it (opt-in; changes outputs)
 
 
@@ -73,29 +76,29 @@ def _input_size(predictor_cfg: Any) -> int:
 class FacePredictors:
     """facetorch predictors for the chosen tasks, run on the faces of frame batches."""
 
-    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device, backend: str | None = None,
-                 files: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device, *, backend: str,
+                 files: dict[str, ModelFile]) -> None:
+        """The predictors of ``cfg`` for ``options.tasks``, each loaded from its ``files[task]``
+        (the resolution's ``ModelFile``) and readied on ``backend``, the resolution's engine
+        (``fatools.runtime``): ``predictors_for``."""
         from fatools.models.torchscript import instantiate
         from omegaconf import OmegaConf
 
         from fatools.devices import Halving, default_batch_size
-        from fatools.inference import prepare_model
+        from fatools.runtime import engine_for
 
         self.options = options
         self.device = device
         self.predictors = {task: instantiate(cfg.analyzer.predictor[task]) for task in options.tasks}
         self.sizes = {task: _input_size(cfg.analyzer.predictor[task]) for task in options.tasks}
-        if backend is None:  # predictors built outside a resolution (benchmarks, tests)
-            from fatools.backend import resolve_backend
-
-            backend = resolve_backend(options.backend, device)
         # FATOOLS_FORCE_BF16=1 applies --bf16 where it would be slow: for measuring its effect.
         bf16 = options.bf16 and bf16_wanted(device, force=os.environ.get("FATOOLS_FORCE_BF16") == "1")
-        self.input_formats = {task: prepare_model(predictor, options.optimize, options.half, task,
-                                                  example=(1, 3, self.sizes[task], self.sizes[task]),
-                                                  int8=options.int8 and task == "au", backend=backend, bf16=bf16,
-                                                  required=options.backend == "onnx",
-                                                  file=(files or {}).get(task))
+        engine = engine_for(backend)
+        self.input_formats = {task: engine.ready(predictor, files.get(task), name=task,
+                                                 example=(1, 3, self.sizes[task], self.sizes[task]),
+                                                 optimize=options.optimize, half=options.half,
+                                                 int8=options.int8 and task == "au", bf16=bf16,
+                                                 required=options.backend == "onnx").input_format
                               for task, predictor in self.predictors.items()}
         self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
         self.halving = {task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks}
@@ -255,7 +258,7 @@ def bf16_wanted(device: torch.device, force: bool = False) -> bool:
     """Whether ``--bf16`` applies here: on a CPU that runs bfloat16 natively (AMX or
     AVX512_BF16); elsewhere it would be slower than float32, so the models stay float32,
     with one line saying so (``force``, for measurements of its effect, applies it anyway)."""
-    from fatools.inference import bf16_hardware
+    from fatools.runtime.torch_engine import bf16_hardware
 
     if device.type != "cpu":
         log.warning("--bf16 is for the CPU; on %s the models stay float32 (use --fp16 there)", device.type)

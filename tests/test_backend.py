@@ -13,7 +13,8 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from fatools.backend import OnnxModel, resolve_backend
+from fatools.runtime import resolve_backend
+from fatools.runtime.onnx_engine import OnnxModel
 from fatools.cli.run import cli as run_cli
 from fatools.errors import FatoolsError
 from fatools.models import derived, onnx_export
@@ -153,13 +154,13 @@ def test_int8_on_onnx_runtime_quantises_the_au_model(clip, mixed_store, tmp_path
 
 def test_bf16_is_float32_where_the_cpu_lacks_it_and_autocast_where_it_has_it(clip, mixed_store, tmp_path,
                                                                               monkeypatch):
-    from fatools import inference
+    from fatools.runtime import torch_engine
 
-    monkeypatch.setattr(inference, "bf16_hardware", lambda: None)
+    monkeypatch.setattr(torch_engine, "bf16_hardware", lambda: None)
     plain, output = run(clip, mixed_store, tmp_path / "none", "--bf16", "--tasks", "au,fer")
     assert "neither AMX nor AVX512_BF16" in output
     assert all("bf16" not in f["au"] for r in plain for f in r["faces"])
-    monkeypatch.setattr(inference, "bf16_hardware", lambda: "AMX")
+    monkeypatch.setattr(torch_engine, "bf16_hardware", lambda: "AMX")
     forget()  # the CPU "changed": the models kept for these options were readied for the other one
     bf16, _ = run(clip, mixed_store, tmp_path / "amx", "--bf16", "--tasks", "au,fer")
     for a, b in zip(plain, bf16):
@@ -195,3 +196,26 @@ def test_fa_models_prepare_makes_the_exports_a_run_would_make(mixed_store, tmp_p
     made = [Path(line) for line in result.output.splitlines() if line.endswith(".onnx")]
     assert len(made) == 3 and all(path.is_file() for path in made)  # va, au and au's int8 form
     assert {path.parent.parent.name for path in made} == {"va", "au"}
+
+
+def test_each_backend_has_an_engine_and_onnx_falls_back_to_torch_with_one_line(caplog):
+    import types
+
+    from fatools.runtime import engine_for
+    from fatools.runtime.onnx_engine import OnnxEngine
+    from fatools.runtime.torch_engine import TorchEngine
+
+    assert isinstance(engine_for("torch"), TorchEngine) and isinstance(engine_for("onnx"), OnnxEngine)
+    with pytest.raises(FatoolsError, match="no engine runs backend 'tensorrt'"):
+        engine_for("tensorrt")
+    owner = types.SimpleNamespace(model=torch.jit.script(nn.Linear(4, 2)).eval(), device=torch.device("cpu"))
+    with caplog.at_level("WARNING", logger="fatools"):  # a model with no store file: torch, one line
+        made = engine_for("onnx").ready(owner, None, name="va", example=(1, 4))
+    assert made.engine == "torch" and made.model is owner.model and made.input_format.channels_last is False
+    assert caplog.text.count("va: runs on torch: its model file is not known") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fatools"):  # fp16 is torch's precision: torch, silently
+        assert engine_for("onnx").ready(owner, None, name="va", example=(1, 4), half=True).engine == "torch"
+    assert not caplog.text
+    with pytest.raises(FatoolsError, match="va: cannot run on ONNX Runtime: its model file is not known"):
+        engine_for("onnx").ready(owner, None, name="va", example=(1, 4), required=True)

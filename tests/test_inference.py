@@ -1,4 +1,4 @@
-"""fatools.inference: frozen, channels-last models compute what facetorch's loaded ones do."""
+"""fatools.runtime.torch_engine: frozen, channels-last models compute what facetorch's loaded ones do."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from fatools.inference import InputFormat, int8_supported, is_convolutional, prepare_model
+from fatools.runtime import InputFormat
+from fatools.runtime.torch_engine import TorchEngine, int8_supported, is_convolutional
 
 needs_int8 = pytest.mark.skipif(not int8_supported(), reason="this torch has no TorchScript dynamic quantisation")
 
@@ -36,6 +37,13 @@ class TokenNet(nn.Module):
         return self.mlp(self.patch(x).flatten(2).transpose(1, 2)).mean(dim=1)
 
 
+def ready(owner: types.SimpleNamespace, **options) -> InputFormat:
+    """``owner`` readied on the torch engine (a model built here has no store file); its input format."""
+    made = TorchEngine().ready(owner, None, **options)
+    assert made.model is owner.model and made.engine == "torch"
+    return made.input_format
+
+
 def _owner(module: nn.Module, script: bool = True) -> types.SimpleNamespace:
     torch.manual_seed(0)
     module = module.eval()
@@ -51,7 +59,7 @@ def _prepare_and_run(owner: types.SimpleNamespace, x: torch.Tensor, **options) -
     """The loaded model's output on ``x``, the prepared input format, the prepared model's output."""
     with torch.inference_mode():
         expected = owner.model(x)
-        fmt = prepare_model(owner, **options)
+        fmt = ready(owner, **options)
         got = owner.model(fmt.apply(x))
     return expected, fmt, got
 
@@ -76,14 +84,14 @@ def test_frozen_model_computes_the_same(net, channels_last):
 def test_no_optimize_leaves_the_model_as_loaded():
     owner = _owner(ConvNet())
     loaded = owner.model
-    assert prepare_model(owner, optimize=False) == InputFormat()
+    assert ready(owner, optimize=False) == InputFormat()
     assert owner.model is loaded
 
 
 def test_a_plain_module_runs_as_loaded():
     owner = _owner(ConvNet(), script=False)
     loaded = owner.model
-    assert prepare_model(owner) == InputFormat()
+    assert ready(owner) == InputFormat()
     assert owner.model is loaded
 
 
@@ -123,7 +131,7 @@ def test_a_model_that_cannot_run_in_fp16_stays_float32():
         return torch.jit.trace(FloatConstantNet().eval(), torch.rand(1, 3, 8, 8))
 
     owner = types.SimpleNamespace(model=load(), device=torch.device("cpu"), load_model=load)
-    fmt = prepare_model(owner, half=True, example=(1, 3, 8, 8))
+    fmt = ready(owner, half=True, example=(1, 3, 8, 8))
     assert not fmt.half
     x = torch.rand(2, 3, 8, 8)
     with torch.inference_mode():
@@ -155,7 +163,7 @@ def test_int8_off_the_cpu_or_without_quantisation_stays_float32(monkeypatch, cap
     owner = _owner(TokenNet())
     owner.device = torch.device("meta")  # any device but the CPU
     with caplog.at_level("WARNING", logger="fatools"):
-        assert prepare_model(owner, int8=True) == InputFormat()
+        assert ready(owner, int8=True) == InputFormat()
     assert "CPU only" in caplog.text
 
     import torch.ao.quantization as quantization
@@ -167,6 +175,6 @@ def test_int8_off_the_cpu_or_without_quantisation_stays_float32(monkeypatch, cap
     owner = _owner(TokenNet())
     caplog.clear()
     with caplog.at_level("WARNING", logger="fatools"):
-        assert prepare_model(owner, int8=True) == InputFormat()
+        assert ready(owner, int8=True) == InputFormat()
     assert "int8 quantisation failed: no int8 engine here" in caplog.text
     assert "quantized::linear_dynamic" not in {node.kind() for node in owner.model.inlined_graph.nodes()}

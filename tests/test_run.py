@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import fatools
 from fatools.cli.run import cli as run_cli
-from fatools.inference import int8_supported
+from fatools.runtime.torch_engine import int8_supported
 from fatools.sample import write_video
 from tests.chains import chain
 

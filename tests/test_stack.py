@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fatools import stack
 from fatools.cli.models import cli as models_cli
-from fatools.inference import int8_supported
+from fatools.runtime.torch_engine import int8_supported
 from fatools.sample import pan_zoom_clip, write_video
 from compare import differences
 

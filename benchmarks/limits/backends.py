@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks.sides import twin_store
-    from fatools.inference import _Autocast, _prepare, _quantize_linears
+    from fatools.runtime.torch_engine import _Autocast, _prepare, _quantize_linears
     from fatools.models import onnx_export
     from fatools.models.store import file_record
 

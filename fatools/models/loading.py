@@ -2,7 +2,7 @@
 
 ``load_models(request, detect, predict)`` resolves the request (``models.request``),
 builds facetorch's detector and predictors from the one configuration it read, readies
-each on its engine (``fatools.inference`` and ``fatools.backend``) and returns a
+each on its engine (``fatools.runtime.engine_for``) and returns a
 ``ModelSet``: what the stages receive, never paths.  Like a transformers ``pipeline``,
 a model set is made once and used for every input: a batch, repeated
 ``fatools.analyze_video`` calls in a notebook and the test suite's in-process runs all

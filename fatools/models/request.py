@@ -39,7 +39,7 @@ class ModelRequest:
     tasks: tuple[str, ...] = catalogue.DEFAULT_TASKS  # predictors; () for detection only
     detection: bool = True  # False: predictors only (fa-predict), no detector file needed
     device: str = "auto"
-    backend: str = "auto"  # auto, torch or onnx (fatools.backend)
+    backend: str = "auto"  # auto, torch or onnx (fatools.runtime)
     optimize: bool = True
     fp16: bool = False
     int8: bool = False
@@ -118,7 +118,7 @@ def forget() -> None:
 
 
 def _resolve(request: ModelRequest) -> Resolution:
-    from fatools.backend import resolve_backend
+    from fatools.runtime import resolve_backend
     from fatools.devices import resolve_device
     from fatools.models import config as model_config
     from fatools.models import store

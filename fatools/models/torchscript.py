@@ -20,7 +20,7 @@ time of writing) arrive, what changes here:
 
 * the store's files and its verification: ``torch.export.load`` instead of
   ``torch.jit.load`` (``store.verify``), new file names and hashes in the catalogue;
-* ``fatools.inference``: ``torch.jit.freeze`` and the graph inspection that decides
+* ``fatools.runtime.torch_engine``: ``torch.jit.freeze`` and the graph inspection that decides
   channels-last (``is_convolutional``) have no ``.pt2`` equivalent; an ExportedProgram
   is already functional (weights as inputs), so freezing is moot and the choice of
   channels-last reads ``exported.graph`` nodes (``aten.convolution`` vs ``aten.mm``);

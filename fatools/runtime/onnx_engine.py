@@ -1,18 +1,12 @@
-"""Which engine runs the models: torch (facetorch's TorchScript) or ONNX Runtime.
+"""The ONNX Runtime engine: a model's checked ONNX export, run by ONNX Runtime (the CPU's
+default, ``fatools.runtime``).
 
-On a CPU, ``auto`` (the default) runs every model on ONNX Runtime: measured on each
-model at fa-run's batch sizes, its MLAS kernels beat torch's (MKL's float32 GEMMs and
-oneDNN's convolutions) on every model, on both CPUs these machines have (AMD EPYC with
-AVX2 only: AU 1.4x, FER 1.5x, VA 1.8x, align 3x, RetinaFace-MobileNet0.25 1.6-2x,
-RetinaFace-ResNet-50 1.03x; AMD EPYC with AVX-512: AU 2x; benchmarks/README.md), at
-outputs within 1e-4 of torch's.  On CUDA ``auto`` is torch (fatools does not install
-ONNX Runtime's CUDA build).  ``torch`` is facetorch's own way, as loaded.
-
-A model runs on torch instead, with one line saying why, when its export fails or
-disagrees with TorchScript (``fatools.models.onnx_export``), when its export was damaged
-since it was made or does not open in ONNX Runtime (``fa-models prepare NAME --force``
-makes it again), when the store is read-only and has no export yet (``fa-models
-prepare`` makes them once), or with ``--fp16``/``--bf16`` (torch's precisions).
+A model runs on torch instead (``fatools.runtime.torch_engine``), with one line saying
+why, when its export fails or disagrees with TorchScript (``fatools.models.onnx_export``),
+when its export was damaged since it was made or does not open in ONNX Runtime
+(``fa-models prepare NAME --force`` makes it again), when the store is read-only and has
+no export yet (``fa-models prepare`` makes them once), or with ``--fp16``/``--bf16``
+(torch's precisions).  With ``--backend onnx`` each of these is an error instead.
 """
 
 from __future__ import annotations
@@ -22,32 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from fatools.errors import FatoolsError, ModelMissingError
-from fatools.models.onnx_export import onnxruntime_available
 from fatools.models.catalogue import ModelFile
+from fatools.runtime.engine import Engine, InputFormat, ReadyModel
+from fatools.runtime.torch_engine import TorchEngine, is_convolutional_model
 
 log = logging.getLogger("fatools")
-
-BACKENDS = ("auto", "torch", "onnx")
-
-
-def resolve_backend(spec: str, device: Any) -> str:
-    """``torch`` or ``onnx`` for ``--backend spec`` on ``device`` (a torch.device)."""
-    spec = (spec or "auto").lower()
-    if spec not in BACKENDS:
-        raise FatoolsError(f"--backend {spec}: choose one of {', '.join(BACKENDS)}")
-    on_cpu = getattr(device, "type", str(device)) == "cpu"
-    if spec == "torch":
-        return "torch"
-    if spec == "onnx":
-        if not on_cpu:
-            raise FatoolsError(f"--backend onnx runs on the CPU only; use --backend torch (or auto) on {device}")
-        if not onnxruntime_available():
-            raise FatoolsError("--backend onnx needs onnxruntime and onnx: pip install onnxruntime onnx "
-                               "(or use --backend torch)")
-        return "onnx"
-    if on_cpu and onnxruntime_available():
-        return "onnx"
-    return "torch"
 
 
 class OnnxModel:
@@ -80,32 +53,38 @@ class OnnxModel:
         return f"OnnxModel({self.path.name})"
 
 
-def _store_file(owner: Any) -> ModelFile | None:
-    """The store file a model built outside a resolution was loaded from (benchmarks and
-    tests build detectors by hand): ``<store>/<name>/model.pt``."""
-    from fatools.models import store
-    from fatools.models.catalogue import MODELS
+class OnnxEngine(Engine):
+    """ONNX Runtime on the CPU: ``owner.model`` replaced by an ``OnnxModel`` of its checked
+    export (made once when missing; with ``int8``, the export's int8 form for a model that
+    is not convolutional), or readied on torch with one line saying why."""
 
-    path = Path(str(getattr(owner, "path_local", "")))
-    name = path.parent.name
-    if not path.is_file() or name not in MODELS:
-        return None
-    return ModelFile(name, MODELS[name].task, path, store.file_record(name, path.parent.parent)["sha256"])
+    name = "onnx"
+
+    def __init__(self, fallback: Engine | None = None) -> None:
+        self.fallback = fallback or TorchEngine()
+
+    def ready(self, owner: Any, file: ModelFile | None, *, name: str = "model",
+              example: tuple[int, ...] | None = None, detector: bool = False, optimize: bool = True,
+              half: bool = False, int8: bool = False, bf16: bool = False, required: bool = False) -> ReadyModel:
+        if not half and not bf16 and example is not None:  # fp16 and bf16 are torch's precisions
+            quantise = int8 and not is_convolutional_model(owner.model)
+            model = onnx_model(name, example, detector, quantise, required, file)
+            if model is not None:
+                owner.model = model
+                return ReadyModel(model, InputFormat(int8=quantise), self.name)
+        return self.fallback.ready(owner, file, name=name, example=example, detector=detector, optimize=optimize,
+                                   half=half, int8=int8, bf16=bf16, required=required)
 
 
-def onnx_model(owner: Any, name: str, example: tuple[int, ...], detector: bool, int8: bool,
-               required: bool, file: ModelFile | None = None) -> OnnxModel | None:
-    """``owner.model``, loaded from ``file`` (the resolution's), as an OnnxModel (its export
-    made once when missing), or None when the model must run on torch; ``required``
+def onnx_model(name: str, example: tuple[int, ...], detector: bool, int8: bool, required: bool,
+               file: ModelFile | None) -> OnnxModel | None:
+    """The model loaded from ``file`` (the resolution's) as an OnnxModel (its export made
+    once when missing), or None when the model must run on torch; ``required``
     (``--backend onnx``) turns None into an error."""
     import torch
 
     from fatools.models import derived, onnx_export
 
-    try:
-        file = file or _store_file(owner)
-    except ModelMissingError:
-        file = None
     if file is None:
         return _fallback(name, "its model file is not known", required)
     model_file, store_name = file.path, file.name

@@ -1,7 +1,7 @@
-"""Running facetorch's TorchScript models faster, computing the same thing.
+"""The torch engine: facetorch's TorchScript models, run faster, computing the same thing.
 
 facetorch loads each model with ``torch.jit.load`` and calls it as it is.  fatools
-prepares each loaded model once:
+prepares each loaded model once (``TorchEngine.ready``):
 
 * **freeze** (``torch.jit.freeze``): weights become constants, so batch norms fold
   into the convolutions before them and the graph is inlined; the arithmetic is the
@@ -41,34 +41,20 @@ import re
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from fatools.models.torchscript import quiet_torchscript
+from fatools.runtime.engine import Engine, InputFormat, ReadyModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fatools.models.catalogue import ModelFile
 
 log = logging.getLogger("fatools")
 
 _CONVOLUTIONS = ("aten::_convolution", "aten::conv2d", "aten::mkldnn_convolution", "aten::conv1d", "aten::conv3d")
 _PRODUCTS = ("aten::linear", "aten::addmm", "aten::matmul", "aten::mm", "aten::bmm", "quantized::linear_dynamic")
-
-
-@dataclass(frozen=True)
-class InputFormat:
-    """How a prepared model wants its input tensors."""
-
-    channels_last: bool = False
-    half: bool = False
-    int8: bool = False  # Linear layers quantised; inputs stay float32
-    bf16: bool = False  # run under CPU bfloat16 autocast; inputs stay float32
-
-    def apply(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.half:
-            tensor = tensor.half()
-        if self.channels_last and tensor.dim() == 4:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
 
 
 def _count(graph: Any, kinds: tuple[str, ...]) -> int:
@@ -87,50 +73,43 @@ def is_convolutional(module: torch.jit.ScriptModule) -> bool:
     return _count(graph, _CONVOLUTIONS) > _count(graph, _PRODUCTS)
 
 
-def prepare_model(owner: Any, optimize: bool = True, half: bool = False, name: str = "model",
-                  example: tuple[int, ...] | None = None, int8: bool = False, backend: str = "torch",
-                  bf16: bool = False, detector: bool = False, required: bool = False,
-                  file: Any = None) -> InputFormat:
-    """Make ``owner.model`` (a facetorch detector or predictor) ready to run; its input format.
+class TorchEngine(Engine):
+    """facetorch's own runtime: its TorchScript modules, frozen and channels-last, in the
+    request's precision."""
 
-    ``backend="onnx"`` (CPU) replaces the model by its checked ONNX export on ONNX Runtime
-    (``fatools.backend``; with ``int8``, the export's int8 form); when that cannot be, the
-    model runs on torch with one line saying why (an error when ``required``).  ``half``
-    and ``bf16`` are torch's precisions and keep the model on torch.  On torch:
-    ``optimize=False``, ``half=False``, ``int8=False`` and ``bf16=False`` leave the model
-    exactly as facetorch loaded it.  ``file`` is the resolution's ``ModelFile`` the model
-    was loaded from (the ONNX export is derived from it).  With ``half``, a model that cannot run in fp16 (a
-    traced model keeps float32 constants, for instance) is tried on a zero input of shape
-    ``example`` and, when it fails, reloaded from its file and run in float32.  With
-    ``int8`` (CPU only), a model that is not convolutional gets int8 Linear layers, and
-    then runs in float32 otherwise (``int8`` wins over ``half`` for that model).  With
-    ``bf16`` (CPU only) the model runs under bfloat16 autocast.
-    """
-    if backend == "onnx" and not half and not bf16 and example is not None:
-        from fatools.backend import onnx_model
+    name = "torch"
 
-        quantise = int8 and not is_convolutional_model(owner.model)
-        model = onnx_model(owner, name, example, detector, quantise, required, file)
-        if model is not None:
-            owner.model = model
-            return InputFormat(int8=quantise)
-    if bf16:
-        fmt = _prepare(owner, optimize, False, name)
-        owner.model = _Autocast(owner.model)
-        return dataclasses.replace(fmt, bf16=True)
-    if int8 and _quantize_linears(owner, name):
-        return dataclasses.replace(_prepare(owner, optimize, False, name), int8=True)
-    fmt = _prepare(owner, optimize, half, name)
-    if half and example is not None:
-        try:
-            with torch.inference_mode():
-                owner.model(fmt.apply(torch.zeros(example, device=getattr(owner, "device", "cpu"))))
-        except Exception as exc:  # noqa: BLE001 - any failure means: not in fp16
-            log.info("%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160])
-            with quiet_torchscript():
-                owner.model = owner.load_model()
+    def ready(self, owner: Any, file: ModelFile | None, *, name: str = "model",
+              example: tuple[int, ...] | None = None, detector: bool = False, optimize: bool = True,
+              half: bool = False, int8: bool = False, bf16: bool = False, required: bool = False) -> ReadyModel:
+        """``Engine.ready`` on torch; ``file`` and ``detector`` are not needed here.
+
+        ``optimize=False``, ``half=False``, ``int8=False`` and ``bf16=False`` leave the
+        model exactly as facetorch loaded it.  With ``half``, a model that cannot run in
+        fp16 (a traced model keeps float32 constants, for instance) is tried on a zero
+        input of shape ``example`` and, when it fails, reloaded from its file and run in
+        float32.  With ``int8`` (CPU only), a model that is not convolutional gets int8
+        Linear layers, and then runs in float32 otherwise (``int8`` wins over ``half``
+        for that model).  With ``bf16`` (CPU only) the model runs under bfloat16 autocast.
+        """
+        if bf16:
             fmt = _prepare(owner, optimize, False, name)
-    return fmt
+            owner.model = _Autocast(owner.model)
+            fmt = dataclasses.replace(fmt, bf16=True)
+        elif int8 and _quantize_linears(owner, name):
+            fmt = dataclasses.replace(_prepare(owner, optimize, False, name), int8=True)
+        else:
+            fmt = _prepare(owner, optimize, half, name)
+            if half and example is not None:
+                try:
+                    with torch.inference_mode():
+                        owner.model(fmt.apply(torch.zeros(example, device=getattr(owner, "device", "cpu"))))
+                except Exception as exc:  # noqa: BLE001 - any failure means: not in fp16
+                    log.info("%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160])
+                    with quiet_torchscript():
+                        owner.model = owner.load_model()
+                    fmt = _prepare(owner, optimize, False, name)
+        return ReadyModel(owner.model, fmt, self.name)
 
 
 def is_convolutional_model(model: Any) -> bool:
