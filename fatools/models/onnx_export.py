@@ -17,7 +17,7 @@ mean, tens of units).  The export is kept only when every output agrees within
 recorded and shown by ``fa-models list``.  A model that cannot be exported, or whose
 export disagrees, is recorded as such (so later runs do not try again for minutes) and
 runs on torch.  So does one whose export was damaged after its check (its record's
-sha256, ``derived.damage``) or does not open in ONNX Runtime (``fatools.backend``):
+sha256, ``derived.damage``) or does not open in ONNX Runtime (``fatools.runtime.onnx_engine``):
 ``fa-models prepare NAME --force`` makes it again.
 
 ``--int8`` on ONNX Runtime is a second file made from the first:
