@@ -208,14 +208,17 @@ def test_each_backend_has_an_engine_and_onnx_falls_back_to_torch_with_one_line(c
     assert isinstance(engine_for("torch"), TorchEngine) and isinstance(engine_for("onnx"), OnnxEngine)
     with pytest.raises(FatoolsError, match="no engine runs backend 'tensorrt'"):
         engine_for("tensorrt")
-    owner = types.SimpleNamespace(model=torch.jit.script(nn.Linear(4, 2)).eval(), device=torch.device("cpu"))
+    def owner() -> types.SimpleNamespace:
+        return types.SimpleNamespace(model=torch.jit.script(nn.Linear(4, 2)).eval(), device=torch.device("cpu"))
+
+    plain = owner()
     with caplog.at_level("WARNING", logger="fatools"):  # a model with no store file: torch, one line
-        made = engine_for("onnx").ready(owner, None, name="va", example=(1, 4))
-    assert made.engine == "torch" and made.model is owner.model and made.input_format.channels_last is False
+        made = engine_for("onnx").ready(plain, None, name="va", example=(1, 4))
+    assert made.engine == "torch" and made.model is plain.model and made.input_format.channels_last is False
     assert caplog.text.count("va: runs on torch: its model file is not known") == 1
     caplog.clear()
-    with caplog.at_level("WARNING", logger="fatools"):  # fp16 is torch's precision: torch, silently
-        assert engine_for("onnx").ready(owner, None, name="va", example=(1, 4), half=True).engine == "torch"
-    assert not caplog.text
+    with caplog.at_level("WARNING", logger="fatools"):  # bf16 is torch's precision: torch, silently
+        made = engine_for("onnx").ready(owner(), None, name="va", example=(1, 4), bf16=True)
+    assert made.engine == "torch" and made.input_format.bf16 and not caplog.text
     with pytest.raises(FatoolsError, match="va: cannot run on ONNX Runtime: its model file is not known"):
-        engine_for("onnx").ready(owner, None, name="va", example=(1, 4), required=True)
+        engine_for("onnx").ready(owner(), None, name="va", example=(1, 4), required=True)
