@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from fatools.cli.models import cli
-from fatools.models import catalogue, store
+from fatools.models import catalogue, fetch, store
 from fatools.testing import build_standins
 
 
@@ -107,7 +107,7 @@ def test_fetch_defaults_to_what_the_pipeline_needs(tmp_path: Path, monkeypatch: 
         asked.append(list(names))
         return [store.model_path(name, root) for name in names]
 
-    monkeypatch.setattr(store, "fetch", fake_fetch)
+    monkeypatch.setattr(fetch, "fetch", fake_fetch)
     result = run("fetch", "--models-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert asked[-1] == ["retinaface", "au", "fer", "va", "align", "align-meta"]

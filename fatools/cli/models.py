@@ -1,7 +1,8 @@
 """fa-models: list, fetch, locate and import the model files fatools uses.
 
-A thin layer over ``fatools.models.store``; torch and facetorch load only in the
-subcommands that need them (fetch, import), so ``list`` and ``--help`` stay fast.
+A thin layer over ``fatools.models.store`` and ``fatools.models.fetch``; torch and
+facetorch load only in the subcommands that need them (fetch, import), so ``list`` and
+``--help`` stay fast.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: 
     Without NAMEs: what the default pipeline needs (RetinaFace, au, fer, va, align and
     the align 3DMM meta file).  Needs network; see fa-models(1) for machines without.
     """
-    from fatools.models import store
+    from fatools.models import fetch
 
     if fetch_all:
         wanted: list[str] = list(MODELS)
@@ -114,7 +115,7 @@ def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: 
         from fatools.models.config import load_config, required_models
 
         wanted = required_models(load_config(root=models_dir))
-    for path in store.fetch(wanted, models_dir, force=force):
+    for path in fetch.fetch(wanted, models_dir, force=force):
         click.echo(str(path))
 
 

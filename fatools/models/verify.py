@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from fatools.models import catalogue, derived, store
+from fatools.models import catalogue, derived, fetch, store
 from fatools.models.derived import DERIVED_DIR, info_path
 
 STATUSES = ("ok", "changed", "missing", "damaged", "partial")
@@ -128,7 +128,7 @@ def verify_one(name: str, root: str | os.PathLike[str] | None = None) -> dict[st
         else:
             if record.get("mtime_ns") != stat.st_mtime_ns:
                 store.cache_record(path, dict(record, mtime_ns=stat.st_mtime_ns))  # intact: cache the new mtime
-            published = store.published_sha256(name, record)
+            published = fetch.published_sha256(name, record)
             if record.get("source") == "fetch" and entry.sha256 and published != entry.sha256:
                 changed.append(f"fetched file has sha256 {str(published)[:12]}, not the {entry.sha256[:12]} the "
                                f"catalogue pins: `fa-models fetch --force {name}`")
