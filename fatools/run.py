@@ -4,7 +4,8 @@
 Python API.  ``VideoAnalyzer`` loads the models once and analyses any number of inputs
 (videos, images, folders of images); each analysis is one pass over the records of
 ``fatools.pipeline``: they stream into ``DIR/frames.jsonl``, the summary and the exports
-together, and ``DIR/summary.json`` and the export files are written at the end.  The
+together, and ``DIR/summary.json`` and the export files are written at the end
+(``fatools.study.outdir`` owns the directory's names and writes).  The
 records are those of ``fa-frames | fa-detect | fa-predict | fa-track`` with the same
 options.
 """
@@ -23,7 +24,7 @@ from fatools.detect import DetectOptions, detect_options
 from fatools.errors import Interrupted
 from fatools.models.request import ModelRequest
 from fatools.predict import DEFAULT_TASKS, PredictOptions, predict_options
-from fatools.records import RecordWriter, dumps
+from fatools.study import outdir
 from fatools.summary import SummaryOptions
 from fatools.track import TrackOptions
 from fatools.video import Sampling
@@ -158,80 +159,6 @@ def run_options(
     )
 
 
-def _part_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part")
-
-
-PART = ".frames.jsonl.part"  # the records file while it is written: complete lines are resumable
-
-
-class RecordsFile:
-    """The records file, written as records arrive under a temporary name, renamed at the end.
-
-    ``keep`` (bytes) continues a file a stopped analysis left: it is cut after its last
-    record worth keeping and appended to; the first ``skip`` records that arrive (the
-    replayed ones) are already in it.
-    """
-
-    def __init__(self, path: Path, keep: int | None = None, skip: int = 0) -> None:
-        self.path = path
-        self.part = path.with_name(PART)
-        if keep is None:
-            self.handle = open(self.part, "wb")
-        else:
-            self.handle = open(self.part, "r+b")
-            self.handle.truncate(keep)
-            self.handle.seek(keep)
-        self.skip = skip
-        self.writer = RecordWriter(self.handle)
-
-    def add(self, record: dict) -> None:
-        if self.skip:
-            self.skip -= 1
-            return
-        self.writer.write(record)
-
-    def finish(self) -> Path:
-        self.handle.close()
-        os.replace(self.part, self.path)
-        return self.path
-
-    def close(self) -> None:
-        """Stop writing; what was written stays, for the next run to resume from."""
-        self.handle.close()
-
-
-def saved_records(part: Path) -> Iterator[tuple[dict, int]]:
-    """Each complete record of a records file a stopped analysis left, with the byte
-    offset where it ends; a last line cut short by a kill is not one."""
-    import orjson
-
-    with open(part, "rb") as handle:
-        offset = 0
-        for line in handle:
-            if not line.endswith(b"\n"):
-                return
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                return
-            offset += len(line)
-            yield record, offset
-
-
-def _replay(part: Path, count: int) -> Iterator[dict]:
-    for index, (record, _) in enumerate(saved_records(part)):
-        if index >= count:
-            return
-        yield record
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = _part_path(path)
-    tmp.write_bytes(dumps(data))
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class Resumed:
     """What a resumed analysis kept of the records a stopped one left (``analyze``'s
@@ -293,11 +220,10 @@ class VideoAnalyzer:
         from fatools.records import is_frame
         from fatools.stream import resume_point
 
-        part = out / PART
-        if not part.is_file():
+        if not outdir.resumable(out):
             return None, None
         light, offsets = [], []
-        for record, offset in saved_records(part):
+        for record, offset in outdir.saved_records(out / outdir.PART):
             # What batching (and the resume line) looks at, and no more: a long video's
             # records need not be held.
             kept = {key: record[key] for key in ("type", "frame", "t", "width", "height") if key in record}
@@ -355,10 +281,10 @@ class VideoAnalyzer:
             log.warning("%s: resumed: %s", path, resumed.describe())
         if on_start is not None:
             on_start(resumed)
-        records_file = RecordsFile(out / "frames.jsonl", keep, replayed)
+        records_file = outdir.RecordsFile(out, keep, replayed)
         frames = 0
         try:
-            stream = self.records(path, _replay(out / PART, replayed) if replayed else (), skip_through)
+            stream = self.records(path, outdir.replay(out, replayed) if replayed else (), skip_through)
             for record in progress.count(stream):
                 records_file.add(record)
                 summarizer.add(record)
@@ -375,7 +301,7 @@ class VideoAnalyzer:
             progress.close()
         frames_path = records_file.finish()
         summary = summarizer.result()
-        _write_json(out / "summary.json", summary)
+        summary_path = outdir.write_summary(out, summary)
         metadata = {
             "video_path": path,
             "start_time": started.isoformat(),
@@ -387,7 +313,7 @@ class VideoAnalyzer:
         log.info("%s: %d frames analysed in %.1f s", path, frames, metadata["processing_duration_seconds"])
         result = exporter.finish(summary, metadata)
         result.files.setdefault("records", []).append(frames_path)
-        result.files.setdefault("summary", []).append(out / "summary.json")
+        result.files.setdefault("summary", []).append(summary_path)
         return result
 
 

@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from fatools import threads
-from fatools.study import batch
 from fatools.cli.run import cli as run_cli
-from fatools.study.inputs import Input, expand, layout, parse_shard, shard
 from fatools.sample import write_video
+from fatools.study import outdir
+from fatools.study.inputs import Input, expand, layout, parse_shard, shard
 
 BIN = Path(sys.executable).parent
 
@@ -276,7 +276,7 @@ def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrup
 def test_a_second_process_on_the_same_directory_is_refused(tmp_path, standin_store):
     video = clip(tmp_path / "v.mp4", 6)
     out = tmp_path / "out"
-    with batch.locked(out):
+    with outdir.locked(out):
         result = run([str(video), "-o", str(out)], standin_store)
     assert result.exit_code == 1 and "is writing into it" in result.stderr and f"pid {os.getpid()}" in result.stderr
     assert run([str(video), "-o", str(out)], standin_store).exit_code == 0  # released

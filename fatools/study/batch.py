@@ -18,12 +18,13 @@ Running the same command again (``plan``):
   differs, unless ``--force``, which redoes it from nothing (its old files removed).
 
 The batch sits on top of the pipeline, never inside it: it only decides, for each input,
-what ``VideoAnalyzer.analyze`` is asked to do, and records what happened.
+what ``VideoAnalyzer.analyze`` is asked to do, and records what happened.  What is in
+the directory, under which names, and every write into it (the lock, removal, the run
+record's file) are ``fatools.study.outdir``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,22 +34,17 @@ import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from fatools.errors import FatoolsError, Interrupted
+from fatools.run import Resumed, RunOptions, VideoAnalyzer
+from fatools.study import outdir
 from fatools.study.inputs import Input, fingerprint
-from fatools.run import PART, Resumed, RunOptions, VideoAnalyzer, saved_records
 from fatools.versions import package_versions
 
 log = logging.getLogger("fatools")
 
-RUN_RECORD = "run.json"
-LOCK = ".fatools.lock"
 SCHEMA = 1
-
-
-class LockedError(FatoolsError):
-    """Another process is writing into the same output directory."""
 
 
 class RefusedError(FatoolsError):
@@ -107,21 +103,6 @@ def run_record(item: Input, options: RunOptions, models: list[dict], **fields: A
     return record
 
 
-def read_record(out: Path) -> dict | None:
-    try:
-        with open(out / RUN_RECORD, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("type") == "run" else None
-
-
-def write_record(out: Path, record: dict) -> None:
-    tmp = out / f".{RUN_RECORD}.part"
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / RUN_RECORD)
-
-
 def differences(previous: dict, current: dict) -> list[str]:
     """What makes a previous run's results not this run's: its input, options or models."""
     why = []
@@ -146,47 +127,6 @@ def plan(previous: dict | None, current: dict, formats: tuple[str, ...], force: 
         done = set(previous.get("formats") or [])
         return "skip" if set(formats) <= done else "export"
     return "resume"
-
-
-# -- the output directory -----------------------------------------------------------
-
-@contextlib.contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """Hold the output directory's lock; a second process gets LockedError at once."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    handle = open(out / LOCK, "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise LockedError(f"{out}: {holder} is writing into it; wait for it to end, or give another -o") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"fa-run pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the lock
-
-
-def remove_results(out: Path, previous: dict | None) -> None:
-    """Remove what an earlier run wrote: its records, summary and the exports it listed."""
-    names = ["frames.jsonl", "summary.json", PART]
-    names += [os.path.basename(p) for p in (previous or {}).get("files") or []]
-    for name in dict.fromkeys(names):
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
-
-
-def frames_done(out: Path) -> int:
-    part = out / PART if (out / PART).is_file() else out / "frames.jsonl"
-    if not part.is_file():
-        return 0
-    return sum(1 for record, _ in saved_records(part) if record.get("type", "frame") == "frame")
 
 
 # -- signals ------------------------------------------------------------------------
@@ -237,9 +177,9 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
         for item, out_dir in zip(items, dirs):
             out = Path(out_dir)
             try:
-                with locked(out):
+                with outdir.locked(out):
                     current = run_record(item, options, models)
-                    previous = read_record(out)
+                    previous = outdir.read_record(out)
                     action = plan(previous, current, formats, force)
                     if action == "refuse":
                         raise RefusedError(f"{out}: holds results of another run (differs in: "
@@ -251,8 +191,8 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                     elif action == "export":
                         outcome = _export_only(item, out, options, previous, formats, assets_dir)
                     else:
-                        if action == "fresh" or (previous is None and not (out / PART).is_file()):
-                            remove_results(out, previous)
+                        if action == "fresh" or (previous is None and not outdir.resumable(out)):
+                            outdir.remove_results(out, previous)
                         if analyzer is None:
                             analyzer = VideoAnalyzer(options)
                         outcome = _analyze(analyzer, item, out, current, formats, stop, assets_dir,
@@ -290,14 +230,14 @@ def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, for
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     # Until the analysis says whether it keeps them, the records on disk are the earlier
     # runs': a kill before that must leave their count for the next run to add to.
-    earlier = previous if (out / PART).is_file() else None
+    earlier = previous if outdir.resumable(out) else None
     resume = {"attempts": 1, "resumed_from": None}
     if earlier is not None:
         resume = {"attempts": earlier.get("attempts", 1), "resumed_from": earlier.get("resumed_from")}
 
     def written(status: str, **fields: Any) -> None:
-        write_record(out, {**current, "status": status, "started": started, **resume,
-                           "frames_done": frames_done(out), "formats": list(formats), **fields})
+        outdir.write_record(out, {**current, "status": status, "started": started, **resume,
+                           "frames_done": outdir.frames_done(out), "formats": list(formats), **fields})
 
     def on_start(resumed: Resumed | None) -> None:
         resume.update(resume_fields(earlier, resumed))
@@ -326,22 +266,19 @@ def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, fo
     from fatools.models.request import resolve
     from fatools.records import read_paths
 
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    for name in (os.path.basename(p) for p in previous.get("files") or []):
-        if name not in ("frames.jsonl", "summary.json"):
-            with contextlib.suppress(FileNotFoundError):
-                (out / name).unlink()
+    summary = outdir.read_summary(out)
+    outdir.remove_exports(out, previous)
     exporter = Export(out, formats, expression_labels=resolve(options.model_request).expression_labels,
                       min_quality=options.summary.min_quality, assets_dir=assets_dir)
     try:
-        for record in read_paths([str(out / "frames.jsonl")]):
+        for record in read_paths([str(out / outdir.RECORDS)]):
             exporter.add(record)
     except BaseException:
         exporter.abort()
         raise
     result = exporter.finish(summary, {"video_path": item.path, "models": previous.get("models")})
-    files = [str(p) for p in result.paths()] + [str(out / "frames.jsonl"), str(out / "summary.json")]
-    write_record(out, {**previous, "formats": list(formats), "files": files,
+    files = [str(p) for p in result.paths()] + [str(out / outdir.RECORDS), str(out / outdir.SUMMARY)]
+    outdir.write_record(out, {**previous, "formats": list(formats), "files": files,
                        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     log.info("%s: complete in %s; wrote the exports it lacked (%s)", item.path, out, ", ".join(formats))
     return Outcome(item, str(out), "exported", files=files)

@@ -10,15 +10,14 @@ one directory at a time), so thousands of results take constant memory.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from fatools.export.formatting import get
 from fatools.facs import AU45, CODES
+from fatools.study import outdir
 
-RUN_RECORD = "run.json"
 AUS = [*CODES, AU45.code]
 
 
@@ -37,7 +36,7 @@ def result_dirs(roots: Iterable[str]) -> Iterator[Path]:
     for root in roots:
         for current, dirs, files in os.walk(root):
             dirs.sort()
-            if RUN_RECORD in files:
+            if outdir.RUN_RECORD in files:
                 yield Path(current)
 
 
@@ -62,7 +61,7 @@ def _figures(stats: dict, labels: list[str]) -> dict:
 def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
     """The video row of one result directory, then its track rows."""
     try:
-        record = json.loads((directory / RUN_RECORD).read_text(encoding="utf-8"))
+        record = outdir.load_record(directory)
     except (OSError, ValueError) as exc:
         yield {"level": "video", "output_dir": str(directory), "status": "unreadable", "error": str(exc)}
         return
@@ -73,9 +72,9 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
     summary = None
     if record.get("status") == "complete":
         try:
-            summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+            summary = outdir.read_summary(directory)
         except (OSError, ValueError) as exc:
-            base.update(status="unreadable", error=f"summary.json: {exc}")
+            base.update(status="unreadable", error=f"{outdir.SUMMARY}: {exc}")
     video = (get(summary, "videos") or [None])[0] if summary else None
     if not isinstance(video, dict):
         yield {"level": "video", **base, "frames_analysed": record.get("frames_done")}
