@@ -164,7 +164,7 @@ def build_meta() -> dict:
     The 68 landmark vertices (and so the landmarks and pose) are the stand-in's; the
     extra vertices only make facetorch's dense mesh as large as with the real file.
     """
-    from fatools.standins import meta3dmm
+    from fatools.testing import meta3dmm
 
     meta = meta3dmm.build_meta()
     rows = meta["u_shp"].shape[0]

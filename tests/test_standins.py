@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from fatools.models import catalogue, config, store
-from fatools.standins.meta3dmm import build_meta
+from fatools.testing.meta3dmm import build_meta
 from fatools.testing import build_standins
 
 ALL_TASKS = ["au", "fer", "va", "align", "embed"]

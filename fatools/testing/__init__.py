@@ -11,6 +11,10 @@ contract, loaded by facetorch's own code like the real file:
 * ``align-meta``: a small synthetic 3DMM meta file giving a plausible 68-point face.
 
 Point ``FATOOLS_MODELS`` (or ``--models-dir``) at the directory to use them.
+
+This package is all of the stand-in code: this module writes them into a store, and
+``detector``, ``predictors`` and ``meta3dmm`` build them; ``__main__`` is the
+``python -m fatools.testing`` entry point.
 """
 
 from __future__ import annotations
@@ -36,9 +40,8 @@ def standin_bytes(name: str) -> bytes:
     """
     import torch
 
-    from fatools.standins import detector, meta3dmm, predictors
-
     from fatools.models.torchscript import quiet_torchscript
+    from fatools.testing import detector, meta3dmm, predictors
 
     task = MODELS[name].task
     buffer = io.BytesIO()
@@ -86,7 +89,3 @@ def run_builder(prog: str, build: Callable[[], dict[str, Path]]) -> int:
     for name, path in written.items():
         print(f"{prog}: {name}: {path}", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
