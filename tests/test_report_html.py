@@ -246,6 +246,32 @@ def test_photo_shows_its_boxes(tmp_path, standin_store, chromium):
     assert not console_errors(page)
 
 
+def _page_data(page: Path) -> dict:
+    """The JSON the report page is drawn from."""
+    return json.loads(page.read_text().split('id="data">')[1].split("</script>")[0].replace("<\\/", "</"))
+
+
+def test_every_still_fa_run_takes_is_shown_as_an_image(tmp_path, standin_store):
+    """The page shows a still as an image (with its boxes) by the one list of image
+    extensions fa-run has, not a shorter one of its own: a .bmp is no video."""
+    import cv2
+
+    from fatools.export.html_report import _media_kind
+    from fatools.video import IMAGE_EXTENSIONS
+
+    for suffix in sorted(IMAGE_EXTENSIONS):
+        for name in (f"a{suffix}", f"a{suffix.upper()}"):
+            assert _media_kind(name, {}) == "image", name
+    assert _media_kind("a.mp4", {}) == _media_kind("a.mkv", {}) == _media_kind("a", {}) == "video"
+    photo = tmp_path / "photo.bmp"
+    cv2.imwrite(str(photo), _paint(0))
+    out = tmp_path / "res"
+    fa_run([str(photo), "-o", str(out), "--models-dir", str(standin_store), "-f", "html"])
+    data = _page_data(out / "report.html")
+    assert (data["kind"], data["media"]) == ("image", "../photo.bmp")
+    assert len(data["frame"]["faces"]) == 2
+
+
 def test_two_hours_stay_small(tmp_path, chromium):
     """43,200 samples (2 h at 6 a second): 2000 points shown, a page under 1 MB, drawn
     with its thousands of AU episodes as one trace."""

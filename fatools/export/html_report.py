@@ -33,6 +33,7 @@ from fatools.export.series import HEAT_CODES, TrackArrays, TrackSeries, VideoSer
 from fatools.export.sinks import Sink, Video
 from fatools.records import expression_of, number, track_order
 from fatools.versions import package_versions
+from fatools.video import is_image_path
 
 MAX_POINTS = 2000
 PLOTLY_JS = "plotly.min.js"
@@ -168,7 +169,7 @@ class HtmlSink(Sink):
         out_dir = job.staging.out_dir
         media, kind, original = None, "none", None
         if isinstance(source, str) and Path(source).is_file():
-            kind = "image" if header.get("image") or Path(source).suffix.lower() in (".jpg", ".jpeg", ".png") else "video"
+            kind = _media_kind(source, header)
             media = original = _href(source, out_dir)
         suffix = job.suffix(video)
         if kind == "video" and "overlay" in job.formats:  # made by this export: H.264, the source's clock
@@ -192,6 +193,13 @@ class HtmlSink(Sink):
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
         job.staging.stage(self.fmt, path, f"report{suffix}.html")
+
+
+def _media_kind(source: str, header: dict) -> str:
+    """How the page shows an existing source: ``image`` (an <img> with the boxes) for a
+    still, by the extensions every input takes for one (``video.IMAGE_EXTENSIONS``, as
+    ``fa-run`` decides), else ``video``."""
+    return "image" if header.get("image") or is_image_path(source) else "video"
 
 
 def _href(path: str, out_dir: Path) -> str:
