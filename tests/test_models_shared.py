@@ -34,7 +34,6 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
     the others wait and load the whole file; the store ends with the file, its record and
     its lock, nothing else."""
     import shutil
-    import time
 
     import toy_deriver
 
@@ -43,11 +42,16 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
     shutil.copytree(standin_store / "va", root / "va", ignore=shutil.ignore_patterns("derived"))
     model_file = root / "va" / "model.pt"
     build_log = tmp_path / "builds.log"
-    start_at = time.time() + 3.0  # every process started and waiting by then, on a loaded machine too
+    gate = tmp_path / "gate"  # every process imported and waiting before any asks
+    gate.mkdir()
     env = dict(os.environ, PYTHONPATH=str(Path(toy_deriver.__file__).parent))
-    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, str(model_file), str(start_at), str(build_log)],
+    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, str(model_file), str(gate), str(build_log)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(6)]
-    results = [job.communicate(timeout=120) for job in jobs]
+    try:
+        toy_deriver.open_gate(gate, jobs)
+    finally:
+        (gate / "go").touch()  # never leave a job waiting
+    results = [job.communicate(timeout=600) for job in jobs]
     assert all(job.returncode == 0 for job in jobs), [err for _, err in results]
     path = toy_deriver.toy_path(model_file)
     assert [out.split() for out, _ in results] == [["ok", str(path)]] * 6
