@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
+import re
+import shlex
 import subprocess
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -60,8 +65,53 @@ def test_man_page_documents_every_option(name):
             assert sub in text, f"{page} does not document the {sub} command"
 
 
-def test_records_contract_page():
-    assert (ROOT / "man" / "fatools-records.5").is_file()
+def documented_fields(page: Path) -> set[str]:
+    """The names a roff page sets in bold: `.B x` and `.BR x ", " y` terms and inline
+    `\\fBx\\fR`, a dotted term (`derived.AU45`) giving each part."""
+    text = page.read_text().replace("\\-", "-")
+    names = re.findall(r"\\fB\"?([A-Za-z_][\w.]*)", text)
+    for line in text.splitlines():
+        if line.startswith((".B ", ".BR ")):
+            names += shlex.split(line)[1::2]
+    return {part for name in names for part in name.split(".")}
+
+
+def fields_named_in(source) -> set[str]:
+    """The field names a module's or function's source uses: the string keys of its dict
+    literals, subscripts (`x["y"]`, `x["y"] = v`) and `.get("x")` calls."""
+    names = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(source)))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get" and node.args:
+            names.add(node.args[0])
+        elif isinstance(node, ast.Subscript):
+            names.add(node.slice)
+        elif isinstance(node, ast.Dict):
+            names.update(node.keys)
+    return {n.value for n in names if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def test_records_contract_page_documents_every_field_fatools_writes():
+    """fatools-records(5) names, in bold, every field of the records fatools writes (the header,
+    the frame record, fa-detect's faces, detection and quality); every field fatools.records
+    reads is there or in fa-predict(1)'s OUTPUT FIELDS, where the page sends the reader."""
+    from fatools import detect, quality, records
+    from fatools.video import VideoInfo
+
+    page = documented_fields(ROOT / "man" / "fatools-records.5")
+    header = VideoInfo(video="v.mp4", fps=25.0, frame_count=1, duration=0.04, codec="h264", width=2, height=2,
+                       rotation=0).header()
+    frame = records.frame_record("v.mp4", 0, 0.0, 2, 2, image="f.png")
+    face = fields_named_in(detect.BatchDetector.postprocess)
+    detection = fields_named_in(detect.BatchDetector.provenance)
+    measures = quality.assess({"box": [0, 0, 10, 10], "score": 0.9})
+    assert {"face", "landmarks5"} <= face and {"det_size", "fp16"} <= detection  # the sources were read
+    written = {*header, *frame, *face, "faces", "detection", "quality", *detection, *measures}
+    missing = sorted(written - page)
+    assert not missing, f"man/fatools-records.5 does not document {missing}"
+    read = fields_named_in(records)
+    assert {"t", "probs", "landmarks3d", "yaw"} <= read
+    missing = sorted(read - page - documented_fields(ROOT / "man" / "fa-predict.1"))
+    assert not missing, f"fatools.records reads {missing}, which no manual page documents"
 
 
 def _commands() -> dict[str, click.Command]:
