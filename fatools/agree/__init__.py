@@ -1,0 +1,141 @@
+"""Agreement of fatools with human coders (the library behind fa-agree).
+
+``agree(results, {"coder": [paths]})`` reads fatools' records and each reference coding,
+aligns them on the video's clock (``align``), and returns an ``Agreement`` whose
+``table`` has a row per rater, reference, unit (an AU, ``mean``, ``expression``,
+``valence``, ``arousal``) and video, plus pooled rows (``video`` = ``all``) with 95%
+bootstrap intervals (``*_lo``, ``*_hi``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fatools.agree.align import Source, align, fatools_source
+from fatools.agree.codes import PROTOCOLS
+from fatools.agree.compute import ALL, Pairing, between_coders, pairs_of
+from fatools.agree.readers import Coding, read_coding
+from fatools.agree.results import Video, read_results
+from fatools.errors import FatoolsError
+
+COLUMNS = ["video", "rater", "reference", "unit", "n", "base_rate", "predicted_rate", "threshold", "f1", "f1_lo",
+           "f1_hi", "precision", "recall", "accuracy", "kappa", "kappa_lo", "kappa_hi", "alpha", "alpha_intensity",
+           "icc", "icc_lo", "icc_hi", "pearson", "mae", "macro_f1", "macro_f1_lo", "macro_f1_hi", "ccc", "ccc_lo",
+           "ccc_hi", "rmse", "onset_f1", "offset_f1", "event_f1", "event_f1_lo", "event_f1_hi"]
+
+
+@dataclass
+class Agreement:
+    table: pd.DataFrame
+    alignment: pd.DataFrame
+    confusion: dict = field(default_factory=dict)  # (rater, reference) -> DataFrame (rows: reference)
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        def clean(frame: pd.DataFrame) -> list[dict]:
+            return json.loads(frame.to_json(orient="records"))
+
+        return {"settings": self.settings, "table": clean(self.table), "alignment": clean(self.alignment),
+                "confusion": [{"rater": r, "reference": f, "labels": list(c.index), "matrix": c.to_numpy().tolist()}
+                              for (r, f), c in self.confusion.items()]}
+
+
+def _assign(codings: list[Coding], videos: list[Video], who: str) -> dict[str, list[Coding]]:
+    """Each coding to its video: the only one, else the video whose name its file name starts with (the longest)."""
+    out: dict[str, list[Coding]] = {v.name: [] for v in videos}
+    for coding in codings:
+        if len(videos) == 1:
+            out[videos[0].name].append(coding)
+            continue
+        names = [v.name for v in videos if coding.stem == v.name or coding.stem.startswith(v.name)]
+        if not names:
+            raise FatoolsError(f"{coding.source}: no video named like it among the results ({who}); name reference "
+                               "files after their videos")
+        out[max(names, key=len)].append(coding)
+    return out
+
+
+def _consensus(coders: list[Source]) -> Source:
+    """Present where more than half the coders say so (two coders: both); the median intensity and value."""
+    first = coders[0]
+    aus = [a for a in first.occ if all(a in c.occ for c in coders)]
+    occ = pd.concat([c.occ[aus] for c in coders], keys=range(len(coders)))
+    stacked = np.stack([c.occ[aus].to_numpy() for c in coders])
+    defined = np.isfinite(stacked).all(0)
+    votes = pd.DataFrame(np.where(defined, (np.nansum(stacked, 0) > len(coders) / 2).astype(float), np.nan),
+                         columns=aus)
+    del occ
+    iaus = [a for a in aus if all(a in c.inten for c in coders)]
+    inten = pd.DataFrame(np.median(np.stack([c.inten[iaus].to_numpy() for c in coders]), 0), columns=iaus)
+    labels = pd.concat([c.labels for c in coders], axis=1)
+    label = labels.apply(lambda r: r.mode().iloc[0] if r.notna().all() and r.value_counts().iloc[0] > len(r) / 2
+                         else None, axis=1) if len(labels) else first.labels
+    va = pd.DataFrame({d: np.median(np.stack([c.va[d].to_numpy() for c in coders]), 0) for d in ("valence", "arousal")})
+    return Source("consensus", "consensus", votes, inten, label.astype(object), va)
+
+
+def agree(results: list[str | Path] | str | Path, references: dict[str, list[str | Path]],
+          raters: dict[str, list[str | Path]] | None = None, *, protocol: str | None = None,
+          aus: list[str] | None = None, threshold: str | float = "default", track: object = None,
+          tracks: dict | None = None, reference_fps: float | None = None, first_frame: int | None = None,
+          tolerance: float = 0.5, block: float | None = None, resamples: int = 1000, seed: int = 0) -> Agreement:
+    """fatools (and other tools, ``raters``) against each coder, their consensus, and coder against coder."""
+    if isinstance(results, (str, Path)):
+        results = [results]
+    proto = PROTOCOLS[protocol] if protocol else None
+    presence = proto.presence if proto else 1.0
+    first = first_frame if first_frame is not None else (proto.first_frame if proto else 0)
+    keep = list(aus) if aus else (list(proto.aus) if proto else None)
+    videos = read_results(list(results), tracks, track)
+    raters = raters or {}
+    coders = list(references)
+    if not coders:
+        raise FatoolsError("no reference coding given")
+    readings = {name: [c for p in paths for c in read_coding(p)] for name, paths in {**references, **raters}.items()}
+    assigned = {name: _assign(codings, videos, name) for name, codings in readings.items()}
+    per_video, report = [], []
+    for video in videos:
+        sources = {"fatools": fatools_source(video)}
+        for name in [*raters, *coders]:
+            codings = assigned[name][video.name]
+            if not codings:
+                continue
+            sources[name] = align(video, codings, name, "tool" if name in raters else "coder", presence,
+                                  reference_fps, first, keep)
+            report.append({"video": video.name, "source": name, "records": video.records, "track": video.track,
+                           "face_rule": video.rule, "fatools_frames": len(video.table),
+                           "frames_with_face": int(video.table.face.sum()), "video_fps": video.fps,
+                           "video_duration_s": video.duration, **sources[name].report})
+        present = [c for c in coders if c in sources]
+        if len(present) >= 2:
+            sources["consensus"] = _consensus([sources[c] for c in present])
+        per_video.append((video.name, sources, video.table.t.to_numpy(dtype=float)))
+    rows, confusion = [], {}
+    references_all = [*coders, *(["consensus"] if len(coders) >= 2 else [])]
+    pairings = [(r, f) for r in ["fatools", *raters] for f in references_all] + pairs_of(coders)
+    for rater, reference in pairings:
+        data = [v for v in per_video if rater in v[1] and reference in v[1]]
+        if not data:
+            continue
+        pairing = Pairing(rater, reference, data, threshold if rater == "fatools" else "default", tolerance, block,
+                          resamples, seed, keep).run()
+        rows += pairing.rows
+        if pairing.confusion is not None:
+            confusion[(rater, reference)] = pairing.confusion
+    shared = [v for v in per_video if all(c in v[1] for c in coders)]
+    if len(coders) >= 2 and shared:
+        rows += between_coders(coders, shared, keep)
+    table = pd.DataFrame(rows)
+    table = table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
+    settings = {"protocol": protocol, "presence": presence, "first_frame": first, "threshold": threshold,
+                "tolerance_s": tolerance, "block_s": block or "10 s, or a tenth of a shorter video", "resamples": resamples, "seed": seed,
+                "bootstrap_over": "videos" if len(videos) > 1 else "time blocks",
+                "fatools_intensity": "AU score x 5 (fatools' scores are not calibrated FACS intensities)"}
+    return Agreement(table, pd.DataFrame(report), confusion, settings)
+
+
+__all__ = ["Agreement", "agree", "PROTOCOLS", "ALL"]
