@@ -99,6 +99,9 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
     assigned = {name: _assign(codings, videos, name) for name, codings in readings.items()}
     per_video, report = [], []
     for video in videos:
+        if video.table.t.isna().all() and (reference_fps or video.fps):
+            # An image sequence (DISFA+, BP4D) has no clock: its frame numbers at the given rate.
+            video.table["t"] = video.table.frame.astype(float) / (reference_fps or video.fps)
         sources = {"fatools": fatools_source(video)}
         for name in [*raters, *coders]:
             codings = assigned[name][video.name]
