@@ -58,9 +58,13 @@ def _ort_matmul(n: int, threads: int) -> Any:
         from onnx import TensorProto, helper
     except ImportError:
         return None
+    from fatools.models.onnx_export import hand_made_model
+
     spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in ("A", "B", "C")]
     graph = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm", spec[:2], spec[2:])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # At the IR version this ONNX Runtime opens: onnx's default may be newer (onnx 1.23
+    # writes 14, onnxruntime 1.30 opens up to 13).
+    model = hand_made_model(graph, opset=17)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -24,11 +24,19 @@ sha256, ``derived.damage``) or does not open in ONNX Runtime (``fatools.runtime.
 ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per channel, uint8
 activations quantised per call) of the MatMul nodes; its difference from the float32
 export is recorded but not bounded (it changes outputs by design; measured in fa-run(1)).
+
+The IR version: the onnx package writes its own newest IR version by default (onnx 1.23:
+14), which an ONNX Runtime released beside it need not open yet (1.30 opens up to 13).
+``supported_ir_version()`` is the newest both accept (found once by opening a one-node
+model); a model built by hand takes it (``hand_made_model``), and an export or int8 file
+written with a newer one is lowered to it (``fit_ir_version``) when its opsets allow.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
 import warnings
 from pathlib import Path
@@ -49,6 +57,90 @@ def onnxruntime_available() -> bool:
     from importlib.util import find_spec
 
     return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
+@functools.lru_cache(maxsize=None)
+def supported_ir_version() -> int:
+    """The newest ONNX IR version that the installed onnx writes and the installed ONNX
+    Runtime opens: ``onnx.IR_VERSION`` or, where ONNX Runtime refuses that ("Unsupported
+    model IR version: 14, max supported IR version: 13"), the newest it takes.  ONNX
+    Runtime says its limit only in that error, so a one-node model is opened to find it
+    (milliseconds, once a process)."""
+    import onnx
+
+    ir = onnx.IR_VERSION
+    while ir > 3:
+        problem = _ir_problem(ir)
+        if problem is None:
+            return ir
+        said = re.search(r"max supported IR version: (\d+)", problem)
+        ir = int(said.group(1)) if said and int(said.group(1)) < ir else ir - 1
+    return ir
+
+
+def _ir_problem(ir_version: int) -> str | None:
+    """Why ONNX Runtime refuses a one-node model of that IR version, or None."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", spec[:1], spec[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=ir_version)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
+        return str(exc)
+    return None
+
+
+def hand_made_model(graph: Any, opset: int = OPSET) -> Any:
+    """``onnx.helper.make_model`` of ``graph`` (default domain at ``opset``) at the IR
+    version the installed ONNX Runtime opens, not the onnx package's newest: what every
+    model fatools or its benchmarks build by hand goes through."""
+    from onnx import helper
+
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                             ir_version=supported_ir_version())
+
+
+def ir_version_of(path: str | Path) -> int:
+    """The IR version of the ONNX file at ``path``: read from its first bytes (a
+    serialised ModelProto starts with field 1, ``ir_version``), else from the whole file."""
+    with open(path, "rb") as f:
+        head = f.read(11)
+    if head[:1] == b"\x08":
+        value, shift = 0, 0
+        for byte in head[1:]:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).ir_version
+
+
+def fit_ir_version(path: str | Path) -> int | None:
+    """Lower the IR version of the ONNX file at ``path`` to ``supported_ir_version()``
+    when it is above it and the model's opsets allow (torch's exporter and ONNX Runtime's
+    quantiser pick their own); the version it had when lowered, else None."""
+    had = ir_version_of(path)
+    supported = supported_ir_version()
+    if had <= supported:
+        return None
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    needed = helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
+    if needed > supported:
+        return None  # it cannot be lowered: ONNX Runtime's own error says why it does not open
+    model.ir_version = supported
+    onnx.save(model, str(path))
+    log.info("%s: IR version %d lowered to %d, the newest this ONNX Runtime opens", Path(path).name, had, supported)
+    return had
 
 
 def _versions() -> dict[str, str]:
@@ -180,12 +272,15 @@ def build_export(model_file: str | Path, source_sha256: str, example: tuple[int,
                 module = torch.jit.load(str(model_file), map_location="cpu").eval()
             inputs = check_inputs(example, detector)
             _export(module, inputs[0], tmp, detector)
+        lowered = fit_ir_version(tmp)
         worst, bound, kind, count = _max_difference(module, session(tmp), inputs)
         if not worst <= bound:
             raise ValueError(f"ONNX Runtime's outputs differ from TorchScript's by {worst:.3g} (more than {bound:.3g})")
         return {"source_sha256": source_sha256, "opset": OPSET, **_versions(), "onnxruntime": _ort_version(),
                 "max_abs_diff": worst, "tolerance": bound, "outputs": kind, "output_count": count,
-                "checked_on": [list(x.shape) for x in inputs], "seconds": round(time.perf_counter() - started, 1)}
+                "checked_on": [list(x.shape) for x in inputs], "ir_version": ir_version_of(tmp),
+                **({"ir_version_written": lowered} if lowered else {}),
+                "seconds": round(time.perf_counter() - started, 1)}
 
     return build
 
@@ -210,6 +305,7 @@ def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], de
                                  weight_type=QuantType.QInt8)
         finally:
             root_logger.setLevel(level)
+        lowered = fit_ir_version(tmp)
         inputs = check_inputs(example, detector)
         fp32, int8 = session(fp32_file), session(tmp)
         worst = 0.0
@@ -220,6 +316,7 @@ def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], de
                 worst = max(worst, float(np.abs(a - b).max()) if a.size else 0.0)
         return {"source_sha256": source_sha256, "from": fp32_file.name, "onnxruntime": _ort_version(),
                 "quantization": "dynamic int8 MatMul, per-channel weights", "max_abs_diff_vs_fp32": worst,
+                "ir_version": ir_version_of(tmp), **({"ir_version_written": lowered} if lowered else {}),
                 "seconds": round(time.perf_counter() - started, 1)}
 
     return build
