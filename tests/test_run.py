@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import fatools
@@ -37,7 +39,10 @@ def clip(tmp_path_factory) -> Path:
 
 
 def run_pipe(command: str, store: Path) -> bytes:
-    proc = subprocess.run(command, shell=True, capture_output=True, env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)})
+    """``command``'s standard output; under bash's pipefail, so a failing stage fails it,
+    not only the last one."""
+    proc = subprocess.run([shutil.which("bash"), "-c", f"set -o pipefail; {command}"], capture_output=True,
+                          env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)})
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
@@ -91,9 +96,9 @@ def _faces(path: Path) -> list[list[dict]]:
 
 
 def _assert_same_faces(a: list[list[dict]], b: list[list[dict]], tol: float) -> None:
-    assert [len(f) for f in a] == [len(f) for f in b]
-    for frame_a, frame_b in zip(a, b):
-        for fa, fb in zip(frame_a, frame_b):
+    assert [len(f) for f in a] == [len(f) for f in b] and sum(map(len, a)) > 0
+    for frame_a, frame_b in zip(a, b, strict=True):
+        for fa, fb in zip(frame_a, frame_b, strict=True):
             assert fa["track"] == fb["track"]
             assert np.allclose(fa["box"], fb["box"], atol=0.05)
             assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=tol)
@@ -112,29 +117,49 @@ def test_results_do_not_depend_on_batch_size(clip, standin_store, tmp_path):
     _assert_same_faces(outputs[0], outputs[1], 1e-5)
 
 
-def test_results_do_not_depend_on_device(clip, standin_store, tmp_path):
-    import torch
+def test_auto_device_takes_the_gpu_when_there_is_one(monkeypatch):
+    """--device auto is cuda (and torch) where torch sees a GPU, else the CPU (and ONNX Runtime).
+    On a machine without one, a run with auto would be a run with cpu: the GPU is faked here
+    to see auto choose it; test_results_do_not_depend_on_device compares the two devices' records."""
+    from fatools.devices import resolve_device
+    from fatools.runtime import resolve_backend
 
-    devices = ["cpu", "auto"] + (["cuda"] if torch.cuda.is_available() else [])
+    for available, device, backend in ((True, "cuda", "torch"), (False, "cpu", "onnx")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        chosen = resolve_device("auto")
+        assert chosen.type == device and resolve_backend("auto", chosen) == backend
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="one device here (--device auto is the CPU): no second device to compare with")
+def test_results_do_not_depend_on_device(clip, standin_store, tmp_path):
     outputs = []
-    for device in devices:
+    for device in ("cpu", "cuda"):
         out = tmp_path / device
         result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", device,
                                               "--models-dir", str(standin_store), "--format", "csv"])
         assert result.exit_code == 0, result.output
         outputs.append(_faces(out / "frames.jsonl"))
-    for other in outputs[1:]:
-        # GPU kernels round differently from the CPU's: equal within 1e-3.
-        _assert_same_faces(outputs[0], other, 1e-3)
+    # GPU kernels round differently from the CPU's: equal within 1e-3.
+    _assert_same_faces(outputs[0], outputs[1], 1e-3)
 
 
 def test_optimized_models_give_the_results_of_the_loaded_ones(clip, standin_store, tmp_path):
+    """On torch, where --optimize freezes the models (fatools.runtime.torch_engine; ONNX Runtime
+    ignores it): the frozen models' records are the loaded ones'."""
+    # A store of its own: no model set this process kept for another test is reused, so
+    # each run readies its models and says how.
+    store = tmp_path / "store"
+    shutil.copytree(standin_store, store, ignore=shutil.ignore_patterns("derived"))
     outputs = []
-    for flag in ("--optimize", "--no-optimize"):
+    for flag, frozen in (("--optimize", True), ("--no-optimize", False)):
         out = tmp_path / flag.strip("-")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", flag,
-                                              "--models-dir", str(standin_store), "--format", "csv"])
+        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", flag, "--backend", "torch",
+                                              "-vv", "--models-dir", str(store), "--format", "csv"])
         assert result.exit_code == 0, result.output
+        readied = re.findall(r"^fa-run: (\S+): frozen=(\w+)", result.output, re.M)
+        assert sorted(name for name, _ in readied) == ["align", "au", "fer", "retinaface", "va"], result.output
+        assert {state for _, state in readied} == {str(frozen)}, result.output
         outputs.append(_faces(out / "frames.jsonl"))
     _assert_same_faces(outputs[0], outputs[1], 1e-4)
 
@@ -159,7 +184,7 @@ def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path)
         outputs.append(_faces(path))
     # Half precision rounds to about 3 decimal digits: same faces, close values.
     assert [len(f) for f in outputs[0]] == [len(f) for f in outputs[1]]
-    for fa, fb in zip(sum(outputs[0], []), sum(outputs[1], [])):
+    for fa, fb in zip(sum(outputs[0], []), sum(outputs[1], []), strict=True):
         assert np.allclose(fa["box"], fb["box"], atol=1.0)
         assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=2e-2)
 
@@ -169,7 +194,7 @@ def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_p
     outputs = [sum(_faces(path), []) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)]
     assert len(outputs[0]) == len(outputs[1]) > 0
     au_moved = False
-    for fp32, int8 in zip(*outputs):
+    for fp32, int8 in zip(*outputs, strict=True):
         assert "int8" not in fp32["au"] and int8["au"]["int8"] is True
         a, b = np.array(list(fp32["au"]["probs"].values())), np.array(list(int8["au"]["probs"].values()))
         # ONNX Runtime's int8 (the CPU default) quantises activations per tensor, which the
