@@ -59,8 +59,15 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# Two workers by default (pytest-xdist): the machines have 2 cores, and the suite in one
+# process keeps about one busy (subprocess start-ups, decoding, waits on locks, a browser,
+# SLURM). Each test module runs whole on one worker (--dist loadscope), so that its module
+# fixtures (a browser, a SLURM cluster, parity models) start once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
+
 test: install system-deps feat-envs
-	FATOOLS_FEAT_VENVS=$(STACK_VENVS) $(BIN)/python -m pytest -q
+	FATOOLS_FEAT_VENVS=$(STACK_VENVS) $(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 # The other ends of the supported range, beside the default stack: facetorch's pinned
 # torch 2.3.1 / numpy 1.26, and Python 3.13 on today's torch. Each runs the parity,
@@ -73,7 +80,7 @@ test-stacks: install system-deps
 	$(MAKE) test-part PYTHON=python3.13 VENV=$(STACK_VENVS)/python3.13-current
 
 test-part: install system-deps
-	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(STACK_TESTS)
+	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(PYTEST_WORKERS) $(STACK_TESTS)
 
 # py-feat itself, one environment per release, outside the checkout like the stacks': the
 # clients tests/test_pyfeat.py runs on the wide table (its FEAT_VERSIONS are these). Each

@@ -184,7 +184,7 @@ def test_overlapping_intervals_and_valence(tmp_path):
 
 
 def test_statistics_against_libraries_and_by_hand():
-    pingouin = pytest.importorskip("pingouin")
+    import pingouin
     from scipy.stats import pearsonr
     from sklearn.metrics import confusion_matrix, f1_score
 
