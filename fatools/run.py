@@ -40,7 +40,9 @@ class RunOptions:
 
     sampling: Sampling = Sampling(every=VIDEO_EVERY)
     still_every: int = 1  # every Nth image of a folder (images have no frame rate to thin)
-    detector: str = "retinaface"
+    # None: the one a short-form --config names, else retinaface; the resolution of the
+    # model request says which (Resolution.detector), from its one reading of the file.
+    detector: str | None = None
     detect: DetectOptions = DetectOptions()
     predict: PredictOptions = PredictOptions()
     track: TrackOptions = TrackOptions()
@@ -123,7 +125,6 @@ def run_options(
     """
     from fatools.events import check_events_options
     from fatools.export.formats import parse_formats
-    from fatools.models.config import resolve_detector
 
     if every is not None and fps is not None:
         raise ValueError("--every and --fps are alternatives; give one")
@@ -136,9 +137,9 @@ def run_options(
     return RunOptions(
         sampling=sampling,
         still_every=every or 1,
-        # None: a short-form config's detector, else retinaface; resolved here so that the
-        # run's record and the resume check name the detector that runs.
-        detector=resolve_detector(detector, config_path, trust_config),
+        # None: a short-form config's detector, else retinaface: the model request's
+        # resolution names it (run.json and the resume check take it from there).
+        detector=detector,
         detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend),
         predict=predict_options(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
                                 face_batch=face_batch, optimize=optimize, fp16=fp16, int8=int8, bf16=bf16,
@@ -308,7 +309,7 @@ class VideoAnalyzer:
             "processing_duration_seconds": round(time.monotonic() - clock, 3),
             "frames_processed": frames,
             "models": self.models(),
-            "options": _options_dict(options),
+            "options": _options_dict(options, self.model_set.resolution.detector),
         }
         log.info("%s: %d frames analysed in %.1f s", path, frames, metadata["processing_duration_seconds"])
         result = exporter.finish(summary, metadata)
@@ -317,8 +318,9 @@ class VideoAnalyzer:
         return result
 
 
-def _options_dict(options: RunOptions) -> dict:
-    return asdict(options)
+def _options_dict(options: RunOptions, detector: str) -> dict:
+    """The options as the exports' provenance lists them, with the detector that ran."""
+    return asdict(replace(options, detector=detector))
 
 
 class FacialActionVideoAnalyzer:

@@ -64,7 +64,7 @@ def test_report_says_no_faces_were_found(tmp_path):
 def test_fa_run_report_has_the_au_threshold_line():
     from fatools.run import _options_dict, run_options
 
-    metadata = {"video_path": "v.mp4", "options": _options_dict(run_options(au_threshold=0.55))}
+    metadata = {"video_path": "v.mp4", "options": _options_dict(run_options(au_threshold=0.55), "retinaface")}
     text = report(metadata, {}, {})
     assert "AU threshold:      active above 0.55" in text
 

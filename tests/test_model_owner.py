@@ -42,7 +42,7 @@ def test_a_batch_reads_the_configuration_once_and_loads_once(tmp_path, own_store
     options = run_options(models_dir=str(own_store), formats=["json"], every=2)
     outcomes = run_batch(expand([str(c) for c in clips]), [str(tmp_path / "out" / str(i)) for i in range(3)], options)
     assert [o.status for o in outcomes] == ["analysed"] * 3
-    assert config.reads - reads == 1  # model_hashes, the analyzer and the exports' labels share it
+    assert config.reads - reads == 1  # the run records, the analyzer and the exports' labels share it
     assert loading.builds - builds == 1
     # The Python API asks for the same models: nothing is read or built again.
     result = fatools.analyze_video(str(clips[0]), str(tmp_path / "again"), models_dir=str(own_store),
@@ -53,6 +53,57 @@ def test_a_batch_reads_the_configuration_once_and_loads_once(tmp_path, own_store
     fatools.analyze_video(str(clips[0]), str(tmp_path / "detect-only"), models_dir=str(own_store), tasks=[],
                           formats=["json"])
     assert (config.reads - reads, loading.builds - builds) == (2, 2)
+
+
+# The seed's short form: the file names the detector (MobileNet0.25) and the expression model.
+SHORT_FORM = """\
+analyzer:
+  detector:
+    name: RetinaFace
+    model: mobilenet0.25
+  predictor:
+    fer:
+      name: EfficientNet-B2
+      model: efficientnet_b2_8
+"""
+
+
+def test_a_user_config_file_is_read_once_and_names_the_detector(tmp_path, own_store):
+    """With --config, the one reading the resolution makes names the detector for run.json
+    too: run_options does not read the file again to name it, nor the batch to hash it."""
+    import hashlib
+    import json
+
+    import fatools
+    from fatools.models import config, loading
+    from fatools.run import run_options
+    from fatools.study.batch import run_batch
+    from fatools.study.inputs import expand
+
+    path = tmp_path / "short.yaml"
+    path.write_text(SHORT_FORM)
+    clips = [write_clip(tmp_path / f"clip{i}.mp4", 8, paint=_square) for i in range(2)]
+    outs = [tmp_path / "out" / str(i) for i in range(2)]
+    reads, builds = config.reads, loading.builds
+    options = run_options(config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"], every=2)
+    assert options.detector is None  # the resolution names it
+    outcomes = run_batch(expand([str(c) for c in clips]), [str(o) for o in outs], options)
+    assert [o.status for o in outcomes] == ["analysed"] * 2
+    assert (config.reads - reads, loading.builds - builds) == (1, 1)
+    for out in outs:
+        run = json.loads((out / "run.json").read_text())
+        assert run["options"]["detector"] == "retinaface-mnet"
+        assert run["options"]["config_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert [m["name"] for m in run["models"]] == ["retinaface-mnet", "fer"]
+    # The same command again: complete, so skipped, still from that one reading.
+    again = run_batch(expand([str(c) for c in clips]), [str(o) for o in outs],
+                      run_options(config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"],
+                                  every=2))
+    assert [o.status for o in again] == ["skipped"] * 2
+    # The Python API with the same file and models: nothing read or built again.
+    fatools.analyze_video(str(clips[0]), str(tmp_path / "api"), config_path=str(path), models_dir=str(own_store),
+                          tasks=["fer"], formats=["json"])
+    assert (config.reads - reads, loading.builds - builds) == (1, 1)
 
 
 def test_a_changed_model_file_is_verified_again(tmp_path, own_store):

@@ -264,8 +264,8 @@ def sampling_from(every: int | None, sample_fps: float | None, start: float, end
 
 
 detector_options = _compose(
-    # No click default: None lets a short-form --config's detector stand (models/config.py,
-    # resolve_detector), which a given --detector replaces.
+    # No click default: None lets a short-form --config's detector stand (the resolution of
+    # the model request names it, models/request.py), which a given --detector replaces.
     click.option("--detector", type=click.Choice(["retinaface", "retinaface-mnet"]), default=None,
                  help="retinaface: facetorch's ResNet-50; retinaface-mnet: the MobileNet0.25 sibling, about 20x cheaper "
                       "[default: the detector a short-form --config names, else retinaface]."),

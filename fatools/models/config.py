@@ -241,12 +241,14 @@ def configured_detector(path: str | os.PathLike[str] | None, trust: bool = False
     ``path`` is None, a full facetorch configuration, or names no detector."""
     if path is None:
         return None
-    return (short_form_choices(_load(path, trust), path) or {}).get("detector")
+    return read_config(path, trust)[1]  # counted: a run names its detector from its resolution instead
 
 
 def resolve_detector(detector: str | None, path: str | os.PathLike[str] | None = None, trust: bool = False) -> str:
     """The detector a run uses: ``detector`` (--detector) when given, else the one a
-    short-form configuration at ``path`` names, else fatools' default (retinaface)."""
+    short-form configuration at ``path`` names, else fatools' default (retinaface).  A
+    run takes it from its resolution (``models.request``), which reads the file once for
+    this and everything else; this reads it again."""
     return chosen_detector(detector, configured_detector(path, trust), path)
 
 

@@ -6,8 +6,9 @@ it.  ``run_options`` and the commands' shared options build one; nothing downstr
 those options again to decide about models.
 
 ``resolve(request)`` turns it into a ``Resolution`` without loading any model: the
-configuration read once (the detector a short-form file names included), the device and
-the engine chosen once, the store checked once (every missing or changed file named in one
+configuration read once (the detector a short-form file names included: the detector
+that runs, and that run.json names, is the resolution's), the device and the engine
+chosen once, the store checked once (every missing or changed file named in one
 message), and each component's file (name, task, path, sha256) and the expression labels
 taken from it.  A process asks again for the same request (a batch, a notebook, the test
 suite) and gets the same resolution, checked again by a stat of each file it names: a
@@ -18,9 +19,11 @@ file that moved is resolved, and so verified, anew.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from fatools.models import catalogue
@@ -55,8 +58,9 @@ class Resolution:
     """A request resolved: its configuration, device, engine and files, no model loaded."""
 
     request: ModelRequest
-    detector: str  # the detector that runs (after --detector and a short-form file)
+    detector: str  # the detector that runs (after --detector and a short-form file): run.json's
     config: DictConfig  # facetorch's configuration trimmed to the request (detector and tasks)
+    config_sha256: str  # the sha256 of the --config file's bytes; "bundled" without one
     device: torch.device
     backend: str  # torch or onnx, for every model of the run
     files: tuple[ModelFile, ...]
@@ -125,6 +129,9 @@ def _resolve(request: ModelRequest) -> Resolution:
 
     device = resolve_device(request.device)
     source = model_config.read_config(request.config_path, request.trust_config)
+    config_sha256 = "bundled"
+    if request.config_path is not None:
+        config_sha256 = hashlib.sha256(Path(request.config_path).read_bytes()).hexdigest()
     labels = model_config.labels_of(source[0])  # before the trimming drops fer
     detector = model_config.chosen_detector(request.detector, source[1], request.config_path)
     cfg = model_config.load_config(request.config_path, device=str(device), tasks=list(request.tasks),
@@ -135,5 +142,5 @@ def _resolve(request: ModelRequest) -> Resolution:
     store.require(names, request.models_dir, verify=request.verify)
     files = tuple(ModelFile(name, catalogue.MODELS[name].task, store.model_path(name, request.models_dir),
                             store.file_record(name, request.models_dir)["sha256"]) for name in names)
-    return Resolution(request=request, detector=detector, config=cfg, device=device,
+    return Resolution(request=request, detector=detector, config=cfg, config_sha256=config_sha256, device=device,
                       backend=resolve_backend(request.backend, device), files=files, expression_labels=labels)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fatools.errors import FatoolsError, Interrupted
+from fatools.models.request import Resolution, resolve
 from fatools.run import Resumed, RunOptions, VideoAnalyzer
 from fatools.study import outdir
 from fatools.study.inputs import Input, fingerprint
@@ -62,22 +63,19 @@ class Outcome:
 
 # -- identity -----------------------------------------------------------------------
 
-def results_options(options: RunOptions, item: Input) -> dict:
+def results_options(options: RunOptions, item: Input, resolution: Resolution) -> dict:
     """The options that change an input's records, summary or exports' content (not batch
     sizes, device, backend, progress or where models live: device and backend move
-    outputs by float rounding only, within 1e-4)."""
+    outputs by float rounding only, within 1e-4); the detector and the configuration's
+    sha256 are the resolution's (what runs, from its one reading of the configuration)."""
     predict = asdict(options.predict)
     predict.pop("face_batch", None)
     predict.pop("backend", None)
     detect = asdict(options.detect)
     detect.pop("backend", None)
-    config = "bundled"
-    if options.config_path:
-        with open(options.config_path, "rb") as handle:
-            config = hashlib.sha256(handle.read()).hexdigest()
-    results = {"sampling": asdict(options.sampling_for(item.path)), "detector": options.detector, "detect": detect,
-               "predict": predict, "track": asdict(options.track), "summary": asdict(options.summary),
-               "config_sha256": config}
+    results = {"sampling": asdict(options.sampling_for(item.path)), "detector": resolution.detector,
+               "detect": detect, "predict": predict, "track": asdict(options.track),
+               "summary": asdict(options.summary), "config_sha256": resolution.config_sha256}
     return json.loads(json.dumps(results))  # as run.json holds them (tuples are lists there)
 
 
@@ -85,18 +83,14 @@ def options_fingerprint(results: dict) -> str:
     return hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def model_hashes(options: RunOptions) -> list[dict]:
-    """Name and sha256 of every model the analysis uses (resolved, no model loads)."""
-    from fatools.models.request import resolve
-
-    return resolve(options.model_request).hashes()
-
-
-def run_record(item: Input, options: RunOptions, models: list[dict], **fields: Any) -> dict:
-    results = results_options(options, item)
+def run_record(item: Input, options: RunOptions, resolution: Resolution, **fields: Any) -> dict:
+    """run.json for ``item`` analysed with ``options`` and the models ``resolution`` names
+    (the name and sha256 of each: what a result depends on)."""
+    results = results_options(options, item, resolution)
     record = {"schema": SCHEMA, "type": "run",
               "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
-              "options": results, "options_fingerprint": options_fingerprint(results), "models": models,
+              "options": results, "options_fingerprint": options_fingerprint(results),
+              "models": resolution.hashes(),
               "versions": package_versions(), "device": options.device,
               "backend": options.predict.backend, "host": socket.gethostname(), "pid": os.getpid()}
     record.update(fields)
@@ -170,7 +164,7 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
     from fatools.export.formats import DEFAULT_FORMATS
 
     formats = options.formats or DEFAULT_FORMATS
-    models = model_hashes(options)
+    resolution = resolve(options.model_request)  # the models checked, none loaded
     analyzer: VideoAnalyzer | None = None
     outcomes: list[Outcome] = []
     with StopSignals() as stop:
@@ -178,7 +172,7 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
             out = Path(out_dir)
             try:
                 with outdir.locked(out):
-                    current = run_record(item, options, models)
+                    current = run_record(item, options, resolution)
                     previous = outdir.read_record(out)
                     action = plan(previous, current, formats, force)
                     if action == "refuse":
@@ -189,7 +183,7 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                         log.info("%s: complete in %s; skipped", item.path, out)
                         outcome = Outcome(item, out_dir, "skipped", files=previous.get("files"))
                     elif action == "export":
-                        outcome = _export_only(item, out, options, previous, formats, assets_dir)
+                        outcome = _export_only(item, out, options, resolution, previous, formats, assets_dir)
                     else:
                         if action == "fresh" or (previous is None and not outdir.resumable(out)):
                             outdir.remove_results(out, previous)
@@ -258,17 +252,16 @@ def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, for
     return Outcome(item, str(out), "resumed" if resume["resumed_from"] is not None else "analysed", files=files)
 
 
-def _export_only(item: Input, out: Path, options: RunOptions, previous: dict, formats: tuple[str, ...],
-                 assets_dir: str | None = None) -> Outcome:
+def _export_only(item: Input, out: Path, options: RunOptions, resolution: Resolution, previous: dict,
+                 formats: tuple[str, ...], assets_dir: str | None = None) -> Outcome:
     """The exports a complete result lacks, from its records (no model loads); the old
     exports go, so that every file in the directory comes from the same records."""
     from fatools.export import Export
-    from fatools.models.request import resolve
     from fatools.records import read_paths
 
     summary = outdir.read_summary(out)
     outdir.remove_exports(out, previous)
-    exporter = Export(out, formats, expression_labels=resolve(options.model_request).expression_labels,
+    exporter = Export(out, formats, expression_labels=resolution.expression_labels,
                       min_quality=options.summary.min_quality, assets_dir=assets_dir)
     try:
         for record in read_paths([str(out / outdir.RECORDS)]):
