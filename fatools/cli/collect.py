@@ -15,10 +15,30 @@ from fatools.cli import options
               help="Write the study's index page (a sortable row per input, linking to its report) to FILE "
                    "[default: index.html beside the -o table; none when the table goes to standard output].")
 @click.option("--no-index", is_flag=True, help="Write no index page.")
+@options.design_options
+@click.option("--long", "long_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.csv",
+              help="Write the long (tidy) table: a row per participant x video x segment x measure, as CSV to FILE.csv "
+                   "and Parquet to FILE.parquet (needs --design or --participant-from).")
+@click.option("--participants", "participants_path", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE.csv",
+              help="Write a row per participant (videos, minutes with a face, each measure's mean and median) as CSV "
+                   "and Parquet (needs --design or --participant-from).")
+@click.option("--window", default=None, metavar="DURATION",
+              help="Also cut each video into fixed windows of DURATION (10s, 500ms, 2min) in the long table.")
+@options.events_option
+@options.baseline_option
+@click.option("--normalize", type=click.Choice(["none", "person", "baseline"]), default="none", show_default=True,
+              help="In the long table: each measure also as the difference from (delta) and z-score against the "
+                   "participant's own median over all their videos (person) or over their --baseline events "
+                   "(baseline); the raw value stays.")
+@click.option("--identity-threshold", type=click.FloatRange(-1, 1), default=0.5, show_default=True,
+              help="Embedding cosine similarity below which a participant's track is reported as not the person "
+                   "of their other videos.")
 @options.config_option
 @options.trust_config_option
 @options.command("fa-collect")
-def cli(roots, output, index_path, no_index, config_path, trust_config):
+def cli(roots, output, index_path, no_index, design_path, participant_from, allow_partial, long_path,
+        participants_path, window, events, baseline, normalize, identity_threshold, config_path, trust_config):
     """Collect fa-run's results below ROOTS into one CSV table.
 
     One row per input (level "video": status, duration, frames analysed, faces, tracks,
@@ -41,6 +61,10 @@ def cli(roots, output, index_path, no_index, config_path, trust_config):
 
     if no_index and index_path:
         raise click.UsageError("--index and --no-index contradict each other; give one")
+    study = None
+    if design_path or participant_from or long_path or participants_path or window or events or normalize != "none":
+        study = prepare_study(roots, design_path, participant_from, allow_partial, long_path, participants_path,
+                              window, events, baseline, normalize, identity_threshold)
     labels = expression_labels(config_path, trust_config)
     if index_path is None and output != "-" and not no_index:
         index_path = os.path.join(os.path.dirname(os.path.abspath(output)), "index.html")
@@ -53,12 +77,12 @@ def cli(roots, output, index_path, no_index, config_path, trust_config):
                                "choose another --index") from None
     try:
         if output == "-":
-            counts = collect(roots, sys.stdout, labels, index)
+            counts = collect(roots, sys.stdout, labels, index, **study.collect_args() if study else {})
         else:
             tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.part")
             try:
                 with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                    counts = collect(roots, handle, labels, index)
+                    counts = collect(roots, handle, labels, index, **study.collect_args() if study else {})
                 os.replace(tmp, output)
             except OSError as exc:
                 raise FatoolsError(f"{output}: cannot write the table ({exc.strerror}); choose another -o") from None
@@ -71,8 +95,92 @@ def cli(roots, output, index_path, no_index, config_path, trust_config):
     finally:
         if index is not None:
             index.abort()
+    if study is not None and (long_path or participants_path):
+        for path in study.write_tables(labels):
+            click.echo(path)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no results found"
     click.echo(f"fa-collect: {summary}", err=True)
+
+
+class Study:
+    """The results with their design: each directory's cells, the participant's track and
+    the identity check (pass one over the records), ready for the tables."""
+
+    def __init__(self, videos, design_columns, **table_options) -> None:
+        self.videos = videos
+        self.design_columns = design_columns
+        self.table_options = table_options
+        self.by_dir = {video.directory: video for video in videos}
+
+    def cells(self, directory):
+        video = self.by_dir.get(directory)
+        if video is None:
+            return {}
+        cells = {c: video.cells.get(c) for c in self.design_columns}
+        if video.identity is not None:
+            cells.update(participant_track=video.identity.track, track_rule=getattr(video.identity, "rule", None),
+                         identity=video.identity.status, identity_similarity=video.identity.similarity)
+        return cells
+
+    def collect_args(self) -> dict:
+        extra = [*self.design_columns, "participant_track", "track_rule", "role", "identity", "identity_similarity"]
+        return {"design": (extra, self.cells), "directories": [video.directory for video in self.videos]}
+
+    def write_tables(self, labels) -> list[str]:
+        from fatools.study.tidy import write_tables
+
+        return write_tables(self.videos, list(labels), self.design_columns, warn=_warn, **self.table_options)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"fa-collect: warning: {line}", err=True)
+
+
+def prepare_study(roots, design_path, participant_from, allow_partial, long_path, participants_path, window, events,
+                  baseline, normalize, identity_threshold) -> Study:
+    """Every option of the study side checked, the design joined to the results and their
+    tracks read, before anything is written."""
+    from fatools import events as events_module
+    from fatools.study import design as design_module
+    from fatools.study import outdir
+    from fatools.study.collect import result_dirs
+    from fatools.study.participants import check_identity
+    from fatools.study.tidy import parse_duration, scan
+
+    try:
+        table = design_module.load(design_path, participant_from)
+        events_module.require_events_for_baseline(events, baseline)
+        seconds = parse_duration(window) if window else None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if table is None and (long_path or participants_path or normalize != "none"):
+        raise click.UsageError("--long, --participants and --normalize need --design or --participant-from "
+                               "(who each video's participant is)")
+    if normalize == "baseline" and baseline is None:
+        raise click.UsageError("--normalize baseline needs --events and --baseline LABEL")
+    if table is not None and not (long_path or participants_path) and (window or events):
+        raise click.UsageError("--window and --events cut the long table; give --long")
+    event_list = []
+    if events:
+        event_list = events_module.read_events(events)
+        events_module.check_baseline(event_list, baseline, events)
+    directories = list(result_dirs(roots))
+    inputs = {}
+    for directory in directories:
+        try:
+            inputs[directory] = str(outdir.load_record(directory).get("input", {}).get("path"))
+        except (OSError, ValueError, AttributeError):
+            inputs[directory] = str(directory)
+    found = design_module.validate(table, inputs.values(), allow_partial, _warn) if table is not None else {}
+    videos = [scan(directory, found.get(inputs[directory], {})) for directory in directories]
+    for video in videos:
+        if video.error and video.status == "complete":
+            _warn(video.error)
+    for line in check_identity([v.identity for v in videos if v.identity is not None], identity_threshold):
+        click.echo(f"fa-collect: {line}", err=True)
+    columns = [] if table is None else ["participant", *[c for c in table.columns if c != "participant"]]
+    return Study(videos, columns, long_path=long_path, participants_path=participants_path, window=seconds,
+                 events=event_list, normalize=normalize, baseline=baseline)
 
 
 def main() -> None:

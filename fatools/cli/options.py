@@ -296,6 +296,32 @@ prediction_options = _compose(
 )
 
 
+events_option = click.option(
+    "--events", "events", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+    help="A CSV of the experiment's events (onset, offset or duration in seconds, label, optional video): "
+         "statistics per event and per track (see fa-summarize(1), EVENTS; fa-collect: a segment of the long table).")
+
+baseline_option = click.option(
+    "--baseline", default=None, metavar="LABEL",
+    help="With --events: the events labelled LABEL are the baseline (fa-summarize: each event's differences from "
+         "them; fa-collect --normalize baseline: each person's reference).")
+
+# A study's design (fatools.study.design), on fa-run (checked before any model loads) and fa-collect.
+design_options = _compose(
+    click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                 metavar="FILE",
+                 help="The study's design table: a CSV whose first column names each input (path, trailing path, file "
+                      "name or stem), then participant, session, condition, group, participant_track and columns of "
+                      "your own (see fa-collect(1), DESIGN)."),
+    click.option("--participant-from", "participant_from", default=None, metavar="REGEX",
+                 help="Without --design: the design from each input's path, by a regular expression's named groups "
+                      "(participant required), e.g. '(?P<participant>P\\d+)_(?P<session>s\\d)'."),
+    click.option("--allow-partial", is_flag=True,
+                 help="Go on when the design does not fit the inputs (rows for unknown inputs, duplicates, inputs "
+                      "without a row): each is a warning instead of an error (exit 1)."),
+)
+
+
 def summary_options(prog: str) -> Callable[[Any], Any]:
     """fa-summarize's options, on every command that summarises."""
     return _compose(
@@ -310,11 +336,8 @@ def summary_options(prog: str) -> Callable[[Any], Any]:
                      help="Seconds a track may go unseen and an episode still continue [default: 2.5 sampling intervals, at least 0.5]."),
         click.option("--top", type=click.IntRange(min=0), default=5, show_default=True,
                      help="How many AUs most_active_aus lists (0: all active ones)."),
-        click.option("--events", "events", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                     help="A CSV of the experiment's events (onset, offset or duration in seconds, label, optional "
-                          "video): statistics per event and per track (see fa-summarize(1), EVENTS)."),
-        click.option("--baseline", default=None, metavar="LABEL",
-                     help="With --events: also give each event's differences from the events labelled LABEL."),
+        events_option,
+        baseline_option,
         click.option("--min-quality", type=click.Choice(["poor", "fair", "good"]), default=None,
                      help="Leave faces whose quality verdict is below this out of statistics, episodes and plots "
                           "(the records and tables keep them) [default: keep every face]."),

@@ -26,6 +26,7 @@ from fatools.cli import options
 @options.prediction_options
 @options.track_gap_option("fa-run")
 @options.summary_options("fa-run")
+@options.design_options
 @options.formats_option
 @options.progress_option
 @options.model_options
@@ -36,7 +37,8 @@ from fatools.cli import options
 @options.face_batch_option
 @options.runtime_options
 @options.command("fa-run")
-def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **values):
+def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design_path, participant_from,
+        allow_partial, **values):
     """Analyse videos, images or folders of them in one process; write every result into
     a directory.
 
@@ -63,6 +65,8 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
     items = expand(paths)  # every input checked before any model loads
     for item in items:
         options.refuse_clock_for_stills(item.path, item.kind, values["sample_fps"], values["start"], values["end"])
+    if design_path or participant_from:
+        check_design(design_path, participant_from, allow_partial, [str(item.path) for item in items])
     dirs = layout(items, output_dir)
     shared = output_dir if dirs != [output_dir] else None  # one plotly.min.js for the tree's pages
     if shard is not None:
@@ -110,6 +114,18 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, **valu
         click.echo(f"fa-run: {batch.report(outcomes, len(items))}", err=True)
     if failed:
         sys.exit(1)
+
+
+def check_design(design_path, participant_from, allow_partial, inputs) -> None:
+    """The design checked against every input (all shards') before any model loads; fa-collect
+    joins it to the results (give it --design there too)."""
+    from fatools.study import design
+
+    try:
+        table = design.load(design_path, participant_from)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    design.validate(table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 from fatools.export.formatting import get
 from fatools.facs import AU45, CODES
@@ -87,15 +87,25 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
         yield {"level": "track", **base, "track": track.get("track"), **_figures(track, labels)}
 
 
-def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str], index: Any = None) -> dict[str, int]:
-    """Write the table of every result below ``roots`` as CSV to ``handle``, and each
-    input's row to ``index`` (a fatools.study.index.StudyIndex) when given; counts by status."""
+def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str], index: Any = None,
+            design: tuple[list[str], Callable[[Path], dict]] | None = None,
+            directories: Iterable[Path] | None = None) -> dict[str, int]:
+    """Write the table of every result below ``roots`` (or of ``directories``) as CSV to
+    ``handle``, and each input's row to ``index`` (a fatools.study.index.StudyIndex) when
+    given; counts by status.  ``design``: the study design's columns (first in the table)
+    and, per result directory, their cells (fatools.study.design)."""
     labels = list(labels)
-    writer = csv.DictWriter(handle, fieldnames=columns(labels), extrasaction="ignore", lineterminator="\n")
+    extra, cells_of = design if design else ([], None)
+    writer = csv.DictWriter(handle, fieldnames=[*extra, *columns(labels)], extrasaction="ignore",
+                            lineterminator="\n")
     writer.writeheader()
     counts: dict[str, int] = {}
-    for directory in result_dirs(roots):
+    for directory in (result_dirs(roots) if directories is None else directories):
+        cells = cells_of(directory) if cells_of else {}
         for row in rows(directory, labels):
+            row.update(cells)
+            if row["level"] == "track" and cells.get("participant_track") not in (None, ""):
+                row["role"] = "participant" if str(row.get("track")) == str(cells["participant_track"]) else "other"
             writer.writerow(row)
             if row["level"] == "video":
                 if index is not None:
