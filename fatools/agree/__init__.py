@@ -4,7 +4,8 @@
 aligns them on the video's clock (``align``), and returns an ``Agreement`` whose
 ``table`` has a row per rater, reference, unit (an AU, ``mean``, ``expression``,
 ``valence``, ``arousal``) and video, plus pooled rows (``video`` = ``all``) with 95%
-bootstrap intervals (``*_lo``, ``*_hi``)."""
+bootstrap intervals (``*_lo``, ``*_hi``). ``write_html`` (fatools.agree.page) draws it
+as a page: the table, fatools beside the coder-vs-coder figure, and a timeline per AU."""
 
 from __future__ import annotations
 
@@ -29,11 +30,28 @@ COLUMNS = ["video", "rater", "reference", "unit", "n", "base_rate", "predicted_r
 
 
 @dataclass
+class Compared:
+    """One video as compared: its sampled times and each rater's ``Source`` at them."""
+
+    name: str
+    path: str  # the video as fatools' records name it
+    records: str
+    fps: float | None
+    t: np.ndarray
+    sources: dict[str, Source]
+    # (rater, reference, AU) -> (frames compared, reference 0/1, rater 0/1 at its threshold), as scored.
+    scored: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
 class Agreement:
     table: pd.DataFrame
     alignment: pd.DataFrame
     confusion: dict = field(default_factory=dict)  # (rater, reference) -> DataFrame (rows: reference)
     settings: dict = field(default_factory=dict)
+    # Per video, what each rater said at each sampled frame (the page's timelines):
+    # ``Compared`` of its name, paths, clock and sources (fatools, tools, coders, consensus).
+    videos: list["Compared"] = field(default_factory=list)
 
     def to_json(self) -> dict:
         def clean(frame: pd.DataFrame) -> list[dict]:
@@ -97,7 +115,7 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
         raise FatoolsError("no reference coding given")
     readings = {name: [c for p in paths for c in read_coding(p)] for name, paths in {**references, **raters}.items()}
     assigned = {name: _assign(codings, videos, name) for name, codings in readings.items()}
-    per_video, report = [], []
+    per_video, report, compared = [], [], []
     for video in videos:
         if video.table.t.isna().all() and (reference_fps or video.fps):
             # An image sequence (DISFA+, BP4D) has no clock: its frame numbers at the given rate.
@@ -117,6 +135,7 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
         if len(present) >= 2:
             sources["consensus"] = _consensus([sources[c] for c in present])
         per_video.append((video.name, sources, video.table.t.to_numpy(dtype=float)))
+        compared.append(Compared(video.name, video.path, video.records, video.fps, per_video[-1][2], sources))
     rows, confusion = [], {}
     references_all = [*coders, *(["consensus"] if len(coders) >= 2 else [])]
     pairings = [(r, f) for r in ["fatools", *raters] for f in references_all] + pairs_of(coders)
@@ -127,6 +146,9 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
         pairing = Pairing(rater, reference, data, threshold if rater == "fatools" else "default", tolerance, block,
                           resamples, seed, keep).run()
         rows += pairing.rows
+        by_name = {c.name: c for c in compared}
+        for (name, au), value in pairing.predicted.items():
+            by_name[name].scored[(rater, reference, au)] = value
         if pairing.confusion is not None:
             confusion[(rater, reference)] = pairing.confusion
     shared = [v for v in per_video if all(c in v[1] for c in coders)]
@@ -138,7 +160,8 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
                 "tolerance_s": tolerance, "block_s": block or "10 s, or a tenth of a shorter video", "resamples": resamples, "seed": seed,
                 "bootstrap_over": "videos" if len(videos) > 1 else "time blocks",
                 "fatools_intensity": "AU score x 5 (fatools' scores are not calibrated FACS intensities)"}
-    return Agreement(table, pd.DataFrame(report), confusion, settings)
+    settings.update(coders=coders, raters=["fatools", *raters])
+    return Agreement(table, pd.DataFrame(report), confusion, settings, compared)
 
 
-__all__ = ["Agreement", "agree", "PROTOCOLS", "ALL"]
+__all__ = ["Agreement", "Compared", "agree", "PROTOCOLS", "ALL"]

@@ -27,6 +27,8 @@ class Pairing:
         self.rows: list[dict] = []
         self.confusion: pd.DataFrame | None = None
         self.chosen: dict[str, str] = {}
+        # (video, AU) -> (the frames compared, the reference's 0/1 and the rater's at them): the page's timelines.
+        self.predicted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def _units(self, index: int, t: np.ndarray) -> np.ndarray:
         if len(self.videos) > 1:
@@ -92,10 +94,12 @@ class Pairing:
                 ri = r.inten[au].to_numpy()[ok] if au in r.inten else None
                 pi = p.inten[au].to_numpy()[ok] if au in p.inten else None
                 data.append({"video": name, "t": t[ok], "ref": r.occ[au].to_numpy()[ok], "occ": p.occ[au].to_numpy()[ok],
-                             "score": score, "ri": ri, "pi": pi})
+                             "score": score, "ri": ri, "pi": pi, "ok": ok})
             if not data:
                 continue
             self._predictions(au, data)
+            for d in data:
+                self.predicted[(d["video"], au)] = (d["ok"], d["ref"], d["pred"])
             unit_sums, whole_events = [], []
             for i, d in enumerate(data):
                 figures = stats.occurrence(d["ref"], d["pred"])

@@ -68,9 +68,12 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str | 
               show_default=True, help="The CSV table ('-': standard output).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures, alignment and "
               "confusion matrices as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a page: the table, each AU's "
+              "figure beside coder against coder, and a timeline per AU that seeks the video (plotly.min.js is "
+              "written beside it).")
 @options.command("fa-agree")
 def cli(results, references, raters, protocol, aus, threshold, track, tracks_path, reference_fps, first_frame,
-        tolerance, block, resamples, seed, output, json_path):
+        tolerance, block, resamples, seed, output, json_path, html_path):
     """Agreement of fatools' RESULTS (fa-run's directories, a study tree, or frames.jsonl) with
     human coders: occurrence F1, precision, recall, kappa; intensity ICC(3,1), Pearson, MAE;
     expression accuracy and macro-F1; valence/arousal CCC; onset/offset event F1; each AU
@@ -116,6 +119,10 @@ def cli(results, references, raters, protocol, aus, threshold, track, tracks_pat
         if json_path:
             with open(json_path, "w", encoding="utf-8") as handle:
                 json.dump(result.to_json(), handle, indent=1, default=str)
+        if html_path:
+            from fatools.agree.page import write_html
+
+            write_html(result, html_path)
     except OSError as exc:
         raise FatoolsError(f"{exc.filename}: cannot write ({exc.strerror})") from None
 
