@@ -238,10 +238,56 @@ def _check_attempt(out: Path, stderr: str, video: Path, before: int) -> int:
     return now["attempts"]
 
 
-def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted, standin_store, tmp_path):
+def _counted_rerun(args: list, out: Path, monkeypatch) -> tuple[str, list[int], list[int]]:
+    """Rerun ``args`` in-process, counting the model work: the frame numbers the detector
+    and the predictors were given.  Checks the work is exactly the frames the stopped runs
+    did not keep, and that what the rerun dropped of their records (work done again) is at
+    most a detector batch and a predictor batch.  Its stderr."""
+    import torch
+
+    from fatools.detect import BatchDetector
+    from fatools.devices import default_batch_size
+    from fatools.predict import FacePredictors
+
+    detected: list[int] = []
+    predicted: list[int] = []
+    detect, predict = BatchDetector.detect_with_inputs, FacePredictors.predict
+
+    def counted_detect(self, images, names=None):
+        detected.extend(int(name.rsplit("frame ", 1)[1]) for name in names)
+        return detect(self, images, names)
+
+    def counted_predict(self, frames):
+        predicted.extend(frame.record["frame"] for frame in frames if frame.record.get("faces"))
+        return predict(self, frames)
+
+    part = out / ".frames.jsonl.part"
+    saved = [json.loads(line) for line in part.read_text().splitlines()[:-1]]  # the last may be cut
+    saved_frames = [r["frame"] for r in saved if r.get("type", "frame") == "frame"]
+    monkeypatch.setattr(BatchDetector, "detect_with_inputs", counted_detect)
+    monkeypatch.setattr(FacePredictors, "predict", counted_predict)
+    result = CliRunner().invoke(run_cli, [str(a) for a in args[1:]])
+    monkeypatch.undo()
+    assert result.exit_code == 0, result.output
+    kept = record(out)["resumed_from"]
+    frames = [r for r in map(json.loads, (out / "frames.jsonl").read_text().splitlines())
+              if r.get("type", "frame") == "frame"]
+    not_kept = [r["frame"] for r in frames[kept["frames_kept"]:]]
+    assert detected == not_kept, "the detector ran on frames the resume kept, or missed some"
+    assert predicted == [r["frame"] for r in frames[kept["frames_kept"]:] if r["faces"]]
+    cpu = torch.device("cpu")
+    redone = len(saved_frames) - kept["frames_kept"]
+    assert 0 <= redone <= default_batch_size(cpu, "detector") + default_batch_size(cpu, "frames"), redone
+    return result.stderr
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted, standin_store, tmp_path,
+                                                        monkeypatch):
     """kill -9 at three points of one analysis, each time rerun: the records and the
     summary equal an uninterrupted run's, byte for byte; each rerun that kept records
-    says so at the default log level and counts one more attempt in run.json."""
+    says so at the default log level and counts one more attempt in run.json; the last
+    rerun's model work is counted: only the frames not kept, no model work redone but
+    the last batch (``_counted_rerun``)."""
     out = tmp_path / "out"
     args = [BIN / "fa-run", long_clip, "-o", out, *RESUME_OPTIONS, "--models-dir", standin_store]
     attempts = 0
@@ -252,15 +298,15 @@ def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted
         assert not (out / "frames.jsonl").exists()
         attempts = _check_attempt(out, stderr, long_clip, attempts)
     assert attempts >= 2  # killed at 60 and 150 lines, the last two kept records
-    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert len(_resume_lines(rerun.stderr, long_clip)) == 1, rerun.stderr
-    assert _check_attempt(out, rerun.stderr, long_clip, attempts) == attempts + 1
+    stderr = _counted_rerun(args, out, monkeypatch)
+    assert len(_resume_lines(stderr, long_clip)) == 1, stderr
+    assert _check_attempt(out, stderr, long_clip, attempts) == attempts + 1
     _same_results(out, uninterrupted)
     assert record(out)["status"] == "complete" and record(out)["frames_done"] == 240
 
 
-def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrupted, standin_store, tmp_path):
+def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrupted, standin_store, tmp_path,
+                                                           monkeypatch):
     """SIGTERM, a resume killed with -9, a second resume: three attempts, recorded."""
     out = tmp_path / "out"
     args = [BIN / "fa-run", long_clip, "-o", out, *RESUME_OPTIONS, "--models-dir", standin_store]
@@ -275,9 +321,8 @@ def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrup
     assert _check_attempt(out, stderr, long_clip, 1) == 2
     first_resume = record(out)["resumed_from"]
     assert first_resume["frames_kept"] >= 90  # the SIGTERM's records, but for a batch or two
-    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert _check_attempt(out, rerun.stderr, long_clip, 2) == 3
+    stderr = _counted_rerun(args, out, monkeypatch)
+    assert _check_attempt(out, stderr, long_clip, 2) == 3
     assert record(out)["resumed_from"]["frames_kept"] > first_resume["frames_kept"]
     _same_results(out, uninterrupted)
 
