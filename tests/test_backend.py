@@ -70,9 +70,8 @@ def test_onnx_records_equal_torch_records_within_1e_4(clip, mixed_store, tmp_pat
     onnx, _ = run(clip, mixed_store, tmp_path / "onnx", "--backend", "onnx")
     plain, _ = run(clip, mixed_store, tmp_path / "torch", "--backend", "torch")
     assert len(onnx) == len(plain) and sum(len(r["faces"]) for r in onnx) > 0
-    for a, b in zip(onnx, plain):
-        assert len(a["faces"]) == len(b["faces"])
-        for fa, fb in zip(a["faces"], b["faces"]):
+    for a, b in zip(onnx, plain, strict=True):
+        for fa, fb in zip(a["faces"], b["faces"], strict=True):
             assert np.allclose(fa["box"], fb["box"], atol=1e-2)  # pixels, printed to 2 decimals
             assert abs(fa["score"] - fb["score"]) <= 1e-4
             for key in ("au", "expression"):
@@ -139,8 +138,9 @@ def test_int8_on_onnx_runtime_quantises_the_au_model(clip, mixed_store, tmp_path
     int8, _ = run(clip, mixed_store, tmp_path / "int8", "--int8")
     assert list((Path(mixed_store) / "au" / "derived").glob("model-int8-*.onnx"))
     moved = False
-    for a, b in zip(plain, int8):
-        for fa, fb in zip(a["faces"], b["faces"]):
+    assert sum(len(r["faces"]) for r in plain) > 0
+    for a, b in zip(plain, int8, strict=True):
+        for fa, fb in zip(a["faces"], b["faces"], strict=True):
             assert fb["au"]["int8"] is True and "int8" not in fa["au"]
             pa, pb = np.array(list(fa["au"]["probs"].values())), np.array(list(fb["au"]["probs"].values()))
             # The stand-in's one Linear layer sees a wide activation range, which per-tensor
@@ -163,8 +163,9 @@ def test_bf16_is_float32_where_the_cpu_lacks_it_and_autocast_where_it_has_it(cli
     monkeypatch.setattr(torch_engine, "bf16_hardware", lambda: "AMX")
     forget()  # the CPU "changed": the models kept for these options were readied for the other one
     bf16, _ = run(clip, mixed_store, tmp_path / "amx", "--bf16", "--tasks", "au,fer")
-    for a, b in zip(plain, bf16):
-        for fa, fb in zip(a["faces"], b["faces"]):
+    assert sum(len(r["faces"]) for r in plain) > 0
+    for a, b in zip(plain, bf16, strict=True):
+        for fa, fb in zip(a["faces"], b["faces"], strict=True):
             assert fb["au"]["bf16"] is True
             pa, pb = np.array(list(fa["au"]["probs"].values())), np.array(list(fb["au"]["probs"].values()))
             assert np.allclose(pa, pb, atol=5e-2)

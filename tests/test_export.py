@@ -164,10 +164,10 @@ def test_json_has_the_seed_structure_and_matches_the_records(exported, records):
     frames = doc["frame_analyses"]
     frame_records = [r for r in records if r.get("type") is None]
     assert len(frames) == len(frame_records) == N
-    for entry, record in zip(frames, frame_records):
+    for entry, record in zip(frames, frame_records, strict=True):
         assert entry["frame_index"] == record["frame"] and entry["timestamp_seconds"] == record["t"]
         assert entry["faces_detected"] == len(record["faces"]) == len(entry["faces"])
-        for out_face, face in zip(entry["faces"], record["faces"]):
+        for out_face, face in zip(entry["faces"], record["faces"], strict=True):
             assert out_face["face_id"] == face["face"] and out_face["track"] == face["track"]
             assert out_face["detection_confidence"] == face["score"] and out_face["box"] == face["box"]
             au = out_face["action_units"]
@@ -228,7 +228,7 @@ def test_csv_one_row_per_face_per_frame(exported, records):
                                 "emotional_quadrant", "active_aus_count", "active_aus"]
     faces = faces_of(records)
     assert len(df) == len(faces)
-    for row, (record, index, face) in zip(df.itertuples(index=False), faces):
+    for row, (record, index, face) in zip(df.itertuples(index=False), faces, strict=True):
         assert row.video == VIDEO and row.frame_index == record["frame"] and row.timestamp_seconds == record["t"]
         assert row.faces_detected == len(record["faces"]) and row.face_id == index and row.track == face["track"]
         assert row.detection_confidence == face["score"]
@@ -273,7 +273,7 @@ def test_wide_has_the_records_values(exported, records):
     assert AU_COLUMNS["L1"] == "AU01_left" and AU_COLUMNS["R14"] == "AU14_right"
     faces = faces_of(records)
     assert len(df) == len(faces)
-    for row, (record, index, face) in zip(df.to_dict("records"), faces):
+    for row, (record, index, face) in zip(df.to_dict("records"), faces, strict=True):
         assert (row["frame"], row["approx_time"], row["input"], row["face"], row["track"]) == (
             record["frame"], record["t"], VIDEO, index, face["track"])
         x1, y1, x2, y2 = face["box"]
@@ -352,7 +352,7 @@ def test_content_is_deterministic_apart_from_the_start_time(exported, records, t
     out, first = exported
     second = export(iter(records), tmp_path, timestamp=TS, keep_analysis=True)
     for fmt, paths in first.files.items():
-        for a, b in zip(paths, second.files[fmt]):
+        for a, b in zip(paths, second.files[fmt], strict=True):
             if fmt in ("json", "text", "elan"):
                 def timeless(path):  # the start time, and the ELAN link to the video from each directory
                     return [line for line in path.read_text().splitlines()

@@ -44,7 +44,8 @@ def test_elan_au_tiers_are_the_summary_episodes(annotated):
             got = sorted(eaf.get_annotation_data_for_tier(f"track {track['track']} {code}"))
             want = sorted((round(e["onset"] * 1000), round(e["offset"] * 1000)) for e in events if e["au"] == code)
             assert [(a[0], a[1]) for a in got] == want, code
-            for annotation, event in zip(got, sorted((e for e in events if e["au"] == code), key=lambda e: e["onset"])):
+            for annotation, event in zip(got, sorted((e for e in events if e["au"] == code), key=lambda e: e["onset"]),
+                                         strict=True):
                 assert annotation[2].startswith(code) and f"peak {event['peak']:.2f}" in annotation[2]
             checked += len(want)
         blinks = sorted(eaf.get_annotation_data_for_tier(f"track {track['track']} blinks"))

@@ -100,9 +100,10 @@ def test_face_batch_and_frame_batch_do_not_change_results(standin_store, tmp_pat
     for face_batch, frame_batch in ((1, 1), (8, 8), (3, 2)):
         predictors = build_predictors(PredictOptions(tasks=("au", "fer", "va", "align"), face_batch=face_batch), "cpu", None, str(standin_store))
         results.append(list(predict_records(json.loads(json.dumps(records)), predictors, frame_batch)))
+    assert [len(r["faces"]) for r in results[0]] == [2, 2, 2]
     for other in results[1:]:
-        for a, b in zip(results[0], other):
-            for fa, fb in zip(a["faces"], b["faces"]):
+        for a, b in zip(results[0], other, strict=True):
+            for fa, fb in zip(a["faces"], b["faces"], strict=True):
                 pa, pb = np.array(list(fa["au"]["probs"].values())), np.array(list(fb["au"]["probs"].values()))
                 assert np.abs(pa - pb).max() < 1e-5
                 assert fa["expression"]["scores"] == pytest.approx(fb["expression"]["scores"], abs=1e-5)

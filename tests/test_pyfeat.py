@@ -142,7 +142,7 @@ def test_read_feat_gives_a_row_per_face_with_the_records_values(pyfeat, tables, 
     assert not problems, f"py-feat {version} on the {name} table: {problems}"
     for accessor in ACCESSORS:
         assert len(cells(got, accessor)) == len(faces), accessor
-    rows = zip(faces, *(cells(got, accessor) for accessor in ACCESSORS))
+    rows = zip(faces, *(cells(got, accessor) for accessor in ACCESSORS), strict=True)
     for (record, face), aus, emotions, facebox, faceboxes, facepose, poses, landmarks, time in rows:
         assert time == {"frame": record["frame"]}
         # Every unit of the records, under fatools' column name, and no other column.

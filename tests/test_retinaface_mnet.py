@@ -72,7 +72,7 @@ def test_module_prefix_is_stripped(mnet_weights: Path, eager: mnet.RetinaFaceMob
     model = mnet.load_pth(prefixed)
     x = _input(1, 64, 64)
     with torch.no_grad():
-        for a, b in zip(model(x), eager(x)):
+        for a, b in zip(model(x), eager(x), strict=True):
             assert torch.equal(a, b)
 
 
@@ -112,7 +112,7 @@ def test_scripted_matches_eager_any_size(eager: mnet.RetinaFaceMobileNet, conver
             want = eager(x)
             got = scripted(x)
         assert isinstance(got, tuple) and len(got) == 3
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             assert a.shape == b.shape
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 

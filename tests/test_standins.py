@@ -246,7 +246,8 @@ def test_align_gives_landmarks_in_the_box_and_a_frontal_pose(result) -> None:
 def test_analyzer_is_deterministic(analyzer, squares_png: Path, result) -> None:
     again = analyzer.run(path_image=str(squares_png), fix_img_size=True, return_img_data=True, include_tensors=True)
     assert torch.equal(again.det.dets, result.det.dets)
-    for a, b in zip(again.faces, result.faces):
+    assert len(result.faces) > 0
+    for a, b in zip(again.faces, result.faces, strict=True):
         assert a.loc == b.loc
         for task in a.preds:
             assert torch.equal(a.preds[task].logits, b.preds[task].logits)

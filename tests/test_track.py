@@ -238,7 +238,7 @@ def test_each_video_has_its_own_ids_and_everything_else_passes_through():
     records = first + [other] + second + [undetected]
     out = run(records)
     assert len(out) == len(records)
-    for before, after in zip(records, out):
+    for before, after in zip(records, out, strict=True):
         if "faces" not in before or before.get("type"):
             assert after == before
         else:
@@ -377,8 +377,9 @@ def test_cli_usage_errors():
 def test_subprocess_pipeline_is_deterministic_and_idempotent(tmp_path):
     path = tmp_path / "faces.jsonl"
     path.write_text(lines(scene({**CROSSING, **{"c": only(range(10, 40), moving(500, 600, 1))}}, 40, embed=True)))
-    once = subprocess.run(f"'{BIN / 'fa-track'}' '{path}' --track-gap 1 | tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'",
-                          shell=True, capture_output=True, timeout=60)
+    # Under pipefail: the first fa-track failing fails the pipe, not only the last one.
+    once = subprocess.run(["bash", "-c", f"set -o pipefail; '{BIN / 'fa-track'}' '{path}' --track-gap 1 "
+                           f"| tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'"], capture_output=True, timeout=60)
     assert once.returncode == 0, once.stderr
     again = subprocess.run([BIN / "fa-track", "--track-gap", "1", path], capture_output=True, timeout=60)
     assert again.stdout == (tmp_path / "once.jsonl").read_bytes() == once.stdout
