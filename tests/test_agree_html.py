@@ -103,7 +103,13 @@ def test_page_data_is_what_was_scored(case):
     pair = _row(case["table"], "a", "b", "AU12")
     i = data["chart"]["aus"].index("AU12")
     assert bars["a vs b (human ceiling)"]["values"][i] == pytest.approx([pair["f1"], pair["f1_lo"], pair["f1_hi"]])
-    assert bars["fatools vs a"]["values"][data["chart"]["aus"].index("AU4")] == [None, None, None]
+    assert bars["fatools vs a"]["values"][data["chart"]["aus"].index("AU4")] == [None, None, None]  # undefined
+    from fatools.agree.page import chart
+
+    table = case["table"]
+    unrated = chart(table[~((table.rater == "a") & (table.unit == "AU4"))], ["a", "b"], ["fatools"])
+    ceiling = unrated["references"]["a"]["f1"][-1]
+    assert ceiling["values"][unrated["aus"].index("AU4")] is None  # not rated by both: no figure, not "undefined"
 
 
 def test_long_video_stays_compact():

@@ -96,10 +96,11 @@ def chart(table: pd.DataFrame, coders: list[str], raters: list[str]) -> dict:
     references = [*coders, *(["consensus"] if len(coders) >= 2 else [])]
     out: dict = {"aus": aus, "references": {}}
 
-    def figure(rows: pd.DataFrame, au: str, metric: str) -> list:
+    def figure(rows: pd.DataFrame, au: str, metric: str) -> list | None:
+        """[value, lo, hi] (value None: undefined), or None when the pair did not both rate the AU."""
         hit = rows[rows.unit == au]
         if hit.empty:
-            return [None, None, None]
+            return None
         r = hit.iloc[0]
         return [_number(r.get(metric)), _number(r.get(f"{metric}_lo")), _number(r.get(f"{metric}_hi"))]
 
@@ -118,8 +119,9 @@ def chart(table: pd.DataFrame, coders: list[str], raters: list[str]) -> dict:
                 values = []
                 for au in aus:
                     each = [figure(pooled[(pooled.rater == a) & (pooled.reference == b)], au, metric) for a, b in mine]
-                    if len(each) == 1:
-                        values.append(each[0])
+                    each = [e for e in each if e is not None]
+                    if len(each) <= 1:
+                        values.append(each[0] if each else None)
                     else:
                         defined = [e[0] for e in each if e[0] is not None]
                         values.append([float(np.mean(defined)) if defined else None, None, None])
