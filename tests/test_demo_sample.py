@@ -48,14 +48,14 @@ def test_sample_tool_makes_a_clip_from_it(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "builtin:grace_hopper" in bad.stderr
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 @pytest.mark.parametrize("shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")])
 def test_makefile_uses_the_builtin_photo_without_shared(shared, photo, tmp_path):
-    if shared is None:
-        from tests.conftest import SHARED
+    from conftest import SHARED, require
 
-        if not (SHARED / "testdata" / "faces" / "family4.jpg").is_file():
-            pytest.skip("no ../shared here")
+    require(shutil.which("make") is not None, "make not installed")
+    if shared is None:
+        require((SHARED / "testdata" / "faces" / "family4.jpg").is_file(),
+                f"{SHARED}/testdata/faces/family4.jpg not found (the ../shared data beside the checkout)")
         shared = str(SHARED)
     # -n prints the recipe and runs nothing, as long as no makefile has a rule: GNU make
     # remakes its makefiles even under -n. So everything the rule touches is under tmp_path,

@@ -176,11 +176,11 @@ def test_bad_inputs_one_line_error_exit_1(kind, tmp_path, cfr):
     elif kind == "text":
         path.write_text("this is not a video\n" * 20)
     elif kind == "audio":
-        pytest.importorskip("av")
         import shutil
 
-        if not shutil.which("ffmpeg"):
-            pytest.skip("ffmpeg needed for an audio-only file")
+        from conftest import require
+
+        require(shutil.which("ffmpeg") is not None, "ffmpeg CLI not installed (make test installs it)")
         subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", str(path)], check=True)
     elif kind == "corrupt":
         path.write_bytes(cfr.read_bytes()[:3000])

@@ -5,14 +5,12 @@ an IR version the installed ONNX Runtime opens: onnx's default is its own newest
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime  # noqa: F401  (dependencies of fatools: missing is a failure, not a skip)
 import pytest
+from onnx import TensorProto, helper
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
-from onnx import TensorProto, helper  # noqa: E402
-
-from fatools.models import onnx_export  # noqa: E402
+from fatools.models import onnx_export
 
 
 @pytest.fixture(autouse=True)
