@@ -129,6 +129,10 @@ def test_design_joins_and_track_rule(person):
     assert videos["P01_s2"]["participant_track"] == "1" and videos["P01_s2"]["track_rule"] == "rule"
     roles = {(Path(r["input"]).stem, r["track"]): r["role"] for r in rows if r["level"] == "track"}
     assert roles[("P01_s2", "1")] == "participant" and roles[("P01_s2", "0")] == "other"
+    page = (person / "index.html").read_text()
+    assert all(f'tabindex="0">{name}</th>' in page for name in ("participant", "session", "condition", "group", "site",
+                                                         "participant track", "identity"))
+    assert "<td>P02</td><td>s2</td><td>task</td><td>A</td><td>lab1</td><td>0</td><td>mismatch</td>" in page
 
 
 def test_identity_check_reports_swapped_files(person):

@@ -71,7 +71,8 @@ def cli(roots, output, index_path, no_index, design_path, participant_from, allo
     index = None
     if index_path:
         try:
-            index = StudyIndex(index_path)
+            index = StudyIndex(index_path, design=study.design_columns + ["participant_track", "identity"]
+                               if study is not None and study.design_columns else None)
         except OSError as exc:
             raise FatoolsError(f"{index_path}: cannot write the index page ({exc.strerror}); "
                                "choose another --index") from None

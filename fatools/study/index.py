@@ -72,11 +72,14 @@ class StudyIndex:
     """``index.html`` being written: ``add`` each video row of the table, then ``close``
     (or ``abort``, which leaves nothing under the final name)."""
 
-    def __init__(self, path: str | Path, title: str = "fatools study index") -> None:
+    def __init__(self, path: str | Path, title: str = "fatools study index", design: list[str] | None = None) -> None:
+        """``design``: the study design's columns (fa-collect --design), shown after the
+        input, where the text filter finds them too."""
+        self.columns = [*COLUMNS[:2], *((name.replace("_", " "), name, "s") for name in design or []), *COLUMNS[2:]]
         self.path = Path(path)
         self.base = self.path.parent.resolve()
         head, self._tail = _PAGE.read_text(encoding="utf-8").split("{{rows}}")
-        heads = "".join(f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in COLUMNS)
+        heads = "".join(f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in self.columns)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")  # shards may write at once
         self.handle = open(self.tmp, "w", encoding="utf-8")
         self.handle.write(head.replace("{{title}}", html.escape(title)).replace("{{heads}}", heads))
@@ -89,14 +92,14 @@ class StudyIndex:
         """One input's row (a table row of level "video")."""
         cells = []
         report = report_of(row["output_dir"]) if row.get("output_dir") else None
-        for _, key, kind in COLUMNS:
+        for _, key, kind in self.columns:
             if key is None:
                 text, value = _most_active(row)
             elif kind == "n":
                 value = _number(row.get(key))
                 text = "" if value is None else shown_number(value)
             else:
-                value, text = None, str(row.get(key) or "")
+                value, text = None, "" if row.get(key) is None else str(row.get(key))  # a track 0 shows
             if key == "input":
                 shown = html.escape(text or str(row.get("output_dir")))
                 if report:
