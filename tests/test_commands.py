@@ -30,14 +30,6 @@ def click_command(target: str) -> click.Command:
     return command
 
 
-def long_options(command: click.Command) -> set[str]:
-    names = {opt for p in command.params for opt in p.opts if opt.startswith("--")}
-    if isinstance(command, click.Group):
-        for sub in command.commands.values():
-            names |= long_options(sub)
-    return names
-
-
 def test_every_command_is_listed():
     assert {"fa-frames", "fa-models", "fa-detect", "fa-predict"} <= set(SCRIPTS)
 
