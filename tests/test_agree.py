@@ -251,7 +251,7 @@ def test_cli(clip, tmp_path):
     records, au12 = clip
     pd.DataFrame({"frame": np.arange(len(au12)), "AU12": au12}).to_csv(tmp_path / "a.csv", index=False)
     out = tmp_path / "t.csv"
-    ok = CliRunner().invoke(cli, [str(records.parent), "-r", f"ann={tmp_path / 'a.csv'}", "-o", str(out), "--json",
+    ok = CliRunner().invoke(cli, [str(records.parent), "-r", f"ann={tmp_path / 'a.csv'}", "-o", str(out), "--json-file",
                                   str(tmp_path / "t.json"), "--resamples", "50", "--aus", "12"])
     assert ok.exit_code == 0, ok.output
     table = pd.read_csv(out)

@@ -65,8 +65,8 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str | 
               help="Bootstrap resamples for the 95%% intervals (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="The bootstrap's random seed.")
 @click.option("-o", "--table", "output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              show_default=True, help="The CSV table ('-': standard output).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures, alignment and "
+              show_default=True, help="The table's file ('-': standard output); written under a temporary name first.")
+@click.option("--json-file", "json_path", type=click.Path(dir_okay=False), help="Also write the figures, alignment and "
               "confusion matrices as JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a page: the table, each AU's "
               "figure beside coder against coder, and a timeline per AU that seeks the video (plotly.min.js is "
@@ -79,7 +79,6 @@ def cli(results, references, raters, protocol, aus, threshold, track, tracks_pat
     expression accuracy and macro-F1; valence/arousal CCC; onset/offset event F1; each AU
     per video and pooled with 95% bootstrap intervals, beside coder-against-coder
     agreement. See fa-agree(1)."""
-    import json
     import sys
 
     import pandas as pd
@@ -111,20 +110,12 @@ def cli(results, references, raters, protocol, aus, threshold, track, tracks_pat
                       if "reference_samples" in row and pd.notna(row.get("reference_samples")) else "")
                    + (f"; {row['extent']}" if isinstance(row.get("extent"), str) else "")
                    + (f"; codes fatools does not have: {unknown}" if unknown else ""), err=True)
+    if output == "-":
+        result.table.to_csv(sys.stdout, index=False)
     try:
-        if output == "-":
-            result.table.to_csv(sys.stdout, index=False)
-        else:
-            result.table.to_csv(output, index=False)
-        if json_path:
-            with open(json_path, "w", encoding="utf-8") as handle:
-                json.dump(result.to_json(), handle, indent=1, default=str)
-        if html_path:
-            from fatools.agree.page import write_html
-
-            write_html(result, html_path)
+        result.save(table=None if output == "-" else output, json_file=json_path, html=html_path)
     except OSError as exc:
-        raise FatoolsError(f"{exc.filename}: cannot write ({exc.strerror})") from None
+        raise FatoolsError(f"{exc.filename or output}: cannot write ({exc.strerror}); choose a writable path") from None
 
 
 def main() -> None:
