@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from fatools.detect import DetectOptions, detect_options
 from fatools.errors import Interrupted
-from fatools.models.request import ModelRequest
+from fatools.models.request import ModelRequest, resolve
 from fatools.predict import DEFAULT_TASKS, PredictOptions, predict_options
 from fatools.study import outdir
 from fatools.summary import SummaryOptions
@@ -336,6 +336,10 @@ class FacialActionVideoAnalyzer:
 
     def __init__(self, config_path: str | None = None, device: str | None = None, **options: Any) -> None:
         self._base = run_options(config_path=config_path, device=device or "auto", **options)
+        # As the seed's constructor (which built its analyzer): the configuration is read
+        # and the models checked here, so a refused --config says so at once; the models
+        # load at the first analysis, from this resolution.
+        resolve(self._base.model_request)
         self._analyzer: VideoAnalyzer | None = None
 
     def analyze_video(self, video_path: str, output_dir: str | None = None, sample_rate: int = VIDEO_EVERY) -> dict:
