@@ -57,7 +57,7 @@ def inputs(tmp_path_factory, standin_store) -> dict[str, Path]:
     return files
 
 
-def _commands(files: dict[str, Path], store: Path) -> dict[str, tuple[list, Path | None]]:
+def _commands(files: dict[str, Path]) -> dict[str, tuple[list, Path | None]]:
     """Each command that writes to standard output: its arguments and its standard input."""
     out = files["scratch"]
     return {
@@ -77,7 +77,7 @@ def _commands(files: dict[str, Path], store: Path) -> dict[str, tuple[list, Path
 def test_a_closed_pipe_ends_every_command_quietly(inputs, standin_store, tmp_path):
     env = dict(os.environ, FATOOLS_MODELS=str(standin_store))
     jobs = {}
-    for name, (args, stdin) in _commands(inputs, standin_store).items():
+    for name, (args, stdin) in _commands(inputs).items():
         read, write = os.pipe()
         os.close(read)  # the reader has gone: the first write meets a closed pipe
         stderr = open(tmp_path / f"{name}.err", "w+")
