@@ -29,12 +29,19 @@ def input_frames(
     image_format: str = "png",
     header: bool = True,
     skip_through: int | None = None,
+    live=None,
 ) -> Iterator[Frame]:
-    """The frames of any supported input (a video, an image, a folder of images), as
-    fa-frames' records, with their pixels when ``pixels`` (fa-run's way in).
+    """The frames of any supported input (a video, an image, a folder of images, or a live
+    source: standard input, a URL, a device), as fa-frames' records, with their pixels
+    when ``pixels`` (fa-run's way in).
 
     ``skip_through``: frames up to this index are left out (a resumed analysis has them).
+    ``live``: a ``fatools.live.LiveRun`` for a live source (its options, counts, stop check).
     """
+    from fatools.live import LiveRun, is_live
+
+    if is_live(path, live.options if live is not None else None):
+        return (live or LiveRun()).frames(path, sampling, pixels, header)
     if input_kind(path) == "video":
         return _video_frames(path, sampling, pixels, images_dir, image_format, header, skip_through)
     return _image_frames(path, sampling, pixels, skip_through)
@@ -46,9 +53,11 @@ def records_for(
     images_dir: str | None = None,
     image_format: str = "png",
     header: bool = True,
+    live=None,
 ) -> Iterator[dict]:
-    """fa-frames' records for any supported input."""
-    return (frame.record for frame in input_frames(path, sampling, False, images_dir, image_format, header))
+    """fa-frames' records for any supported input (``live``: as ``input_frames``)."""
+    return (frame.record for frame in input_frames(path, sampling, False, images_dir, image_format, header,
+                                                   live=live))
 
 
 def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str | None, image_format: str,

@@ -24,16 +24,21 @@ def analysed_records(
     frame_batch: int | None = None,
     replay: Iterable[dict] = (),
     skip_through: int | None = None,
+    live=None,
 ) -> Iterator[dict]:
     """fa-frames | fa-detect | fa-predict | fa-track, on ``path``: its records, one by one.
 
     A resumed analysis gives the records it has (``replay``, header first, read lazily)
     and the last frame they cover (``skip_through``; -1 when they are only the header): the
     stages go on from the next sampled frame, and tracking runs over the whole stream again.
+    ``live``: a ``fatools.live.LiveRun`` for a live input.
     """
     exact = predictors is not None and predictors.options.facetorch_exact
-    source = input_frames(path, sampling, pixels=True, header=skip_through is None, skip_through=skip_through)
-    frames = detect_frames(prefetch(source), detector, detect_batch, keep_inputs=exact)
+    source = input_frames(path, sampling, pixels=True, header=skip_through is None, skip_through=skip_through,
+                          live=live)
+    # A live source has its own reader thread and newest-wins queue; a file is read ahead here.
+    frames = detect_frames(source if live is not None else prefetch(source), detector, detect_batch,
+                           keep_inputs=exact)
     if predictors is not None:
         frames = predict_frames(frames, predictors, frame_batch)
     return track_records(chain(replay, (frame.record for frame in frames)), track)

@@ -56,6 +56,8 @@ class RunOptions:
     verify: bool = True  # check each model file against its source.json before loading it
     formats: tuple[str, ...] | None = None  # None: every export format
     progress: bool | None = None  # None: when stderr is a terminal
+    live: Any = None  # fatools.live.LiveOptions for a live input (None: the defaults)
+    checkpoint: float | None = None  # live input: seconds between rewrites of summary.json while it runs
 
     @property
     def model_request(self) -> ModelRequest:
@@ -115,6 +117,8 @@ def run_options(
     verify: bool = True,
     formats: Iterable[str] | None = None,
     progress: bool | None = None,
+    live: Any = None,
+    checkpoint: float | None = None,
 ) -> RunOptions:
     """RunOptions from fa-run's options, by their Python names (fa-run(1)).
 
@@ -157,6 +161,8 @@ def run_options(
         verify=verify,
         formats=parse_formats(formats) if formats else None,
         progress=progress,
+        live=live,
+        checkpoint=checkpoint,
     )
 
 
@@ -205,15 +211,19 @@ class VideoAnalyzer:
         return (self.options.detect_batch or default_batch_size(device, "detector"),
                 self.options.frame_batch or default_batch_size(device, "frames"))
 
-    def records(self, path: str, replay: Iterable[dict] = (), skip_through: int | None = None) -> Iterable[dict]:
+    def records(self, path: str, replay: Iterable[dict] = (), skip_through: int | None = None,
+                live: Any = None) -> Iterable[dict]:
         """The tracked records of one input, lazily (fa-frames | fa-detect | fa-predict | fa-track);
-        a resumed analysis replays what it has and goes on after ``skip_through``."""
+        a resumed analysis replays what it has and goes on after ``skip_through``; ``live``: a
+        ``fatools.live.LiveRun`` for a live input."""
         from fatools.pipeline import analysed_records
 
         options = self.options
         detect_batch, frame_batch = self.batch_sizes()
+        if live is not None:  # a record leaves as soon as its frame is analysed, unless batches are asked for
+            detect_batch, frame_batch = options.detect_batch or 1, options.frame_batch or 1
         return analysed_records(path, options.sampling_for(path), self.detector, self.predictors, options.track,
-                                detect_batch, frame_batch, replay, skip_through)
+                                detect_batch, frame_batch, replay, skip_through, live=live)
 
     def _resume(self, out: Path) -> tuple[int | None, Resumed | None]:
         """What a records file a stopped analysis left gives: the bytes to keep and what
@@ -261,13 +271,22 @@ class VideoAnalyzer:
         from fatools.progress import Progress, expected_samples
         from fatools.summary import Summarizer
         from fatools.video import probe
+        from fatools.live import LiveRun, is_live
 
         options = self.options
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         started = datetime.now(timezone.utc)
         clock = time.monotonic()
-        total = expected_samples(probe(path), options.sampling) if input_kind(path) == "video" else None
+        live = LiveRun(options.live, should_stop=should_stop) if is_live(path, options.live) else None
+        if live is not None:
+            resume = False  # a live stream cannot be gone back to
+            if options.live is None:
+                from fatools.live import LiveOptions
+
+                live = LiveRun(LiveOptions(), should_stop=should_stop)
+        total = (expected_samples(probe(path), options.sampling)
+                 if live is None and input_kind(path) == "video" else None)
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
         exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
@@ -282,15 +301,18 @@ class VideoAnalyzer:
             log.warning("%s: resumed: %s", path, resumed.describe())
         if on_start is not None:
             on_start(resumed)
-        records_file = outdir.RecordsFile(out, keep, replayed)
+        records_file = outdir.RecordsFile(out, keep, replayed) if live is None else live.records_file(out)
         frames = 0
         try:
-            stream = self.records(path, outdir.replay(out, replayed) if replayed else (), skip_through)
+            stream = self.records(path, outdir.replay(out, replayed) if replayed else (), skip_through, live=live)
             for record in progress.count(stream):
                 records_file.add(record)
                 summarizer.add(record)
                 exporter.add(record)
                 frames += record.get("type", "frame") == "frame"
+                if live is not None:  # a signal ends the live source; the records in flight still come
+                    live.written(record, out, summarizer, options.checkpoint)
+                    continue
                 signum = should_stop() if should_stop is not None else None
                 if signum:
                     raise Interrupted(signum)
@@ -302,6 +324,8 @@ class VideoAnalyzer:
             progress.close()
         frames_path = records_file.finish()
         summary = summarizer.result()
+        if live is not None:
+            summary["live"] = live.stats.as_dict()
         summary_path = outdir.write_summary(out, summary)
         metadata = {
             "video_path": path,
@@ -320,7 +344,11 @@ class VideoAnalyzer:
 
 def _options_dict(options: RunOptions, detector: str) -> dict:
     """The options as the exports' provenance lists them, with the detector that ran."""
-    return asdict(replace(options, detector=detector))
+    values = asdict(replace(options, detector=detector))
+    for key in ("live", "checkpoint"):  # a file's provenance as before the live options came
+        if values.get(key) is None:
+            values.pop(key, None)
+    return values
 
 
 class FacialActionVideoAnalyzer:

@@ -245,6 +245,44 @@ def sampling_options(prog: str) -> Callable[[Any], Any]:
     )
 
 
+def live_options(prog: str) -> Callable[[Any], Any]:
+    """--input-format, --input-option, --no-drop, --reconnect, --stall-timeout and --duration:
+    how a live source (standard input, a URL, a device) is read (fatools.live)."""
+    return _compose(
+        click.option("--input-format", default=None, metavar="FORMAT",
+                     help="FFmpeg's input format or capture device: v4l2, avfoundation, dshow (webcams), mpegts, ... "
+                          "[default: FFmpeg guesses]. A device format makes the input live."),
+        click.option("--input-option", "input_options", multiple=True, metavar="KEY=VALUE",
+                     help="An FFmpeg option for the input (rtsp_transport=tcp, video_size=640x480, framerate=30, ...); "
+                          "repeatable."),
+        click.option("--no-drop", is_flag=True,
+                     help="Live input: analyse every sampled frame, however far behind (a warning says when the "
+                          "backlog grows) [default: the newest frame wins and the backlog is dropped, counted in "
+                          "each record's 'dropped']."),
+        click.option("--reconnect", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                     help="Live input: reopen a stream that failed, stalled or ended up to N times in a row, with "
+                          "backoff; the first frame after carries 'reconnected' and 'gap'."),
+        click.option("--stall-timeout", default="10s", show_default=True, metavar="DURATION",
+                     help="Live network input: seconds without data after which the stream counts as dropped "
+                          "(reconnected with --reconnect, else the end)."),
+        click.option("--duration", "live_duration", default=None, metavar="DURATION",
+                     help="Live input: stop after this long (90, 90s, 10m, 1h30m) and finish cleanly."),
+    )
+
+
+def live_from(input_format: str | None, input_options: tuple[str, ...], no_drop: bool, reconnect: int,
+              stall_timeout: str, live_duration: str | None):
+    """The LiveOptions the live options describe (usage errors for bad values)."""
+    from fatools.live import LiveOptions, parse_duration, parse_input_options
+
+    try:
+        return LiveOptions(input_format=input_format, input_options=parse_input_options(input_options),
+                           drop=not no_drop, reconnect=reconnect, stall_timeout=parse_duration(stall_timeout),
+                           duration=parse_duration(live_duration))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def refuse_clock_for_stills(path: str, kind: str, sample_fps: float | None, start: float, end: float | None) -> None:
     """A usage error for --fps, --start or --end on an image or a folder of them (``kind``
     as ``study.inputs.input_kind`` says)."""

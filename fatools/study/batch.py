@@ -42,6 +42,7 @@ from fatools.run import Resumed, RunOptions, VideoAnalyzer
 from fatools.study import outdir
 from fatools.study.inputs import Input, fingerprint
 from fatools.versions import package_versions
+from fatools.live import is_live
 
 log = logging.getLogger("fatools")
 
@@ -174,7 +175,8 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                 with outdir.locked(out):
                     current = run_record(item, options, resolution)
                     previous = outdir.read_record(out)
-                    action = plan(previous, current, formats, force)
+                    # A live input is a new run each time: never skipped, resumed or refused.
+                    action = "fresh" if is_live(item.path, options.live) else plan(previous, current, formats, force)
                     if action == "refuse":
                         raise RefusedError(f"{out}: holds results of another run (differs in: "
                                            f"{', '.join(differences(previous, current))}); give --force to redo it, "
@@ -201,6 +203,8 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
             outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)
+            if stop.signum and is_live(item.path, options.live):
+                raise Interrupted(stop.signum)  # the live run ended cleanly, its outputs written
             if outcome.status == "failed" and fail_fast:
                 break
     return outcomes

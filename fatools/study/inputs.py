@@ -152,6 +152,10 @@ def fingerprint(item: Input) -> dict:
     """Size and a content fingerprint: sha256 of the size and the first, middle and last MiB
     of each file (a whole hour of video is not read for it); a folder of stills hashes
     each image's name, size and first 64 KiB."""
+    from fatools.live import is_live
+
+    if is_live(item.path):
+        return {"size": None, "sha256_sampled": None, "live": True}  # a stream has no content to fingerprint
     digest = hashlib.sha256()
     if item.kind == "images":
         size = 0

@@ -1,0 +1,504 @@
+"""Live inputs: standard input, network streams and webcams, read in real time.
+
+A live source is ``-`` (standard input: any container FFmpeg reads from a pipe), a URL
+(``rtsp://``, ``rtmp://``, ``srt://``, ``udp://``, ``tcp://``, ``http(s)://``, ...), a
+capture device (``/dev/videoN``), or anything given with ``--input-format`` (``v4l2``,
+``avfoundation``, ``dshow``, as FFmpeg names its devices).  Files keep their own path
+(``fatools.video``); nothing here changes how a file is read.
+
+A thread decodes the source as fast as it delivers (``LiveReader``), keeps the sampled
+frames (``t`` on the stream's clock, ``wallclock`` the UTC time it was decoded) and
+hands them over through a bounded queue.  When the consumer is slower than capture the
+newest frame wins: the oldest waiting frame is dropped and counted, and the next record
+handed on says how many were dropped before it (``dropped``).  ``drop=False`` keeps
+every sampled frame (the reader waits, and a warning says when the backlog is full).
+
+Faults: a stream that stalls for ``stall_timeout`` seconds, fails, or ends (network
+sources) is reopened up to ``reconnect`` times in a row with backoff; the first frame
+after it carries ``reconnected`` (the count) and ``gap`` (wall seconds without frames),
+and its ``t`` goes on from the wall time that passed.  End of stream without reconnects
+left is a clean end.  ``duration`` ends the run after that many wall seconds; ``stop()``
+(the consumer's signal check) ends it at once, cleanly.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fatools.errors import VideoError
+
+log = logging.getLogger("fatools")
+
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp", "http", "https", "hls", "pipe")
+DEVICE_FORMATS = ("v4l2", "video4linux2", "avfoundation", "dshow", "gdigrab", "x11grab", "lavfi")
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live source is read (fa-frames' and fa-run's live options)."""
+
+    input_format: str | None = None  # FFmpeg's demuxer or device (v4l2, avfoundation, dshow, mpegts, ...)
+    input_options: tuple[tuple[str, str], ...] = ()  # FFmpeg's options for the input (rtsp_transport=tcp, ...)
+    drop: bool = True  # newest frame wins when analysis is slower than capture
+    queue_size: int = 4  # sampled frames waiting for the consumer
+    reconnect: int = 0  # reopen a dropped stream up to N times in a row
+    stall_timeout: float = 10.0  # seconds without data before the stream counts as dropped
+    duration: float | None = None  # stop after this many wall seconds
+
+
+def is_live(path: str, options: LiveOptions | None = None) -> bool:
+    """Whether ``path`` is read as a live source (standard input, a URL, a device)."""
+    if options is not None and options.input_format in DEVICE_FORMATS:
+        return True
+    if path == "-":
+        return True
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", path)
+    if match and match.group(1).lower() in URL_SCHEMES:
+        return True
+    return path.startswith("/dev/video")
+
+
+def needs_reconnect_support(path: str) -> bool:
+    """Standard input cannot be reopened."""
+    return path != "-"
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """``90``, ``90s``, ``10m``, ``1h``, ``1h30m``, ``500ms`` as seconds; ValueError otherwise."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"{text!r}: give a duration such as 90, 90s, 10m, 1h or 1h30m")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def parse_input_options(pairs: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` strings as pairs; ValueError for one without ``=``."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--input-option {pair!r}: give KEY=VALUE (e.g. rtsp_transport=tcp)")
+        out.append((key, value))
+    return tuple(out)
+
+
+def wallclock(seconds: float | None = None) -> str:
+    """A time as ISO 8601 UTC with milliseconds (``2026-11-02T10:15:30.123Z``)."""
+    moment = datetime.fromtimestamp(time.time() if seconds is None else seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _open(path: str, options: LiveOptions):
+    import av
+
+    url = "pipe:0" if path == "-" else path
+    # Low-latency defaults a live source needs (FFmpeg's would buffer 5 s before the first
+    # frame); --input-option overrides them.
+    given = dict(options.input_options)
+    opts = {"analyzeduration": "1000000", "probesize": "500000"}
+    if options.input_format in DEVICE_FORMATS:
+        opts = {}
+    opts.update(given)
+    kwargs: dict[str, Any] = {"options": opts}
+    if options.input_format:
+        kwargs["format"] = options.input_format
+    if path != "-":
+        # (opening, reading): a sender may take a moment to start; a stall is seen at once.
+        kwargs["timeout"] = (max(options.stall_timeout, 5.0), options.stall_timeout)
+    try:
+        container = av.open(url, **kwargs)
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise VideoError(f"{path}: cannot open the live source ({reason}); check the address, the sender and "
+                         "--input-format/--input-option") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: has no video stream; give a video source")
+    return container
+
+
+@dataclass
+class LiveFrame:
+    """A sampled frame of a live source, its capture time and what went before it."""
+
+    index: int
+    t: float
+    width: int
+    height: int
+    image: np.ndarray | None
+    wallclock: str
+    captured: float  # time.monotonic() when it was decoded
+    dropped: int = 0  # frames dropped since the previous frame handed on
+    extra: dict = field(default_factory=dict)  # reconnected, gap
+
+
+class LiveStats:
+    """Counts and latencies of one live run (the summary's ``live`` object)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.backlog_warnings = 0
+        self.latencies: list[float] = []
+        self.ended: str | None = None  # "end of stream", "duration", "stall", "stopped", "error"
+        self.started = time.time()
+
+    def latency(self, captured: float) -> None:
+        self.latencies.append(time.monotonic() - captured)
+
+    def as_dict(self) -> dict:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float | None:
+            if not lat:
+                return None
+            return round(lat[min(len(lat) - 1, max(0, math.ceil(p * len(lat)) - 1))] * 1000, 1)
+
+        return {"frames": self.frames, "dropped": self.dropped, "analysed": self.frames - self.dropped,
+                "reconnects": self.reconnects,
+                "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": round(lat[-1] * 1000, 1) if lat else None},
+                "started": wallclock(self.started), "seconds": round(time.time() - self.started, 3),
+                "ended": self.ended}
+
+    def line(self) -> str:
+        d = self.as_dict()
+        lat = d["latency_ms"]
+        return (f"live: {d['frames']} frames, {d['dropped']} dropped, {d['reconnects']} reconnects, "
+                f"latency p50 {lat['p50']} ms p95 {lat['p95']} ms, ended: {d['ended']}")
+
+
+_END = object()
+
+
+class LiveReader:
+    """Decodes a live source in a thread into a bounded, newest-wins queue."""
+
+    def __init__(self, path: str, sampling, options: LiveOptions = LiveOptions(), want_pixels: bool = True,
+                 stats: LiveStats | None = None) -> None:
+        self.path, self.sampling, self.options, self.want_pixels = path, sampling, options, want_pixels
+        self.stats = stats if stats is not None else LiveStats()
+        self.info: dict | None = None  # the header's fields, once the source is open
+        self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._dropped_pending = 0
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fatools-live", daemon=True)
+        self.deadline = time.monotonic() + options.duration if options.duration else None
+
+    # -- the reader thread ---------------------------------------------------------
+
+    def start(self) -> "LiveReader":
+        self._thread.start()
+        return self
+
+    def _put(self, item: Any) -> None:
+        with self._cond:
+            if item is not _END and len(self._queue) >= self.options.queue_size:
+                if self.options.drop:
+                    old = self._queue.popleft()
+                    self._dropped_pending += 1 + old.dropped
+                    self.stats.dropped += 1
+                else:
+                    self.stats.backlog_warnings += 1
+                    if self.stats.backlog_warnings in (1, 10, 100) or self.stats.backlog_warnings % 1000 == 0:
+                        log.warning("%s: analysis is slower than capture; %d frames waiting (--no-drop keeps them "
+                                    "all: the source's own buffer grows)", self.path, len(self._queue))
+                    while len(self._queue) >= self.options.queue_size and not self._stop.is_set():
+                        self._cond.wait(0.1)
+            if item is not _END and self._dropped_pending:
+                item.dropped += self._dropped_pending
+                self._dropped_pending = 0
+            self._queue.append(item)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        from fatools.video import Sampler, _rotation, _rotate
+
+        sampler = Sampler(self.sampling)
+        options = self.options
+        index = 0
+        offset = 0.0  # added to the stream clock after a reconnect, so t keeps going
+        last_t = None
+        last_wall = None
+        failures = 0
+        pending_extra: dict = {}
+        deadline = self.deadline
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stats.ended = "duration"
+                    break
+                try:
+                    container = _open(self.path, options)
+                except VideoError as exc:
+                    if failures >= options.reconnect or self._stop.is_set():
+                        if self.info is None:
+                            raise
+                        # The stream had frames: what came is kept, and the run ends cleanly.
+                        log.warning("%s; ending after %d reconnects", exc, self.stats.reconnects)
+                        self.stats.ended = "reconnect failed"
+                        break
+                    failures += 1
+                    self.stats.reconnects += 1
+                    log.warning("%s: reopening failed; again (%d of %d)", self.path, failures, options.reconnect)
+                    self._backoff(failures)
+                    continue
+                reason = "end of stream"
+                try:
+                    stream = container.streams.video[0]
+                    stream.thread_type = "AUTO"
+                    time_base = stream.time_base
+                    start_pts = None
+                    rotation = None
+                    for frame in container.decode(stream):
+                        if self._stop.is_set():
+                            reason = "stopped"
+                            break
+                        now = time.monotonic()
+                        if deadline is not None and now >= deadline:
+                            reason = self.stats.ended = "duration"
+                            self._stop.set()
+                            break
+                        if rotation is None:
+                            rotation = _rotation(stream, frame)
+                        if self.info is None:
+                            self._set_info(stream, frame, rotation)
+                        if frame.pts is not None and time_base is not None:
+                            if start_pts is None:
+                                start_pts = frame.pts
+                            t = offset + float((frame.pts - start_pts) * time_base)
+                        else:
+                            t = offset + (now - (last_wall or now))
+                        failures = 0
+                        last_t, last_wall = t, now
+                        this = index
+                        index += 1
+                        if sampler.done(t):
+                            reason = self.stats.ended = "end of sampling"
+                            self._stop.set()
+                            break
+                        if not sampler.keep(this, t):
+                            continue
+                        image = _rotate(frame.to_ndarray(format="bgr24"), rotation) if self.want_pixels else None
+                        width, height = frame.width, frame.height
+                        if rotation in (90, 270):
+                            width, height = height, width
+                        item = LiveFrame(this, round(t, 6), width, height, image, wallclock(), now,
+                                         extra=pending_extra)
+                        pending_extra = {}
+                        self.stats.frames += 1
+                        self._put(item)
+                except Exception as exc:  # noqa: BLE001 - a dropped stream: reconnect or end
+                    reason = "stall" if "timed out" in str(exc).lower() or "exit" in type(exc).__name__.lower() \
+                        else f"error ({exc})"
+                finally:
+                    try:
+                        container.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                if self._stop.is_set() or self.path == "-" or failures >= options.reconnect:
+                    self.stats.ended = reason if not self._stop.is_set() or reason != "end of stream" else "stopped"
+                    if reason.startswith("error") and not options.reconnect:
+                        log.warning("%s: the stream failed: %s; ending", self.path, reason[7:-1])
+                    elif reason == "stall":
+                        log.warning("%s: no data for %.0f s; ending", self.path, options.stall_timeout)
+                    break
+                failures += 1
+                self.stats.reconnects += 1
+                gap_from = time.monotonic()
+                log.warning("%s: %s; reconnecting (%d of %d)", self.path, reason, failures, options.reconnect)
+                self._backoff(failures)
+                # The first frame after the reconnect carries the gap; its clock goes on from the wall time.
+                if last_t is not None and last_wall is not None:
+                    offset = last_t + (time.monotonic() - last_wall)
+                pending_extra = {"reconnected": self.stats.reconnects, "gap": None, "_gap_from": last_wall or gap_from}
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
+            self._error = exc
+            self.stats.ended = "error"
+        finally:
+            self._opened.set()
+            self._put(_END)
+
+    def _backoff(self, attempt: int) -> None:
+        delay = min(0.5 * 2 ** (attempt - 1), 10.0)
+        self._stop.wait(delay)
+
+    def _set_info(self, stream, frame, rotation: int) -> None:  # noqa: ANN001
+        rate = stream.average_rate or stream.guessed_rate
+        width, height = frame.width, frame.height
+        if rotation in (90, 270):
+            width, height = height, width
+        self.info = {"video": self.path, "fps": float(rate) if rate else None, "frame_count": None,
+                     "duration": None, "codec": stream.codec_context.name, "width": width, "height": height,
+                     "rotation": rotation, "live": True, "wallclock": wallclock()}
+        self._opened.set()
+
+    # -- the consumer ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_open(self, should_stop: Callable[[], Any] | None = None) -> dict | None:
+        """The header's fields once the first frame came (None: the source ended first)."""
+        while not self._opened.wait(0.1):
+            if should_stop is not None and should_stop():
+                self.stop()
+        if self.info is None and self._error is not None:
+            self._thread.join(1)
+            raise self._error
+        return self.info
+
+    def frames(self, should_stop: Callable[[], Any] | None = None) -> Iterator[LiveFrame]:
+        """The kept frames as they come; ends at the end of the stream, ``duration``, or once
+        ``should_stop()`` is true."""
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue:
+                        if should_stop is not None and should_stop():
+                            self.stop()
+                        if self.deadline is not None and time.monotonic() >= self.deadline and not self._stop.is_set():
+                            self.stats.ended = "duration"
+                            self.stop()
+                        if self._stop.is_set():
+                            if self.stats.ended is None:
+                                self.stats.ended = "stopped"
+                            if self._thread.is_alive():
+                                return  # a stalled source: the reader thread ends on its own
+                            break
+                        self._cond.wait(0.1)
+                    if not self._queue:
+                        return
+                    item = self._queue.popleft()
+                    self._cond.notify_all()
+                if item is _END:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                if should_stop is not None and should_stop():
+                    self.stop()
+                gap_from = item.extra.pop("_gap_from", None)
+                if gap_from is not None:
+                    item.extra["gap"] = round(item.captured - gap_from, 3)
+                yield item
+        finally:
+            self.stop()
+            self._thread.join(timeout=2)
+
+
+def live_frames(path: str, sampling, options: LiveOptions, pixels: bool, header: bool = True,
+                stats: LiveStats | None = None, should_stop: Callable[[], Any] | None = None,
+                captured: collections.deque | None = None):
+    """fa-frames' records (as ``stream.Frame``) of a live source: a header, then one per kept
+    frame with ``wallclock`` and ``dropped``; ``captured`` (a deque) gets (frame, capture
+    time) of each, for the latency of the record that leaves last."""
+    from fatools.records import HEADER_TYPE, SCHEMA_VERSION, frame_record
+    from fatools.stream import Frame
+
+    reader = LiveReader(path, sampling, options, want_pixels=pixels, stats=stats).start()
+    try:
+        info = reader.wait_open(should_stop)
+        if info is None:
+            for _ in reader.frames(should_stop):  # raises the reader's error, if any
+                pass
+            return
+        if header:
+            yield Frame({"schema": SCHEMA_VERSION, "type": HEADER_TYPE, **info})
+        for item in reader.frames(should_stop):
+            record = frame_record(path, item.index, item.t, item.width, item.height, wallclock=item.wallclock,
+                                  dropped=item.dropped, **item.extra)
+            if captured is not None:
+                captured.append((item.index, item.captured))
+            yield Frame(record, item.image if pixels else None)
+    finally:
+        reader.stop()
+
+
+@dataclass
+class LiveRun:
+    """One live analysis: its options, its counts, the consumer's stop check, its latencies."""
+
+    options: LiveOptions = LiveOptions()
+    stats: LiveStats = field(default_factory=LiveStats)
+    should_stop: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.latency = LatencySink(self.stats)
+        self._last_checkpoint: float | None = None
+
+    def frames(self, path: str, sampling, pixels: bool, header: bool = True):
+        return live_frames(path, sampling, self.options, pixels, header, self.stats, self.should_stop,
+                           self.latency.captured)
+
+    def records_file(self, out):
+        """fa-run's records file for a live input: ``frames.jsonl`` itself, growing as it runs."""
+        from fatools.study import outdir
+
+        records = outdir.RecordsFile.__new__(outdir.RecordsFile)
+        records.path = records.part = out / outdir.RECORDS
+        records.handle = open(records.path, "wb")
+        records.skip = 0
+        records.writer = outdir.RecordWriter(records.handle)
+        return records
+
+    def written(self, record: dict, out, summarizer, checkpoint: float | None) -> None:
+        """A record is in the records file: its latency counted, and every ``checkpoint``
+        seconds the summary so far written (atomically) to ``summary.json``."""
+        self.latency.written(record)
+        if not checkpoint:
+            return
+        now = time.monotonic()
+        if self._last_checkpoint is None:
+            self._last_checkpoint = now
+        elif now - self._last_checkpoint >= checkpoint:
+            from fatools.study import outdir
+
+            summary = summarizer.result()
+            summary["live"] = self.stats.as_dict()
+            outdir.write_summary(out, summary)
+            self._last_checkpoint = now
+            log.info("%s: checkpoint: summary.json written (%d frames)", out, self.stats.frames)
+
+
+class LatencySink:
+    """Latency from capture to the written record: call ``written(record)`` once it is flushed."""
+
+    def __init__(self, stats: LiveStats) -> None:
+        self.stats = stats
+        self.captured: collections.deque = collections.deque()
+
+    def written(self, record: dict) -> None:
+        frame = record.get("frame")
+        if not isinstance(frame, int) or isinstance(frame, bool) or record.get("type", "frame") != "frame":
+            return
+        while self.captured and self.captured[0][0] != frame:
+            if self.captured[0][0] > frame:
+                return
+            self.captured.popleft()
+        if self.captured and self.captured[0][0] == frame:
+            self.stats.latency(self.captured.popleft()[1])
