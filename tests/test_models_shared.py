@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -32,7 +33,9 @@ def test_the_store_is_readable_by_the_lab_whatever_the_umask(tmp_path: Path, sta
 def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store: Path) -> None:
     """Six jobs that need the same missing derived file at the same moment: one builds it,
     the others wait and load the whole file; the store ends with the file, its record and
-    its lock, nothing else."""
+    its lock, nothing else.  That they waited is seen, not assumed: the kernel listed one
+    blocked on the lock while the build went on, and it asked before the build ended and
+    got the file after."""
     import shutil
 
     import toy_deriver
@@ -55,7 +58,15 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
     assert all(job.returncode == 0 for job in jobs), [err for _, err in results]
     path = toy_deriver.toy_path(model_file)
     assert [out.split() for out, _ in results] == [["ok", str(path)]] * 6
-    assert len(build_log.read_text().split()) == 1, "built more than once"
+    builds = [json.loads(line) for line in build_log.read_text().splitlines()]
+    assert len(builds) == 1, f"built {len(builds)} times"
+    (build,) = builds
+    pids = {job.pid for job in jobs}
+    times = {int(p.name.split("-")[1]): json.loads(p.read_text()) for p in gate.glob("times-*")}
+    assert set(times) == pids and build["pid"] in pids
+    assert build["waiters"] and set(build["waiters"]) <= pids - {build["pid"]}, build
+    for waiter in build["waiters"]:
+        assert times[waiter]["asked"] < build["end"] <= times[waiter]["got"], (times[waiter], build)
     derived_dir = path.parent
     assert sorted(p.name for p in derived_dir.iterdir()) == sorted(
         [path.name, path.with_suffix(".json").name, f"{path.name}.lock"])
@@ -63,6 +74,47 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
     from fatools.models import verify
 
     assert verify.verify_one("va", root)["status"] == "ok"
+
+
+def test_many_processes_make_one_onnx_export(tmp_path: Path, standin_store: Path) -> None:
+    """fatools' own deriver raced: four jobs preparing the ONNX export of the same model at
+    the same moment (four first runs on a fresh store): it is made once, every job gets
+    that file, whole, with its record, and ONNX Runtime opens it; the kernel listed a job
+    blocked on the lock while it was made."""
+    import shutil
+    import time
+
+    import toy_deriver
+    from fatools.models import derived, onnx_export, store
+
+    root = tmp_path / "store"
+    shutil.copytree(standin_store / "va", root / "va", ignore=shutil.ignore_patterns("derived"))
+    path = onnx_export.onnx_path(root / "va" / "model.pt", store.file_record("va", root)["sha256"])
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(Path(toy_deriver.__file__).parent))
+    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, "--onnx", "va", str(root), str(gate)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    waiters: set[int] = set()
+    try:
+        toy_deriver.open_gate(gate, jobs)
+        while any(job.poll() is None for job in jobs):  # until all end: their pipes hold little
+            waiters |= toy_deriver.lock_waiters(toy_deriver.lock_of(path))
+            time.sleep(0.002)
+    finally:
+        (gate / "go").touch()
+    results = [job.communicate(timeout=600) for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), [err for _, err in results]
+    sha256 = store.file_sha256(path)
+    assert [out.split() for out, _ in results] == [[str(path), sha256]] * 4
+    made = [err for _, err in results if "the ONNX export of va: making it once" in err]
+    assert len(made) == 1, [err for _, err in results]
+    assert waiters and waiters <= {job.pid for job in jobs}, waiters
+    info = derived.read_info(path)
+    assert info["sha256"] == sha256 and info["max_abs_diff"] <= info["tolerance"]
+    assert onnx_export.open_problem(path) is None
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"])
 
 
 def test_prepare_makes_what_each_deriver_would(tmp_path: Path, standin_store: Path, monkeypatch) -> None:
