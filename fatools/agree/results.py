@@ -16,8 +16,7 @@ import pandas as pd
 from fatools import records as rec
 from fatools.agree.codes import FATOOLS_AUS
 from fatools.errors import FatoolsError
-
-RECORDS = "frames.jsonl"
+from fatools.study.outdir import RECORDS  # fa-run's output directory's records file
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from fatools.study import outdir
 from fatools.study.collect import AUS, result_dirs, rows
 
 _PAGE = Path(__file__).with_name("index.html")
@@ -105,7 +106,7 @@ class StudyIndex:
                 if report:
                     cell = f'<a href="{self._link(report)}">{shown}</a>'
                 elif row.get("output_dir"):
-                    cell = f'{shown} (<a href="{self._link(os.path.join(row["output_dir"], "run.json"))}">run record</a>)'
+                    cell = f'{shown} (<a href="{self._link(os.path.join(row["output_dir"], outdir.RUN_RECORD))}">run record</a>)'
                 else:
                     cell = shown
             else:
