@@ -7,6 +7,9 @@
 #   benchmarks/gpu/prepare.sh              # here, with network: fills benchmarks/gpu/carry/
 #   benchmarks/gpu/run.sh OUTDIR [DEVICE]  # there: DEVICE cuda (default), or cpu to rehearse
 #
+# The rehearsal (cpu) runs on the Python of `prepare.sh --rehearsal`'s environment, which
+# holds the machine's versions (constraints/gpu-machine.txt), when PYTHON names none.
+#
 # Writes at most 8 files into OUTDIR (run.log, tests.txt, speed.txt, speed.json,
 # profile.txt, measure.json, effects.json; profile.trace.json only when it is small), each step under its own time limit and all of them under DEADLINE seconds
 # (default 480), so that a rerun still fits in the machine's time.  A failed step is
@@ -17,8 +20,19 @@ DEVICE=${2:-cuda}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CARRY=$HERE/carry
-PY=${PYTHON:-python3}
-DEADLINE=${DEADLINE:-480}
+REHEARSAL_PY=${FATOOLS_REHEARSAL_VENV:-$HOME/.cache/fatools/venvs/gpu-rehearsal}/bin/python
+if [ -n "${PYTHON:-}" ]; then
+  PY=$PYTHON
+elif [ "$DEVICE" = cpu ] && [ -x "$REHEARSAL_PY" ]; then
+  PY=$REHEARSAL_PY
+else
+  PY=python3
+fi
+# STEP_SCALE multiplies every step's limit and the default DEADLINE: for a rehearsal on a
+# small or busy CPU (the limits are sized for the GPU machine's 16 cores).
+STEP_SCALE=${STEP_SCALE:-1}
+DEADLINE=${DEADLINE:-$((480 * STEP_SCALE))}
+export PYTHONUNBUFFERED=1  # a step stopped at its limit still leaves what it printed
 WORK=${WORK:-$(mktemp -d /tmp/fatools-gpu-XXXXXX)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -26,7 +40,7 @@ exec > >(tee -a "$OUT/run.log") 2>&1
 cd "$ROOT"
 
 step() {  # step NAME LIMIT_S COMMAND...: run it under the smaller of its limit and what is left
-  local name=$1 limit=$2 left rc started
+  local name=$1 limit=$(($2 * STEP_SCALE)) left rc started
   shift 2
   left=$((DEADLINE - SECONDS - 5))
   if [ "$left" -lt 20 ]; then
@@ -70,6 +84,10 @@ TWINS=$WORK/twins
 
 date -u
 nvidia-smi 2>&1 || echo "(no nvidia-smi)"
+# The Python's own packages (what constraints/gpu-machine.txt pins for the rehearsal).
+echo "base python: $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+PYTHONPATH= "$PY" -m pip list --format=freeze --disable-pip-version-check 2>/dev/null | tr '\n' ' '
+echo
 fa-models doctor --device "$DEVICE" 2>&1
 
 step twins 150 "$PY" -m benchmarks.twins "$TWINS" --detector both --mnet-pth "$MNET"
