@@ -61,22 +61,6 @@ class Agreement:
                 "confusion": [{"rater": r, "reference": f, "labels": list(c.index), "matrix": c.to_numpy().tolist()}
                               for (r, f), c in self.confusion.items()]}
 
-    def save(self, table: str | Path | None = None, json_file: str | Path | None = None,
-             html: str | Path | None = None) -> None:
-        """Write the CSV table, the JSON and the page, each under a temporary name first, so
-        that a failed or killed run leaves no half-written file under a final name."""
-        from fatools.models.derived import write_atomic
-
-        if table is not None:
-            write_atomic(Path(table), lambda tmp: self.table.to_csv(tmp, index=False))
-        if json_file is not None:
-            text = json.dumps(self.to_json(), indent=1, default=str)
-            write_atomic(Path(json_file), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        if html is not None:
-            from fatools.agree.page import write_html
-
-            write_html(self, html)
-
 
 def _assign(codings: list[Coding], videos: list[Video], who: str) -> dict[str, list[Coding]]:
     """Each coding to its video: the only one, else the video whose name its file name starts with (the longest)."""

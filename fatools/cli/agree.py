@@ -84,6 +84,7 @@ def cli(results, references, raters, protocol, aus, threshold, track, tracks_pat
     import pandas as pd
 
     from fatools.agree import agree
+    from fatools.agree.output import save
     from fatools.agree.codes import parse_au
     from fatools.errors import FatoolsError
 
@@ -113,7 +114,7 @@ def cli(results, references, raters, protocol, aus, threshold, track, tracks_pat
     if output == "-":
         result.table.to_csv(sys.stdout, index=False)
     try:
-        result.save(table=None if output == "-" else output, json_file=json_path, html=html_path)
+        save(result, table=None if output == "-" else output, json_file=json_path, html=html_path)
     except OSError as exc:
         raise FatoolsError(f"{exc.filename or output}: cannot write ({exc.strerror}); choose a writable path") from None
 
