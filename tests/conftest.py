@@ -98,3 +98,58 @@ def squares_image(path: Path, size=(1280, 720), squares=((200, 100, 200), (800, 
         image[y:y + side, x:x + side] = (255 - 10 * i, 250, 245)
     cv2.imwrite(str(path), image)
     return path
+
+
+def _twin_key(mnet_weights: Path) -> str:
+    """What the compute twins are made of: benchmarks/twins.py's text, the libraries whose
+    architectures and tracer it uses, and the real MobileNet0.25's weights."""
+    import hashlib
+    from importlib.metadata import version
+
+    import torch
+
+    from fatools.models.derived import file_sha256
+
+    parts = [(ROOT / "benchmarks" / "twins.py").read_bytes(), torch.__version__.encode(),
+             file_sha256(mnet_weights).encode()]
+    parts += [version(name).encode() for name in ("torchvision", "timm", "facetorch")]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+TWIN_NAMES = ("au", "fer", "va", "align", "align-meta", "retinaface-mnet", "retinaface")
+
+
+@pytest.fixture(scope="session")
+def twin_store(mnet_weights: Path) -> Path:
+    """A model store of the compute twins (benchmarks/twins.py: facetorch's architectures,
+    seeded weights, the real MobileNet0.25; both detectors), built once per machine (about
+    20 s) into ``~/.cache/fatools/twins/<key>`` (``$FATOOLS_TWIN_CACHE`` instead of
+    ``~/.cache/fatools/twins``), outside the checkout; ``key`` hashes twins.py, torch's,
+    torchvision's, timm's and facetorch's versions and the weights' sha256.  The first
+    process builds under a lock into a temporary directory and renames it, so a second
+    pytest-xdist worker waits and then finds it whole.  ONNX exports that tests make land
+    in the store beside the models (``derived/``, under their own locks) and are kept too."""
+    import fcntl
+    import tempfile
+
+    from benchmarks import twins
+
+    cache = Path(os.environ.get("FATOOLS_TWIN_CACHE")
+                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fatools" / "twins")
+    cache.mkdir(parents=True, exist_ok=True)
+    root = cache / _twin_key(mnet_weights)
+    fd = os.open(cache / f"{root.name}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if root.is_dir() and not twins.is_twin_store(root, TWIN_NAMES):
+            shutil.rmtree(root)  # damaged or half-removed: built again
+        if not root.is_dir():
+            tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-", dir=cache))
+            try:
+                twins.build_twins(tmp, "both", mnet_weights)
+                os.rename(tmp, root)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return root

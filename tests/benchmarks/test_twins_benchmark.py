@@ -1,8 +1,8 @@
 """Compute twins (benchmarks.twins) and the speed benchmark's plumbing; never timings.
 
-The twins build once per module (about 15 s, most of it tracing the Swin-Base AU
-model); the end-to-end ``python -m benchmarks.speed --smoke`` run is opt-in
-(FATOOLS_BENCH_SMOKE=1).
+The twins come from tests/conftest.py's ``twin_store``: built once per machine (about
+15 s, most of it tracing the Swin-Base AU model) and cached outside the checkout.  The
+end-to-end ``python -m benchmarks.speed --smoke`` run is opt-in (FATOOLS_BENCH_SMOKE=1).
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEED = [sys.executable, "-m", "benchmarks.speed"]
 
 
-@pytest.fixture(scope="module")
-def twin_store(tmp_path_factory: pytest.TempPathFactory, mnet_weights: Path) -> Path:
-    root = tmp_path_factory.mktemp("twins")
-    written = twins.build_twins(root, "both", mnet_weights)
-    assert set(written) == {"au", "fer", "va", "align", "align-meta", "retinaface-mnet", "retinaface"}
-    return root
+def test_twin_store_is_cached_outside_the_checkout(twin_store: Path) -> None:
+    assert ROOT.resolve() not in twin_store.resolve().parents
 
 
 def test_twins_are_recorded_as_twins(twin_store: Path) -> None:
