@@ -80,33 +80,63 @@ def test_stdin_pipe(tmp_path):
     assert "live: 10 frames, 0 dropped" in done.stderr and "ended: end of stream" in done.stderr
 
 
-def test_udp_reconnect_marks_the_gap_and_duration_ends_it():
+def udp_bound(port: int) -> bool:
+    with open("/proc/net/udp") as table:
+        return any(f":{port:04X} " in line.split()[1] + " " for line in table.readlines()[1:])
+
+
+def wait_bound(port: int, process: subprocess.Popen, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while not udp_bound(port):
+        assert process.poll() is None and time.monotonic() < deadline, "the reader never listened"
+        time.sleep(0.05)
+
+
+def test_udp_reconnect_marks_the_gap_and_sigint_ends_it():
     """Two ffmpeg senders on a UDP port, a pause between them: the stall is a reconnect, the
-    first frame after it says so; --duration ends the run cleanly."""
+    first frame after it says so; SIGINT ends fa-frames cleanly (exit 130, summary line)."""
     port = free_udp_port()
     url = f"udp://127.0.0.1:{port}"
     reader = subprocess.Popen([BIN / "fa-frames", url, "--every", "5", "--reconnect", "3", "--stall-timeout",
-                               "0.5s", "--duration", "7s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                               "0.5s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.8)
+        wait_bound(port, reader)
         target = f"{url}?pkt_size=1316"
         subprocess.run(SEND + lavfi(1.5) + TS + [target], timeout=20, check=True)
-        time.sleep(1.0)
-        subprocess.run(SEND + lavfi(2.5) + TS + [target], timeout=20, check=True)
+        time.sleep(2.0)  # the reader stalls after 0.5 s, reopens after 0.5 s more, and waits up to 5 s for data
+        wait_bound(port, reader)
+        subprocess.run(SEND + lavfi(1.5) + TS + [target], timeout=20, check=True)
+        time.sleep(0.3)
+        os.kill(reader.pid, signal.SIGINT)
         out, err = reader.communicate(timeout=20)
     finally:
         if reader.poll() is None:
             os.kill(reader.pid, signal.SIGKILL)
             reader.wait()
-    assert reader.returncode == 0, err
+    assert reader.returncode == 130, err
     frames = lines(out)[1:]
     after = [f for f in frames if "reconnected" in f]
     assert len(after) == 1 and after[0]["reconnected"] == 1 and after[0]["gap"] > 0.5, err
     ts = [f["t"] for f in frames]
     assert ts == sorted(ts)  # the clock goes on across the gap
     assert after[0]["t"] - frames[frames.index(after[0]) - 1]["t"] >= 0.5
-    assert "ended: duration" in err and "1 reconnects" in err
+    assert "1 reconnects" in err and "ended: " in err
+
+
+def test_duration_stops_a_live_run():
+    """--duration 2s on an endless sender: a clean end (exit 0) with about 2 s of frames."""
+    sender = subprocess.Popen(SEND + lavfi(60) + TS + ["-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        done = subprocess.run([BIN / "fa-frames", "-", "--every", "5", "--duration", "2s"], stdin=sender.stdout,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        sender.stdout.close()
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait()
+    assert done.returncode == 0, done.stderr
+    frames = lines(done.stdout)[1:]
+    assert 3 <= len(frames) and frames[-1]["t"] < 60
+    assert "ended: duration" in done.stderr
 
 
 def _fifo_sender(tmp_path: Path, seconds: float):
@@ -120,7 +150,7 @@ def _fifo_sender(tmp_path: Path, seconds: float):
 def test_slow_consumer(tmp_path, drop, caplog):
     """A consumer slower than capture (0.15 s a frame at 25 fps): the newest frame wins and
     the drops are counted per record and in total; --no-drop keeps every frame and warns."""
-    fifo, sender = _fifo_sender(tmp_path, 1.2)
+    fifo, sender = _fifo_sender(tmp_path, 1.2 if drop else 0.6)
     try:
         reader = LiveReader(fifo, Sampling(), LiveOptions(drop=drop, queue_size=2), want_pixels=True).start()
         got = []
@@ -135,7 +165,7 @@ def test_slow_consumer(tmp_path, drop, caplog):
         assert len(got) + stats.dropped == stats.frames
         assert [f.index for f in got] == sorted(f.index for f in got)
     else:
-        assert stats.dropped == 0 and [f.index for f in got] == list(range(stats.frames)) and stats.frames >= 29
+        assert stats.dropped == 0 and [f.index for f in got] == list(range(stats.frames)) and stats.frames >= 14
         assert "analysis is slower than capture" in caplog.text
     assert got[0].image.shape == (240, 320, 3)
 
@@ -144,22 +174,24 @@ def test_fa_run_live_sigint(tmp_path, standin_store):
     """fa-run on standard input: frames.jsonl grows while it runs, --checkpoint writes
     summary.json, SIGINT ends it with every output written and exit 130."""
     out = tmp_path / "out"
-    sender = subprocess.Popen(SEND + lavfi(60, rate=10) + TS + ["-"], stdout=subprocess.PIPE)
+    # A plain grey picture: the stand-in detector finds few or no faces in it, so each frame is quick.
+    sender = subprocess.Popen(SEND + ["-i", "color=c=gray:size=320x240:rate=10", "-t", "60"] + TS + ["-"],
+                              stdout=subprocess.PIPE)
     env = {**os.environ, "FATOOLS_MODELS": str(standin_store)}
     run = subprocess.Popen([BIN / "fa-run", "-", "-o", out, "--every", "2", "-f", "json,csv", "--checkpoint", "1s",
                             "--backend", "torch", "--no-progress"], stdin=sender.stdout, stderr=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True, env=env)
     sender.stdout.close()
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 60
         records = out / "frames.jsonl"
         while time.monotonic() < deadline:
-            if records.exists() and records.read_text().count("\n") >= 8 and (out / "summary.json").exists():
+            if records.exists() and records.read_text().count("\n") >= 4 and (out / "summary.json").exists():
                 break
             assert run.poll() is None, run.stderr.read()
             time.sleep(0.2)
         growing = records.read_text().count("\n")
-        assert growing >= 8, "frames.jsonl did not grow while the run went on"
+        assert growing >= 4, "frames.jsonl did not grow while the run went on"
         assert json.loads((out / "summary.json").read_text())["live"]["frames"] > 0  # the checkpoint
         os.kill(run.pid, signal.SIGINT)
         stdout, stderr = run.communicate(timeout=30)
