@@ -11,7 +11,7 @@ from fatools.cli import options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, type=click.Path())
+@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--from", "from_lists", multiple=True, type=click.Path(allow_dash=True), metavar="FILE",
               help="Also analyse the paths listed in FILE, one per line ('-': standard input); repeatable.")
 @options.output_dir_option("fa-run")
@@ -36,9 +36,13 @@ from fatools.cli import options
 @options.frame_batch_option("fa-run")
 @options.face_batch_option
 @options.runtime_options
+@options.live_options("fa-run")
+@click.option("--checkpoint", default=None, metavar="DURATION",
+              help="Live input: rewrite summary.json (atomically) this often while the run goes on (60s, 5m).")
 @options.command("fa-run")
 def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design_path, participant_from,
-        allow_partial, **values):
+        allow_partial, input_format, input_options, no_drop, reconnect, stall_timeout, live_duration, checkpoint,
+        **values):
     """Analyse videos, images or folders of them in one process; write every result into
     a directory.
 
@@ -59,10 +63,24 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design
     from fatools.export.formats import DEFAULT_FORMATS
     from fatools.run import run_options
 
+    from fatools.live import is_live, parse_duration
+    from fatools.study.inputs import Input
+
+    live = options.live_from(input_format, input_options, no_drop, reconnect, stall_timeout, live_duration)
+    try:
+        values["checkpoint"] = parse_duration(checkpoint)
+    except ValueError as exc:
+        raise click.UsageError(f"--checkpoint {exc}") from None
+    values["live"] = live
     paths = list(inputs) + [path for source in from_lists for path in read_list(source)]
     if not paths:
         raise click.UsageError("give inputs (videos, images, folders) or --from FILE")
-    items = expand(paths)  # every input checked before any model loads
+    if any(is_live(path, live) for path in paths):
+        if len(paths) != 1:
+            raise click.UsageError("a live input (-, a URL, a device) is analysed on its own; give it alone")
+        items = [Input(paths[0], "video")]
+    else:
+        items = expand(paths)  # every input checked before any model loads
     for item in items:
         options.refuse_clock_for_stills(item.path, item.kind, values["sample_fps"], values["start"], values["end"])
     if design_path or participant_from:
