@@ -502,35 +502,3 @@ class LatencySink:
             self.captured.popleft()
         if self.captured and self.captured[0][0] == frame:
             self.stats.latency(self.captured.popleft()[1])
-
-
-class StopSignals:
-    """SIGINT and SIGTERM end a live run at once, cleanly; ``stop()`` says which came (as
-    ``fatools.study.batch.StopSignals``, without importing the models)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
-        import signal
-
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __enter__(self) -> "StopSignals":
-        import signal
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self._old[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for signum, old in self._old.items():
-            signal.signal(signum, old)
-
-    def __call__(self) -> int | None:
-        return self.signum

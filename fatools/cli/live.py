@@ -16,7 +16,7 @@ def frames_live(inputs, sampling, live_options, no_header: bool, on_error: str) 
     from fatools.frames import records_for
     from fatools.live import LiveRun, is_live
     from fatools.records import RecordWriter
-    from fatools.live import StopSignals
+    from fatools.signals import StopSignals
 
     writer = RecordWriter()
     with StopSignals() as stop:

@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -43,6 +42,7 @@ from fatools.study import outdir
 from fatools.study.inputs import Input, fingerprint
 from fatools.versions import package_versions
 from fatools.live import is_live
+from fatools.signals import StopSignals
 
 log = logging.getLogger("fatools")
 
@@ -124,35 +124,6 @@ def plan(previous: dict | None, current: dict, formats: tuple[str, ...], force: 
     return "resume"
 
 
-# -- signals ------------------------------------------------------------------------
-
-class StopSignals:
-    """SIGTERM and SIGINT ask the run to stop at the next record boundary (a second
-    SIGINT stops at once); ``signum`` says which came."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.warning("%s: stopping at the next record (the records so far are kept)", signal.Signals(signum).name)
-
-    def __enter__(self) -> StopSignals:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self._old[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, old in self._old.items():
-            signal.signal(signum, old)
-
-    def __call__(self) -> int | None:
-        return self.signum
-
-
 # -- the batch ----------------------------------------------------------------------
 
 def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force: bool = False,
@@ -168,7 +139,7 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
     resolution = resolve(options.model_request)  # the models checked, none loaded
     analyzer: VideoAnalyzer | None = None
     outcomes: list[Outcome] = []
-    with StopSignals() as stop:
+    with StopSignals("stopping at the next record (the records so far are kept)") as stop:
         for item, out_dir in zip(items, dirs):
             out = Path(out_dir)
             try:
