@@ -82,6 +82,32 @@ def test_onnx_records_equal_torch_records_within_1e_4(clip, mixed_store, tmp_pat
             assert np.allclose(fa["landmarks3d"], fb["landmarks3d"], atol=2e-2)
 
 
+def test_an_export_silences_only_torchs_known_notices(mixed_store, tmp_path, monkeypatch):
+    """Exporting says nothing (torch's notices about its legacy exporter and a ScriptModule's
+    missing signature are silenced by their messages), and any other warning still shows."""
+    import warnings
+
+    from fatools.models.torchscript import quiet_torchscript
+
+    with quiet_torchscript():
+        model = torch.jit.load(str(model_path("va", mixed_store)), map_location="cpu").eval()
+    example = onnx_export.check_inputs(onnx_export.example_of("va")[0], False)[0]
+    real = torch.onnx.export
+
+    def export_saying_more(*args, **kwargs):
+        warnings.warn("a notice nobody has seen", UserWarning)
+        return real(*args, **kwargs)
+
+    said = []
+    for export in (real, export_saying_more):
+        monkeypatch.setattr(torch.onnx, "export", export)
+        with warnings.catch_warnings(record=True) as seen, torch.no_grad():
+            warnings.simplefilter("always")
+            onnx_export._export(model, example, tmp_path / "va.onnx", detector=False)
+        said.append([str(w.message) for w in seen])
+    assert said == [[], ["a notice nobody has seen"]]
+
+
 class Cummax(nn.Module):
     """The stand-in AU contract ([B,3,224,224] -> [B,41] in [0,1]) through an operator
     ONNX lacks (cummax), so its export fails."""
