@@ -53,14 +53,16 @@ def test_min_quality_keeps_faces_without_a_verdict():
 
 
 def test_detect_and_predict_write_quality(tmp_path, mixed_store, faces_dir):
+    import shutil
     import subprocess
     import sys
     from pathlib import Path
 
     env_bin = Path(sys.executable).parent
-    proc = subprocess.run(f"{env_bin}/fa-frames '{faces_dir / 'family4.jpg'}' | {env_bin}/fa-detect --detector "
-                          f"retinaface-mnet | {env_bin}/fa-predict --tasks align",
-                          shell=True, capture_output=True, env={"FATOOLS_MODELS": str(mixed_store), "PATH": str(env_bin)})
+    # Under pipefail: fa-frames or fa-detect failing fails the pipe, not only fa-predict.
+    proc = subprocess.run([shutil.which("bash"), "-c", f"set -o pipefail; {env_bin}/fa-frames '{faces_dir / 'family4.jpg'}' "
+                           f"| {env_bin}/fa-detect --detector retinaface-mnet | {env_bin}/fa-predict --tasks align"],
+                          capture_output=True, env={"FATOOLS_MODELS": str(mixed_store), "PATH": str(env_bin)})
     assert proc.returncode == 0, proc.stderr.decode()
     record = [json.loads(line) for line in proc.stdout.splitlines()][-1]
     assert len(record["faces"]) == 4
