@@ -35,7 +35,8 @@ INSTALL_pinned = $(PIP) -c constraints/pinned.txt -e '.[test]' '$(FACETORCH)'
 .PHONY: install system-deps feat-envs test test-stacks test-part demo clean
 
 # The virtual environment, brought up to date when the dependencies change.
-$(STAMP): pyproject.toml constraints/$(STACK).txt
+# fatools/versions.py: the version is read from it at install time (pyproject dynamic), so a bump reinstalls.
+$(STAMP): pyproject.toml fatools/versions.py constraints/$(STACK).txt
 	@[ -x $(BIN)/python ] || { py=$$(scripts/find-python $(PYTHON)) && echo "$(VENV): $$py, $(STACK) stack" && $$py -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(INSTALL_$(STACK))

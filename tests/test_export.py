@@ -26,6 +26,7 @@ from fatools.export import DEFAULT_FORMATS, export
 from fatools.export.wide import AU_COLUMNS, MAIN_AUS
 from fatools.facs import AU45, BY_CODE, CODES, intensity
 from fatools.records import dumps
+from fatools.versions import __version__
 
 LABELS = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
 VIDEO = "clips/interview.mp4"
@@ -155,7 +156,7 @@ def test_json_has_the_seed_structure_and_matches_the_records(exported, records):
                 "facetorch_version", "models", "options"):
         assert key in meta, key
     assert meta["video_path"] == VIDEO and meta["frames_processed"] == N
-    assert meta["fatools_version"] == "0.1.0" and meta["facetorch_version"]
+    assert meta["fatools_version"] == __version__ and meta["facetorch_version"]
     assert [m["name"] for m in meta["models"]] == ["retinaface", "au", "fer", "va", "align", "align-meta"]
     assert all("sha256" in m for m in meta["models"])
     assert meta["options"]["detection"]["det_size"] == 1080 and meta["options"]["au_threshold"] == 0.5
@@ -315,7 +316,7 @@ def test_text_report_tells_what_matters(exported):
     assert VIDEO in text and "10.0 s, 250 frames at 25 fps, 1280x720 (h264)" in text
     assert "Frames analysed:   50, one every 0.2 s" in text
     assert "Tracks:            2" in text and "track 0" in text and "track 1" in text
-    assert "Processing time:   not recorded" in text and "fatools 0.1.0, facetorch 0.6" in text
+    assert "Processing time:   not recorded" in text and f"fatools {__version__}, facetorch 0.6" in text
     # Dominant emotions, overall and per track.
     assert "Neutral" in text and "Happiness" in text and "Sadness" in text
     # The most active AUs, with what they mean.

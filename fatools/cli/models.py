@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import click
 
-from fatools.versions import __version__
 from fatools.cli import options
 from fatools.errors import FatoolsError
 from fatools.models.catalogue import MODELS
@@ -36,7 +35,7 @@ def _human_size(size: int | None) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name=PROG)
+@options.version_option(PROG)
 def cli() -> None:
     """Manage fatools' model store: one directory holding every model file.
 
@@ -50,7 +49,7 @@ def cli() -> None:
 @cli.command("list")
 @options.models_dir_option
 @json_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def list_cmd(models_dir: str | None, as_json: bool) -> None:
     """List every model: task, present or missing, size, sha256, source, its ONNX export, path.
 
@@ -98,7 +97,7 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
 @click.option("--all", "fetch_all", is_flag=True, help="Every model in the catalogue.")
 @options.force_option
 @options.models_dir_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: str | None) -> None:
     """Download models into the store; print their paths.
 
@@ -123,7 +122,7 @@ def fetch_cmd(names: tuple[str, ...], fetch_all: bool, force: bool, models_dir: 
 @click.argument("name", type=model_name, metavar="NAME")
 @click.option("--check", is_flag=True, help="Exit 1 with a message when the model is absent.")
 @options.models_dir_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def path_cmd(name: str, check: bool, models_dir: str | None) -> None:
     """Print where model NAME lives (or would live) in the store."""
     from fatools.models import store
@@ -137,7 +136,7 @@ def path_cmd(name: str, check: bool, models_dir: str | None) -> None:
 @click.argument("name", type=model_name, metavar="NAME")
 @click.argument("file", type=click.Path(dir_okay=False))
 @options.models_dir_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def import_cmd(name: str, file: str, models_dir: str | None) -> None:
     """Install FILE, carried over by hand, as model NAME; print its store path.
 
@@ -153,7 +152,7 @@ def import_cmd(name: str, file: str, models_dir: str | None) -> None:
 @click.argument("names", nargs=-1, type=model_name, metavar="[NAME]...")
 @options.models_dir_option
 @json_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) -> None:
     """Rehash the store: each model ok, changed, missing, damaged or partial; exit 1 unless all ok.
 
@@ -184,7 +183,7 @@ def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) ->
 @options.force_option
 @options.models_dir_option
 @options.verify_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def prepare_cmd(names: tuple[str, ...], int8: bool, force: bool, models_dir: str | None, verify: bool) -> None:
     """Make the files runs derive from the models (their checked ONNX exports), once; print their paths.
 
@@ -211,7 +210,7 @@ def prepare_cmd(names: tuple[str, ...], int8: bool, force: bool, models_dir: str
 @cli.command("doctor")
 @options.device_option
 @json_option
-@options.command(PROG)
+@options.command(PROG, version=False)
 def doctor_cmd(device: str, as_json: bool) -> None:
     """Print the software stack in one place, for a bug report.
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import click
 
 from fatools.errors import FatoolsError
+from fatools.versions import __version__
 
 log = logging.getLogger("fatools")
 
@@ -35,10 +36,20 @@ def _configure_logging(prog: str, verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
-def command(prog: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command body the shared verbosity/debug options and error handling."""
+def version_option(prog: str) -> Callable[[Any], Any]:
+    """--version: "fa-run (fatools) 0.2.0", from fatools.versions alone (no torch, no metadata)."""
+    return click.version_option(__version__, "--version", prog_name=prog, message="%(prog)s (fatools) %(version)s",
+                                help="Show the version and exit.")
+
+
+def command(prog: str, version: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command body the shared verbosity/debug options, --version and error handling.
+
+    ``version=False`` for a group's subcommands (fa-models list): the group has --version.
+    """
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        @(version_option(prog) if version else (lambda f: f))
         @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
         @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
         @click.option("--debug", is_flag=True, help="Show a full traceback on errors.")
