@@ -32,7 +32,7 @@ PIP := $(BIN)/python -m pip install --quiet
 INSTALL_current = $(PIP) -c constraints/current.txt -e '.[test]' && $(PIP) --no-deps '$(FACETORCH)'
 INSTALL_pinned = $(PIP) -c constraints/pinned.txt -e '.[test]' '$(FACETORCH)'
 
-.PHONY: install system-deps feat-envs test test-stacks test-part demo clean
+.PHONY: install system-deps feat-envs test test-stacks test-part wheel-smoke demo clean
 
 # The virtual environment, brought up to date when the dependencies change.
 # fatools/versions.py: the version is read from it at install time (pyproject dynamic), so a bump reinstalls.
@@ -46,9 +46,10 @@ install: $(STAMP)
 
 # What the tests use from Debian: the ffmpeg CLI (variable-frame-rate and rotated clips),
 # GNU parallel, SLURM with munge (a one-node cluster the scheduler tests start), and
-# headless Chromium with its driver (the HTML report's browser tests, through Selenium).
+# headless Chromium with its driver (the HTML report's browser tests, through Selenium),
+# and man (make wheel-smoke finds the installed pages with `man -w`).
 SYSTEM_TOOLS := ffmpeg:ffmpeg parallel:parallel sbatch:slurm-wlm slurmctld:slurmctld slurmd:slurmd munged:munge \
-	chromium:chromium chromedriver:chromium-driver
+	chromium:chromium chromedriver:chromium-driver man:man-db
 system-deps:
 	@missing=; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; package=$${pair##*:}; \
@@ -82,6 +83,14 @@ test-stacks: install system-deps
 
 test-part: install system-deps
 	FATOOLS_REFERENCE_PYTHON=$(abspath .venv/bin/python) $(BIN)/python -m pytest -q $(PYTEST_WORKERS) $(STACK_TESTS)
+
+# The package as a user installs it (scripts/wheel-smoke): sdist and wheel built and checked
+# (twine), the wheel installed into an environment outside the checkout (STACK_VENVS/
+# wheel-smoke; build and twine in STACK_VENVS/wheel-build, not in fatools' dependencies),
+# then, outside the checkout, every command's --help and --version, fa-models doctor, a
+# short fa-run writing every format, every package file and man page installed, man -w.
+wheel-smoke: system-deps
+	PYTHON=$(PYTHON) WHEEL_SMOKE_VENVS=$(STACK_VENVS) bash scripts/wheel-smoke
 
 # py-feat itself, one environment per release, outside the checkout like the stacks': the
 # clients tests/test_pyfeat.py runs on the wide table (its FEAT_VERSIONS are these). Each
