@@ -124,3 +124,13 @@ demo: install $(VIDEO)
 
 clean:
 	rm -rf .venv .venv-* $(DEMO_DIR) .pytest_cache
+
+# Tests of the tests (issue 29): each mutant of the pre-processing (tests/mutants.py: a
+# crop one pixel off, BGR for RGB, a resize without antialiasing, a wrong normalisation),
+# in the default and the facetorch-exact mode, must fail the tests that back that mode's
+# exactness claim; the unmutated run must pass. Prints which tests caught each mutant.
+# MUTANTS="crop:default ..." picks some (default: all eight).
+MUTANTS ?=
+.PHONY: test-mutants
+test-mutants: install
+	$(BIN)/python tests/mutants.py $(MUTANTS)

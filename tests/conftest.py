@@ -153,3 +153,18 @@ def twin_store(mnet_weights: Path) -> Path:
     finally:
         os.close(fd)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mutant():
+    """``FATOOLS_MUTANT=NAME:MODE``: a mutant of the pre-processing (tests/mutants.py), put
+    in for the whole session by monkeypatching; ``make test-mutants`` sets it."""
+    spec = os.environ.get("FATOOLS_MUTANT")
+    if not spec:
+        yield None
+        return
+    import mutants
+
+    with pytest.MonkeyPatch.context() as mp:
+        mutants.apply(spec, mp)
+        yield spec
