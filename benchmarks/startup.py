@@ -42,7 +42,11 @@ mod = importlib.import_module(module)
 assert mod.__file__.startswith(root), mod.__file__
 mod.main()
 """
-IMPORTS = ("import fatools.cli.run, fatools.study.batch, fatools.run\n"
+# What a fa-run batch imports; checkouts from before fatools/study/ (--before) had the
+# batch at fatools.batch.
+IMPORTS = ("import importlib, fatools.cli.run, fatools.run\n"
+           "try:\n    importlib.import_module('fatools.study.batch')\n"
+           "except ModuleNotFoundError:\n    importlib.import_module('fatools.batch')\n"
            "from fatools.models.torchscript import import_facetorch; import_facetorch()\n")
 
 
