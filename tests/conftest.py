@@ -20,6 +20,23 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 os.environ.setdefault("FATOOLS_LOADED_MODELS", "32")
 
 
+def _one_share_of_the_cpus_per_worker() -> None:
+    """Under pytest-xdist (make test) each worker runs on its own share of the CPUs, as a
+    SLURM task or a container would: fatools sizes its threads by the affinity
+    (fatools.threads), so two workers do not each start threads for every core and spin
+    against each other. The processes a test starts inherit the share."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not worker.startswith("gw") or not count.isdigit() or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if int(count) < 2 or len(cpus) < int(count):
+        return
+    os.sched_setaffinity(0, cpus[int(worker[2:]) % int(count)::int(count)])
+
+
+_one_share_of_the_cpus_per_worker()
+
+
 def require(condition: bool, why: str) -> None:
     """Skip locally when a test resource is missing; under CI=true it is a failure."""
     if condition:
@@ -86,6 +103,13 @@ def mixed_store(tmp_path_factory, mnet_weights) -> Path:
     build_standins(root)
     store.import_model("retinaface-mnet", str(mnet_weights), root)
     return root
+
+
+def copy_store(store: Path, dest: Path) -> Path:
+    """A copy of a session store without the files runs derived in it (ONNX exports, int8
+    forms, their locks): which modules ran before on this worker must not matter."""
+    shutil.copytree(store, dest, ignore=shutil.ignore_patterns("derived"))
+    return dest
 
 
 def squares_image(path: Path, size=(1280, 720), squares=((200, 100, 200), (800, 400, 120), (1000, 50, 80))) -> Path:

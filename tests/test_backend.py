@@ -4,11 +4,11 @@ within 1e-4, and torch when a model cannot be exported (one line saying so)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_store
 import torch
 from click.testing import CliRunner
 from torch import nn
@@ -119,7 +119,7 @@ class Cummax(nn.Module):
 
 def test_a_model_that_cannot_be_exported_runs_on_torch_and_says_so_once(clip, mixed_store, tmp_path):
     store = tmp_path / "store"
-    shutil.copytree(mixed_store, store, ignore=shutil.ignore_patterns("derived"))
+    copy_store(mixed_store, store)
     torch.jit.save(torch.jit.script(Cummax()), str(model_path("au", store)))
     (store / "au" / "source.json").unlink()
     records, output = run(clip, store, tmp_path / "a", "--tasks", "au")
@@ -149,7 +149,7 @@ def test_an_export_is_keyed_by_its_source_and_exporter(mixed_store):
 def test_a_read_only_store_without_exports_runs_on_torch_or_says_how_to_prepare(clip, mixed_store, tmp_path,
                                                                                 monkeypatch):
     store = tmp_path / "store"
-    shutil.copytree(mixed_store, store, ignore=shutil.ignore_patterns("derived"))
+    copy_store(mixed_store, store)
     monkeypatch.setattr(derived, "_writable", lambda directory: False)
     records, output = run(clip, store, tmp_path / "auto")
     assert records and "fa-models prepare" in output and "read-only" in output
@@ -217,7 +217,7 @@ def test_fa_models_prepare_makes_the_exports_a_run_would_make(mixed_store, tmp_p
     from fatools.cli.models import cli as models_cli
 
     store = tmp_path / "store"
-    shutil.copytree(mixed_store, store, ignore=shutil.ignore_patterns("derived"))
+    copy_store(mixed_store, store)
     result = CliRunner().invoke(models_cli, ["prepare", "va", "au", "--int8", "--models-dir", str(store)])
     assert result.exit_code == 0, result.output
     made = [Path(line) for line in result.output.splitlines() if line.endswith(".onnx")]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_store
 from click.testing import CliRunner
 
 from fatools.cli.models import cli as models_cli
@@ -25,9 +26,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture
 def own_store(standin_store: Path, tmp_path: Path) -> Path:
     """A copy of the session's stand-in store that a test may damage (times kept, as rsync -a)."""
-    root = tmp_path / "store"
-    shutil.copytree(standin_store, root)
-    return root
+    return copy_store(standin_store, tmp_path / "store")
 
 
 def resaved(path: Path, tmp_path: Path) -> bytes:

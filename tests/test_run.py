@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_store
 import torch
 from click.testing import CliRunner
 
@@ -150,7 +151,7 @@ def test_optimized_models_give_the_results_of_the_loaded_ones(clip, standin_stor
     # A store of its own: no model set this process kept for another test is reused, so
     # each run readies its models and says how.
     store = tmp_path / "store"
-    shutil.copytree(standin_store, store, ignore=shutil.ignore_patterns("derived"))
+    copy_store(standin_store, store)
     outputs = []
     for flag, frozen in (("--optimize", True), ("--no-optimize", False)):
         out = tmp_path / flag.strip("-")

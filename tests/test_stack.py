@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_store
 from click.testing import CliRunner
 
 from fatools import stack
@@ -84,12 +85,11 @@ WARNING = re.compile(r"^\S.*:\d+: \w*Warning: |^\[W\d{4} [^\]]*\] Warning: |\[W:
 def test_no_warning_reaches_the_terminal(standin_store, tmp_path):
     """An ordinary first fa-run (the ONNX exports made then too) and the pipe, under the
     strictest filter (every warning shown), each stage's exit status checked (pipefail)."""
-    import shutil
-
+    
     clip = tmp_path / "sq.mp4"
     write_video((_squares(i) for i in range(6)), str(clip), fps=6)
     store = tmp_path / "store"
-    shutil.copytree(standin_store, store, ignore=shutil.ignore_patterns("derived"))
+    copy_store(standin_store, store)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FATOOLS_MODELS": str(store),
            "PYTHONWARNINGS": "always"}
     int8 = " --int8" if int8_supported() else ""
