@@ -28,10 +28,11 @@ def _one_share_of_the_cpus_per_worker() -> None:
     worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     if not worker.startswith("gw") or not count.isdigit() or not hasattr(os, "sched_setaffinity"):
         return
-    cpus = sorted(os.sched_getaffinity(0))
-    if int(count) < 2 or len(cpus) < int(count):
+    cpus, count, index = sorted(os.sched_getaffinity(0)), int(count), int(worker[2:])
+    if count < 2 or len(cpus) < 2:
         return
-    os.sched_setaffinity(0, cpus[int(worker[2:]) % int(count)::int(count)])
+    # More workers than CPUs (TEST_WORKERS=3 on 2 cores): one CPU each, in turn.
+    os.sched_setaffinity(0, cpus[index::count] if count <= len(cpus) else [cpus[index % len(cpus)]])
 
 
 _one_share_of_the_cpus_per_worker()
