@@ -320,7 +320,8 @@ class LiveReader:
                     except Exception:  # noqa: BLE001
                         pass
                 if self._stop.is_set() or self.path == "-" or failures >= options.reconnect:
-                    self.stats.ended = reason if not self._stop.is_set() or reason != "end of stream" else "stopped"
+                    if self.stats.ended is None:  # the consumer may have ended it first (--duration)
+                        self.stats.ended = reason if not self._stop.is_set() or reason != "end of stream" else "stopped"
                     if reason.startswith("error") and not options.reconnect:
                         log.warning("%s: the stream failed: %s; ending", self.path, reason[7:-1])
                     elif reason == "stall":
