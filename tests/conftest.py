@@ -135,8 +135,10 @@ def _twin_key(mnet_weights: Path) -> str:
 
     from fatools.models.derived import file_sha256
 
+    # The store also keeps the ONNX exports (and recorded export failures) tests make in it:
+    # the exporter's code is part of the key, so a fixed exporter is not met by old failures.
     parts = [(ROOT / "benchmarks" / "twins.py").read_bytes(), torch.__version__.encode(),
-             file_sha256(mnet_weights).encode()]
+             file_sha256(mnet_weights).encode(), (ROOT / "fatools" / "models" / "onnx_export.py").read_bytes()]
     parts += [version(name).encode() for name in ("torchvision", "timm", "facetorch")]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
