@@ -35,7 +35,6 @@ written with a newer one is lowered to it (``fit_ir_version``) when its opsets a
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import re
 import time
@@ -200,11 +199,15 @@ def _export(module: Any, example: Any, target: Path, detector: bool) -> None:
     with quiet_torchscript(), warnings.catch_warnings():
         for message in _EXPORT_NOTICES:
             warnings.filterwarnings("ignore", message=message)
-        # Torch before 2.5 (the pinned stack's 2.3.1) has only this exporter and no ``dynamo``
-        # argument: passing it made every export fail there, so the CPU backend never ran.
-        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-        torch.onnx.export(module, (example,), str(target), opset_version=OPSET,
-                          input_names=[INPUT_NAME], dynamic_axes={INPUT_NAME: axes}, **legacy)
+        arguments = {"opset_version": OPSET, "input_names": [INPUT_NAME], "dynamic_axes": {INPUT_NAME: axes}}
+        try:
+            torch.onnx.export(module, (example,), str(target), dynamo=False, **arguments)
+        except TypeError as exc:
+            # Torch before 2.5 (the pinned stack's 2.3.1) has only this exporter and no
+            # ``dynamo`` argument: passing it failed every export there.
+            if "dynamo" not in str(exc):
+                raise
+            torch.onnx.export(module, (example,), str(target), **arguments)
 
 
 def session(path: str | Path, threads: int | None = None) -> Any:
