@@ -105,7 +105,8 @@ def test_an_export_silences_only_torchs_known_notices(mixed_store, tmp_path, mon
             warnings.simplefilter("always")
             onnx_export._export(model, example, tmp_path / "va.onnx", detector=False)
         said.append([str(w.message) for w in seen])
-    assert said == [[], ["a notice nobody has seen"]]
+    # (torch before 2.5 is called twice: once refusing dynamo=False, once without it)
+    assert said[0] == [] and set(said[1]) == {"a notice nobody has seen"}
 
 
 class Cummax(nn.Module):
