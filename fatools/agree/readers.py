@@ -97,12 +97,18 @@ def read_eaf(path: Path) -> Coding:
                         rows.append((onset, offset, code, np.nan if intensity is None else intensity))
             elif value:
                 coding.unknown[value] += 1
+    return _with_intervals(coding, rows)
+
+
+
+def _with_intervals(coding: Coding, rows: list[tuple]) -> Coding:
+    """``coding`` holding ``rows`` (onset, offset, unit, value), each AU's scale named: an
+    intensity when every interval of it has one, else occurrence."""
     coding.table = pd.DataFrame(rows, columns=["onset", "offset", "unit", "value"])
     for au in {r[2] for r in rows if r[2] in codes.FATOOLS_AUS}:
         values = coding.table.value[coding.table.unit == au].astype(float)
         coding.scale[au] = "intensity" if values.notna().all() else "occurrence"
     return coding
-
 
 # -- tables ----------------------------------------------------------------------------
 
@@ -133,11 +139,7 @@ def read_intervals(path: Path, table: pd.DataFrame) -> Coding:
                     rows.append((float(row[onset]), float(row[offset]), code, np.nan if intensity is None else intensity))
         else:
             coding.unknown[text] += 1
-    coding.table = pd.DataFrame(rows, columns=["onset", "offset", "unit", "value"])
-    for au in {r[2] for r in rows if r[2] in codes.FATOOLS_AUS}:
-        values = coding.table.value[coding.table.unit == au].astype(float)
-        coding.scale[au] = "intensity" if values.notna().all() else "occurrence"
-    return coding
+    return _with_intervals(coding, rows)
 
 
 def _au_column(name: str) -> tuple[str, str | None] | None:
