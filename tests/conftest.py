@@ -152,7 +152,8 @@ def twin_store(mnet_weights: Path) -> Path:
     seeded weights, the real MobileNet0.25; both detectors), built once per machine (about
     20 s) into ``~/.cache/fatools/twins/<key>`` (``$FATOOLS_TWIN_CACHE`` instead of
     ``~/.cache/fatools/twins``), outside the checkout; ``key`` hashes twins.py, torch's,
-    torchvision's, timm's and facetorch's versions and the weights' sha256.  The first
+    torchvision's, timm's and facetorch's versions, the weights' sha256 and the ONNX
+    exporter's code.  The first
     process builds under a lock into a temporary directory and renames it, so a second
     pytest-xdist worker waits and then finds it whole.  ONNX exports that tests make land
     in the store beside the models (``derived/``, under their own locks) and are kept too."""
