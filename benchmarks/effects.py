@@ -37,7 +37,10 @@ VARIANTS = {
     "fp16": {"optimize": True, "fp16": True},  # torch's precision: on torch
     "int8": {"optimize": True, "int8": True},  # CPU: the AU model, on ONNX Runtime's int8
     "int8-torch": {"optimize": True, "int8": True, "backend": "torch"},  # torch's dynamic int8 Linear
-    "bf16": {"optimize": True, "bf16": True},  # predictors under bf16 autocast (forced where the CPU lacks it)
+    "bf16": {
+        "optimize": True,
+        "bf16": True,
+    },  # predictors under bf16 autocast (forced where the CPU lacks it)
     "det640": {"optimize": True, "det_size": 640},
 }
 
@@ -47,8 +50,17 @@ def run_records(clip: Path, store: Path, device: str, frames: int, **options: An
 
     out = Path(tempfile.mkdtemp(prefix="fatools-effects-"))
     try:
-        analyze_video(str(clip), str(out), sample_rate=sides.EVERY, max_frames=frames, detector="retinaface-mnet",
-                      models_dir=str(store), device=device, formats=("json",), **options)
+        analyze_video(
+            str(clip),
+            str(out),
+            sample_rate=sides.EVERY,
+            max_frames=frames,
+            detector="retinaface-mnet",
+            models_dir=str(store),
+            device=device,
+            formats=("json",),
+            **options,
+        )
         with open(out / "frames.jsonl", encoding="utf-8") as handle:
             return [r for r in map(json.loads, handle) if r.get("type", "frame") == "frame"]
     finally:
@@ -71,8 +83,14 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
     """Differences of matched faces, frame by frame."""
     by_frame = {r["frame"]: r for r in variant}
     diffs: dict[str, list] = {k: [] for k in ("box", "score", "landmarks", "au", "expression", "va", "pose")}
-    counts = {"reference_faces": 0, "variant_faces": 0, "matched": 0, "au_active_changed": 0, "expression_label_changed": 0,
-              "au_probs_near_threshold": 0}
+    counts = {
+        "reference_faces": 0,
+        "variant_faces": 0,
+        "matched": 0,
+        "au_active_changed": 0,
+        "expression_label_changed": 0,
+        "au_probs_near_threshold": 0,
+    }
     for ref in reference:
         other = by_frame.get(ref["frame"], {"faces": []})
         ref_faces, var_faces = ref.get("faces") or [], other.get("faces") or []
@@ -86,17 +104,23 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
             diffs["box"] += list(zip(face["box"], best["box"]))
             diffs["score"].append((face["score"], best["score"]))
             if "landmarks3d" in face and "landmarks3d" in best:
-                diffs["landmarks"] += [(p[i], q[i]) for p, q in zip(face["landmarks3d"], best["landmarks3d"]) for i in (0, 1)]
+                diffs["landmarks"] += [
+                    (p[i], q[i]) for p, q in zip(face["landmarks3d"], best["landmarks3d"]) for i in (0, 1)
+                ]
             if "au" in face and "probs" in face["au"]:
                 diffs["au"] += [(face["au"]["probs"][k], best["au"]["probs"][k]) for k in face["au"]["probs"]]
                 counts["au_active_changed"] += face["au"]["active"] != best["au"]["active"]
                 # How many chances the active set had to change: probabilities within 0.05 of the threshold.
                 threshold = face["au"].get("threshold", 0.5)
-                counts["au_probs_near_threshold"] += sum(abs(v - threshold) < 0.05 for v in face["au"]["probs"].values())
+                counts["au_probs_near_threshold"] += sum(
+                    abs(v - threshold) < 0.05 for v in face["au"]["probs"].values()
+                )
             if "expression" in face:
                 scores = face["expression"]["scores"]
                 diffs["expression"] += [(scores[k], best["expression"]["scores"][k]) for k in scores]
-                counts["expression_label_changed"] += face["expression"]["label"] != best["expression"]["label"]
+                counts["expression_label_changed"] += (
+                    face["expression"]["label"] != best["expression"]["label"]
+                )
             if "va" in face:
                 diffs["va"] += [(face["va"][k], best["va"][k]) for k in ("valence", "arousal")]
             if "pose" in face:
@@ -109,11 +133,16 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.effects", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.effects",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--frames", type=int, default=3, help="sampled frames (default 3)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}"
+    )
     parser.add_argument("--store", type=Path, help="twin store (default: speed.py's)")
     parser.add_argument("--work", type=Path, help="where the clip is kept (default: speed.py's)")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -130,10 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         if name not in VARIANTS:
             parser.error(f"unknown variant {name}; choose from {', '.join(VARIANTS)}")
-        results[name] = compare(reference, run_records(clip, store, args.device, args.frames, **VARIANTS[name]))
+        results[name] = compare(
+            reference, run_records(clip, store, args.device, args.frames, **VARIANTS[name])
+        )
         print(name, json.dumps(results[name]), flush=True)
-    report = {"clip": str(clip), "frames": args.frames, "device": args.device,
-              "reference": "--no-optimize --backend torch (models as facetorch loads them, float32)", "variants": results}
+    report = {
+        "clip": str(clip),
+        "frames": args.frames,
+        "device": args.device,
+        "reference": "--no-optimize --backend torch (models as facetorch loads them, float32)",
+        "variants": results,
+    }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

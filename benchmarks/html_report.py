@@ -30,23 +30,66 @@ def write_records(path: Path, tracks: int, seconds: float, rate: float = 6.0, fp
     rnd = random.Random(0)
     n = int(seconds * rate)
     with open(path, "w") as out:
-        out.write(json.dumps({"schema": 1, "type": "video", "video": str(path.with_suffix(".mp4")), "fps": fps,
-                              "frame_count": int(seconds * fps), "duration": seconds, "width": 1280, "height": 720}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "schema": 1,
+                    "type": "video",
+                    "video": str(path.with_suffix(".mp4")),
+                    "fps": fps,
+                    "frame_count": int(seconds * fps),
+                    "duration": seconds,
+                    "width": 1280,
+                    "height": 720,
+                }
+            )
+            + "\n"
+        )
         for i in range(n):
             t = i / rate
             faces = []
             for k in range(tracks):
-                probs = {code: round(min(1, max(0, 0.5 + 0.45 * math.sin(t / (30 + j + 7 * k)) + rnd.gauss(0, 0.05))), 4)
-                         for j, code in enumerate(HEAT_CODES[:-1])}
-                weights = {label: math.exp(2 * math.sin(t / (40 + 11 * j + 5 * k))) for j, label in enumerate(LABELS)}
+                probs = {
+                    code: round(
+                        min(1, max(0, 0.5 + 0.45 * math.sin(t / (30 + j + 7 * k)) + rnd.gauss(0, 0.05))), 4
+                    )
+                    for j, code in enumerate(HEAT_CODES[:-1])
+                }
+                weights = {
+                    label: math.exp(2 * math.sin(t / (40 + 11 * j + 5 * k))) for j, label in enumerate(LABELS)
+                }
                 total = sum(weights.values())
-                faces.append({"face": k, "track": k, "box": [100 + 300 * k, 100, 300 + 300 * k, 340], "score": 0.99,
-                              "au": {"probs": probs, "threshold": 0.5},
-                              "expression": {"label": max(weights, key=weights.get),
-                                             "scores": {label: round(w / total, 4) for label, w in weights.items()}},
-                              "va": {"valence": round(math.sin(t / 50 + k), 4), "arousal": round(math.cos(t / 70 + k), 4)}})
-            out.write(json.dumps({"schema": 1, "video": str(path.with_suffix(".mp4")), "frame": int(round(t * fps)),
-                                  "t": round(t, 4), "width": 1280, "height": 720, "faces": faces}) + "\n")
+                faces.append(
+                    {
+                        "face": k,
+                        "track": k,
+                        "box": [100 + 300 * k, 100, 300 + 300 * k, 340],
+                        "score": 0.99,
+                        "au": {"probs": probs, "threshold": 0.5},
+                        "expression": {
+                            "label": max(weights, key=weights.get),
+                            "scores": {label: round(w / total, 4) for label, w in weights.items()},
+                        },
+                        "va": {
+                            "valence": round(math.sin(t / 50 + k), 4),
+                            "arousal": round(math.cos(t / 70 + k), 4),
+                        },
+                    }
+                )
+            out.write(
+                json.dumps(
+                    {
+                        "schema": 1,
+                        "video": str(path.with_suffix(".mp4")),
+                        "frame": int(round(t * fps)),
+                        "t": round(t, 4),
+                        "width": 1280,
+                        "height": 720,
+                        "faces": faces,
+                    }
+                )
+                + "\n"
+            )
     return n
 
 
@@ -60,23 +103,32 @@ def open_page(page_path: Path, tracks: int, rounds: int) -> dict:
         try:
             started = time.perf_counter()
             page.get(page_path.as_uri())
-            wait(page, "const e = document.getElementById('au'); return e && e.data && document.readyState === 'complete'", 120)
+            wait(
+                page,
+                "const e = document.getElementById('au'); return e && e.data && document.readyState === 'complete'",
+                120,
+            )
             opened.append(time.perf_counter() - started)
             started = time.perf_counter()
             page.execute_script("move(3600)")
             moved.append(time.perf_counter() - started)
             if tracks > 1:
                 started = time.perf_counter()
-                page.execute_script("const s = document.getElementById('track'); s.value = '1';"
-                                    "s.dispatchEvent(new Event('change'));")
+                page.execute_script(
+                    "const s = document.getElementById('track'); s.value = '1';"
+                    "s.dispatchEvent(new Event('change'));"
+                )
                 wait(page, "return document.getElementById('au').layout.title.text.endsWith('track 1')")
                 switched.append(time.perf_counter() - started)
             errors += console_errors(page)
         finally:
             page.quit()
-    return {"open_s": statistics.median(opened), "playhead_move_s": statistics.median(moved),
-            "track_switch_s": statistics.median(switched) if switched else None,
-            "severe_console_entries": len(errors)}
+    return {
+        "open_s": statistics.median(opened),
+        "playhead_move_s": statistics.median(moved),
+        "track_switch_s": statistics.median(switched) if switched else None,
+        "severe_console_entries": len(errors),
+    }
 
 
 def main() -> None:
@@ -91,18 +143,40 @@ def main() -> None:
     samples = write_records(records, args.tracks, args.hours * 3600)
     out = args.work / f"out{args.tracks}"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from fatools.cli.export import main; main()", str(records), "-o", str(out),
-                    "-f", "html", "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fatools.cli.export import main; main()",
+            str(records),
+            "-o",
+            str(out),
+            "-f",
+            "html",
+            "-q",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     exported = time.perf_counter() - started
     import gzip
 
     page = out / "report.html"
-    result = {"samples": samples, "tracks": args.tracks, "records_mb": round(records.stat().st_size / 1e6, 1),
-              "export_s": round(exported, 2), "report_kb": round(page.stat().st_size / 1e3),
-              "report_gzip_kb": round(len(gzip.compress(page.read_bytes())) / 1e3),
-              "plotly_kb": round((out / "plotly.min.js").stat().st_size / 1e3)}
-    result.update({k: round(v, 3) if isinstance(v, float) else v
-                   for k, v in open_page(page, args.tracks, args.rounds).items()})
+    result = {
+        "samples": samples,
+        "tracks": args.tracks,
+        "records_mb": round(records.stat().st_size / 1e6, 1),
+        "export_s": round(exported, 2),
+        "report_kb": round(page.stat().st_size / 1e3),
+        "report_gzip_kb": round(len(gzip.compress(page.read_bytes())) / 1e3),
+        "plotly_kb": round((out / "plotly.min.js").stat().st_size / 1e3),
+    }
+    result.update(
+        {
+            k: round(v, 3) if isinstance(v, float) else v
+            for k, v in open_page(page, args.tracks, args.rounds).items()
+        }
+    )
     print(json.dumps(result, indent=1))
 
 

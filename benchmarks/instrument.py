@@ -35,7 +35,10 @@ class Clock:
         stat.items += items
 
     def snapshot(self) -> dict[str, dict]:
-        return {k: {"seconds": round(v.seconds, 4), "calls": v.calls, "items": v.items} for k, v in self.stats.items()}
+        return {
+            k: {"seconds": round(v.seconds, 4), "calls": v.calls, "items": v.items}
+            for k, v in self.stats.items()
+        }
 
 
 class _TimedModel:
@@ -73,7 +76,9 @@ def _find_models(root: Any, depth: int = 5) -> list[Any]:
         if isinstance(obj, BaseModel):
             found.append(obj)
             return
-        if isinstance(obj, (torch.nn.Module, torch.Tensor, np.ndarray, DictConfig, ListConfig, type, str, bytes)):
+        if isinstance(
+            obj, (torch.nn.Module, torch.Tensor, np.ndarray, DictConfig, ListConfig, type, str, bytes)
+        ):
             return
         if isinstance(obj, dict):
             children = list(obj.values())
@@ -102,7 +107,9 @@ def instrument_models(root: Any, clock: Clock) -> list[str]:
     return labels
 
 
-def time_method(obj: Any, name: str, clock: Clock, label: str, items: Callable[[Any], int] | None = None) -> bool:
+def time_method(
+    obj: Any, name: str, clock: Clock, label: str, items: Callable[[Any], int] | None = None
+) -> bool:
     """Wrap ``obj.name`` (an instance method) to add its wall time to ``clock[label]``; False if absent."""
     method = getattr(obj, name, None)
     if method is None or not callable(method):

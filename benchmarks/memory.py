@@ -58,8 +58,10 @@ def make_clips(work: Path) -> tuple[Path, Path]:
         os.replace(tmp, one)
     if not ten.is_file():
         tmp = work / ".lowres-10min.tmp.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "9", "-i", str(one), "-c", "copy", str(tmp)],
-                       check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-stream_loop", "9", "-i", str(one), "-c", "copy", str(tmp)],
+            check=True,
+        )
         os.replace(tmp, ten)
     return one, ten
 
@@ -113,8 +115,12 @@ def peak_rss(args: list[str], poll_s: float = 0.05) -> dict:
             time.sleep(poll_s)
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-    return {"peak_rss_mib": round(peak / 1024, 1), "wall_s": round(time.monotonic() - start, 2),
-            "rc": proc.returncode, "stderr_tail": tail}
+    return {
+        "peak_rss_mib": round(peak / 1024, 1),
+        "wall_s": round(time.monotonic() - start, 2),
+        "rc": proc.returncode,
+        "stderr_tail": tail,
+    }
 
 
 def run_clip(clip: Path, store: Path, every: int, extra: list[str] | None = None) -> dict:
@@ -125,8 +131,23 @@ def run_clip(clip: Path, store: Path, every: int, extra: list[str] | None = None
     """
     out = Path(tempfile.mkdtemp(prefix="fatools-mem-"))
     try:
-        args = [str(clip), "-o", str(out), "--detector", "retinaface-mnet", "--det-size", "0",
-                "--models-dir", str(store), "--device", "cpu", "--every", str(every), "--no-progress", "-q"]
+        args = [
+            str(clip),
+            "-o",
+            str(out),
+            "--detector",
+            "retinaface-mnet",
+            "--det-size",
+            "0",
+            "--models-dir",
+            str(store),
+            "--device",
+            "cpu",
+            "--every",
+            str(every),
+            "--no-progress",
+            "-q",
+        ]
         result = peak_rss(args + (extra or []))
         frames = faces = 0
         records = out / "frames.jsonl"
@@ -143,7 +164,9 @@ def run_clip(clip: Path, store: Path, every: int, extra: list[str] | None = None
         shutil.rmtree(out, ignore_errors=True)
 
 
-def measure(every: int = 5, work: Path | None = None, twins: Path | None = None, twin_frames: int = 8) -> dict:
+def measure(
+    every: int = 5, work: Path | None = None, twins: Path | None = None, twin_frames: int = 8
+) -> dict:
     """Peak RSS of fa-run on both clips (stand-ins), and optionally a short run with the twins."""
     work = work or default_work_dir()
     one, ten = make_clips(work)
@@ -156,22 +179,29 @@ def measure(every: int = 5, work: Path | None = None, twins: Path | None = None,
         "predictors": "stand-ins (fatools.testing), real RetinaFace-MobileNet0.25 at --det-size 0, all exports",
         "1min": short,
         "10min": long,
-        "ratio_10min_to_1min": round(long["peak_rss_mib"] / short["peak_rss_mib"], 3) if short["peak_rss_mib"]
+        "ratio_10min_to_1min": round(long["peak_rss_mib"] / short["peak_rss_mib"], 3)
+        if short["peak_rss_mib"]
         else None,
     }
     if twins is not None:
-        result["twins_1min"] = run_clip(one, twins, every, ["--max-frames", str(twin_frames), "--format", "json"])
+        result["twins_1min"] = run_clip(
+            one, twins, every, ["--max-frames", str(twin_frames), "--format", "json"]
+        )
     return result
 
 
 def report(result: dict) -> str:
-    lines = [f"peak RSS of fa-run ({result['clip_size']}, every {result['every']}th frame; "
-             f"{result['predictors']}):"]
+    lines = [
+        f"peak RSS of fa-run ({result['clip_size']}, every {result['every']}th frame; "
+        f"{result['predictors']}):"
+    ]
     for key in ("1min", "10min", "twins_1min"):
         if key in result:
             row = result[key]
-            lines.append(f"  {key:<10} {row['peak_rss_mib']:8.1f} MiB  {row['frames']:5d} frames "
-                         f"{row['faces']:6d} faces  {row['wall_s']:7.1f} s  rc={row['rc']}")
+            lines.append(
+                f"  {key:<10} {row['peak_rss_mib']:8.1f} MiB  {row['frames']:5d} frames "
+                f"{row['faces']:6d} faces  {row['wall_s']:7.1f} s  rc={row['rc']}"
+            )
     lines.append(f"  10-minute / 1-minute peak: {result['ratio_10min_to_1min']}x (target <= 1.10)")
     return "\n".join(lines)
 
@@ -181,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=None, help="sampling (default 5; 100 with --quick)")
     parser.add_argument("--quick", action="store_true", help="every 100th frame: under a minute in all")
     parser.add_argument("--work", type=Path, default=None, help="where clips and the stand-in store are kept")
-    parser.add_argument("--twins", type=Path, default=None, help="a twin model store: add a short run with it")
+    parser.add_argument(
+        "--twins", type=Path, default=None, help="a twin model store: add a short run with it"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
     every = args.every or (100 if args.quick else 5)

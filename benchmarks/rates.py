@@ -23,11 +23,10 @@ GEMM_N = 2048
 
 def gemm_peak(threads: int, repeats: int = 6) -> dict:
     """GFLOP/s of an N^3 float32 matrix product, per library and the best of them."""
-    import numpy as np
     import torch
 
     n = GEMM_N
-    flop = 2.0 * n ** 3
+    flop = 2.0 * n**3
     a, b = torch.randn(n, n), torch.randn(n, n)
     an, bn = a.numpy(), b.numpy()
 
@@ -103,6 +102,9 @@ def achieved(stages: dict, gflop: dict[str, float], peak: float | None) -> dict[
         if not stat or not stat.get("seconds") or not stat.get("items"):
             continue
         rate = per_item * stat["items"] / stat["seconds"]
-        out[name] = {"gflop_per_item": per_item, "gflops": round(rate, 1),
-                     "of_peak": round(rate / peak, 3) if peak else None}
+        out[name] = {
+            "gflop_per_item": per_item,
+            "gflops": round(rate, 1),
+            "of_peak": round(rate / peak, 3) if peak else None,
+        }
     return out

@@ -64,15 +64,22 @@ def summarise(runs: list[dict], names: list[str], rounds: int) -> dict:
         out["sides"][name]["speedup_median"] = round(statistics.median(ratios), 3)
         # The ratio this side would reach if nothing but its models ran (no decoding, no
         # pre/post-processing, no tracking or writing): the models' own floor.
-        ceilings = [by[(name, r)]["frames"] / by[(name, r)]["forward_s"] / by[("seed", r)]["fps"]
-                    for r in range(rounds) if by[(name, r)]["forward_s"]]
-        out["sides"][name]["speedup_ceiling_median"] = round(statistics.median(ceilings), 3) if ceilings else None
+        ceilings = [
+            by[(name, r)]["frames"] / by[(name, r)]["forward_s"] / by[("seed", r)]["fps"]
+            for r in range(rounds)
+            if by[(name, r)]["forward_s"]
+        ]
+        out["sides"][name]["speedup_ceiling_median"] = (
+            round(statistics.median(ceilings), 3) if ceilings else None
+        )
         # Per face too: a side that finds a face more or less does more or less work.
         per_face = [by[(name, r)]["faces_per_s"] / by[("seed", r)]["faces_per_s"] for r in range(rounds)]
         out["sides"][name]["speedup_per_face_median"] = round(statistics.median(per_face), 3)
         seed_counts = by[("seed", 0)]["faces_per_frame"]
         mine = by[(name, 0)]["faces_per_frame"]
-        out["sides"][name]["frames_with_other_face_count_than_seed"] = sum(a != b for a, b in zip(seed_counts, mine))
+        out["sides"][name]["frames_with_other_face_count_than_seed"] = sum(
+            a != b for a, b in zip(seed_counts, mine)
+        )
     return out
 
 
@@ -122,10 +129,20 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     try:  # which fatools was measured: the commit, and whether its library had local changes
-        head = subprocess.run(["git", "-C", str(HERE), "log", "-1", "--format=%h %cI"], check=False, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no", "--",
-                                "../fatools"], check=False, capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(HERE), "log", "-1", "--format=%h %cI"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no", "--", "../fatools"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         if head:
             info["commit"] = head + (" + uncommitted changes in fatools/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -135,26 +152,38 @@ def machine() -> dict:
 
 def table(result: dict) -> str:
     lines = []
-    gpu = f" ({result['machine']['gpu']})" if result["device"].startswith("cuda") and "gpu" in result["machine"] else ""
-    lines.append(f"fatools speed benchmark, {result['date']}, {result['machine']['cpu']} "
-                 f"({result['machine']['cores']} cores), device {result['device']}{gpu}, "
-                 f"commit {result['machine'].get('commit', '?')}")
+    gpu = (
+        f" ({result['machine']['gpu']})"
+        if result["device"].startswith("cuda") and "gpu" in result["machine"]
+        else ""
+    )
+    lines.append(
+        f"fatools speed benchmark, {result['date']}, {result['machine']['cpu']} "
+        f"({result['machine']['cores']} cores), device {result['device']}{gpu}, "
+        f"commit {result['machine'].get('commit', '?')}"
+    )
     for key, case in result["cases"].items():
         sides = case["sides"]
         width = max([10] + [len(name) + 2 for name in sides])
         lines.append("")
         lines.append(f"== {key}: {case['description']}")
-        lines.append(f"{'side':<{width}}{'frames/s':>10}{'vs seed':>9}{'faces/s':>9}{'vs seed':>9}{'wall s':>9}"
-                     f"{'faces':>7}{'overhead':>10}{'ceiling':>9}")
+        lines.append(
+            f"{'side':<{width}}{'frames/s':>10}{'vs seed':>9}{'faces/s':>9}{'vs seed':>9}{'wall s':>9}"
+            f"{'faces':>7}{'overhead':>10}{'ceiling':>9}"
+        )
         for name, row in sides.items():
             speed = f"{row['speedup_median']:.2f}x" if "speedup_median" in row else ""
             per_face = f"{row['speedup_per_face_median']:.2f}x" if "speedup_per_face_median" in row else ""
             over = f"{row['overhead_median']:.2f}x" if row.get("overhead_median") else ""
             ceiling = f"{row['speedup_ceiling_median']:.2f}x" if row.get("speedup_ceiling_median") else ""
-            lines.append(f"{name:<{width}}{row['fps_median']:>10.3f}{speed:>9}{row['faces_per_s_median']:>9.3f}{per_face:>9}"
-                         f"{row['wall_s_median']:>9.2f}{row['faces']:>7}{over:>10}{ceiling:>9}")
+            lines.append(
+                f"{name:<{width}}{row['fps_median']:>10.3f}{speed:>9}{row['faces_per_s_median']:>9.3f}{per_face:>9}"
+                f"{row['wall_s_median']:>9.2f}{row['faces']:>7}{over:>10}{ceiling:>9}"
+            )
         lines.append("  (overhead: wall time / sum of the models' forward time in the same run;")
-        lines.append("   ceiling: the 'vs seed' ratio if the side's models were all it ran, median over rounds)")
+        lines.append(
+            "   ceiling: the 'vs seed' ratio if the side's models were all it ran, median over rounds)"
+        )
         for name, row in sides.items():
             lines.append(f"  where {name}'s time goes (median seconds per run):")
             for label, stat in row["stages_median"].items():
@@ -166,17 +195,21 @@ def table(result: dict) -> str:
     if "gemm" in result:
         gemm = result["gemm"]
         lines.append("")
-        lines.append(f"== float32 GEMM {gemm['n']}^3, {gemm['threads']} threads (GFLOP/s, best of runs): "
-                     + ", ".join(f"{k} {v:.0f}" for k, v in gemm["gflops"].items())
-                     + f"; peak {gemm['peak_gflops']:.0f}")
+        lines.append(
+            f"== float32 GEMM {gemm['n']}^3, {gemm['threads']} threads (GFLOP/s, best of runs): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in gemm["gflops"].items())
+            + f"; peak {gemm['peak_gflops']:.0f}"
+        )
     for key, case in result["cases"].items():
         if not case.get("rates"):
             continue
         lines.append(f"== {key}: models' achieved GFLOP/s (FLOPs per item x items / forward seconds)")
         for side, models in case["rates"].items():
-            cells = [f"{name} {row['gflop_per_item']:.2f} GFLOP, {row['gflops']:.0f} GFLOP/s"
-                     + (f" ({100 * row['of_peak']:.0f}%)" if row.get("of_peak") else "")
-                     for name, row in models.items()]
+            cells = [
+                f"{name} {row['gflop_per_item']:.2f} GFLOP, {row['gflops']:.0f} GFLOP/s"
+                + (f" ({100 * row['of_peak']:.0f}%)" if row.get("of_peak") else "")
+                for name, row in models.items()
+            ]
             lines.append(f"  {side}: " + "; ".join(cells))
     if "decode" in result:
         lines.append("")
@@ -185,7 +218,9 @@ def table(result: dict) -> str:
             lines.append(f"  {name:<52}{value:8.3f}")
     if "decode_bound" in result:
         bound = result["decode_bound"]
-        lines.append(f"  {'decode-bound: sampled frames/s of iter_frames':<52}{bound['decode_fps'] or 0:8.3f}")
+        lines.append(
+            f"  {'decode-bound: sampled frames/s of iter_frames':<52}{bound['decode_fps'] or 0:8.3f}"
+        )
         for name, ratio in bound["ratio"].items():
             lines.append(f"  {'fa-run ' + name + ' frames/s / decode-bound':<52}{ratio:8.3f}")
     if "memory" in result:
@@ -207,23 +242,37 @@ def targets(result: dict) -> dict:
             return {"measured": None, "target": f"{'<=' if at_most else '>='} {target}", "verdict": missing}
         ok = value <= target if at_most else value >= target
         margin = value / target
-        return {"measured": value, "target": f"{'<=' if at_most else '>='} {target}",
-                "verdict": ("met" if ok else "MISSED") + f" ({margin:.2f} of target)"}
+        return {
+            "measured": value,
+            "target": f"{'<=' if at_most else '>='} {target}",
+            "verdict": ("met" if ok else "MISSED") + f" ({margin:.2f} of target)",
+        }
 
     out["pipeline overhead, fa-run defaults (wall/forward)"] = verdict(
-        mnet.get("default", {}).get("overhead_median"), TARGETS["overhead"], True)
+        mnet.get("default", {}).get("overhead_median"), TARGETS["overhead"], True
+    )
     out["pipeline overhead, fa-run exact (wall/forward)"] = verdict(
-        mnet.get("exact", {}).get("overhead_median"), TARGETS["overhead"], True)
+        mnet.get("exact", {}).get("overhead_median"), TARGETS["overhead"], True
+    )
     out["fa-run --facetorch-exact vs seed"] = verdict(
-        mnet.get("exact", {}).get("speedup_median"), TARGETS["speedup_exact"], False)
+        mnet.get("exact", {}).get("speedup_median"), TARGETS["speedup_exact"], False
+    )
     out["fa-run defaults vs seed"] = verdict(
-        mnet.get("default", {}).get("speedup_median"), TARGETS["speedup_default"], False)
+        mnet.get("default", {}).get("speedup_median"), TARGETS["speedup_default"], False
+    )
     au = result["cases"].get("mnet", {}).get("rates", {}).get("default", {}).get("au", {})
-    out["AU model GFLOP/s / GEMM peak, fa-run defaults"] = verdict(au.get("of_peak"), TARGETS["au_of_peak"], False)
+    out["AU model GFLOP/s / GEMM peak, fa-run defaults"] = verdict(
+        au.get("of_peak"), TARGETS["au_of_peak"], False
+    )
     r50 = result["cases"].get("r50", {}).get("sides", {})
     if "default-torch" in r50:
-        ratio = r50["default"]["wall_s_median"] and r50["default-torch"]["wall_s_median"] / r50["default"]["wall_s_median"]
-        out["ResNet-50 case: defaults vs defaults on torch"] = verdict(round(ratio, 3), TARGETS["r50_vs_torch"], False)
+        ratio = (
+            r50["default"]["wall_s_median"]
+            and r50["default-torch"]["wall_s_median"] / r50["default"]["wall_s_median"]
+        )
+        out["ResNet-50 case: defaults vs defaults on torch"] = verdict(
+            round(ratio, 3), TARGETS["r50_vs_torch"], False
+        )
     mem = result.get("memory", {})
     out["peak RSS 10-min / 1-min"] = verdict(mem.get("ratio_10min_to_1min"), TARGETS["memory"], True)
     if result["device"].startswith("cuda"):
@@ -233,13 +282,18 @@ def targets(result: dict) -> dict:
         for name in ["default"] + (["default-fp16"] if "default-fp16" in mnet else []):
             label, row = labels[name], mnet.get(name, {})
             out[f"{label} frames/s when sampling every frame"] = verdict(
-                row.get("fps_median") if every_frame else None, GPU_TARGETS["fps_every_frame"], False,
-                "not measured (needs --every 1)")
+                row.get("fps_median") if every_frame else None,
+                GPU_TARGETS["fps_every_frame"],
+                False,
+                "not measured (needs --every 1)",
+            )
             out[f"{label} vs seed on the same GPU"] = verdict(
-                row.get("speedup_median"), GPU_TARGETS["speedup"], False)
+                row.get("speedup_median"), GPU_TARGETS["speedup"], False
+            )
             if name in bound:
                 out[f"{label} frames/s / decode-bound frames/s"] = verdict(
-                    bound[name], GPU_TARGETS["decode_bound"], False)
+                    bound[name], GPU_TARGETS["decode_bound"], False
+                )
     return out
 
 
@@ -251,8 +305,13 @@ def decode_bound(result: dict) -> dict:
     seconds = result["decode"][fatools_decode_label(result["clip"]["every"])]
     sampled = sides["default"]["frames"]
     decode_fps = sampled / seconds if seconds else None
-    out: dict[str, Any] = {"sampled_frames": sampled, "decode_s": seconds,
-                           "decode_fps": round(decode_fps, 3) if decode_fps else None, "fps": {}, "ratio": {}}
+    out: dict[str, Any] = {
+        "sampled_frames": sampled,
+        "decode_s": seconds,
+        "decode_fps": round(decode_fps, 3) if decode_fps else None,
+        "fps": {},
+        "ratio": {},
+    }
     for name in ("default", "default-fp16"):
         if name in sides and decode_fps:
             out["fps"][name] = sides[name]["fps_median"]

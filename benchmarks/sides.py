@@ -113,20 +113,43 @@ class SeedSide:
 class FaRunSide:
     """fa-run through its Python API, writing frames.jsonl, summary.json and the JSON export."""
 
-    def __init__(self, name: str, detector: str, store: Path, device: str, clock: Clock, exact: bool,
-                 every: int = EVERY, half: bool = False, int8: bool = False, backend: str = "auto",
-                 bf16: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        detector: str,
+        store: Path,
+        device: str,
+        clock: Clock,
+        exact: bool,
+        every: int = EVERY,
+        half: bool = False,
+        int8: bool = False,
+        backend: str = "auto",
+        bf16: bool = False,
+    ) -> None:
         from fatools.run import VideoAnalyzer, run_options
 
         self.name = name
-        options = run_options(every=every, detector=detector, facetorch_exact=exact, fp16=half, int8=int8,
-                              backend=backend, bf16=bf16, device=device, models_dir=str(store), formats=["json"],
-                              progress=False)
+        options = run_options(
+            every=every,
+            detector=detector,
+            facetorch_exact=exact,
+            fp16=half,
+            int8=int8,
+            backend=backend,
+            bf16=bf16,
+            device=device,
+            models_dir=str(store),
+            formats=["json"],
+            progress=False,
+        )
         self.analyzer = VideoAnalyzer(options)
         self.clock = clock
         self.models = instrument_models(self.analyzer, clock)
         # Totals of the detection and prediction stages, where fatools exposes them.
-        time_method(getattr(self.analyzer, "detector", None), "detect_with_inputs", clock, "detect (pre+model+post)")
+        time_method(
+            getattr(self.analyzer, "detector", None), "detect_with_inputs", clock, "detect (pre+model+post)"
+        )
         time_method(getattr(self.analyzer, "predictors", None), "predict", clock, "predict (crops+models)")
 
     def run(self, clip: Path) -> dict:
@@ -175,13 +198,16 @@ def compare(sides: list[Any], clip: Path, warm_clip: Path, rounds: int, label: s
         timed_run(side, warm_clip)
     runs: list[dict] = []
     for r in range(rounds):
-        order = sides[r % len(sides):] + sides[: r % len(sides)]
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]
         for side in order:
             result = timed_run(side, clip)
             result["round"] = r
             runs.append(result)
-            print(f"  [{label}] round {r + 1}/{rounds} {side.name:8s} {result['wall_s']:8.2f} s "
-                  f"{result['fps']:.3f} frames/s, {result['faces']} faces", file=sys.stderr)
+            print(
+                f"  [{label}] round {r + 1}/{rounds} {side.name:8s} {result['wall_s']:8.2f} s "
+                f"{result['fps']:.3f} frames/s, {result['faces']} faces",
+                file=sys.stderr,
+            )
     return summarise(runs, [s.name for s in sides], rounds)
 
 
@@ -193,7 +219,10 @@ def profile_side(side: Any, clip: Path, device: str, path: Path) -> dict:
     cuda = device.startswith("cuda")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sort_by = "cuda_time_total" if cuda else "cpu_time_total"
-    print(f"  profiling {side.name} under torch.profiler ({', '.join(a.name for a in activities)})", file=sys.stderr)
+    print(
+        f"  profiling {side.name} under torch.profiler ({', '.join(a.name for a in activities)})",
+        file=sys.stderr,
+    )
     side.clock.sync()
     start = time.perf_counter()
     with profile(activities=activities) as prof:
@@ -205,14 +234,32 @@ def profile_side(side: Any, clip: Path, device: str, path: Path) -> dict:
     trace = path.with_suffix(".trace.json")
     prof.export_chrome_trace(str(trace))
     print(f"  wrote {path} (table, by {sort_by}) and {trace} (Chrome trace)", file=sys.stderr)
-    return {"side": side.name, "table": str(path), "trace": str(trace), "sort_by": sort_by,
-            "wall_s_profiled": round(wall, 3)}
+    return {
+        "side": side.name,
+        "table": str(path),
+        "trace": str(trace),
+        "sort_by": sort_by,
+        "wall_s_profiled": round(wall, 3),
+    }
 
 
-def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm_clip: Path, rounds: int,
-             description: str, every: int = EVERY, fp16: bool = False, int8: bool = False,
-             profile: Path | None = None, torch_side: bool = False, bf16: bool = False,
-             peak: float | None = None) -> dict:
+def run_case(
+    key: str,
+    detector: str,
+    store: Path,
+    device: str,
+    clip: Path,
+    warm_clip: Path,
+    rounds: int,
+    description: str,
+    every: int = EVERY,
+    fp16: bool = False,
+    int8: bool = False,
+    profile: Path | None = None,
+    torch_side: bool = False,
+    bf16: bool = False,
+    peak: float | None = None,
+) -> dict:
     """The sides on one detector; with ``profile``, the default side once more under torch.profiler."""
     clock = Clock(sync=sync_for(device))
     print(f"loading the models for {key}", file=sys.stderr)
@@ -222,14 +269,23 @@ def run_case(key: str, detector: str, store: Path, device: str, clip: Path, warm
         FaRunSide("default", detector, store, device, clock, exact=False, every=every),
     ]
     if fp16:
-        sides.append(FaRunSide("default-fp16", detector, store, device, clock, exact=False, every=every, half=True))
+        sides.append(
+            FaRunSide("default-fp16", detector, store, device, clock, exact=False, every=every, half=True)
+        )
     if int8:
-        sides.append(FaRunSide("default-int8", detector, store, device, clock, exact=False, every=every, int8=True))
+        sides.append(
+            FaRunSide("default-int8", detector, store, device, clock, exact=False, every=every, int8=True)
+        )
     if torch_side:
-        sides.append(FaRunSide("default-torch", detector, store, device, clock, exact=False, every=every,
-                               backend="torch"))
+        sides.append(
+            FaRunSide(
+                "default-torch", detector, store, device, clock, exact=False, every=every, backend="torch"
+            )
+        )
     if bf16:
-        sides.append(FaRunSide("default-bf16", detector, store, device, clock, exact=False, every=every, bf16=True))
+        sides.append(
+            FaRunSide("default-bf16", detector, store, device, clock, exact=False, every=every, bf16=True)
+        )
     case = compare(sides, clip, warm_clip, rounds, key)
     case["description"] = description
     case["models_timed"] = {side.name: sorted(set(side.models)) for side in sides}
@@ -288,7 +344,10 @@ def decode_benchmark(clip: Path, repeats: int, every: int = EVERY) -> dict:
 
     times: dict[str, list[float]] = defaultdict(list)
     fatools_label = fatools_decode_label(every)
-    steps = [(fatools_label, fatools_decode), (f"seed OpenCV read (every frame) + RGB of {nth(every)}", opencv_decode)]
+    steps = [
+        (fatools_label, fatools_decode),
+        (f"seed OpenCV read (every frame) + RGB of {nth(every)}", opencv_decode),
+    ]
     if shutil.which("ffmpeg"):  # the CLI is a reference point, not a requirement
         steps.append(("ffmpeg -i CLIP -f null -", ffmpeg_null))
     for _ in range(repeats):

@@ -50,50 +50,96 @@ from typing import Any
 
 from benchmarks import memory
 from benchmarks.report import decode_bound, machine, nth, table, targets
-from benchmarks.sides import DETECTORS, EVERY, MNET_PTH, PHOTO, decode_benchmark, make_clip, run_case, smoke_store, \
-    twin_store
+from benchmarks.sides import (
+    DETECTORS,
+    EVERY,
+    MNET_PTH,
+    PHOTO,
+    decode_benchmark,
+    make_clip,
+    run_case,
+    smoke_store,
+    twin_store,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.speed", description=__doc__.splitlines()[0],
+        prog="python -m benchmarks.speed",
+        description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Figures and how to read them: benchmarks/README.md.")
-    parser.add_argument("--quick", action="store_true",
-                        help="3 frames per run, no ResNet-50 case, sparse memory runs: under 3 minutes on 2 cores")
-    parser.add_argument("--smoke", action="store_true",
-                        help="seconds-long end-to-end check on a 2-frame 640x360 clip with stand-in predictors")
+        epilog="Figures and how to read them: benchmarks/README.md.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 frames per run, no ResNet-50 case, sparse memory runs: under 3 minutes on 2 cores",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds-long end-to-end check on a 2-frame 640x360 clip with stand-in predictors",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", type=Path, help="write every figure and raw run here")
-    parser.add_argument("--frames", type=int, help="sampled frames per run, MobileNet case (default 10; quick 3)")
+    parser.add_argument(
+        "--frames", type=int, help="sampled frames per run, MobileNet case (default 10; quick 3)"
+    )
     parser.add_argument("--rounds", type=int, help="alternating rounds, MobileNet case (default 3)")
-    parser.add_argument("--r50", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the ResNet-50 (detector-bound) case (default: yes, but not with --quick or --smoke)")
+    parser.add_argument(
+        "--r50",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the ResNet-50 (detector-bound) case (default: yes, but not with --quick or --smoke)",
+    )
     parser.add_argument("--r50-frames", type=int, help="sampled frames per run, ResNet-50 case (default 3)")
     parser.add_argument("--r50-rounds", type=int, help="rounds, ResNet-50 case (default 3)")
-    parser.add_argument("--every", type=int, default=EVERY, metavar="N",
-                        help=f"analyse every Nth frame of the clip, on every side and in the decode benchmark "
-                             f"(default {EVERY}; 1: every frame, the GPU throughput target); clips are "
-                             f"frames x N long")
-    parser.add_argument("--fp16", action="store_true",
-                        help="add a fourth side to every case, default-fp16: fa-run defaults with "
-                             "DetectOptions(half=True) and PredictOptions(half=True) (meant for CUDA; slow on CPU)")
-    parser.add_argument("--int8", action="store_true",
-                        help="add a side to every case, default-int8: fa-run defaults with PredictOptions(int8=True) "
-                             "(the AU model's Linear layers in int8; CPU only; changes AU outputs, opt-in in fa-run)")
-    parser.add_argument("--torch", action="store_true",
-                        help="add a side to every case, default-torch: fa-run defaults with --backend torch "
-                             "(what the ONNX Runtime backend gains, side by side)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="add a side to every case, default-bf16: fa-run defaults with --bf16 (predictors in "
-                             "bfloat16 on torch; only where the CPU has AMX or AVX512_BF16, else it equals torch fp32)")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="after the MobileNet case's timed rounds, run the default side once more under "
-                             "torch.profiler (CPU, and CUDA on cuda): key averages table (sorted by CUDA time on "
-                             "cuda, else CPU time; 30 rows) to FILE, Chrome trace to FILE with suffix .trace.json")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=EVERY,
+        metavar="N",
+        help=f"analyse every Nth frame of the clip, on every side and in the decode benchmark "
+        f"(default {EVERY}; 1: every frame, the GPU throughput target); clips are "
+        f"frames x N long",
+    )
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="add a fourth side to every case, default-fp16: fa-run defaults with "
+        "DetectOptions(half=True) and PredictOptions(half=True) (meant for CUDA; slow on CPU)",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="add a side to every case, default-int8: fa-run defaults with PredictOptions(int8=True) "
+        "(the AU model's Linear layers in int8; CPU only; changes AU outputs, opt-in in fa-run)",
+    )
+    parser.add_argument(
+        "--torch",
+        action="store_true",
+        help="add a side to every case, default-torch: fa-run defaults with --backend torch "
+        "(what the ONNX Runtime backend gains, side by side)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add a side to every case, default-bf16: fa-run defaults with --bf16 (predictors in "
+        "bfloat16 on torch; only where the CPU has AMX or AVX512_BF16, else it equals torch fp32)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="after the MobileNet case's timed rounds, run the default side once more under "
+        "torch.profiler (CPU, and CUDA on cuda): key averages table (sorted by CUDA time on "
+        "cuda, else CPU time; 30 rows) to FILE, Chrome trace to FILE with suffix .trace.json",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
     parser.add_argument("--memory-every", type=int, help="sampling of the memory runs (default 5; quick 100)")
-    parser.add_argument("--store", type=Path, help="twin model store (default ~/.cache/fatools/bench/twin-store)")
+    parser.add_argument(
+        "--store", type=Path, help="twin model store (default ~/.cache/fatools/bench/twin-store)"
+    )
     parser.add_argument("--work", type=Path, help="where clips are kept (default ~/.cache/fatools/bench)")
     args = parser.parse_args(argv)
     if args.every < 1:
@@ -101,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     every = args.every
 
     if not PHOTO.is_file() or not MNET_PTH.is_file():
-        print(f"speed.py: error: needs {PHOTO} and {MNET_PTH} (../shared beside the checkout, or FATOOLS_SHARED)",
-              file=sys.stderr)
+        print(
+            f"speed.py: error: needs {PHOTO} and {MNET_PTH} (../shared beside the checkout, or FATOOLS_SHARED)",
+            file=sys.stderr,
+        )
         return 1
     if args.device.startswith("cuda"):
         import torch
@@ -135,8 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "smoke" if args.smoke else "quick" if quick else "full",
         "store": str(store),
         "models": "stand-in predictors (smoke)" if args.smoke else "compute twins (benchmarks.twins)",
-        "clip": {"path": str(clip), "size": f"{size[0]}x{size[1]}", "frames": frames * every, "every": every,
-                 "sampled": frames},
+        "clip": {
+            "path": str(clip),
+            "size": f"{size[0]}x{size[1]}",
+            "frames": frames * every,
+            "every": every,
+            "sampled": frames,
+        },
         "cases": {},
         "phases_s": {"setup (twins, clips)": round(time.monotonic() - started, 1)},
     }
@@ -158,9 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         mark = time.monotonic()
     extra = {"torch_side": args.torch, "bf16": args.bf16, "peak": peak}
     result["cases"]["mnet"] = run_case(
-        "mnet", DETECTORS["mnet"], store, args.device, clip, warm_clip, rounds,
+        "mnet",
+        DETECTORS["mnet"],
+        store,
+        args.device,
+        clip,
+        warm_clip,
+        rounds,
         f"real RetinaFace-MobileNet0.25, {frames} sampled frames{sampling}, {rounds} rounds",
-        every=every, fp16=args.fp16, int8=args.int8, profile=args.profile, **extra)
+        every=every,
+        fp16=args.fp16,
+        int8=args.int8,
+        profile=args.profile,
+        **extra,
+    )
     if "profile" in result["cases"]["mnet"]:
         result["profile"] = result["cases"]["mnet"].pop("profile")
     phase("mnet case", mark)
@@ -175,9 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     if with_r50:
         r50_clip = make_clip(work, r50_frames * every, size, "main")
         result["cases"]["r50"] = run_case(
-            "r50", DETECTORS["r50"], store, args.device, r50_clip, warm_clip, r50_rounds,
+            "r50",
+            DETECTORS["r50"],
+            store,
+            args.device,
+            r50_clip,
+            warm_clip,
+            r50_rounds,
             f"RetinaFace-ResNet-50 twin (detector-bound), {r50_frames} sampled frames{sampling}, {r50_rounds} rounds",
-            every=every, fp16=args.fp16, int8=args.int8, **extra)
+            every=every,
+            fp16=args.fp16,
+            int8=args.int8,
+            **extra,
+        )
         phase("r50 case", mark)
         mark = time.monotonic()
     if with_memory:
@@ -191,8 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(total {result['elapsed_s']:.0f} s)")
     if "profile" in result:
         prof = result["profile"]
-        print(f"profile of fa-run {prof['side']} (MobileNet case, one more run under torch.profiler, "
-              f"{prof['wall_s_profiled']:.2f} s): table {prof['table']}, Chrome trace {prof['trace']}")
+        print(
+            f"profile of fa-run {prof['side']} (MobileNet case, one more run under torch.profiler, "
+            f"{prof['wall_s_profiled']:.2f} s): table {prof['table']}, Chrome trace {prof['trace']}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -44,8 +44,8 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -193,7 +193,7 @@ class _ResNet50Body(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c2 = self.layer2(self.layer1(self.stem(x)))
         c3 = self.layer3(c2)
         c4 = self.layer4(c3)
@@ -221,7 +221,7 @@ class RetinaFaceR50Twin(RetinaFaceHeads):
         self.BboxHead = nn.ModuleList([_Head(width, 4) for _ in range(3)])
         self.LandmarkHead = nn.ModuleList([_Head(width, 10) for _ in range(3)])
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         loc, conf, ldm = self.guide(x)
         c2, c3, c4 = self.body(x)
         p1, p2, p3 = self.fpn(c2, c3, c4)
@@ -254,7 +254,9 @@ def default_mnet_pth() -> Path | None:
 
 def _install(name: str, root: str | os.PathLike[str], write: Callable[[str], None], what: str) -> Path:
     """Write a model file under a temporary name in its store directory, then install it."""
-    return store.install_written(name, root, lambda path: write(str(path)), SOURCE, ORIGIN, {"twin": what, "seed": SEED})
+    return store.install_written(
+        name, root, lambda path: write(str(path)), SOURCE, ORIGIN, {"twin": what, "seed": SEED}
+    )
 
 
 _PREDICTORS: dict[str, tuple[Callable[[], torch.jit.ScriptModule], str]] = {
@@ -280,7 +282,9 @@ def build_twins(
     tasks = list(tasks)
     unknown = [task for task in tasks if task not in CONTRACTS]
     if unknown or detector not in (*DETECTORS, "both", "none"):
-        raise ValueError(f"unknown task {unknown} or detector {detector!r}; tasks: {TASKS}, detectors: {DETECTORS}")
+        raise ValueError(
+            f"unknown task {unknown} or detector {detector!r}; tasks: {TASKS}, detectors: {DETECTORS}"
+        )
     pth = Path(mnet_pth) if mnet_pth else default_mnet_pth()
     if detector != "none" and (pth is None or not pth.is_file()):
         raise FileNotFoundError(
@@ -297,7 +301,9 @@ def build_twins(
         if task == "align":
             meta = build_meta()
             written["align-meta"] = _install(
-                "align-meta", store_dir, lambda path: torch.save(meta, path),
+                "align-meta",
+                store_dir,
+                lambda path: torch.save(meta, path),
                 f"fatools stand-in 3DMM meta padded to {BFM_VERTICES} vertices",
             )
     if detector in ("mnet", "both"):
@@ -307,7 +313,9 @@ def build_twins(
         with torch.random.fork_rng(devices=[]):
             model = build_r50(pth)
         written["retinaface"] = _install(
-            "retinaface", store_dir, lambda path: torch.jit.save(model, path),
+            "retinaface",
+            store_dir,
+            lambda path: torch.jit.save(model, path),
             "RetinaFace-ResNet-50 twin (random weights) reporting the real MobileNet0.25's detections",
         )
     return written

@@ -16,10 +16,16 @@ tool's JSON (its README's ``results['frame_results']`` is a mistake there).
 from fatools.versions import __version__
 
 # Reached through __getattr__, from fatools.run, on first use.
-_LAZY = ("analyze_video", "analyze_video_facial_actions", "FacialActionVideoAnalyzer", "VideoAnalyzer", "RunOptions",
-         "run_options")
+_LAZY = (
+    "analyze_video",
+    "analyze_video_facial_actions",
+    "FacialActionVideoAnalyzer",
+    "VideoAnalyzer",
+    "RunOptions",
+    "run_options",
+)
 
-__all__ = ["analyze_video", "analyze_video_facial_actions", "FacialActionVideoAnalyzer", "__version__"]
+__all__ = ["FacialActionVideoAnalyzer", "__version__", "analyze_video", "analyze_video_facial_actions"]
 
 
 def __getattr__(name: str):

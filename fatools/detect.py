@@ -15,8 +15,9 @@ on frames from its decoder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,16 +49,29 @@ class DetectOptions:
     suppress_inner: bool = True
 
 
-def detect_options(det_size: int | None = 1080, facetorch_exact: bool = False, score_threshold: float | None = None,
-                   min_face: float = 0.0, optimize: bool = True, fp16: bool = False,
-                   backend: str = "auto") -> DetectOptions:
+def detect_options(
+    det_size: int | None = 1080,
+    facetorch_exact: bool = False,
+    score_threshold: float | None = None,
+    min_face: float = 0.0,
+    optimize: bool = True,
+    fp16: bool = False,
+    backend: str = "auto",
+) -> DetectOptions:
     """DetectOptions from the commands' options: ``det_size`` 0 or None keeps the original
     size, and ``facetorch_exact`` means facetorch's square-padded geometry.  The one place
     that says what --facetorch-exact implies for detection (prediction reads the geometry
     back from each record's ``detection``)."""
-    return DetectOptions(det_size=det_size or None, square_pad=facetorch_exact, score_threshold=score_threshold,
-                         min_face=min_face, optimize=optimize, half=fp16, suppress_inner=not facetorch_exact,
-                         backend=backend)
+    return DetectOptions(
+        det_size=det_size or None,
+        square_pad=facetorch_exact,
+        score_threshold=score_threshold,
+        min_face=min_face,
+        optimize=optimize,
+        half=fp16,
+        suppress_inner=not facetorch_exact,
+        backend=backend,
+    )
 
 
 # A box is inside a stronger one when its centre lies in it and at least this share of
@@ -85,8 +99,9 @@ def inside_stronger(box: list[float], stronger: list[list[float]]) -> bool:
 class BatchDetector:
     """facetorch's FaceDetector run on batches of frames, results in original pixels."""
 
-    def __init__(self, face_detector: Any, options: DetectOptions, name: str, *, backend: str,
-                 file: ModelFile | None) -> None:
+    def __init__(
+        self, face_detector: Any, options: DetectOptions, name: str, *, backend: str, file: ModelFile | None
+    ) -> None:
         """``face_detector`` loaded from ``file`` (the resolution's ``ModelFile``), readied on
         ``backend``, the resolution's engine (``fatools.runtime``): ``detector_for``."""
         post = face_detector.postprocessor
@@ -98,23 +113,40 @@ class BatchDetector:
         self.top_k = int(post.top_k)
         self.nms_threshold = float(post.nms_threshold)
         self.keep_top_k = int(post.keep_top_k)
-        self.score_threshold = float(options.score_threshold if options.score_threshold is not None else post.score_threshold)
+        self.score_threshold = float(
+            options.score_threshold if options.score_threshold is not None else post.score_threshold
+        )
         self.variance = [float(v) for v in post.variance]
         self.prior_box = post.prior_box
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
         from fatools.runtime import engine_for
 
-        self.input_format = engine_for(backend).ready(
-            face_detector, file, name=name, example=(1, 3, 128, 128), detector=True, optimize=options.optimize,
-            half=options.half, required=options.backend == "onnx").input_format
+        self.input_format = (
+            engine_for(backend)
+            .ready(
+                face_detector,
+                file,
+                name=name,
+                example=(1, 3, 128, 128),
+                detector=True,
+                optimize=options.optimize,
+                half=options.half,
+                required=options.backend == "onnx",
+            )
+            .input_format
+        )
         from fatools.devices import Halving
 
         self._halving = Halving(f"the {name} detector", "lower --det-size, or use --fp16 or --device cpu")
 
     def provenance(self) -> dict:
         """How faces were found, recorded with every frame (fa-predict --facetorch-exact needs it)."""
-        provenance = {"detector": self.name, "det_size": self.options.det_size, "square_pad": self.options.square_pad,
-                      "score_threshold": self.score_threshold}
+        provenance = {
+            "detector": self.name,
+            "det_size": self.options.det_size,
+            "square_pad": self.options.square_pad,
+            "score_threshold": self.score_threshold,
+        }
         if self.options.half:
             provenance["fp16"] = True
         return provenance
@@ -133,8 +165,9 @@ class BatchDetector:
         return self.detect_with_inputs(images_bgr)[0]
 
     @torch.inference_mode()
-    def detect_with_inputs(self, images_bgr: list[np.ndarray],
-                           names: list[str] | None = None) -> tuple[list[FaceList], list[torch.Tensor]]:
+    def detect_with_inputs(
+        self, images_bgr: list[np.ndarray], names: list[str] | None = None
+    ) -> tuple[list[FaceList], list[torch.Tensor]]:
         """Faces of each frame, and each frame's detector input (resized to the detector's
         geometry, RGB 0..255, before normalisation): facetorch-exact crops are cut from it.
 
@@ -157,7 +190,15 @@ class BatchDetector:
         faces = self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0])
         return list(zip(faces, batch))
 
-    def postprocess(self, loc: torch.Tensor, conf: torch.Tensor, landmarks: torch.Tensor, geo: Geometry, width: int, height: int) -> list[FaceList]:
+    def postprocess(
+        self,
+        loc: torch.Tensor,
+        conf: torch.Tensor,
+        landmarks: torch.Tensor,
+        geo: Geometry,
+        width: int,
+        height: int,
+    ) -> list[FaceList]:
         """Decode, threshold, NMS and map back to original pixels, for the whole batch at once."""
         from torchvision.ops import batched_nms
 
@@ -198,24 +239,31 @@ class BatchDetector:
             if ranks[b] > self.keep_top_k or score <= self.score_threshold:
                 continue
             if self.options.clip_boxes:
-                box = [min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
-                       min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)]
+                box = [
+                    min(max(box[0], 0.0), width),
+                    min(max(box[1], 0.0), height),
+                    min(max(box[2], 0.0), width),
+                    min(max(box[3], 0.0), height),
+                ]
             if min(box[2] - box[0], box[3] - box[1]) < max(self.options.min_face, 1e-6):
                 continue
             # NMS returns boxes by falling score: those already kept are the stronger ones.
             if self.options.suppress_inner and inside_stronger(box, [f["box"] for f in results[b]]):
                 continue
-            results[b].append({
-                "face": len(results[b]),
-                "box": [round(v, 2) for v in box],
-                "score": round(score, 5),
-                "landmarks5": [[round(lm[2 * i], 2), round(lm[2 * i + 1], 2)] for i in range(5)],
-            })
+            results[b].append(
+                {
+                    "face": len(results[b]),
+                    "box": [round(v, 2) for v in box],
+                    "score": round(score, 5),
+                    "landmarks5": [[round(lm[2 * i], 2), round(lm[2 * i + 1], 2)] for i in range(5)],
+                }
+            )
         return results
 
 
-def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: int = 1,
-                  keep_inputs: bool = False) -> Iterator[Frame]:
+def detect_frames(
+    frames: Iterable[Frame], detector: BatchDetector, batch_size: int = 1, keep_inputs: bool = False
+) -> Iterator[Frame]:
     """The detection stage: ``faces`` and ``detection`` added to every frame with pixels.
 
     Frames of one size go through the detector together, ``batch_size`` at a time; other
@@ -226,8 +274,9 @@ def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: 
     provenance = detector.provenance()
     for batch in batches(frames, batch_size, same_shape=True):
         working = [frame for frame in batch if frame.image is not None]
-        results, inputs = detector.detect_with_inputs([frame.image for frame in working],
-                                                      [where(frame.record) for frame in working])
+        results, inputs = detector.detect_with_inputs(
+            [frame.image for frame in working], [where(frame.record) for frame in working]
+        )
         for i, (frame, faces) in enumerate(zip(working, results)):
             for face in faces:  # measured on the original pixels, while the stage has them
                 face["quality"] = assess(face, sharpness(frame.image, face["box"]))
@@ -240,8 +289,9 @@ def detect_frames(frames: Iterable[Frame], detector: BatchDetector, batch_size: 
         yield from batch
 
 
-def detect_records(records: Iterable[dict], detector: BatchDetector, batch_size: int = 1,
-                   on_error: str = "fail") -> Iterator[dict]:
+def detect_records(
+    records: Iterable[dict], detector: BatchDetector, batch_size: int = 1, on_error: str = "fail"
+) -> Iterator[dict]:
     """``detect_frames`` over a record stream, as fa-detect runs it: each frame record's
     pixels are loaded from its video or image as it comes."""
     frames = frames_from_records(records, is_frame, on_error)
@@ -263,9 +313,18 @@ def build_detector(
     keeps its models for a whole batch: ``fatools.models.loading``.)"""
     from fatools.models.request import ModelRequest, resolve
 
-    request = ModelRequest(detector=name, tasks=(), device=device, backend=options.backend, optimize=options.optimize,
-                           fp16=options.half, config_path=config_path, trust_config=trust_config,
-                           models_dir=models_dir, verify=verify)
+    request = ModelRequest(
+        detector=name,
+        tasks=(),
+        device=device,
+        backend=options.backend,
+        optimize=options.optimize,
+        fp16=options.half,
+        config_path=config_path,
+        trust_config=trust_config,
+        models_dir=models_dir,
+        verify=verify,
+    )
     return detector_for(resolve(request), options)
 
 
@@ -274,5 +333,10 @@ def detector_for(resolution: Any, options: DetectOptions) -> BatchDetector:
     from fatools.models.torchscript import instantiate
 
     face_detector = instantiate(resolution.config.analyzer.detector)
-    return BatchDetector(face_detector, options, resolution.detector, backend=resolution.backend,
-                         file=resolution.file("detector"))
+    return BatchDetector(
+        face_detector,
+        options,
+        resolution.detector,
+        backend=resolution.backend,
+        file=resolution.file("detector"),
+    )

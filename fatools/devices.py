@@ -18,7 +18,9 @@ def resolve_device(spec: str = "auto"):
         raise FatoolsError(f"--device {spec}: not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise FatoolsError(f"--device {spec}: CUDA is not available on this machine; use --device cpu (or auto)")
+            raise FatoolsError(
+                f"--device {spec}: CUDA is not available on this machine; use --device cpu (or auto)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise FatoolsError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif device.type != "cpu":
@@ -115,21 +117,26 @@ class Halving:
         while start < len(items):
             count = min(size, self.limit or size, len(items) - start)
             try:
-                out.extend(run(items[start:start + count]))
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+                out.extend(run(items[start : start + count]))
+            except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 release_memory()
                 if count == 1:
                     where = names[start] if names else f"item {start}"
-                    raise FatoolsError(f"{where}: out of GPU memory in {self.what} even one at a time; "
-                                       f"{self.advice}") from None
+                    raise FatoolsError(
+                        f"{where}: out of GPU memory in {self.what} even one at a time; {self.advice}"
+                    ) from None
                 self.limit = count // 2
                 if not self.warned:
                     self.warned = True
                     logging.getLogger("fatools").warning(
                         "%s: out of GPU memory with a batch of %d; going on with %d at a time (and halving again "
-                        "if needed); the results are the same", self.what, count, self.limit)
+                        "if needed); the results are the same",
+                        self.what,
+                        count,
+                        self.limit,
+                    )
                 continue
             start += count
         return out

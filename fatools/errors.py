@@ -24,5 +24,7 @@ class Interrupted(FatoolsError):
         import signal
 
         self.signum = signum
-        super().__init__(f"stopped by {signal.Signals(signum).name}; the records so far are kept: "
-                         "run the same command again to go on")
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name}; the records so far are kept: "
+            "run the same command again to go on"
+        )

@@ -67,8 +67,10 @@ def read_events(path: str) -> list[Event]:
         if "offset" not in columns and "duration" not in columns:
             missing.append("offset or duration")
         if missing:
-            raise EventsError(f"{path}:1: the header lacks {', '.join(missing)} (columns: onset, offset or duration, "
-                              "label, optional video; see fa-summarize(1), EVENTS)")
+            raise EventsError(
+                f"{path}:1: the header lacks {', '.join(missing)} (columns: onset, offset or duration, "
+                "label, optional video; see fa-summarize(1), EVENTS)"
+            )
         events = []
         try:
             for row in reader:
@@ -124,7 +126,7 @@ def check_events_options(events: str | None, baseline: str | None) -> None:
 class _Cell:
     """One event's statistics for one track."""
 
-    __slots__ = ("stats", "face_frames", "blinks", "last_seq")
+    __slots__ = ("blinks", "face_frames", "last_seq", "stats")
 
     def __init__(self) -> None:
         self.stats = FaceStats()
@@ -153,8 +155,10 @@ class EventWindows:
             return
         for event in self.events:
             if event.onset >= duration - EPS or event.offset > duration + EPS:
-                raise EventsError(f"{self.path}:{event.line}: event {event.label!r} ({event.onset:g}-"
-                                  f"{event.offset:g} s) is outside {self.video} ({duration:g} s long)")
+                raise EventsError(
+                    f"{self.path}:{event.line}: event {event.label!r} ({event.onset:g}-"
+                    f"{event.offset:g} s) is outside {self.video} ({duration:g} s long)"
+                )
 
     def frame(self, t: float | None) -> list[int]:
         """The events the frame at ``t`` falls in (onset <= t < offset)."""
@@ -169,8 +173,16 @@ class EventWindows:
             self.frames[i] += 1
         return self.active
 
-    def face(self, active: list[int], track: Any, face: dict, probs: dict | None, on: float,
-             blink: bool | None, blink_onset: bool) -> None:
+    def face(
+        self,
+        active: list[int],
+        track: Any,
+        face: dict,
+        probs: dict | None,
+        on: float,
+        blink: bool | None,
+        blink_onset: bool,
+    ) -> None:
         for i in active:
             cell = self.cells.get((i, track))
             if cell is None:
@@ -185,8 +197,10 @@ class EventWindows:
     def result(self, interval: float | None, last_t: float | None, track_key) -> list[dict]:
         if self.events and last_t is not None and self.events[-1].onset > last_t + (interval or 0) + EPS:
             late = max(self.events, key=lambda e: e.onset)
-            raise EventsError(f"{self.path}:{late.line}: event {late.label!r} starts at {late.onset:g} s, after the "
-                              f"last frame of {self.video} ({last_t:g} s)")
+            raise EventsError(
+                f"{self.path}:{late.line}: event {late.label!r} starts at {late.onset:g} s, after the "
+                f"last frame of {self.video} ({last_t:g} s)"
+            )
         rows = []
         baseline = self._baseline(interval, track_key) if self.baseline is not None else {}
         for i, event in enumerate(self.events):
@@ -197,8 +211,16 @@ class EventWindows:
                 if baseline and event.label != self.baseline and track in baseline:
                     stats["vs_baseline"] = _difference(stats, baseline[track])
                 out_tracks.append({"track": track, **stats})
-            rows.append({"event": event.line, "label": event.label, "onset": rounded(event.onset),
-                         "offset": rounded(event.offset), "frames": self.frames[i], "tracks": out_tracks})
+            rows.append(
+                {
+                    "event": event.line,
+                    "label": event.label,
+                    "onset": rounded(event.onset),
+                    "offset": rounded(event.offset),
+                    "frames": self.frames[i],
+                    "tracks": out_tracks,
+                }
+            )
         return rows
 
     def _baseline(self, interval: float | None, track_key) -> dict[Any, dict]:
@@ -229,11 +251,16 @@ def _statistics(cell: _Cell, frames: int, interval: float | None) -> dict:
         "emotion": summary["emotion"]["distribution"],
         "valence": summary["valence"],
         "arousal": summary["arousal"],
-        "au": {code: {"activation_rate": v["activation_rate"], "mean_probability": v["mean_probability"]}
-               for code, v in summary["au"].items()},
-        "blinks": {"count": cell.blinks if "AU45" in summary["au"] else None,
-                   "per_minute": rounded(cell.blinks * 60.0 / seconds) if seconds and "AU45" in summary["au"]
-                   else None},
+        "au": {
+            code: {"activation_rate": v["activation_rate"], "mean_probability": v["mean_probability"]}
+            for code, v in summary["au"].items()
+        },
+        "blinks": {
+            "count": cell.blinks if "AU45" in summary["au"] else None,
+            "per_minute": rounded(cell.blinks * 60.0 / seconds)
+            if seconds and "AU45" in summary["au"]
+            else None,
+        },
     }
 
 
@@ -247,13 +274,25 @@ def _difference(stats: dict, base: dict) -> dict:
     codes = [c for c in stats["au"] if c in base["au"]]
     return {
         "visible_share": _minus(stats["visible_share"], base["visible_share"]),
-        "emotion": {label: _minus(stats["emotion"].get(label, 0.0) if stats["emotion"] else None,
-                                  base["emotion"].get(label, 0.0) if base["emotion"] else None) for label in labels},
+        "emotion": {
+            label: _minus(
+                stats["emotion"].get(label, 0.0) if stats["emotion"] else None,
+                base["emotion"].get(label, 0.0) if base["emotion"] else None,
+            )
+            for label in labels
+        },
         "valence_mean": _minus(stats["valence"]["mean"], base["valence"]["mean"]),
         "arousal_mean": _minus(stats["arousal"]["mean"], base["arousal"]["mean"]),
-        "au": {code: {"activation_rate": _minus(stats["au"][code]["activation_rate"],
-                                                base["au"][code]["activation_rate"]),
-                      "mean_probability": _minus(stats["au"][code]["mean_probability"],
-                                                 base["au"][code]["mean_probability"])} for code in codes},
+        "au": {
+            code: {
+                "activation_rate": _minus(
+                    stats["au"][code]["activation_rate"], base["au"][code]["activation_rate"]
+                ),
+                "mean_probability": _minus(
+                    stats["au"][code]["mean_probability"], base["au"][code]["mean_probability"]
+                ),
+            }
+            for code in codes
+        },
         "blinks_per_minute": _minus(stats["blinks"]["per_minute"], base["blinks"]["per_minute"]),
     }

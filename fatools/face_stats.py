@@ -39,7 +39,7 @@ def rounded(value: float | None) -> float | None:
 class Welford:
     """Running count, mean and variance (Welford), mergeable."""
 
-    __slots__ = ("n", "mean", "m2")
+    __slots__ = ("m2", "mean", "n")
 
     def __init__(self) -> None:
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
@@ -61,7 +61,11 @@ class Welford:
     def summary(self) -> dict:
         if not self.n:
             return {"faces": 0, "mean": None, "std": None}
-        return {"faces": self.n, "mean": rounded(self.mean), "std": rounded(math.sqrt(max(self.m2, 0.0) / self.n))}
+        return {
+            "faces": self.n,
+            "mean": rounded(self.mean),
+            "std": rounded(math.sqrt(max(self.m2, 0.0) / self.n)),
+        }
 
 
 def duration_seconds(cell: list, interval: float | None) -> float | None:
@@ -74,7 +78,7 @@ def duration_seconds(cell: list, interval: float | None) -> float | None:
 class FaceStats:
     """Everything STATS reports for a set of face samples, mergeable."""
 
-    __slots__ = ("faces", "seconds", "emotions", "labels", "valence", "arousal", "quadrants", "au")
+    __slots__ = ("arousal", "au", "emotions", "faces", "labels", "quadrants", "seconds", "valence")
 
     def __init__(self) -> None:
         self.faces = 0
@@ -137,29 +141,46 @@ class FaceStats:
             self.quadrants[quadrant] = [mine[0] + cell[0], mine[1] + cell[1]]
         for code, cell in other.au.items():
             mine = self.au.get(code)
-            self.au[code] = list(cell) if mine is None else [
-                mine[0] + cell[0], mine[1] + cell[1], None if cell[2] is None else mine[2] + cell[2]]
+            self.au[code] = (
+                list(cell)
+                if mine is None
+                else [mine[0] + cell[0], mine[1] + cell[1], None if cell[2] is None else mine[2] + cell[2]]
+            )
 
     def summary(self, interval: float | None, top: int, blinks: dict) -> dict:
         labelled = sum(self.emotions.values())
         most_common = min(self.emotions, key=lambda k: (-self.emotions[k], k)) if labelled else None
-        distribution = {label: rounded(self.emotions.get(label, 0) / labelled)
-                        for label in sorted(self.labels | set(self.emotions))} if labelled else {}
+        distribution = (
+            {
+                label: rounded(self.emotions.get(label, 0) / labelled)
+                for label in sorted(self.labels | set(self.emotions))
+            }
+            if labelled
+            else {}
+        )
         au = {}
         for code in sorted(self.au, key=au_key):
             faces, active, total = self.au[code]
-            au[code] = {"faces": faces, "active": active, "activation_rate": rounded(active / faces),
-                        "mean_probability": None if total is None else rounded(total / faces)}
-        ranked = sorted((code for code in au if au[code]["active"]), key=lambda c: (-au[c]["active"], au_key(c)))
+            au[code] = {
+                "faces": faces,
+                "active": active,
+                "activation_rate": rounded(active / faces),
+                "mean_probability": None if total is None else rounded(total / faces),
+            }
+        ranked = sorted(
+            (code for code in au if au[code]["active"]), key=lambda c: (-au[c]["active"], au_key(c))
+        )
         return {
             "faces": self.faces,
             "seconds": duration_seconds(self.seconds, interval),
             "emotion": {"faces": labelled, "most_common": most_common, "distribution": distribution},
             "valence": self.valence.summary(),
             "arousal": self.arousal.summary(),
-            "quadrant_seconds": {q: duration_seconds(self.quadrants.get(q, [0.0, 0]), interval)
-                                 for q in sorted(set(QUADRANTS.values()) | set(self.quadrants))},
+            "quadrant_seconds": {
+                q: duration_seconds(self.quadrants.get(q, [0.0, 0]), interval)
+                for q in sorted(set(QUADRANTS.values()) | set(self.quadrants))
+            },
             "au": au,
-            "most_active_aus": [[code, au[code]["active"]] for code in ranked[:top or None]],
+            "most_active_aus": [[code, au[code]["active"]] for code in ranked[: top or None]],
             "blinks": blinks,
         }

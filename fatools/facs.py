@@ -54,8 +54,15 @@ _MAIN = [
     ("AU38", "nostril_dilator", "Nostril dilator", "nasalis, pars alaris"),
     ("AU39", "nostril_compressor", "Nostril compressor", "nasalis, pars transversa, depressor septi nasi"),
 ]
-_SIDED = [("1", "inner_brow_raiser"), ("2", "outer_brow_raiser"), ("4", "brow_lowerer"), ("6", "cheek_raiser"),
-          ("10", "upper_lip_raiser"), ("11", "nasolabial_deepener"), ("14", "dimpler")]
+_SIDED = [
+    ("1", "inner_brow_raiser"),
+    ("2", "outer_brow_raiser"),
+    ("4", "brow_lowerer"),
+    ("6", "cheek_raiser"),
+    ("10", "upper_lip_raiser"),
+    ("11", "nasolabial_deepener"),
+    ("14", "dimpler"),
+]
 
 
 def _catalogue() -> list[ActionUnit]:
@@ -64,7 +71,9 @@ def _catalogue() -> list[ActionUnit]:
     for number, label in _SIDED:
         base = by_label[label]
         for side, word in (("L", "left"), ("R", "right")):
-            units.append(ActionUnit(f"{side}{number}", f"{word}_{label}", f"{base.name}, {word} side", base.muscle))
+            units.append(
+                ActionUnit(f"{side}{number}", f"{word}_{label}", f"{base.name}, {word} side", base.muscle)
+            )
     return units
 
 
@@ -74,14 +83,23 @@ BY_CODE = {u.code: u for u in ACTION_UNITS}
 BY_LABEL = {u.label: u for u in ACTION_UNITS}
 CODES = [u.code for u in ACTION_UNITS]
 
-AU45 = ActionUnit("AU45", "blink", "Blink", "relaxation of levator palpebrae superioris; orbicularis oculi, pars palpebralis")
+AU45 = ActionUnit(
+    "AU45",
+    "blink",
+    "Blink",
+    "relaxation of levator palpebrae superioris; orbicularis oculi, pars palpebralis",
+)
 INTENSITY_LABELS = ["Trace", "Slight", "Moderate", "Marked", "Extreme"]
 # Eyes are taken as closed below this eye aspect ratio (Soukupova and Cech, 2016, use 0.2).
 BLINK_EAR = 0.2
 # The valence-arousal circumplex quadrant fa-predict labels a face with, by the signs of
 # (valence, arousal); summaries and exports use it for records without a label.
-QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
-             (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}
+QUADRANTS = {
+    (True, True): "Happy/Excited",
+    (False, True): "Angry/Stressed",
+    (False, False): "Sad/Depressed",
+    (True, False): "Calm/Relaxed",
+}
 
 
 def intensity(probability: float, threshold: float = 0.5) -> str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from fatools.errors import VideoError
-from fatools.study.inputs import input_kind
 from fatools.records import frame_record
 from fatools.stream import Frame
+from fatools.study.inputs import input_kind
 from fatools.video import (
     IMAGE_EXTENSIONS,
     Sampling,
@@ -56,12 +56,21 @@ def records_for(
     live=None,
 ) -> Iterator[dict]:
     """fa-frames' records for any supported input (``live``: as ``input_frames``)."""
-    return (frame.record for frame in input_frames(path, sampling, False, images_dir, image_format, header,
-                                                   live=live))
+    return (
+        frame.record
+        for frame in input_frames(path, sampling, False, images_dir, image_format, header, live=live)
+    )
 
 
-def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str | None, image_format: str,
-                  header: bool, skip_through: int | None = None) -> Iterator[Frame]:
+def _video_frames(
+    path: str,
+    sampling: Sampling,
+    pixels: bool,
+    images_dir: str | None,
+    image_format: str,
+    header: bool,
+    skip_through: int | None = None,
+) -> Iterator[Frame]:
     """A header, then one frame per sampled frame of a video.
 
     Pixels travel by reference in the record (the video path and frame index); with
@@ -71,7 +80,9 @@ def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str |
     if header:
         yield Frame(info.header())
     stem = Path(path).stem
-    for decoded in iter_frames(path, sampling, want_pixels=pixels or images_dir is not None, skip_through=skip_through):
+    for decoded in iter_frames(
+        path, sampling, want_pixels=pixels or images_dir is not None, skip_through=skip_through
+    ):
         extra = {}
         if images_dir is not None:
             image_path = os.path.join(images_dir, f"{stem}-{decoded.index:06d}.{image_format}")
@@ -81,12 +92,16 @@ def _video_frames(path: str, sampling: Sampling, pixels: bool, images_dir: str |
         yield Frame(record, decoded.image if pixels else None)
 
 
-def _image_frames(path: str, sampling: Sampling, pixels: bool, skip_through: int | None = None) -> Iterator[Frame]:
+def _image_frames(
+    path: str, sampling: Sampling, pixels: bool, skip_through: int | None = None
+) -> Iterator[Frame]:
     """One frame per image of a file or folder (``every``/``max_frames`` apply; no clock)."""
     if os.path.isdir(path):
         images = list_images(path)
         if not images:
-            raise VideoError(f"{path}: directory has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); give a video, an image or a folder of images")
+            raise VideoError(
+                f"{path}: directory has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); give a video, an image or a folder of images"
+            )
     else:
         images = [path]
     kept = 0
@@ -101,4 +116,6 @@ def _image_frames(path: str, sampling: Sampling, pixels: bool, skip_through: int
         image = read_image(image_path)
         height, width = image.shape[:2]
         kept += 1
-        yield Frame(frame_record(path, index, None, width, height, image=image_path), image if pixels else None)
+        yield Frame(
+            frame_record(path, index, None, width, height, image=image_path), image if pixels else None
+        )

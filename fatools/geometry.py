@@ -47,8 +47,12 @@ class Geometry:
     def box_to_detector(self, box: list[float]) -> list[float]:
         """An original-pixel box [x1, y1, x2, y2] in detector-input pixels."""
         x1, y1, x2, y2 = box
-        return [(x1 + self.pad_left) * self.scale_x, (y1 + self.pad_top) * self.scale_y,
-                (x2 + self.pad_left) * self.scale_x, (y2 + self.pad_top) * self.scale_y]
+        return [
+            (x1 + self.pad_left) * self.scale_x,
+            (y1 + self.pad_top) * self.scale_y,
+            (x2 + self.pad_left) * self.scale_x,
+            (y2 + self.pad_top) * self.scale_y,
+        ]
 
     def points_to_original(self, points: np.ndarray) -> np.ndarray:
         """Detector-input points (n, 2 or 3) in original pixels, in place; depth scales as x."""
@@ -103,8 +107,9 @@ def rgb_batch(images_bgr: list[np.ndarray], device: torch.device) -> torch.Tenso
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float()
 
 
-def detector_input(images_bgr: list[np.ndarray], det_size: int | None, square_pad: bool,
-                   device: torch.device) -> tuple[torch.Tensor, Geometry]:
+def detector_input(
+    images_bgr: list[np.ndarray], det_size: int | None, square_pad: bool, device: torch.device
+) -> tuple[torch.Tensor, Geometry]:
     """Same-sized frames as the detector's input batch (RGB 0..255, before facetorch's
     normaliser), and their geometry."""
     import cv2
@@ -118,8 +123,10 @@ def detector_input(images_bgr: list[np.ndarray], det_size: int | None, square_pa
         side = max(width, height)
         right, bottom = side - width - geo.pad_left, side - height - geo.pad_top
         if geo.pad_left or geo.pad_top or right or bottom:
-            images_bgr = [cv2.copyMakeBorder(im, geo.pad_top, bottom, geo.pad_left, right, cv2.BORDER_CONSTANT, value=0)
-                          for im in images_bgr]
+            images_bgr = [
+                cv2.copyMakeBorder(im, geo.pad_top, bottom, geo.pad_left, right, cv2.BORDER_CONSTANT, value=0)
+                for im in images_bgr
+            ]
         batch = rgb_batch(images_bgr, device)
         if det_size:
             batch = F.resize(batch, [det_size], antialias=True)  # facetorch: antialiased bilinear, on floats
@@ -128,7 +135,9 @@ def detector_input(images_bgr: list[np.ndarray], det_size: int | None, square_pa
     if shrink and device.type == "cpu":
         # Area-averaging the 8-bit frame costs a few ms where an antialiased float resize
         # of the full frame cost about as much as the MobileNet detector itself.
-        images_bgr = [cv2.resize(im, (geo.det_width, geo.det_height), interpolation=cv2.INTER_AREA) for im in images_bgr]
+        images_bgr = [
+            cv2.resize(im, (geo.det_width, geo.det_height), interpolation=cv2.INTER_AREA) for im in images_bgr
+        ]
         shrink = False
     batch = rgb_batch(images_bgr, device)
     if shrink:
@@ -153,5 +162,5 @@ def crop_padded(frame: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Te
     out = frame.new_zeros((frame.shape[0], y2 - y1, x2 - x1))
     sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
     if sx2 > sx1 and sy2 > sy1:
-        out[:, sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = frame[:, sy1:sy2, sx1:sx2]
+        out[:, sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = frame[:, sy1:sy2, sx1:sx2]
     return out

@@ -29,9 +29,10 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,9 @@ class LiveOptions:
     """How a live source is read (fa-frames' and fa-run's live options)."""
 
     input_format: str | None = None  # FFmpeg's demuxer or device (v4l2, avfoundation, dshow, mpegts, ...)
-    input_options: tuple[tuple[str, str], ...] = ()  # FFmpeg's options for the input (rtsp_transport=tcp, ...)
+    input_options: tuple[
+        tuple[str, str], ...
+    ] = ()  # FFmpeg's options for the input (rtsp_transport=tcp, ...)
     drop: bool = True  # newest frame wins when analysis is slower than capture
     queue_size: int = 4  # sampled frames waiting for the consumer
     reconnect: int = 0  # reopen a dropped stream up to N times in a row
@@ -129,8 +132,10 @@ def _open(path: str, options: LiveOptions):
         container = av.open(url, **kwargs)
     except av.error.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise VideoError(f"{path}: cannot open the live source ({reason}); check the address, the sender and "
-                         "--input-format/--input-option") from None
+        raise VideoError(
+            f"{path}: cannot open the live source ({reason}); check the address, the sender and "
+            "--input-format/--input-option"
+        ) from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: has no video stream; give a video source")
@@ -175,17 +180,28 @@ class LiveStats:
                 return None
             return round(lat[min(len(lat) - 1, max(0, math.ceil(p * len(lat)) - 1))] * 1000, 1)
 
-        return {"frames": self.frames, "dropped": self.dropped, "analysed": self.frames - self.dropped,
-                "reconnects": self.reconnects,
-                "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": round(lat[-1] * 1000, 1) if lat else None},
-                "started": wallclock(self.started), "seconds": round(time.time() - self.started, 3),
-                "ended": self.ended}
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "analysed": self.frames - self.dropped,
+            "reconnects": self.reconnects,
+            "latency_ms": {
+                "p50": pct(0.5),
+                "p95": pct(0.95),
+                "max": round(lat[-1] * 1000, 1) if lat else None,
+            },
+            "started": wallclock(self.started),
+            "seconds": round(time.time() - self.started, 3),
+            "ended": self.ended,
+        }
 
     def line(self) -> str:
         d = self.as_dict()
         lat = d["latency_ms"]
-        return (f"live: {d['frames']} frames, {d['dropped']} dropped, {d['reconnects']} reconnects, "
-                f"latency p50 {lat['p50']} ms p95 {lat['p95']} ms, ended: {d['ended']}")
+        return (
+            f"live: {d['frames']} frames, {d['dropped']} dropped, {d['reconnects']} reconnects, "
+            f"latency p50 {lat['p50']} ms p95 {lat['p95']} ms, ended: {d['ended']}"
+        )
 
 
 _END = object()
@@ -194,8 +210,14 @@ _END = object()
 class LiveReader:
     """Decodes a live source in a thread into a bounded, newest-wins queue."""
 
-    def __init__(self, path: str, sampling, options: LiveOptions = LiveOptions(), want_pixels: bool = True,
-                 stats: LiveStats | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        sampling,
+        options: LiveOptions = LiveOptions(),
+        want_pixels: bool = True,
+        stats: LiveStats | None = None,
+    ) -> None:
         self.path, self.sampling, self.options, self.want_pixels = path, sampling, options, want_pixels
         self.stats = stats if stats is not None else LiveStats()
         self.info: dict | None = None  # the header's fields, once the source is open
@@ -210,7 +232,7 @@ class LiveReader:
 
     # -- the reader thread ---------------------------------------------------------
 
-    def start(self) -> "LiveReader":
+    def start(self) -> LiveReader:
         self._thread.start()
         return self
 
@@ -224,8 +246,12 @@ class LiveReader:
                 else:
                     self.stats.backlog_warnings += 1
                     if self.stats.backlog_warnings in (1, 10, 100) or self.stats.backlog_warnings % 1000 == 0:
-                        log.warning("%s: analysis is slower than capture; %d frames waiting (--no-drop keeps them "
-                                    "all: the source's own buffer grows)", self.path, len(self._queue))
+                        log.warning(
+                            "%s: analysis is slower than capture; %d frames waiting (--no-drop keeps them "
+                            "all: the source's own buffer grows)",
+                            self.path,
+                            len(self._queue),
+                        )
                     while len(self._queue) >= self.options.queue_size and not self._stop.is_set():
                         self._cond.wait(0.1)
             if item is not _END and self._dropped_pending:
@@ -235,7 +261,7 @@ class LiveReader:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        from fatools.video import Sampler, _rotation, _rotate
+        from fatools.video import Sampler, _rotate, _rotation
 
         sampler = Sampler(self.sampling)
         options = self.options
@@ -263,7 +289,9 @@ class LiveReader:
                         break
                     failures += 1
                     self.stats.reconnects += 1
-                    log.warning("%s: reopening failed; again (%d of %d)", self.path, failures, options.reconnect)
+                    log.warning(
+                        "%s: reopening failed; again (%d of %d)", self.path, failures, options.reconnect
+                    )
                     self._backoff(failures)
                     continue
                 reason = "end of stream"
@@ -302,26 +330,34 @@ class LiveReader:
                             break
                         if not sampler.keep(this, t):
                             continue
-                        image = _rotate(frame.to_ndarray(format="bgr24"), rotation) if self.want_pixels else None
+                        image = (
+                            _rotate(frame.to_ndarray(format="bgr24"), rotation) if self.want_pixels else None
+                        )
                         width, height = frame.width, frame.height
                         if rotation in (90, 270):
                             width, height = height, width
-                        item = LiveFrame(this, round(t, 6), width, height, image, wallclock(), now,
-                                         extra=pending_extra)
+                        item = LiveFrame(
+                            this, round(t, 6), width, height, image, wallclock(), now, extra=pending_extra
+                        )
                         pending_extra = {}
                         self.stats.frames += 1
                         self._put(item)
-                except Exception as exc:  # noqa: BLE001 - a dropped stream: reconnect or end
-                    reason = "stall" if "timed out" in str(exc).lower() or "exit" in type(exc).__name__.lower() \
+                except Exception as exc:
+                    reason = (
+                        "stall"
+                        if "timed out" in str(exc).lower() or "exit" in type(exc).__name__.lower()
                         else f"error ({exc})"
+                    )
                 finally:
                     try:
                         container.close()
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         pass
                 if self._stop.is_set() or self.path == "-" or failures >= options.reconnect:
                     if self.stats.ended is None:  # the consumer may have ended it first (--duration)
-                        self.stats.ended = reason if not self._stop.is_set() or reason != "end of stream" else "stopped"
+                        self.stats.ended = (
+                            reason if not self._stop.is_set() or reason != "end of stream" else "stopped"
+                        )
                     if reason.startswith("error") and not options.reconnect:
                         log.warning("%s: the stream failed: %s; ending", self.path, reason[7:-1])
                     elif reason == "stall":
@@ -335,8 +371,12 @@ class LiveReader:
                 # The first frame after the reconnect carries the gap; its clock goes on from the wall time.
                 if last_t is not None and last_wall is not None:
                     offset = last_t + (time.monotonic() - last_wall)
-                pending_extra = {"reconnected": self.stats.reconnects, "gap": None, "_gap_from": last_wall or gap_from}
-        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
+                pending_extra = {
+                    "reconnected": self.stats.reconnects,
+                    "gap": None,
+                    "_gap_from": last_wall or gap_from,
+                }
+        except BaseException as exc:
             self._error = exc
             self.stats.ended = "error"
         finally:
@@ -347,14 +387,23 @@ class LiveReader:
         delay = min(0.5 * 2 ** (attempt - 1), 10.0)
         self._stop.wait(delay)
 
-    def _set_info(self, stream, frame, rotation: int) -> None:  # noqa: ANN001
+    def _set_info(self, stream, frame, rotation: int) -> None:
         rate = stream.average_rate or stream.guessed_rate
         width, height = frame.width, frame.height
         if rotation in (90, 270):
             width, height = height, width
-        self.info = {"video": self.path, "fps": float(rate) if rate else None, "frame_count": None,
-                     "duration": None, "codec": stream.codec_context.name, "width": width, "height": height,
-                     "rotation": rotation, "live": True, "wallclock": wallclock()}
+        self.info = {
+            "video": self.path,
+            "fps": float(rate) if rate else None,
+            "frame_count": None,
+            "duration": None,
+            "codec": stream.codec_context.name,
+            "width": width,
+            "height": height,
+            "rotation": rotation,
+            "live": True,
+            "wallclock": wallclock(),
+        }
         self._opened.set()
 
     # -- the consumer ----------------------------------------------------------------
@@ -383,7 +432,11 @@ class LiveReader:
                     while not self._queue:
                         if should_stop is not None and should_stop():
                             self.stop()
-                        if self.deadline is not None and time.monotonic() >= self.deadline and not self._stop.is_set():
+                        if (
+                            self.deadline is not None
+                            and time.monotonic() >= self.deadline
+                            and not self._stop.is_set()
+                        ):
                             self.stats.ended = "duration"
                             self.stop()
                         if self._stop.is_set():
@@ -412,9 +465,16 @@ class LiveReader:
             self._thread.join(timeout=2)
 
 
-def live_frames(path: str, sampling, options: LiveOptions, pixels: bool, header: bool = True,
-                stats: LiveStats | None = None, should_stop: Callable[[], Any] | None = None,
-                captured: collections.deque | None = None):
+def live_frames(
+    path: str,
+    sampling,
+    options: LiveOptions,
+    pixels: bool,
+    header: bool = True,
+    stats: LiveStats | None = None,
+    should_stop: Callable[[], Any] | None = None,
+    captured: collections.deque | None = None,
+):
     """fa-frames' records (as ``stream.Frame``) of a live source: a header, then one per kept
     frame with ``wallclock`` and ``dropped``; ``captured`` (a deque) gets (frame, capture
     time) of each, for the latency of the record that leaves last."""
@@ -431,8 +491,16 @@ def live_frames(path: str, sampling, options: LiveOptions, pixels: bool, header:
         if header:
             yield Frame({"schema": SCHEMA_VERSION, "type": HEADER_TYPE, **info})
         for item in reader.frames(should_stop):
-            record = frame_record(path, item.index, item.t, item.width, item.height, wallclock=item.wallclock,
-                                  dropped=item.dropped, **item.extra)
+            record = frame_record(
+                path,
+                item.index,
+                item.t,
+                item.width,
+                item.height,
+                wallclock=item.wallclock,
+                dropped=item.dropped,
+                **item.extra,
+            )
             if captured is not None:
                 captured.append((item.index, item.captured))
             yield Frame(record, item.image if pixels else None)
@@ -453,8 +521,9 @@ class LiveRun:
         self._last_checkpoint: float | None = None
 
     def frames(self, path: str, sampling, pixels: bool, header: bool = True):
-        return live_frames(path, sampling, self.options, pixels, header, self.stats, self.should_stop,
-                           self.latency.captured)
+        return live_frames(
+            path, sampling, self.options, pixels, header, self.stats, self.should_stop, self.latency.captured
+        )
 
     def records_file(self, out):
         """fa-run's records file for a live input: ``frames.jsonl`` itself, growing as it runs."""

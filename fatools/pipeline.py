@@ -3,8 +3,8 @@ fa-predict and fa-track run, on frames from a decode thread, without JSON in bet
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from itertools import chain
-from typing import Iterable, Iterator
 
 from fatools.detect import BatchDetector, detect_frames
 from fatools.frames import input_frames
@@ -34,11 +34,13 @@ def analysed_records(
     ``live``: a ``fatools.live.LiveRun`` for a live input.
     """
     exact = predictors is not None and predictors.options.facetorch_exact
-    source = input_frames(path, sampling, pixels=True, header=skip_through is None, skip_through=skip_through,
-                          live=live)
+    source = input_frames(
+        path, sampling, pixels=True, header=skip_through is None, skip_through=skip_through, live=live
+    )
     # A live source has its own reader thread and newest-wins queue; a file is read ahead here.
-    frames = detect_frames(source if live is not None else prefetch(source), detector, detect_batch,
-                           keep_inputs=exact)
+    frames = detect_frames(
+        source if live is not None else prefetch(source), detector, detect_batch, keep_inputs=exact
+    )
     if predictors is not None:
         frames = predict_frames(frames, predictors, frame_batch)
     return track_records(chain(replay, (frame.record for frame in frames)), track)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,22 +48,46 @@ ALL_TASKS = ("au", "fer", "va", "align", "embed")
 class PredictOptions:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     au_threshold: float = 0.5
-    facetorch_exact: bool = False  # crops from the detector input, as facetorch (geometry from record["detection"])
+    facetorch_exact: bool = (
+        False  # crops from the detector input, as facetorch (geometry from record["detection"])
+    )
     face_batch: int | None = None  # faces per predictor batch; None: chosen per model and device
-    optimize: bool = True  # frozen models, channels-last inputs for convolutional ones (fatools.runtime.torch_engine)
+    optimize: bool = (
+        True  # frozen models, channels-last inputs for convolutional ones (fatools.runtime.torch_engine)
+    )
     half: bool = False  # fp16 weights and inputs (opt-in; changes outputs)
     int8: bool = False  # CPU: int8 Linear layers in the AU transformer (opt-in; changes outputs)
     backend: str = "auto"  # auto, torch or onnx (fatools.runtime)
-    bf16: bool = False  # CPU: predictors under bfloat16 autocast where the CPU has it (opt-in; changes outputs)
+    bf16: bool = (
+        False  # CPU: predictors under bfloat16 autocast where the CPU has it (opt-in; changes outputs)
+    )
 
 
-def predict_options(*, tasks: Iterable[str] = DEFAULT_TASKS, au_threshold: float = 0.5, facetorch_exact: bool = False,
-                    face_batch: int | None = None, optimize: bool = True, fp16: bool = False, int8: bool = False,
-                    bf16: bool = False, backend: str = "auto") -> PredictOptions:
+def predict_options(
+    *,
+    tasks: Iterable[str] = DEFAULT_TASKS,
+    au_threshold: float = 0.5,
+    facetorch_exact: bool = False,
+    face_batch: int | None = None,
+    optimize: bool = True,
+    fp16: bool = False,
+    int8: bool = False,
+    bf16: bool = False,
+    backend: str = "auto",
+) -> PredictOptions:
     """PredictOptions from the commands' options (fa-predict's and fa-run's names: ``fp16``
     is ``half``); the tasks keep their first order, each once."""
-    return PredictOptions(tasks=tuple(dict.fromkeys(tasks)), au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                          face_batch=face_batch, optimize=optimize, half=fp16, int8=int8, bf16=bf16, backend=backend)
+    return PredictOptions(
+        tasks=tuple(dict.fromkeys(tasks)),
+        au_threshold=au_threshold,
+        facetorch_exact=facetorch_exact,
+        face_batch=face_batch,
+        optimize=optimize,
+        half=fp16,
+        int8=int8,
+        bf16=bf16,
+        backend=backend,
+    )
 
 
 def _input_size(predictor_cfg: Any) -> int:
@@ -76,15 +101,22 @@ def _input_size(predictor_cfg: Any) -> int:
 class FacePredictors:
     """facetorch predictors for the chosen tasks, run on the faces of frame batches."""
 
-    def __init__(self, cfg: Any, options: PredictOptions, device: torch.device, *, backend: str,
-                 files: dict[str, ModelFile]) -> None:
+    def __init__(
+        self,
+        cfg: Any,
+        options: PredictOptions,
+        device: torch.device,
+        *,
+        backend: str,
+        files: dict[str, ModelFile],
+    ) -> None:
         """The predictors of ``cfg`` for ``options.tasks``, each loaded from its ``files[task]``
         (the resolution's ``ModelFile``) and readied on ``backend``, the resolution's engine
         (``fatools.runtime``): ``predictors_for``."""
-        from fatools.models.torchscript import instantiate
         from omegaconf import OmegaConf
 
         from fatools.devices import Halving, default_batch_size
+        from fatools.models.torchscript import instantiate
         from fatools.runtime import engine_for
 
         self.options = options
@@ -94,14 +126,26 @@ class FacePredictors:
         # FATOOLS_FORCE_BF16=1 applies --bf16 where it would be slow: for measuring its effect.
         bf16 = options.bf16 and bf16_wanted(device, force=os.environ.get("FATOOLS_FORCE_BF16") == "1")
         engine = engine_for(backend)
-        self.input_formats = {task: engine.ready(predictor, files.get(task), name=task,
-                                                 example=(1, 3, self.sizes[task], self.sizes[task]),
-                                                 optimize=options.optimize, half=options.half,
-                                                 int8=options.int8 and task == "au", bf16=bf16,
-                                                 required=options.backend == "onnx").input_format
-                              for task, predictor in self.predictors.items()}
-        self.face_batches = {task: options.face_batch or default_batch_size(device, task) for task in options.tasks}
-        self.halving = {task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks}
+        self.input_formats = {
+            task: engine.ready(
+                predictor,
+                files.get(task),
+                name=task,
+                example=(1, 3, self.sizes[task], self.sizes[task]),
+                optimize=options.optimize,
+                half=options.half,
+                int8=options.int8 and task == "au",
+                bf16=bf16,
+                required=options.backend == "onnx",
+            ).input_format
+            for task, predictor in self.predictors.items()
+        }
+        self.face_batches = {
+            task: options.face_batch or default_batch_size(device, task) for task in options.tasks
+        }
+        self.halving = {
+            task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks
+        }
         self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
         self.detector_transform = None
         if options.facetorch_exact:
@@ -114,7 +158,9 @@ class FacePredictors:
             self.align = instantiate(align_cfg)
 
     # -- crops -------------------------------------------------------------------
-    def _default_crops(self, image_bgr: np.ndarray, faces: list[dict]) -> tuple[list[torch.Tensor], list[tuple]]:
+    def _default_crops(
+        self, image_bgr: np.ndarray, faces: list[dict]
+    ) -> tuple[list[torch.Tensor], list[tuple]]:
         """Square crops of the original pixels (RGB, 0..1).
 
         Cut from the 8-bit frame (on the device) and converted one crop at a time: the
@@ -138,11 +184,15 @@ class FacePredictors:
         record = frame.record
         geo = from_detection(record)
         if geo is None or not record["detection"].get("square_pad"):
-            raise RecordError(f"{record.get('video')} frame {record.get('frame')}: --facetorch-exact needs faces "
-                              "found with fa-detect --facetorch-exact (the record's detection says square_pad false)")
+            raise RecordError(
+                f"{record.get('video')} frame {record.get('frame')}: --facetorch-exact needs faces "
+                "found with fa-detect --facetorch-exact (the record's detection says square_pad false)"
+            )
         resized = frame.det_input
         if resized is None:
-            resized = detector_input([frame.image], record["detection"].get("det_size"), True, self.device)[0][0]
+            resized = detector_input([frame.image], record["detection"].get("det_size"), True, self.device)[
+                0
+            ][0]
         # facetorch crops faces from the detector's input after its mean is subtracted
         # (its colour flip is undone by the post-processor's): reproduce that.
         tensor = self.detector_transform(resized.unsqueeze(0))[0]
@@ -151,7 +201,7 @@ class FacePredictors:
             d = torch.round(torch.tensor(geo.box_to_detector(face["box"]))).int().tolist()
             loc = Location(x1=d[0], y1=d[1], x2=d[2], y2=d[3])
             loc.form_square()
-            crop = tensor[:, loc.y1:loc.y2, loc.x1:loc.x2]
+            crop = tensor[:, loc.y1 : loc.y2, loc.x1 : loc.x2]
             crops.append(None if 0 in crop.shape else self.unifier.transform(crop))
             rois.append((loc.x1, loc.y1, loc.x2, loc.y2, geo))
         return crops, rois
@@ -191,11 +241,15 @@ class FacePredictors:
         for task, predictor in self.predictors.items():
             size = self.sizes[task]
 
-            def run(chunk: list[torch.Tensor], task: str = task, predictor: Any = predictor, size: int = size) -> list:
+            def run(
+                chunk: list[torch.Tensor], task: str = task, predictor: Any = predictor, size: int = size
+            ) -> list:
                 if self.options.facetorch_exact:
                     batch = torch.stack(chunk)  # unified to 380 px; the pre-processor resizes
                 else:
-                    batch = torch.stack([F.resize(c.unsqueeze(0), [size, size], antialias=True)[0] for c in chunk])
+                    batch = torch.stack(
+                        [F.resize(c.unsqueeze(0), [size, size], antialias=True)[0] for c in chunk]
+                    )
                 batch = predictor.preprocessor.run(batch)
                 out = predictor.inference(self.input_formats[task].apply(batch))
                 return list((out[0] if isinstance(out, tuple) else out).unbind(0))
@@ -265,8 +319,10 @@ def bf16_wanted(device: torch.device, force: bool = False) -> bool:
         return False
     if force or bf16_hardware():
         return True
-    log.warning("--bf16: this CPU has neither AMX nor AVX512_BF16, so bfloat16 would be slower than float32; "
-                "the models stay float32")
+    log.warning(
+        "--bf16: this CPU has neither AMX nor AVX512_BF16, so bfloat16 would be slower than float32; "
+        "the models stay float32"
+    )
     return False
 
 
@@ -276,8 +332,11 @@ def au_fields(scores: np.ndarray, threshold: float) -> dict:
     details = {}
     for code in active:
         unit = facs.BY_CODE[code]
-        details[code] = {"name": unit.name, "description": unit.description,
-                         "intensity": facs.intensity(probs[code], threshold)}
+        details[code] = {
+            "name": unit.name,
+            "description": unit.description,
+            "intensity": facs.intensity(probs[code], threshold),
+        }
     return {"probs": probs, "active": active, "threshold": threshold, "details": details}
 
 
@@ -285,22 +344,34 @@ def expression_fields(logits: np.ndarray, labels: list[str]) -> dict:
     shifted = np.exp(logits - logits.max())
     probs = shifted / shifted.sum()
     best = int(np.argmax(probs))
-    return {"label": labels[best], "confidence": round(float(probs[best]), 6),
-            "scores": {label: round(float(p), 6) for label, p in zip(labels, probs)}}
+    return {
+        "label": labels[best],
+        "confidence": round(float(probs[best]), 6),
+        "scores": {label: round(float(p), 6) for label, p in zip(labels, probs)},
+    }
 
 
 def va_fields(valence: float, arousal: float) -> dict:
-    return {"valence": round(valence, 6), "arousal": round(arousal, 6),
-            "quadrant": facs.QUADRANTS[(valence >= 0, arousal >= 0)]}
+    return {
+        "valence": round(valence, 6),
+        "arousal": round(arousal, 6),
+        "quadrant": facs.QUADRANTS[(valence >= 0, arousal >= 0)],
+    }
 
 
 def blink_fields(landmarks: list) -> dict:
     ear = facs.eye_aspect_ratio(np.asarray(landmarks))
-    return {"active": bool(ear < facs.BLINK_EAR), "ear": round(ear, 4), "derived": True,
-            "method": f"eye aspect ratio of the 3D landmarks below {facs.BLINK_EAR}"}
+    return {
+        "active": bool(ear < facs.BLINK_EAR),
+        "ear": round(ear, 4),
+        "derived": True,
+        "method": f"eye aspect ratio of the 3D landmarks below {facs.BLINK_EAR}",
+    }
 
 
-def predict_frames(frames: Iterable[Frame], predictors: FacePredictors, frame_batch: int | None = None) -> Iterator[Frame]:
+def predict_frames(
+    frames: Iterable[Frame], predictors: FacePredictors, frame_batch: int | None = None
+) -> Iterator[Frame]:
     """The prediction stage: prediction fields added to every face of the frames with pixels.
 
     The faces of up to ``frame_batch`` frames (default per device: 8 on CPU, 32 on CUDA)
@@ -317,8 +388,12 @@ def predict_frames(frames: Iterable[Frame], predictors: FacePredictors, frame_ba
         yield from batch
 
 
-def predict_records(records: Iterable[dict], predictors: FacePredictors, frame_batch: int | None = None,
-                    on_error: str = "fail") -> Iterator[dict]:
+def predict_records(
+    records: Iterable[dict],
+    predictors: FacePredictors,
+    frame_batch: int | None = None,
+    on_error: str = "fail",
+) -> Iterator[dict]:
     """``predict_frames`` over a record stream, as fa-predict runs it: the pixels of each
     record with faces are loaded from its video or image as it comes."""
     frames = frames_from_records(records, has_faces, on_error)
@@ -338,9 +413,20 @@ def build_predictors(
     (fa-run keeps its models for a whole batch: ``fatools.models.loading``.)"""
     from fatools.models.request import ModelRequest, resolve
 
-    request = ModelRequest(tasks=tuple(options.tasks), detection=False, device=device, backend=options.backend,
-                           optimize=options.optimize, fp16=options.half, int8=options.int8, bf16=options.bf16,
-                           config_path=config_path, trust_config=trust_config, models_dir=models_dir, verify=verify)
+    request = ModelRequest(
+        tasks=tuple(options.tasks),
+        detection=False,
+        device=device,
+        backend=options.backend,
+        optimize=options.optimize,
+        fp16=options.half,
+        int8=options.int8,
+        bf16=options.bf16,
+        config_path=config_path,
+        trust_config=trust_config,
+        models_dir=models_dir,
+        verify=verify,
+    )
     return predictors_for(resolve(request), options)
 
 
@@ -348,4 +434,6 @@ def predictors_for(resolution: Any, options: PredictOptions) -> FacePredictors:
     """The FacePredictors of a resolved request (``fatools.models.request.Resolution``)."""
     # Each predictor's file: the catalogue names a predictor's model after its task.
     files = {file.name: file for file in resolution.predictor_files()}
-    return FacePredictors(resolution.config, options, resolution.device, backend=resolution.backend, files=files)
+    return FacePredictors(
+        resolution.config, options, resolution.device, backend=resolution.backend, files=files
+    )

@@ -63,9 +63,12 @@ def assess(face: dict, sharp: float | None = None) -> dict:
         extremity = round(max(angles), 1) if angles else None
     level = 2
     reasons = []
-    for name, value, (poor, fair), worse_when_low in (("small", size, SIZE, True), ("low score", score, SCORE, True),
-                                                        ("blurred", sharp, SHARPNESS, True),
-                                                        ("turned away", extremity, POSE, False)):
+    for name, value, (poor, fair), worse_when_low in (
+        ("small", size, SIZE, True),
+        ("low score", score, SCORE, True),
+        ("blurred", sharp, SHARPNESS, True),
+        ("turned away", extremity, POSE, False),
+    ):
         if value is None:
             continue
         bad = (value < poor, value < fair) if worse_when_low else (value > poor, value > fair)
@@ -73,8 +76,14 @@ def assess(face: dict, sharp: float | None = None) -> dict:
         if here < 2:
             reasons.append(name)
         level = min(level, here)
-    return {"size": size, "score": score, "sharpness": None if sharp is None else round(sharp, 1),
-            "pose": extremity, "verdict": VERDICTS[level], "reasons": reasons}
+    return {
+        "size": size,
+        "score": score,
+        "sharpness": None if sharp is None else round(sharp, 1),
+        "pose": extremity,
+        "verdict": VERDICTS[level],
+        "reasons": reasons,
+    }
 
 
 def kept(face: dict, min_quality: str | None) -> bool:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from typing import IO, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 import orjson
 
@@ -50,6 +51,7 @@ def has_faces(record: dict) -> bool:
 
 
 # -- reading fields -------------------------------------------------------------------
+
 
 def number(value: Any) -> int | float | None:
     """A finite number as given, or None (bools, strings, NaN and missing values are not numbers)."""
@@ -90,7 +92,9 @@ def faces_of(record: dict) -> list[dict] | None:
         return None
     faces = record["faces"]
     if not isinstance(faces, list) or not all(isinstance(face, dict) for face in faces):
-        raise RecordError(f"{where(record)}: 'faces' must be a list of objects (records from fa-detect or fa-predict)")
+        raise RecordError(
+            f"{where(record)}: 'faces' must be a list of objects (records from fa-detect or fa-predict)"
+        )
     return faces
 
 
@@ -149,7 +153,9 @@ def va_of(face: dict) -> tuple[float | None, float | None, str | None]:
     valence, arousal = number(va.get("valence")), number(va.get("arousal"))
     quadrant = va.get("quadrant")
     if not isinstance(quadrant, str):
-        quadrant = QUADRANTS[(valence >= 0, arousal >= 0)] if valence is not None and arousal is not None else None
+        quadrant = (
+            QUADRANTS[(valence >= 0, arousal >= 0)] if valence is not None and arousal is not None else None
+        )
     return valence, arousal, quadrant
 
 
@@ -178,9 +184,8 @@ def pose_of(face: dict) -> tuple[Any, Any, Any]:
 
 # -- writing ----------------------------------------------------------------------------
 
-def frame_record(
-    video: str, frame: int, t: float | None, width: int, height: int, **extra: Any
-) -> dict:
+
+def frame_record(video: str, frame: int, t: float | None, width: int, height: int, **extra: Any) -> dict:
     """A new frame record with the fields every stage can rely on."""
     record = {
         "schema": SCHEMA_VERSION,
@@ -200,9 +205,7 @@ def _parse_line(line: bytes, source: str, lineno: int) -> dict:
     except orjson.JSONDecodeError as exc:
         raise RecordError(f"{source}:{lineno}: malformed JSON record ({exc})") from None
     if not isinstance(record, dict):
-        raise RecordError(
-            f"{source}:{lineno}: expected a JSON object, got {type(record).__name__}"
-        )
+        raise RecordError(f"{source}:{lineno}: expected a JSON object, got {type(record).__name__}")
     schema = record.get("schema", SCHEMA_VERSION)
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
         raise RecordError(
@@ -212,9 +215,7 @@ def _parse_line(line: bytes, source: str, lineno: int) -> dict:
     return record
 
 
-def read_records(
-    stream: IO[bytes], source: str = "<stdin>", on_error: str = "fail"
-) -> Iterator[dict]:
+def read_records(stream: IO[bytes], source: str = "<stdin>", on_error: str = "fail") -> Iterator[dict]:
     """Yield records from a binary JSON Lines stream, one line at a time.
 
     ``on_error="fail"`` raises RecordError naming ``source`` and the line number;

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from fatools.detect import DetectOptions, detect_options
 from fatools.errors import Interrupted
@@ -63,10 +64,20 @@ class RunOptions:
     def model_request(self) -> ModelRequest:
         """What these options ask of the models (derived, so it cannot disagree with them)."""
         predict = self.predict
-        return ModelRequest(detector=self.detector, tasks=predict.tasks, device=self.device, backend=predict.backend,
-                            optimize=predict.optimize, fp16=predict.half, int8=predict.int8, bf16=predict.bf16,
-                            config_path=self.config_path, trust_config=self.trust_config,
-                            models_dir=self.models_dir, verify=self.verify)
+        return ModelRequest(
+            detector=self.detector,
+            tasks=predict.tasks,
+            device=self.device,
+            backend=predict.backend,
+            optimize=predict.optimize,
+            fp16=predict.half,
+            int8=predict.int8,
+            bf16=predict.bf16,
+            config_path=self.config_path,
+            trust_config=self.trust_config,
+            models_dir=self.models_dir,
+            verify=self.verify,
+        )
 
     def sampling_for(self, path: str) -> Sampling:
         """The sampling of one input: a video's, or every ``still_every``-th image."""
@@ -136,7 +147,9 @@ def run_options(
         raise ValueError("--end must be after --start")
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
-    sampling = Sampling(every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames)
+    sampling = Sampling(
+        every=1 if fps else (every or VIDEO_EVERY), fps=fps, start=start, end=end, max_frames=max_frames
+    )
     check_events_options(events, baseline)  # a bad events file is refused before any model loads
     return RunOptions(
         sampling=sampling,
@@ -145,13 +158,30 @@ def run_options(
         # resolution names it (run.json and the resume check take it from there).
         detector=detector,
         detect=detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend),
-        predict=predict_options(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                                face_batch=face_batch, optimize=optimize, fp16=fp16, int8=int8, bf16=bf16,
-                                backend=backend),
+        predict=predict_options(
+            tasks=tasks,
+            au_threshold=au_threshold,
+            facetorch_exact=facetorch_exact,
+            face_batch=face_batch,
+            optimize=optimize,
+            fp16=fp16,
+            int8=int8,
+            bf16=bf16,
+            backend=backend,
+        ),
         track=track if track is not None else TrackOptions(max_gap=track_gap),
-        summary=summary if summary is not None else SummaryOptions(
-            on_threshold=on_threshold, off_threshold=off_threshold, min_duration=min_duration,
-            episode_gap=episode_gap, top=top, events=events, baseline=baseline, min_quality=min_quality),
+        summary=summary
+        if summary is not None
+        else SummaryOptions(
+            on_threshold=on_threshold,
+            off_threshold=off_threshold,
+            min_duration=min_duration,
+            episode_gap=episode_gap,
+            top=top,
+            events=events,
+            baseline=baseline,
+            min_quality=min_quality,
+        ),
         device=device,
         detect_batch=detect_batch,
         frame_batch=frame_batch,
@@ -193,8 +223,9 @@ class VideoAnalyzer:
         self.options = options
         # One resolution checks every model before any loads, so one message names all that
         # are missing; a process that asks again for the same models gets them loaded.
-        self.model_set = load_models(options.model_request, options.detect,
-                                     options.predict if options.predict.tasks else None)
+        self.model_set = load_models(
+            options.model_request, options.detect, options.predict if options.predict.tasks else None
+        )
         self.detector = self.model_set.detector
         self.predictors = self.model_set.predictors
 
@@ -208,11 +239,14 @@ class VideoAnalyzer:
         from fatools.devices import default_batch_size
 
         device = self.detector.device
-        return (self.options.detect_batch or default_batch_size(device, "detector"),
-                self.options.frame_batch or default_batch_size(device, "frames"))
+        return (
+            self.options.detect_batch or default_batch_size(device, "detector"),
+            self.options.frame_batch or default_batch_size(device, "frames"),
+        )
 
-    def records(self, path: str, replay: Iterable[dict] = (), skip_through: int | None = None,
-                live: Any = None) -> Iterable[dict]:
+    def records(
+        self, path: str, replay: Iterable[dict] = (), skip_through: int | None = None, live: Any = None
+    ) -> Iterable[dict]:
         """The tracked records of one input, lazily (fa-frames | fa-detect | fa-predict | fa-track);
         a resumed analysis replays what it has and goes on after ``skip_through``; ``live``: a
         ``fatools.live.LiveRun`` for a live input."""
@@ -222,8 +256,18 @@ class VideoAnalyzer:
         detect_batch, frame_batch = self.batch_sizes()
         if live is not None:  # a record leaves as soon as its frame is analysed, unless batches are asked for
             detect_batch, frame_batch = options.detect_batch or 1, options.frame_batch or 1
-        return analysed_records(path, options.sampling_for(path), self.detector, self.predictors, options.track,
-                                detect_batch, frame_batch, replay, skip_through, live=live)
+        return analysed_records(
+            path,
+            options.sampling_for(path),
+            self.detector,
+            self.predictors,
+            options.track,
+            detect_batch,
+            frame_batch,
+            replay,
+            skip_through,
+            live=live,
+        )
 
     def _resume(self, out: Path) -> tuple[int | None, Resumed | None]:
         """What a records file a stopped analysis left gives: the bytes to keep and what
@@ -247,13 +291,20 @@ class VideoAnalyzer:
             return None, None
         frames = [r for r in light[:keep] if is_frame(r)]
         last = frames[-1] if frames else {}
-        return offsets[keep - 1], Resumed(frame=last.get("frame", -1), t=last.get("t"), frames=len(frames),
-                                          records=keep)
+        return offsets[keep - 1], Resumed(
+            frame=last.get("frame", -1), t=last.get("t"), frames=len(frames), records=keep
+        )
 
-    def analyze(self, path: str, out_dir: str | os.PathLike[str], keep_analysis: bool = False,
-                resume: bool = False, should_stop: Callable[[], int | None] | None = None,
-                assets_dir: str | os.PathLike[str] | None = None,
-                on_start: Callable[[Resumed | None], None] | None = None) -> Any:
+    def analyze(
+        self,
+        path: str,
+        out_dir: str | os.PathLike[str],
+        keep_analysis: bool = False,
+        resume: bool = False,
+        should_stop: Callable[[], int | None] | None = None,
+        assets_dir: str | os.PathLike[str] | None = None,
+        on_start: Callable[[Resumed | None], None] | None = None,
+    ) -> Any:
         """Analyse one input into ``out_dir``; the export result (``.files``, ``.analysis``, ``.summary``).
 
         One pass over the records: each goes to the records file, the summary and the
@@ -267,11 +318,11 @@ class VideoAnalyzer:
         number stops the analysis there (``errors.Interrupted``).
         """
         from fatools.export import DEFAULT_FORMATS, Export
-        from fatools.study.inputs import input_kind
+        from fatools.live import LiveRun, is_live
         from fatools.progress import Progress, expected_samples
+        from fatools.study.inputs import input_kind
         from fatools.summary import Summarizer
         from fatools.video import probe
-        from fatools.live import LiveRun, is_live
 
         options = self.options
         out = Path(out_dir)
@@ -285,13 +336,21 @@ class VideoAnalyzer:
                 from fatools.live import LiveOptions
 
                 live = LiveRun(LiveOptions(), should_stop=should_stop)
-        total = (expected_samples(probe(path), options.sampling)
-                 if live is None and input_kind(path) == "video" else None)
+        total = (
+            expected_samples(probe(path), options.sampling)
+            if live is None and input_kind(path) == "video"
+            else None
+        )
         progress = Progress(total, options.progress)
         summarizer = Summarizer(options.summary)
-        exporter = Export(out, options.formats or DEFAULT_FORMATS, keep_analysis=keep_analysis,
-                          min_quality=options.summary.min_quality, assets_dir=assets_dir,
-                          expression_labels=self.model_set.expression_labels)
+        exporter = Export(
+            out,
+            options.formats or DEFAULT_FORMATS,
+            keep_analysis=keep_analysis,
+            min_quality=options.summary.min_quality,
+            assets_dir=assets_dir,
+            expression_labels=self.model_set.expression_labels,
+        )
         keep, resumed = self._resume(out) if resume else (None, None)
         replayed = resumed.records if resumed else 0
         skip_through = resumed.frame if resumed else None
@@ -304,7 +363,9 @@ class VideoAnalyzer:
         records_file = outdir.RecordsFile(out, keep, replayed) if live is None else live.records_file(out)
         frames = 0
         try:
-            stream = self.records(path, outdir.replay(out, replayed) if replayed else (), skip_through, live=live)
+            stream = self.records(
+                path, outdir.replay(out, replayed) if replayed else (), skip_through, live=live
+            )
             for record in progress.count(stream):
                 records_file.add(record)
                 summarizer.add(record)
@@ -370,10 +431,14 @@ class FacialActionVideoAnalyzer:
         resolve(self._base.model_request)
         self._analyzer: VideoAnalyzer | None = None
 
-    def analyze_video(self, video_path: str, output_dir: str | None = None, sample_rate: int = VIDEO_EVERY) -> dict:
+    def analyze_video(
+        self, video_path: str, output_dir: str | None = None, sample_rate: int = VIDEO_EVERY
+    ) -> dict:
         """Analyse ``video_path`` into ``output_dir`` (None: nothing kept on disk), every
         ``sample_rate``-th frame (or image, as fa-run's --every)."""
-        options = replace(self._base, sampling=replace(self._base.sampling, every=sample_rate), still_every=sample_rate)
+        options = replace(
+            self._base, sampling=replace(self._base.sampling, every=sample_rate), still_every=sample_rate
+        )
         if output_dir is None and options.formats is None:
             options = replace(options, formats=("json",))  # the rest would go with the scratch directory
         if self._analyzer is None:
@@ -392,8 +457,9 @@ def _analysis(analyzer: VideoAnalyzer, video_path: str, out_dir: str | None) -> 
         return analyzer.analyze(video_path, scratch, keep_analysis=True).analysis
 
 
-def analyze_video(video_path: str, output_path: str | None = None, sample_rate: int | None = VIDEO_EVERY,
-                  **options: Any) -> dict:
+def analyze_video(
+    video_path: str, output_path: str | None = None, sample_rate: int | None = VIDEO_EVERY, **options: Any
+) -> dict:
     """Analyse ``video_path`` (a video, an image or a folder of images) into the directory
     ``output_path``; the JSON export's dictionary, its frames under ``frame_analyses``
     (as the seed's JSON; its README's ``frame_results`` is a mistake).  ``output_path``

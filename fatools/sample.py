@@ -11,8 +11,8 @@ since each frame is an affine view ``frame = scale * photo + offset`` of the pho
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -67,7 +67,9 @@ def render(photo: np.ndarray, views: list[View], frame_size: tuple[int, int]) ->
         yield cv2.warpAffine(photo, view.matrix(), frame_size, flags=cv2.INTER_AREA, borderValue=(0, 0, 0))
 
 
-def write_video(frames: Iterator[np.ndarray], path: str, fps: float = 25.0, codec: str = "libx264", gop: int = 12) -> None:
+def write_video(
+    frames: Iterator[np.ndarray], path: str, fps: float = 25.0, codec: str = "libx264", gop: int = 12
+) -> None:
     """Encode BGR frames to a video file with PyAV (H.264 by default)."""
     import av
 
@@ -115,10 +117,12 @@ def pan_zoom_clip(
 # in its sample data, so it needs no network; the sha256 pins the very file.
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_PHOTOS = {
-    "grace_hopper": ("grace_hopper.jpg",
-                     "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
-                     "https://github.com/matplotlib/matplotlib/raw/v3.11.2/lib/matplotlib/mpl-data/sample_data/"
-                     "grace_hopper.jpg"),
+    "grace_hopper": (
+        "grace_hopper.jpg",
+        "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
+        "https://github.com/matplotlib/matplotlib/raw/v3.11.2/lib/matplotlib/mpl-data/sample_data/"
+        "grace_hopper.jpg",
+    ),
 }
 
 
@@ -129,8 +133,10 @@ def builtin_photo(name: str) -> str:
     from fatools.errors import FatoolsError
 
     if name not in BUILTIN_PHOTOS:
-        raise FatoolsError(f"{BUILTIN_PREFIX}{name}: no such built-in photo; choose from "
-                           f"{', '.join(BUILTIN_PREFIX + n for n in BUILTIN_PHOTOS)}")
+        raise FatoolsError(
+            f"{BUILTIN_PREFIX}{name}: no such built-in photo; choose from "
+            f"{', '.join(BUILTIN_PREFIX + n for n in BUILTIN_PHOTOS)}"
+        )
     filename, sha256, url = BUILTIN_PHOTOS[name]
     from matplotlib import cbook
 
@@ -138,8 +144,10 @@ def builtin_photo(name: str) -> str:
     with open(path, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
     if digest != sha256:
-        raise FatoolsError(f"{path}: not the pinned {filename} (sha256 {digest[:12]}..., expected {sha256[:12]}...); "
-                           f"get it from {url}, or give a photo of your own")
+        raise FatoolsError(
+            f"{path}: not the pinned {filename} (sha256 {digest[:12]}..., expected {sha256[:12]}...); "
+            f"get it from {url}, or give a photo of your own"
+        )
     return path
 
 
@@ -147,10 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m fatools.sample",
         description="Write a video clip that pans and zooms over a photo (a known camera path over real faces), "
-                    "for demos and tests.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("photo", help="the photo (JPEG, PNG, ...) to pan over, or builtin:grace_hopper (a portrait "
-                                      "that ships with matplotlib)")
+        "for demos and tests.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "photo",
+        help="the photo (JPEG, PNG, ...) to pan over, or builtin:grace_hopper (a portrait "
+        "that ships with matplotlib)",
+    )
     parser.add_argument("out", help="the clip to write (.mp4, H.264)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the clip in seconds")
     parser.add_argument("--fps", type=float, default=25.0, help="frames per second")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         from fatools.errors import FatoolsError
 
         try:
-            photo = builtin_photo(photo[len(BUILTIN_PREFIX):])
+            photo = builtin_photo(photo[len(BUILTIN_PREFIX) :])
         except FatoolsError as exc:
             parser.exit(1, f"python -m fatools.sample: error: {exc}\n")
     pan_zoom_clip(photo, args.out, args.seconds, args.fps, (width, height))

@@ -20,7 +20,7 @@ class StopSignals:
         self.notice = notice  # logged as "SIGTERM: <notice>" when a signal comes
         self._old: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+    def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum

@@ -78,12 +78,16 @@ def describe(device: str = "auto") -> dict[str, Any]:
     info["stack"] = _stack_name(info)
     try:
         import torch
-    except Exception as exc:  # noqa: BLE001 - a broken torch is exactly what a report must show
+    except Exception as exc:
         info["torch_error"] = f"{type(exc).__name__}: {exc}"
         return info
     info["torch_cuda"] = torch.version.cuda
     info["cuda_available"] = torch.cuda.is_available()
-    info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info["cuda_available"] else []
+    info["gpus"] = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if info["cuda_available"]
+        else []
+    )
     from fatools.devices import resolve_device
 
     try:

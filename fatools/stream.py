@@ -14,8 +14,9 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,9 @@ class PixelSource:
         else:
             video, frame = record.get("video"), record.get("frame")
             if not isinstance(video, str) or not isinstance(frame, int):
-                raise RecordError(f"frame record without 'video' and integer 'frame' (or 'image'): {str(record)[:120]}")
+                raise RecordError(
+                    f"frame record without 'video' and integer 'frame' (or 'image'): {str(record)[:120]}"
+                )
             image = self.frames.image(video, frame)
         width, height = record.get("width"), record.get("height")
         if width is not None and height is not None and (image.shape[1], image.shape[0]) != (width, height):
@@ -174,7 +177,7 @@ def prefetch(items: Iterable[Any], size: int = 16) -> Iterator[Any]:
                 if stop.is_set():
                     return
             buffer.put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as exc:
             buffer.put(_Failure(exc))
         finally:
             with contextlib.suppress(Exception):

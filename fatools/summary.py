@@ -16,14 +16,26 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from fatools.errors import FatoolsError
-from fatools.quality import split as quality_split
 from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
-from fatools.records import (SCHEMA_VERSION, au_probs, au_threshold, blink_ear, blink_of, faces_of, header_fps,
-                             is_frame, is_header, record_time, track_order)
+from fatools.quality import split as quality_split
+from fatools.records import (
+    SCHEMA_VERSION,
+    au_probs,
+    au_threshold,
+    blink_ear,
+    blink_of,
+    faces_of,
+    header_fps,
+    is_frame,
+    is_header,
+    record_time,
+    track_order,
+)
 
 log = logging.getLogger("fatools")
 
@@ -72,9 +84,22 @@ class SummaryOptions:
 class _Episode:
     """One open activation episode of one AU of one track."""
 
-    __slots__ = ("seq", "onset", "first_frame", "apex", "apex_frame", "best", "peak", "frames", "last_t", "last_frame")
+    __slots__ = (
+        "apex",
+        "apex_frame",
+        "best",
+        "first_frame",
+        "frames",
+        "last_frame",
+        "last_t",
+        "onset",
+        "peak",
+        "seq",
+    )
 
-    def __init__(self, seq: int, t: float | None, frame: int | None, strength: float | None, peak: float | None) -> None:
+    def __init__(
+        self, seq: int, t: float | None, frame: int | None, strength: float | None, peak: float | None
+    ) -> None:
         self.seq, self.onset, self.first_frame = seq, t, frame
         self.apex, self.apex_frame, self.best, self.peak = t, frame, strength, peak
         self.frames, self.last_t, self.last_frame = 1, t, frame
@@ -87,7 +112,7 @@ class _Episode:
 
 
 class _Track:
-    __slots__ = ("id", "stats", "first", "last", "first_frame", "last_frame", "last_seq", "open", "events")
+    __slots__ = ("events", "first", "first_frame", "id", "last", "last_frame", "last_seq", "open", "stats")
 
     def __init__(self, track_id: Any) -> None:
         self.id, self.stats = track_id, FaceStats()
@@ -96,9 +121,15 @@ class _Track:
         self.open: dict[str, _Episode] = {}
         self.events: list[tuple] = []  # (episode, au, offset or None when deferred, end reason)
 
-    def close(self, code: str, episode: _Episode, offset: float | None, end: str, min_duration: float) -> None:
-        if (offset is not None and episode.onset is not None and code != BLINK
-                and offset - episode.onset < min_duration - EPS):
+    def close(
+        self, code: str, episode: _Episode, offset: float | None, end: str, min_duration: float
+    ) -> None:
+        if (
+            offset is not None
+            and episode.onset is not None
+            and code != BLINK
+            and offset - episode.onset < min_duration - EPS
+        ):
             return
         self.events.append((episode, code, offset, end))
 
@@ -108,8 +139,18 @@ class _Track:
             self.events.append((episode, code, None, end))
         self.open.clear()
 
-    def observe(self, t: float | None, frame: int | None, seq: int, probs: dict | None, on: float, off: float,
-                blink: bool | None, ear: float | None, min_duration: float) -> None:
+    def observe(
+        self,
+        t: float | None,
+        frame: int | None,
+        seq: int,
+        probs: dict | None,
+        on: float,
+        off: float,
+        blink: bool | None,
+        ear: float | None,
+        min_duration: float,
+    ) -> None:
         open_ = self.open
         if probs:
             for code, p in probs.items():
@@ -144,14 +185,34 @@ class _Track:
             duration = None if offset is None or episode.onset is None else offset - episode.onset
             if duration is not None and code != BLINK and duration < options.min_duration - EPS:
                 continue
-            events.append({"au": code, "onset": rounded(episode.onset), "apex": rounded(episode.apex), "offset": rounded(offset),
-                           "duration": rounded(duration), "peak": rounded(episode.peak), "frames": episode.frames,
-                           "first_frame": episode.first_frame, "apex_frame": episode.apex_frame,
-                           "last_frame": episode.last_frame, "end": end})
+            events.append(
+                {
+                    "au": code,
+                    "onset": rounded(episode.onset),
+                    "apex": rounded(episode.apex),
+                    "offset": rounded(offset),
+                    "duration": rounded(duration),
+                    "peak": rounded(episode.peak),
+                    "frames": episode.frames,
+                    "first_frame": episode.first_frame,
+                    "apex_frame": episode.apex_frame,
+                    "last_frame": episode.last_frame,
+                    "end": end,
+                }
+            )
         seconds = duration_seconds(self.stats.seconds, interval)
-        blinks = _blinks(sum(e["au"] == BLINK for e in events), seconds) if BLINK in self.stats.au else _blinks(None, None)
-        out = {"track": self.id, "first": rounded(self.first), "last": rounded(self.last),
-               "first_frame": self.first_frame, "last_frame": self.last_frame}
+        blinks = (
+            _blinks(sum(e["au"] == BLINK for e in events), seconds)
+            if BLINK in self.stats.au
+            else _blinks(None, None)
+        )
+        out = {
+            "track": self.id,
+            "first": rounded(self.first),
+            "last": rounded(self.last),
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+        }
         out.update(self.stats.summary(interval, options.top, blinks))
         out["au_events"] = events
         return out
@@ -166,7 +227,9 @@ class _Video:
     def __init__(self, name: Any, options: SummaryOptions) -> None:
         self.name, self.options = name, options
         self.metadata: dict | None = None
-        self.sampled = self.with_faces = self.without_faces = self.not_analysed = self.faces = self.faces_max = 0
+        self.sampled = self.with_faces = self.without_faces = self.not_analysed = self.faces = (
+            self.faces_max
+        ) = 0
         self.left_out = 0  # faces below --min-quality: in the records, not in the statistics
         self.first = self.last = self.prev_t = None
         self.seconds = [0.0, 0]
@@ -249,24 +312,42 @@ class _Video:
             try:
                 track = self.tracks.get(track_id)
             except TypeError:
-                raise FatoolsError(f"{self.name}: frame {frame}: track id {track_id!r} is not a number or string") from None
+                raise FatoolsError(
+                    f"{self.name}: frame {frame}: track id {track_id!r} is not a number or string"
+                ) from None
             if track is None:
                 track = self.tracks[track_id] = _Track(track_id)
             elif track.last_seq == seq:
-                self._warn(f"dup{track_id}", f"several faces of track {track_id} in one frame: only the first is "
-                           "followed as that track, the others count in overall only" +
-                           (" (run fa-track)" if track_id is None else ""))
+                self._warn(
+                    f"dup{track_id}",
+                    f"several faces of track {track_id} in one frame: only the first is "
+                    "followed as that track, the others count in overall only"
+                    + (" (run fa-track)" if track_id is None else ""),
+                )
                 self.extra.add(face, probs, on, blink, self.pending)
                 continue
             track.stats.add(face, probs, on, blink, self.pending)
-            if t is not None and track.last is not None and (t - track.last > self.max_gap() + EPS or t <= track.last):
+            if (
+                t is not None
+                and track.last is not None
+                and (t - track.last > self.max_gap() + EPS or t <= track.last)
+            ):
                 track.close_all("gap")
-            track.observe(t, frame, seq, probs, on, min(options.off_threshold, on), blink, ear, options.min_duration)
+            track.observe(
+                t, frame, seq, probs, on, min(options.off_threshold, on), blink, ear, options.min_duration
+            )
             track.last_seq = seq
             if active:
                 blink_episode = track.open.get(BLINK)
-                self.windows.face(active, track_id, face, probs, on, blink,
-                                  blink_episode is not None and blink_episode.seq == seq)
+                self.windows.face(
+                    active,
+                    track_id,
+                    face,
+                    probs,
+                    on,
+                    blink,
+                    blink_episode is not None and blink_episode.seq == seq,
+                )
             if t is not None:
                 track.first = t if track.first is None else track.first
                 track.last = t
@@ -279,7 +360,11 @@ class _Video:
         self.pending = []
         for track in self.tracks.values():
             # A track last seen long before the video's last frame had gone, not been cut off.
-            gone = self.last is not None and track.last is not None and self.last - track.last > self.max_gap() + EPS
+            gone = (
+                self.last is not None
+                and track.last is not None
+                and self.last - track.last > self.max_gap() + EPS
+            )
             track.close_all("gap" if gone else "end")
 
     def sampling_interval(self) -> float | None:
@@ -298,26 +383,43 @@ class _Video:
     def summary(self) -> dict:
         self.finish()
         interval = self.sampling_interval()
-        tracks = [self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=track_order)]
+        tracks = [
+            self.tracks[k].summary(interval, self.options) for k in sorted(self.tracks, key=track_order)
+        ]
         overall = FaceStats()
         overall.merge(self.extra)
         for track in self.tracks.values():
             overall.merge(track.stats)
         blinking = [t for t in tracks if t["blinks"]["count"] is not None]
         count = sum(t["blinks"]["count"] for t in blinking) if blinking else None
-        seconds = sum(t["seconds"] for t in blinking) if all(t["seconds"] is not None for t in blinking) else None
+        seconds = (
+            sum(t["seconds"] for t in blinking) if all(t["seconds"] is not None for t in blinking) else None
+        )
         analysed = self.sampled - self.not_analysed
-        events = {} if self.windows is None else {"events": self.windows.result(interval, self.last, track_order)}
+        events = (
+            {} if self.windows is None else {"events": self.windows.result(interval, self.last, track_order)}
+        )
         return {
             "video": self.name,
             "metadata": self.metadata,
-            "frames": {"sampled": self.sampled, "with_faces": self.with_faces, "without_faces": self.without_faces,
-                       "not_analysed": self.not_analysed, "faces": self.faces,
-                       **({"faces_left_out": self.left_out} if self.options.min_quality is not None else {}),
-                       "faces_per_frame": {"mean": rounded(self.faces / analysed) if analysed else None,
-                                           "max": self.faces_max if analysed else None}},
-            "time": {"first": rounded(self.first), "last": rounded(self.last), "sampling_interval": rounded(interval),
-                     "seconds": duration_seconds(self.seconds, interval)},
+            "frames": {
+                "sampled": self.sampled,
+                "with_faces": self.with_faces,
+                "without_faces": self.without_faces,
+                "not_analysed": self.not_analysed,
+                "faces": self.faces,
+                **({"faces_left_out": self.left_out} if self.options.min_quality is not None else {}),
+                "faces_per_frame": {
+                    "mean": rounded(self.faces / analysed) if analysed else None,
+                    "max": self.faces_max if analysed else None,
+                },
+            },
+            "time": {
+                "first": rounded(self.first),
+                "last": rounded(self.last),
+                "sampling_interval": rounded(interval),
+                "seconds": duration_seconds(self.seconds, interval),
+            },
             "overall": overall.summary(interval, self.options.top, _blinks(count, seconds)),
             "tracks": tracks,
             **events,
@@ -354,8 +456,11 @@ class Summarizer:
             video.metadata = {k: v for k, v in record.items() if k not in ("schema", "type", "video")}
             if video.windows is not None:
                 duration = video.metadata.get("duration")
-                video.windows.check_duration(float(duration) if isinstance(duration, (int, float)) and
-                                             not isinstance(duration, bool) and duration > 0 else None)
+                video.windows.check_duration(
+                    float(duration)
+                    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0
+                    else None
+                )
         elif is_frame(record):
             self._video(record.get("video")).add(record)
 
@@ -366,7 +471,12 @@ class Summarizer:
         for video in self._videos.values():
             memo = {id(track.events): list(track.events) for track in video.tracks.values()}
             videos.append(copy.deepcopy(video, memo).summary())
-        return {"schema": SCHEMA_VERSION, "type": "summary", "options": asdict(self.options), "videos": videos}
+        return {
+            "schema": SCHEMA_VERSION,
+            "type": "summary",
+            "options": asdict(self.options),
+            "videos": videos,
+        }
 
 
 def summarize(records: Iterable[dict], options: SummaryOptions | None = None, **fields: Any) -> dict:

@@ -68,8 +68,9 @@ def _cgroup_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGRO
     own = _own_cgroups(proc_cgroup)
     bases = [(cgroup_root, own.get(""))]  # v2 (a v1 root has no cpu.max: read as no quota)
     bases += [(cgroup_root / name, own.get("cpu")) for name in ("cpu", "cpu,cpuacct")]  # v1
-    quotas = [q for base, path in bases if base.is_dir()
-              for q in map(_read_quota, _from_own_up(base, path)) if q]
+    quotas = [
+        q for base, path in bases if base.is_dir() for q in map(_read_quota, _from_own_up(base, path)) if q
+    ]
     return max(1, math.ceil(min(quotas))) if quotas else None
 
 

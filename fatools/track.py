@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ REMATCH_SIZE = 1.8
 
 
 class _Track:
-    __slots__ = ("id", "box", "t", "velocity", "embedding", "missed", "hits", "centre_velocity", "size")
+    __slots__ = ("box", "centre_velocity", "embedding", "hits", "id", "missed", "size", "t", "velocity")
 
     def __init__(self, track_id: int, box: np.ndarray, t: float, embedding: np.ndarray | None) -> None:
         self.id = track_id
@@ -223,7 +224,9 @@ def _parse_faces(record: dict) -> tuple[np.ndarray, list[np.ndarray | None]]:
             if vector.ndim != 1:
                 raise ValueError
         except (TypeError, ValueError):
-            raise RecordError(f"{where(record)}: face {i} has an 'embedding' that is not a list of numbers") from None
+            raise RecordError(
+                f"{where(record)}: face {i} has an 'embedding' that is not a list of numbers"
+            ) from None
         embeddings.append(_unit(vector))
     return boxes, embeddings
 
@@ -275,7 +278,9 @@ class Tracker:
             return float(t)
         frame = record.get("frame")
         if isinstance(frame, bool) or not isinstance(frame, int):
-            raise RecordError(f"{where(record)}: a frame record needs a 't' or an integer 'frame' to be tracked")
+            raise RecordError(
+                f"{where(record)}: a frame record needs a 't' or an integer 'frame' to be tracked"
+            )
         return float(frame)  # stills have no clock: their index stands for seconds
 
     def update(self, record: dict) -> dict:
@@ -302,13 +307,22 @@ class Tracker:
         if video != self._video:
             self._restart(video)
         elif self._last_t is not None and t < self._last_t - TIME_EPS:
-            log.info("%s: time goes back from %.3f to %.3f s; tracks start again", where(record), self._last_t, t)
+            log.info(
+                "%s: time goes back from %.3f to %.3f s; tracks start again", where(record), self._last_t, t
+            )
             self._restart(video)
-        if self._last_t is not None and t - self._last_t > self.options.max_gap + TIME_EPS and video not in self._warned_gap:
+        if (
+            self._last_t is not None
+            and t - self._last_t > self.options.max_gap + TIME_EPS
+            and video not in self._warned_gap
+        ):
             self._warned_gap.add(video)
             log.warning(
                 "%s: %.3g s since the previous frame, more than --track-gap %.3g: no face can be linked across it "
-                "(raise --track-gap for sparsely sampled frames)", where(record), t - self._last_t, self.options.max_gap,
+                "(raise --track-gap for sparsely sampled frames)",
+                where(record),
+                t - self._last_t,
+                self.options.max_gap,
             )
         self._last_t = t
         self._tracks = [tr for tr in self._tracks if t - tr.t <= self.options.max_gap + TIME_EPS]
@@ -340,7 +354,9 @@ class Tracker:
                 track = tracks[i]
                 scale = float(max(track.size.max(), 1.0))
                 distance = np.linalg.norm(centres - track.predicted_centre(t), axis=1) / scale
-                ratio = np.sqrt(np.prod(np.clip(sizes, 1e-6, None), axis=1) / max(float(np.prod(track.size)), 1e-6))
+                ratio = np.sqrt(
+                    np.prod(np.clip(sizes, 1e-6, None), axis=1) / max(float(np.prod(track.size)), 1e-6)
+                )
                 near = (distance < REMATCH_DISTANCE) & (ratio < REMATCH_SIZE) & (ratio > 1 / REMATCH_SIZE)
                 reach[i] = near
                 motion = np.where(near, options.iou_threshold * (1.0 - distance / REMATCH_DISTANCE / 2), 0.0)
@@ -348,7 +364,9 @@ class Tracker:
         similarity = np.full(shape, np.nan)
         for dim in {e.shape for e in embeddings if e is not None}:  # one size unless models were mixed
             faces = [j for j, e in enumerate(embeddings) if e is not None and e.shape == dim]
-            rows = [i for i, tr in enumerate(tracks) if tr.embedding is not None and tr.embedding.shape == dim]
+            rows = [
+                i for i, tr in enumerate(tracks) if tr.embedding is not None and tr.embedding.shape == dim
+            ]
             if rows:
                 gallery = np.stack([tracks[i].embedding for i in rows])
                 similarity[np.ix_(rows, faces)] = gallery @ np.stack([embeddings[j] for j in faces]).T

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -98,7 +98,9 @@ def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise VideoError(f"{path}: no such file; check the path")
     if os.path.isdir(path):
-        raise VideoError(f"{path}: is a directory with no images in it; give a video, an image or a folder of images")
+        raise VideoError(
+            f"{path}: is a directory with no images in it; give a video, an image or a folder of images"
+        )
     if os.path.getsize(path) == 0:
         raise VideoError(f"{path}: empty file; give a video or an image")
 
@@ -111,7 +113,9 @@ def _open_container(path: str):
         container = av.open(path)
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise VideoError(f"{path}: not a readable video ({reason}); check the file is a video FFmpeg can decode") from None
+        raise VideoError(
+            f"{path}: not a readable video ({reason}); check the file is a video FFmpeg can decode"
+        ) from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: has no video stream (audio only?); give a video file")
@@ -133,7 +137,7 @@ def probe(path: str) -> VideoInfo:
         first = None
         try:
             first = next(container.decode(stream), None)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means an unreadable video
+        except Exception as exc:
             raise VideoError(f"{path}: cannot decode video ({exc}); the file may be corrupt") from None
         if first is None:
             raise VideoError(f"{path}: the video stream has no frames")
@@ -182,9 +186,9 @@ class DecodedFrame:
 class _RawFrame:
     """A decoded frame whose pixels are converted only when asked for."""
 
-    __slots__ = ("index", "t", "width", "height", "_frame", "_rotation")
+    __slots__ = ("_frame", "_rotation", "height", "index", "t", "width")
 
-    def __init__(self, index: int, t: float, frame, rotation: int) -> None:  # noqa: ANN001
+    def __init__(self, index: int, t: float, frame, rotation: int) -> None:
         self.index, self.t, self._frame, self._rotation = index, t, frame, rotation
         self.width, self.height = frame.width, frame.height
         if rotation in (90, 270):
@@ -224,14 +228,16 @@ def _decode(path: str, threads: int = 0) -> Iterator[_RawFrame]:
                 yield _RawFrame(index, t, frame, rotation)
             finished = True
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{path}: decoding failed ({exc}); the file may be truncated or corrupt") from None
+            raise VideoError(
+                f"{path}: decoding failed ({exc}); the file may be truncated or corrupt"
+            ) from None
         finally:
             if not finished:
                 _drain(stream)
             frames.close()
 
 
-def _drain(stream) -> None:  # noqa: ANN001
+def _drain(stream) -> None:
     """Flush a decoder left mid-stream before its container closes.
 
     With frame threading, closing a decoder whose threads still hold frames can hang
@@ -241,7 +247,7 @@ def _drain(stream) -> None:  # noqa: ANN001
     try:
         for _ in stream.codec_context.decode(None):
             pass
-    except Exception:  # noqa: BLE001 - best effort: the container is closed right after
+    except Exception:
         pass
 
 

@@ -42,8 +42,13 @@ return shown.join('\\n');
 
 
 def run(*args: str | Path, cwd: Path, ok: tuple[int, ...] = (0,)) -> None:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    proc = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+    )
     if proc.returncode not in ok:
         sys.exit(f"screenshots: {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
 
@@ -55,12 +60,31 @@ def make_study(work: Path, shared: Path) -> None:
     run("fa-models", "import", "retinaface-mnet", shared / MNET, "--models-dir", "models", cwd=work)
     (work / "study").mkdir()
     for name, photo in CLIPS.items():
-        run(py, "-m", "fatools.sample", shared / "testdata" / "faces" / photo, f"study/{name}.mp4", "--seconds", "4",
-            cwd=work)
+        run(
+            py,
+            "-m",
+            "fatools.sample",
+            shared / "testdata" / "faces" / photo,
+            f"study/{name}.mp4",
+            "--seconds",
+            "4",
+            cwd=work,
+        )
     (work / "study" / "damaged.mp4").write_bytes(b"not a video\n")  # the index's failed row
     # Exit 1: the damaged input failed (the others are analysed).
-    run("fa-run", "study/", "-o", "results/", "--detector", "retinaface-mnet", "--models-dir", "models", "-q",
-        cwd=work, ok=(1,))
+    run(
+        "fa-run",
+        "study/",
+        "-o",
+        "results/",
+        "--detector",
+        "retinaface-mnet",
+        "--models-dir",
+        "models",
+        "-q",
+        cwd=work,
+        ok=(1,),
+    )
     run("fa-collect", "results/", "-o", "results/study.csv", "-q", cwd=work)
 
 
@@ -73,8 +97,14 @@ def browser(width: int, height: int):
         sys.exit("screenshots: needs Debian's chromium and chromium-driver (make system-deps)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},{height}",
-                "--allow-file-access-from-files", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--allow-file-access-from-files",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(options=options, service=Service(executable_path=driver))
 
@@ -113,9 +143,11 @@ def screenshots(work: Path, out: Path) -> None:
         page.get((results / "family" / "report.html").as_uri())
         wait(page, "const v = document.getElementById('media'); return v && v.readyState >= 2")
         wait(page, "return document.getElementById('au') && document.getElementById('au').data")
-        page.execute_script("const s = document.getElementById('track'); s.value = '0';"
-                            "s.dispatchEvent(new Event('change'));"
-                            "document.getElementById('media').currentTime = 2.1;")  # between two samples: one cue a track
+        page.execute_script(
+            "const s = document.getElementById('track'); s.value = '0';"
+            "s.dispatchEvent(new Event('change'));"
+            "document.getElementById('media').currentTime = 2.1;"
+        )  # between two samples: one cue a track
         wait(page, "const v = document.getElementById('media'); return !v.seeking && v.readyState >= 2")
         time.sleep(1)
         shoot(page, out / "report.png", work)
@@ -130,13 +162,23 @@ def screenshots(work: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("FATOOLS_SHARED", ROOT.parent / "shared")),
-                        help="the shared data: testdata/faces/*.jpg and the MobileNet0.25 weights (default ../shared)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where report.png and index.png go (default docs/)")
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=Path(os.environ.get("FATOOLS_SHARED", ROOT.parent / "shared")),
+        help="the shared data: testdata/faces/*.jpg and the MobileNet0.25 weights (default ../shared)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs", help="where report.png and index.png go (default docs/)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary study (its path is printed)")
     args = parser.parse_args()
     shared, out = args.shared.resolve(), args.out.resolve()
-    missing = [p for p in [shared / MNET, *(shared / "testdata" / "faces" / p for p in CLIPS.values())] if not p.is_file()]
+    missing = [
+        p
+        for p in [shared / MNET, *(shared / "testdata" / "faces" / p for p in CLIPS.values())]
+        if not p.is_file()
+    ]
     if missing:
         sys.exit(f"screenshots: missing {', '.join(map(str, missing))}; give --shared")
     out.mkdir(parents=True, exist_ok=True)

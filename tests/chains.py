@@ -23,8 +23,13 @@ from click.testing import CliRunner
 def _commands() -> dict:
     from fatools.cli import detect, frames, predict, summarize, track
 
-    return {"fa-frames": frames.cli, "fa-detect": detect.cli, "fa-predict": predict.cli, "fa-track": track.cli,
-            "fa-summarize": summarize.cli}
+    return {
+        "fa-frames": frames.cli,
+        "fa-detect": detect.cli,
+        "fa-predict": predict.cli,
+        "fa-track": track.cli,
+        "fa-summarize": summarize.cli,
+    }
 
 
 def chain(command: str, store: Path | str, stages: list[bytes] | None = None) -> bytes:
@@ -35,8 +40,9 @@ def chain(command: str, store: Path | str, stages: list[bytes] | None = None) ->
     data: bytes | None = None
     for part in command.split("|"):
         name, *args = shlex.split(part)
-        result = CliRunner().invoke(commands[name], args, input=data, env={"FATOOLS_MODELS": str(store)},
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            commands[name], args, input=data, env={"FATOOLS_MODELS": str(store)}, catch_exceptions=False
+        )
         assert result.exit_code == 0, f"{part.strip()}: exit {result.exit_code}: {result.stderr}"
         data = result.stdout_bytes
         if stages is not None:

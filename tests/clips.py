@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -21,7 +21,9 @@ def numbered_frame(index: int, width: int = 320, height: int = 240) -> np.ndarra
     return frame
 
 
-def write_clip(path: Path, frames: int, fps: float = 25.0, size=(320, 240), paint: Painter | None = None) -> Path:
+def write_clip(
+    path: Path, frames: int, fps: float = 25.0, size=(320, 240), paint: Painter | None = None
+) -> Path:
     """A constant frame rate MPEG-4 clip written by OpenCV."""
     width, height = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
@@ -37,17 +39,46 @@ def ffmpeg(*args: str) -> None:
 
 
 def h264_clip(path: Path, seconds: float, fps: int = 25, size: str = "320x240") -> Path:
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}", "-t", str(seconds),
-           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "12", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate={fps}",
+        "-t",
+        str(seconds),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-g",
+        "12",
+        str(path),
+    )
     return path
 
 
 def vfr_clip(path: Path, pts: list[float], size: str = "320x240") -> Path:
     """An H.264 clip whose frame i is presented at pts[i] seconds (variable frame rate)."""
     expr = "+".join(f"eq(N\\,{i})*{t}" for i, t in enumerate(pts))
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=100", "-frames:v", str(len(pts)),
-           "-vf", f"setpts=({expr})/TB", "-fps_mode", "vfr", "-video_track_timescale", "90000",
-           "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate=100",
+        "-frames:v",
+        str(len(pts)),
+        "-vf",
+        f"setpts=({expr})/TB",
+        "-fps_mode",
+        "vfr",
+        "-video_track_timescale",
+        "90000",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        str(path),
+    )
     return path
 
 
@@ -59,6 +90,20 @@ def rotated_copy(src: Path, dst: Path, degrees: int) -> Path:
 
 def probe_pts(path: Path) -> list[float]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=pts_time",
-         "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [float(x.split(",")[0]) for x in out.split()]

@@ -113,14 +113,16 @@ def copy_store(store: Path, dest: Path) -> Path:
     return dest
 
 
-def squares_image(path: Path, size=(1280, 720), squares=((200, 100, 200), (800, 400, 120), (1000, 50, 80))) -> Path:
+def squares_image(
+    path: Path, size=(1280, 720), squares=((200, 100, 200), (800, 400, 120), (1000, 50, 80))
+) -> Path:
     """A dark frame with bright squares (x, y, side): the stand-in detector's faces."""
     import cv2
     import numpy as np
 
     image = np.full((size[1], size[0], 3), 20, np.uint8)
     for i, (x, y, side) in enumerate(squares):
-        image[y:y + side, x:x + side] = (255 - 10 * i, 250, 245)
+        image[y : y + side, x : x + side] = (255 - 10 * i, 250, 245)
     cv2.imwrite(str(path), image)
     return path
 
@@ -137,8 +139,12 @@ def _twin_key(mnet_weights: Path) -> str:
 
     # The store also keeps the ONNX exports (and recorded export failures) tests make in it:
     # the exporter's code is part of the key, so a fixed exporter is not met by old failures.
-    parts = [(ROOT / "benchmarks" / "twins.py").read_bytes(), torch.__version__.encode(),
-             file_sha256(mnet_weights).encode(), (ROOT / "fatools" / "models" / "onnx_export.py").read_bytes()]
+    parts = [
+        (ROOT / "benchmarks" / "twins.py").read_bytes(),
+        torch.__version__.encode(),
+        file_sha256(mnet_weights).encode(),
+        (ROOT / "fatools" / "models" / "onnx_export.py").read_bytes(),
+    ]
     parts += [version(name).encode() for name in ("torchvision", "timm", "facetorch")]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
@@ -162,8 +168,10 @@ def twin_store(mnet_weights: Path) -> Path:
 
     from benchmarks import twins
 
-    cache = Path(os.environ.get("FATOOLS_TWIN_CACHE")
-                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fatools" / "twins")
+    cache = Path(
+        os.environ.get("FATOOLS_TWIN_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fatools" / "twins"
+    )
     cache.mkdir(parents=True, exist_ok=True)
     root = cache / _twin_key(mnet_weights)
     fd = os.open(cache / f"{root.name}.lock", os.O_RDONLY | os.O_CREAT, 0o644)

@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 NAMES = ("crop", "channels", "antialias", "norm")
 MODES = ("default", "exact")
@@ -43,7 +44,9 @@ def _shift_crop(mp: Any) -> None:
     import fatools.predict as predict
 
     original = predict.crop_padded
-    mp.setattr(predict, "crop_padded", lambda frame, box: original(frame, (box[0] + 1, box[1], box[2] + 1, box[3])))
+    mp.setattr(
+        predict, "crop_padded", lambda frame, box: original(frame, (box[0] + 1, box[1], box[2] + 1, box[3]))
+    )
 
 
 def _shift_exact_box(mp: Any) -> None:
@@ -62,7 +65,9 @@ def _bgr_crops(mp: Any) -> None:
     import fatools.predict as predict
 
     original = predict.crop_padded
-    mp.setattr(predict, "crop_padded", lambda frame, box: original(frame, box).flip(0))  # predict flips it back to BGR
+    mp.setattr(
+        predict, "crop_padded", lambda frame, box: original(frame, box).flip(0)
+    )  # predict flips it back to BGR
 
 
 def _bgr_frames(mp: Any) -> None:
@@ -111,10 +116,14 @@ def _mean_in_rgb_order(mp: Any) -> None:
 
 
 MUTANTS: dict[tuple[str, str], Callable[[Any], None]] = {
-    ("crop", "default"): _shift_crop, ("crop", "exact"): _shift_exact_box,
-    ("channels", "default"): _bgr_crops, ("channels", "exact"): _bgr_frames,
-    ("antialias", "default"): _no_antialias, ("antialias", "exact"): _no_antialias,
-    ("norm", "default"): _scale_256, ("norm", "exact"): _mean_in_rgb_order,
+    ("crop", "default"): _shift_crop,
+    ("crop", "exact"): _shift_exact_box,
+    ("channels", "default"): _bgr_crops,
+    ("channels", "exact"): _bgr_frames,
+    ("antialias", "default"): _no_antialias,
+    ("antialias", "exact"): _no_antialias,
+    ("norm", "default"): _scale_256,
+    ("norm", "exact"): _mean_in_rgb_order,
 }
 
 
@@ -122,7 +131,9 @@ def apply(spec: str, mp: Any) -> None:
     """Apply the mutant ``NAME:MODE`` with the MonkeyPatch ``mp``."""
     name, _, mode = spec.partition(":")
     if (name, mode) not in MUTANTS:
-        raise ValueError(f"FATOOLS_MUTANT={spec!r}: choose NAME:MODE, NAME one of {NAMES}, MODE one of {MODES}")
+        raise ValueError(
+            f"FATOOLS_MUTANT={spec!r}: choose NAME:MODE, NAME one of {NAMES}, MODE one of {MODES}"
+        )
     MUTANTS[name, mode](mp)
 
 
@@ -134,8 +145,22 @@ def _run(tests: list[str], mutant: str | None, pytest_args: list[str]) -> tuple[
         env["FATOOLS_MUTANT"] = mutant
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
-                               *pytest_args, *tests], env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={report}",
+                *pytest_args,
+                *tests,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         failed, ran = [], 0
         if report.is_file():
             for case in ElementTree.parse(report).iter("testcase"):
@@ -149,8 +174,10 @@ def _run(tests: list[str], mutant: str | None, pytest_args: list[str]) -> tuple[
 
 def main(argv: list[str]) -> int:
     """``python tests/mutants.py [NAME:MODE ...] [-- PYTEST ARGS]``: the clean run, then each mutant."""
-    pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []
-    chosen = (argv[:argv.index("--")] if "--" in argv else argv) or [f"{n}:{m}" for n in NAMES for m in MODES]
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    chosen = (argv[: argv.index("--")] if "--" in argv else argv) or [
+        f"{n}:{m}" for n in NAMES for m in MODES
+    ]
     for spec in chosen:
         name, _, mode = spec.partition(":")
         if (name, mode) not in MUTANTS:
@@ -159,13 +186,18 @@ def main(argv: list[str]) -> int:
     modes = sorted({spec.partition(":")[2] for spec in chosen})
     clean_tests = [test for mode in modes for test in TESTS[mode]]
     code, failed, ran = _run(clean_tests, None, pytest_args)
-    print(f"unmutated: {ran} tests, " + ("pass" if code == 0 else f"FAIL (exit {code}): {', '.join(failed)}"), flush=True)
+    print(
+        f"unmutated: {ran} tests, " + ("pass" if code == 0 else f"FAIL (exit {code}): {', '.join(failed)}"),
+        flush=True,
+    )
     status |= code != 0
     for spec in chosen:
         code, failed, ran = _run(TESTS[spec.partition(":")[2]], spec, pytest_args)
         caught = code == 1 and failed
-        print(f"{spec:20s} {'caught' if caught else 'SURVIVED'} by {len(failed)}/{ran}: {', '.join(failed) or '-'}",
-              flush=True)
+        print(
+            f"{spec:20s} {'caught' if caught else 'SURVIVED'} by {len(failed)}/{ran}: {', '.join(failed) or '-'}",
+            flush=True,
+        )
         status |= not caught
     return int(status)
 

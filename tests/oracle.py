@@ -28,8 +28,13 @@ import torch
 # facetorch's default configuration (fatools/models/conf/analyzer.yaml): ImageNet's mean
 # and deviation for au, fer and va (embed's deviation has 0.228 for red), none for align.
 IMAGENET = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-NORMALISATION = {"au": IMAGENET, "fer": IMAGENET, "va": IMAGENET, "align": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-                 "embed": ((0.485, 0.456, 0.406), (0.228, 0.224, 0.225))}
+NORMALISATION = {
+    "au": IMAGENET,
+    "fer": IMAGENET,
+    "va": IMAGENET,
+    "align": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "embed": ((0.485, 0.456, 0.406), (0.228, 0.224, 0.225)),
+}
 SIZES = {"au": 224, "fer": 260, "va": 224, "align": 120, "embed": 244}
 
 # The inputs' tolerance, in the model's (normalised) units: float32 rounding of a

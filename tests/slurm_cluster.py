@@ -55,10 +55,23 @@ class Cluster:
         os.chmod(munge, 0o700)
         os.chmod(key, 0o600)
         sock = munge / "munge.sock"
-        started = subprocess.run(["runuser", "-u", "munge", "--", _tool("munged"), f"--socket={sock}",
-                                  f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
-                                  f"--seed-file={munge / 'seed'}", f"--log-file={munge / 'munged.log'}", "--force"],
-                                 capture_output=True, text=True)
+        started = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "munge",
+                "--",
+                _tool("munged"),
+                f"--socket={sock}",
+                f"--key-file={key}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--seed-file={munge / 'seed'}",
+                f"--log-file={munge / 'munged.log'}",
+                "--force",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if started.returncode:
             raise RuntimeError(f"munged did not start: {started.stderr.strip()}")
         self._wait_for(munge / "munged.pid")
@@ -73,12 +86,12 @@ SlurmdPort={_free_port()}
 AuthType=auth/munge
 AuthInfo=socket={sock}
 CredType=cred/munge
-StateSaveLocation={root / 'ctld'}
-SlurmdSpoolDir={root / 'd'}
-SlurmctldPidFile={root / 'slurmctld.pid'}
-SlurmdPidFile={root / 'slurmd.pid'}
-SlurmctldLogFile={root / 'slurmctld.log'}
-SlurmdLogFile={root / 'slurmd.log'}
+StateSaveLocation={root / "ctld"}
+SlurmdSpoolDir={root / "d"}
+SlurmctldPidFile={root / "slurmctld.pid"}
+SlurmdPidFile={root / "slurmd.pid"}
+SlurmctldLogFile={root / "slurmctld.log"}
+SlurmdLogFile={root / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -94,12 +107,16 @@ NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """)
         for daemon, pid in (("slurmctld", "slurmctld.pid"), ("slurmd", "slurmd.pid")):
-            subprocess.run([_tool(daemon), "-f", str(self.conf)], check=True, env=self.env, capture_output=True)
+            subprocess.run(
+                [_tool(daemon), "-f", str(self.conf)], check=True, env=self.env, capture_output=True
+            )
             self._wait_for(root / pid)
             self.pids.append(int((root / pid).read_text()))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True).stdout
+            state = subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], env=self.env, capture_output=True, text=True
+            ).stdout
             if state.strip() == "idle":
                 return self
             time.sleep(0.3)
@@ -113,8 +130,13 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
             time.sleep(0.1)
 
     def sbatch(self, *args: str, env: dict | None = None) -> str:
-        proc = subprocess.run(["sbatch", "--parsable", *args], env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            ["sbatch", "--parsable", *args],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode:
             raise RuntimeError(f"sbatch failed: {proc.stderr}")
         return proc.stdout.strip().split(";")[0]

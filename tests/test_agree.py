@@ -17,23 +17,45 @@ from fatools.agree.readers import read_coding
 FPS = 25.0
 
 
-def write_records(path: Path, probs: dict[str, np.ndarray], video: str = "clip.mp4", fps: float = FPS,
-                  every: int = 1, labels=None, valence=None, extra_track: int = 0) -> Path:
+def write_records(
+    path: Path,
+    probs: dict[str, np.ndarray],
+    video: str = "clip.mp4",
+    fps: float = FPS,
+    every: int = 1,
+    labels=None,
+    valence=None,
+    extra_track: int = 0,
+) -> Path:
     """A frames.jsonl of one face (track 0) per sampled frame with these AU scores (frame i = sample i * every)."""
     n = len(next(iter(probs.values())))
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [{"schema": 1, "type": "video", "video": video, "fps": fps, "frame_count": n * every,
-              "duration": n * every / fps}]
+    lines = [
+        {
+            "schema": 1,
+            "type": "video",
+            "video": video,
+            "fps": fps,
+            "frame_count": n * every,
+            "duration": n * every / fps,
+        }
+    ]
     for i in range(n):
-        face = {"face": 0, "box": [0, 0, 50, 50], "track": 0,
-                "au": {"probs": {k: float(v[i]) for k, v in probs.items()}, "threshold": 0.5}}
+        face = {
+            "face": 0,
+            "box": [0, 0, 50, 50],
+            "track": 0,
+            "au": {"probs": {k: float(v[i]) for k, v in probs.items()}, "threshold": 0.5},
+        }
         if labels is not None:
             face["expression"] = {"label": labels[i]}
         if valence is not None:
             face["va"] = {"valence": float(valence[i]), "arousal": 0.0}
         faces = [face]
         if i < extra_track:  # a second face, seen in fewer frames than track 0
-            faces.append({"face": 1, "box": [0, 0, 99, 99], "track": 7, "au": {"probs": {}, "threshold": 0.5}})
+            faces.append(
+                {"face": 1, "box": [0, 0, 99, 99], "track": 7, "au": {"probs": {}, "threshold": 0.5}}
+            )
         lines.append({"schema": 1, "video": video, "frame": i * every, "t": i * every / fps, "faces": faces})
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return path
@@ -56,7 +78,11 @@ def row(result, unit: str, rater="fatools", reference=None, video="all") -> dict
 def clip(tmp_path):
     n = 200
     au12 = blocks(n)
-    probs = {"AU12": np.where(au12, 0.8, 0.2), "AU6": np.where(blocks(n, 25), 0.7, 0.1), "AU4": np.full(n, 0.1)}
+    probs = {
+        "AU12": np.where(au12, 0.8, 0.2),
+        "AU6": np.where(blocks(n, 25), 0.7, 0.1),
+        "AU4": np.full(n, 0.1),
+    }
     labels = np.where(au12, "Happiness", "Neutral")
     return write_records(tmp_path / "res" / "frames.jsonl", probs, labels=labels, extra_track=30), au12
 
@@ -66,7 +92,9 @@ def test_known_flips_against_sklearn_and_by_hand(clip, tmp_path):
 
     records, au12 = clip
     ref = au12.copy()
-    ref[[3, 4, 25]] = 1 - ref[[3, 4, 25]]  # two false positives for fatools (3, 4 absent -> present), one miss
+    ref[[3, 4, 25]] = (
+        1 - ref[[3, 4, 25]]
+    )  # two false positives for fatools (3, 4 absent -> present), one miss
     pd.DataFrame({"frame": np.arange(len(ref)), "AU12": ref}).to_csv(tmp_path / "a.csv", index=False)
     result = agree(records.parent, {"a": [tmp_path / "a.csv"]}, resamples=200)
     r = row(result, "AU12")
@@ -83,7 +111,9 @@ def test_known_flips_against_sklearn_and_by_hand(clip, tmp_path):
 
 def test_au_never_present_is_undefined_not_zero(clip, tmp_path):
     records, au12 = clip
-    pd.DataFrame({"frame": np.arange(len(au12)), "AU12": au12, "AU4": 0}).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"frame": np.arange(len(au12)), "AU12": au12, "AU4": 0}).to_csv(
+        tmp_path / "a.csv", index=False
+    )
     r = row(agree(records, {"a": [tmp_path / "a.csv"]}, resamples=0), "AU4")
     assert np.isnan(r["f1"]) and np.isnan(r["recall"]) and np.isnan(r["kappa"]) and r["accuracy"] == 1.0
 
@@ -106,13 +136,16 @@ def test_second_coder_inter_coder_and_consensus(clip, tmp_path):
     b = au12.copy()
     b[[10, 11, 12, 50]] = 1 - b[[10, 11, 12, 50]]
     for name, values in (("a", au12), ("b", b)):
-        pd.DataFrame({"frame": np.arange(len(au12)), "AU12": values}).to_csv(tmp_path / f"{name}.csv", index=False)
+        pd.DataFrame({"frame": np.arange(len(au12)), "AU12": values}).to_csv(
+            tmp_path / f"{name}.csv", index=False
+        )
     result = agree(records, {"a": [tmp_path / "a.csv"], "b": [tmp_path / "b.csv"]}, resamples=100)
     assert row(result, "AU12", "a", "b")["kappa"] == pytest.approx(cohen_kappa_score(b, au12))
     assert row(result, "AU12", reference="a")["f1"] == 1.0
     coders = row(result, "AU12", "coders")
-    assert coders["alpha"] == pytest.approx(krippendorff.alpha(np.stack([au12, b]).astype(float),
-                                                               level_of_measurement="nominal"))
+    assert coders["alpha"] == pytest.approx(
+        krippendorff.alpha(np.stack([au12, b]).astype(float), level_of_measurement="nominal")
+    )
     consensus = row(result, "AU12", reference="consensus")  # both coders: present where both say so
     assert consensus["base_rate"] == pytest.approx((au12 & b).mean())
 
@@ -137,10 +170,14 @@ def test_elan_as_a_coder_writes_it(clip, tmp_path):
     assert sorted(coding.table[coding.table.unit == "AU12"].value.dropna()) == [2.0, 3.0]
     result = agree(records, {"ann": [tmp_path / "coder.eaf"]}, resamples=0)
     assert result.alignment.iloc[0]["unknown_codes"] == {"AU43": 1}
-    r = row(result, "AU12")  # fatools' AU12: frames 20-39, 60-79, ...; the coder: 20-49 (merged with 6+12B), 60-79
+    r = row(
+        result, "AU12"
+    )  # fatools' AU12: frames 20-39, 60-79, ...; the coder: 20-49 (merged with 6+12B), 60-79
     assert r["recall"] == pytest.approx(40 / 50) and r["base_rate"] == pytest.approx(50 / 200)
     expression = row(result, "expression")
-    assert expression["n"] == 100 and expression["accuracy"] == pytest.approx(au12[:100].mean())  # labelled 0-4 s
+    assert expression["n"] == 100 and expression["accuracy"] == pytest.approx(
+        au12[:100].mean()
+    )  # labelled 0-4 s
     assert result.confusion[("fatools", "ann")].loc["Happiness", "Neutral"] == 100 - au12[:100].sum()
 
 
@@ -165,9 +202,13 @@ def test_bp4d_unknown_and_fps_mismatch(clip, tmp_path):
     table = pd.DataFrame({"0": np.arange(2 * n + 20) + 1, "12": np.concatenate([fine, np.zeros(20, int)])})
     table.loc[:9, "12"] = 9  # unknown
     table.to_csv(tmp_path / "F001_T1.csv", index=False)
-    result = agree(records, {"bp4d": [tmp_path / "F001_T1.csv"]}, reference_fps=50, first_frame=1, resamples=0)
+    result = agree(
+        records, {"bp4d": [tmp_path / "F001_T1.csv"]}, reference_fps=50, first_frame=1, resamples=0
+    )
     report = result.alignment.iloc[0]
-    assert report["reference_samples_not_sampled"] == n + 20 and report["fatools_frames_without_reference"] == 0
+    assert (
+        report["reference_samples_not_sampled"] == n + 20 and report["fatools_frames_without_reference"] == 0
+    )
     assert "longer" in report["extent"]
     r = row(result, "AU12")
     assert r["n"] == n - 5 and r["f1"] == 1.0  # the 10 unknown reference frames cover 5 sampled frames
@@ -175,7 +216,9 @@ def test_bp4d_unknown_and_fps_mismatch(clip, tmp_path):
 
 def test_overlapping_intervals_and_valence(tmp_path):
     n = 100
-    records = write_records(tmp_path / "frames.jsonl", {"AU12": np.full(n, 0.9)}, valence=np.linspace(-1, 1, n))
+    records = write_records(
+        tmp_path / "frames.jsonl", {"AU12": np.full(n, 0.9)}, valence=np.linspace(-1, 1, n)
+    )
     (tmp_path / "iv.csv").write_text("onset,offset,code,intensity\n0,2,AU12,B\n1,3,12,D\n3.5,4,AU99,\n")
     result = agree(records, {"iv": [tmp_path / "iv.csv"]}, resamples=0)
     assert result.alignment.iloc[0]["overlapping_intervals"] == 1
@@ -189,11 +232,15 @@ def test_statistics_against_libraries_and_by_hand():
     from sklearn.metrics import confusion_matrix, f1_score
 
     # Shrout and Fleiss (1979), table 2: ICC(3,1) = 0.71.
-    sf = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float)
+    sf = np.array(
+        [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float
+    )
     assert stats.icc3(sf) == pytest.approx(0.7148, abs=1e-3)
     long = pd.DataFrame([(i, j, sf[i, j]) for i in range(6) for j in range(4)], columns=["t", "r", "s"])
     icc = pingouin.intraclass_corr(long, targets="t", raters="r", ratings="s").set_index("Type")
-    name = "ICC(C,1)" if "ICC(C,1)" in icc.index else "ICC3"  # pingouin 0.7 renamed ICC3 (consistency, single)
+    name = (
+        "ICC(C,1)" if "ICC(C,1)" in icc.index else "ICC3"
+    )  # pingouin 0.7 renamed ICC3 (consistency, single)
     assert stats.icc3(sf) == pytest.approx(icc.loc[name, "ICC"])
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=50), rng.normal(size=50)
@@ -221,7 +268,9 @@ def test_threshold_best_is_tuned_on_the_other_half(tmp_path):
     for v in range(4):
         truth = blocks(120, 15, v)
         score = np.where(truth, rng.uniform(0.32, 0.6, 120), rng.uniform(0.0, 0.28, 120))
-        roots.append(write_records(tmp_path / f"v{v}" / "frames.jsonl", {"AU12": score}, video=f"v{v}.mp4").parent)
+        roots.append(
+            write_records(tmp_path / f"v{v}" / "frames.jsonl", {"AU12": score}, video=f"v{v}.mp4").parent
+        )
         pd.DataFrame({"frame": np.arange(120), "AU12": truth}).to_csv(tmp_path / f"v{v}.csv", index=False)
         refs.setdefault("a", []).append(tmp_path / f"v{v}.csv")
     default = row(agree(roots, refs, resamples=0), "AU12")
@@ -236,12 +285,32 @@ def test_pyfeat_and_openface_as_raters(clip, tmp_path):
     records, au12 = clip
     n = len(au12)
     pd.DataFrame({"frame": np.arange(n), "AU12": au12}).to_csv(tmp_path / "a.csv", index=False)
-    pd.DataFrame({"frame": np.arange(n), "FaceRectX": 0, "AU12": np.where(au12, 0.9, 0.1), "happiness": 0.5,
-                  "neutral": 0.2}).to_csv(tmp_path / "fex.csv", index=False)
-    pd.DataFrame({"frame": np.arange(n) + 1, " face_id": 0, " timestamp": np.arange(n) / FPS, " confidence": 0.9,
-                  " success": 1, " AU12_r": au12 * 2.0, " AU12_c": 1 - au12}).to_csv(tmp_path / "of.csv", index=False)
-    result = agree(records, {"a": [tmp_path / "a.csv"]}, {"pyfeat": [tmp_path / "fex.csv"],
-                                                          "openface": [tmp_path / "of.csv"]}, resamples=0)
+    pd.DataFrame(
+        {
+            "frame": np.arange(n),
+            "FaceRectX": 0,
+            "AU12": np.where(au12, 0.9, 0.1),
+            "happiness": 0.5,
+            "neutral": 0.2,
+        }
+    ).to_csv(tmp_path / "fex.csv", index=False)
+    pd.DataFrame(
+        {
+            "frame": np.arange(n) + 1,
+            " face_id": 0,
+            " timestamp": np.arange(n) / FPS,
+            " confidence": 0.9,
+            " success": 1,
+            " AU12_r": au12 * 2.0,
+            " AU12_c": 1 - au12,
+        }
+    ).to_csv(tmp_path / "of.csv", index=False)
+    result = agree(
+        records,
+        {"a": [tmp_path / "a.csv"]},
+        {"pyfeat": [tmp_path / "fex.csv"], "openface": [tmp_path / "of.csv"]},
+        resamples=0,
+    )
     assert row(result, "AU12", "pyfeat")["f1"] == 1.0 and row(result, "AU12", "openface")["f1"] == 0.0
 
 
@@ -251,8 +320,22 @@ def test_cli(clip, tmp_path):
     records, au12 = clip
     pd.DataFrame({"frame": np.arange(len(au12)), "AU12": au12}).to_csv(tmp_path / "a.csv", index=False)
     out = tmp_path / "t.csv"
-    ok = CliRunner().invoke(cli, [str(records.parent), "-r", f"ann={tmp_path / 'a.csv'}", "-o", str(out), "--json-file",
-                                  str(tmp_path / "t.json"), "--resamples", "50", "--aus", "12"])
+    ok = CliRunner().invoke(
+        cli,
+        [
+            str(records.parent),
+            "-r",
+            f"ann={tmp_path / 'a.csv'}",
+            "-o",
+            str(out),
+            "--json-file",
+            str(tmp_path / "t.json"),
+            "--resamples",
+            "50",
+            "--aus",
+            "12",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     table = pd.read_csv(out)
     assert set(table.unit) == {"AU12", "mean"} and "main track" in ok.output

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_store
 import torch
 from click.testing import CliRunner
+from conftest import copy_store
 from torch import nn
 
-from fatools.runtime import resolve_backend
-from fatools.runtime.onnx_engine import OnnxModel
 from fatools.cli.run import cli as run_cli
 from fatools.errors import FatoolsError
 from fatools.models import derived, onnx_export
 from fatools.models.loading import forget
 from fatools.models.store import file_record, model_path
+from fatools.runtime import resolve_backend
+from fatools.runtime.onnx_engine import OnnxModel
 from fatools.sample import write_video
 
 
@@ -35,9 +35,25 @@ def clip(tmp_path_factory, faces_dir) -> Path:
 
 
 def run(clip: Path, store: Path, out: Path, *flags: str) -> tuple[list[dict], str]:
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "2", "--device", "cpu",
-                                          "--detector", "retinaface-mnet", "--models-dir", str(store),
-                                          "--format", "json", *flags])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(out),
+            "--every",
+            "2",
+            "--device",
+            "cpu",
+            "--detector",
+            "retinaface-mnet",
+            "--models-dir",
+            str(store),
+            "--format",
+            "json",
+            *flags,
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
     return [r for r in records if r.get("type", "frame") == "frame"], result.output
@@ -125,7 +141,9 @@ def test_a_model_that_cannot_be_exported_runs_on_torch_and_says_so_once(clip, mi
     (store / "au" / "source.json").unlink()
     records, output = run(clip, store, tmp_path / "a", "--tasks", "au")
     lines = [line for line in output.splitlines() if "runs on torch" in line]
-    assert len(lines) == 1 and lines[0].startswith("fa-run: au: runs on torch: its ONNX export failed"), output
+    assert len(lines) == 1 and lines[0].startswith("fa-run: au: runs on torch: its ONNX export failed"), (
+        output
+    )
     assert "cummax" in lines[0] and "fa-models prepare au --force" in lines[0]
     assert all(0 <= p <= 1 for r in records for f in r["faces"] for p in f["au"]["probs"].values())
     record = next((store / "au" / "derived").glob("model-*.json"))
@@ -134,9 +152,27 @@ def test_a_model_that_cannot_be_exported_runs_on_torch_and_says_so_once(clip, mi
     forget()  # as a new process would: the models are built again, and the export not retried
     _, again = run(clip, store, tmp_path / "b", "--tasks", "au")  # the failure is remembered, not retried
     assert record.stat().st_mtime_ns == made and "its ONNX export failed" in again
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(tmp_path / "c"), "--tasks", "au", "--backend", "onnx",
-                                          "--detector", "retinaface-mnet", "--models-dir", str(store)])
-    assert result.exit_code == 1 and "cannot run on ONNX Runtime" in result.output and "--backend torch" in result.output
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(tmp_path / "c"),
+            "--tasks",
+            "au",
+            "--backend",
+            "onnx",
+            "--detector",
+            "retinaface-mnet",
+            "--models-dir",
+            str(store),
+        ],
+    )
+    assert (
+        result.exit_code == 1
+        and "cannot run on ONNX Runtime" in result.output
+        and "--backend torch" in result.output
+    )
 
 
 def test_an_export_is_keyed_by_its_source_and_exporter(mixed_store):
@@ -147,16 +183,29 @@ def test_an_export_is_keyed_by_its_source_and_exporter(mixed_store):
     assert onnx_export.onnx_path(path, sha).parent == path.parent / derived.DERIVED_DIR
 
 
-def test_a_read_only_store_without_exports_runs_on_torch_or_says_how_to_prepare(clip, mixed_store, tmp_path,
-                                                                                monkeypatch):
+def test_a_read_only_store_without_exports_runs_on_torch_or_says_how_to_prepare(
+    clip, mixed_store, tmp_path, monkeypatch
+):
     store = tmp_path / "store"
     copy_store(mixed_store, store)
     monkeypatch.setattr(derived, "_writable", lambda directory: False)
     records, output = run(clip, store, tmp_path / "auto")
     assert records and "fa-models prepare" in output and "read-only" in output
     assert not list(store.glob("*/derived/*.onnx"))
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(tmp_path / "onnx"), "--backend", "onnx",
-                                          "--detector", "retinaface-mnet", "--models-dir", str(store)])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(tmp_path / "onnx"),
+            "--backend",
+            "onnx",
+            "--detector",
+            "retinaface-mnet",
+            "--models-dir",
+            str(store),
+        ],
+    )
     assert result.exit_code == 1 and "fa-models prepare" in result.output
 
 
@@ -179,8 +228,9 @@ def test_int8_on_onnx_runtime_quantises_the_au_model(clip, mixed_store, tmp_path
     assert moved
 
 
-def test_bf16_is_float32_where_the_cpu_lacks_it_and_autocast_where_it_has_it(clip, mixed_store, tmp_path,
-                                                                              monkeypatch):
+def test_bf16_is_float32_where_the_cpu_lacks_it_and_autocast_where_it_has_it(
+    clip, mixed_store, tmp_path, monkeypatch
+):
     from fatools.runtime import torch_engine
 
     monkeypatch.setattr(torch_engine, "bf16_hardware", lambda: None)
@@ -236,8 +286,11 @@ def test_each_backend_has_an_engine_and_onnx_falls_back_to_torch_with_one_line(c
     assert isinstance(engine_for("torch"), TorchEngine) and isinstance(engine_for("onnx"), OnnxEngine)
     with pytest.raises(FatoolsError, match="no engine runs backend 'tensorrt'"):
         engine_for("tensorrt")
+
     def owner() -> types.SimpleNamespace:
-        return types.SimpleNamespace(model=torch.jit.script(nn.Linear(4, 2)).eval(), device=torch.device("cpu"))
+        return types.SimpleNamespace(
+            model=torch.jit.script(nn.Linear(4, 2)).eval(), device=torch.device("cpu")
+        )
 
     plain = owner()
     with caplog.at_level("WARNING", logger="fatools"):  # a model with no store file: torch, one line

@@ -29,9 +29,9 @@ BIN = Path(sys.executable).parent
 def _faces(i: int) -> np.ndarray:
     image = np.full((360, 640, 3), 15, np.uint8)
     x = 40 + (i * 3) % 400
-    image[30:150, x:x + 120] = 250
+    image[30:150, x : x + 120] = 250
     if i % 7:
-        image[200:310, 460 - (i % 50):570 - (i % 50)] = (235, 245, 225)
+        image[200:310, 460 - (i % 50) : 570 - (i % 50)] = (235, 245, 225)
     return image
 
 
@@ -54,8 +54,9 @@ RESUME_OPTIONS = ["--every", "1", "-f", "csv", "--det-size", "0"]
 @pytest.fixture(scope="module")
 def uninterrupted(long_clip, standin_store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole")
-    result = CliRunner().invoke(run_cli, [str(long_clip), "-o", str(out), *RESUME_OPTIONS,
-                                          "--models-dir", str(standin_store)])
+    result = CliRunner().invoke(
+        run_cli, [str(long_clip), "-o", str(out), *RESUME_OPTIONS, "--models-dir", str(standin_store)]
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -69,6 +70,7 @@ def record(out: Path) -> dict:
 
 
 # -- inputs and layout --------------------------------------------------------------
+
 
 def test_layout_gives_every_input_its_own_directory(tmp_path):
     a, b = clip(tmp_path / "a" / "v.mp4"), clip(tmp_path / "b" / "v.mp4")
@@ -101,8 +103,25 @@ def test_a_damaged_input_is_recorded_and_the_batch_goes_on(tmp_path, standin_sto
     one, three = clip(tmp_path / "one.mp4", 12), clip(tmp_path / "three.mp4", 12)
     two = tmp_path / "two.mp4"
     two.write_bytes(one.read_bytes()[:300])  # a truncated file
-    proc = subprocess.run([BIN / "fa-run", one, two, three, "-o", tmp_path / "out", "--every", "6", "-f", "csv",
-                           "--models-dir", standin_store], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            BIN / "fa-run",
+            one,
+            two,
+            three,
+            "-o",
+            tmp_path / "out",
+            "--every",
+            "6",
+            "-f",
+            "csv",
+            "--models-dir",
+            standin_store,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert lines[0].startswith("fa-run: failed: ") and "two.mp4" in lines[0]  # nothing of FFmpeg's before it
@@ -111,8 +130,10 @@ def test_a_damaged_input_is_recorded_and_the_batch_goes_on(tmp_path, standin_sto
     failed = record(tmp_path / "out" / "two")
     assert failed["status"] == "failed" and "two.mp4" in failed["error"]
     assert not (tmp_path / "out" / "two" / "frames.jsonl").exists()
-    fast = run([str(one), str(two), str(three), "-o", str(tmp_path / "fast"), "--every", "6", "--fail-fast"],
-               standin_store)
+    fast = run(
+        [str(one), str(two), str(three), "-o", str(tmp_path / "fast"), "--every", "6", "--fail-fast"],
+        standin_store,
+    )
     assert fast.exit_code == 1 and "1 not started (--fail-fast)" in fast.stderr
     assert not (tmp_path / "fast" / "three").exists()
 
@@ -129,22 +150,43 @@ def test_a_missing_input_fails_before_any_model_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "load_models", lambda *a, **k: calls.append("load_models"))
     listed = tmp_path / "list.txt"
     listed.write_text(f"# study\n{clip(tmp_path / 'ok.mp4', 6)}\n\n{tmp_path / 'typo.mp4'}\n")
-    result = CliRunner().invoke(run_cli, ["--from", str(listed), "-o", str(tmp_path / "out"),
-                                          "--models-dir", str(tmp_path / "no-store")])
-    assert result.exit_code == 1 and result.stderr.strip() == \
-        f"fa-run: error: {tmp_path / 'typo.mp4'}: no such file or folder; check the path"
+    result = CliRunner().invoke(
+        run_cli,
+        ["--from", str(listed), "-o", str(tmp_path / "out"), "--models-dir", str(tmp_path / "no-store")],
+    )
+    assert (
+        result.exit_code == 1
+        and result.stderr.strip()
+        == f"fa-run: error: {tmp_path / 'typo.mp4'}: no such file or folder; check the path"
+    )
     assert calls == [] and not (tmp_path / "out").exists()
 
 
 def test_inputs_from_a_list_on_standard_input(tmp_path, standin_store):
     a, b = clip(tmp_path / "a.mp4", 6), clip(tmp_path / "b.mp4", 6)
-    result = CliRunner().invoke(run_cli, ["--from", "-", str(b), "-o", str(tmp_path / "out"), "--every", "3",
-                                          "-f", "csv", "--models-dir", str(standin_store)], input=f"{a}\n")
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            "--from",
+            "-",
+            str(b),
+            "-o",
+            str(tmp_path / "out"),
+            "--every",
+            "3",
+            "-f",
+            "csv",
+            "--models-dir",
+            str(standin_store),
+        ],
+        input=f"{a}\n",
+    )
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"a", "b"}
 
 
 # -- rerunning ----------------------------------------------------------------------
+
 
 def test_rerun_skips_refuses_other_options_and_adds_missing_exports(tmp_path, standin_store):
     video = clip(tmp_path / "v.mp4", 12)
@@ -153,17 +195,44 @@ def test_rerun_skips_refuses_other_options_and_adds_missing_exports(tmp_path, st
     first = record(out)
     assert first["status"] == "complete" and first["frames_done"] == 4 and first["models"]
     assert first["attempts"] == 1 and first["resumed_from"] is None  # said, not left to guess
-    assert {"input", "options", "options_fingerprint", "versions", "device", "host", "started", "ended"} <= set(first)
+    assert {
+        "input",
+        "options",
+        "options_fingerprint",
+        "versions",
+        "device",
+        "host",
+        "started",
+        "ended",
+    } <= set(first)
     again = run([str(video), "-o", str(out), "--every", "3"], standin_store)
     assert again.exit_code == 0 and "skipped" in again.stderr and again.stdout == ""
     other = run([str(video), "-o", str(out), "--every", "2"], standin_store)
-    assert other.exit_code == 1 and "differs in: options (sampling)" in other.stderr and "--force" in other.stderr
+    assert (
+        other.exit_code == 1
+        and "differs in: options (sampling)" in other.stderr
+        and "--force" in other.stderr
+    )
     assert record(out)["options_fingerprint"] == first["options_fingerprint"]
-    more = CliRunner().invoke(run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv,text",
-                                        "--models-dir", str(tmp_path / "no-models-needed")])
+    more = CliRunner().invoke(
+        run_cli,
+        [
+            str(video),
+            "-o",
+            str(out),
+            "--every",
+            "3",
+            "-f",
+            "csv,text",
+            "--models-dir",
+            str(tmp_path / "no-models-needed"),
+        ],
+    )
     assert more.exit_code == 1  # the models are checked, not loaded: give the store
-    more = CliRunner().invoke(run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv,text",
-                                        "--models-dir", str(standin_store)])
+    more = CliRunner().invoke(
+        run_cli,
+        [str(video), "-o", str(out), "--every", "3", "-f", "csv,text", "--models-dir", str(standin_store)],
+    )
     assert more.exit_code == 0, more.output
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert sum(n.startswith("facial_analysis_summary_") for n in names) == 1  # the old csv is replaced
@@ -197,13 +266,19 @@ def _same_results(out: Path, reference: Path) -> None:
     """The records byte for byte, the summary, the CSV export and run.json but for the
     fields named above equal an uninterrupted run's."""
     assert (out / "frames.jsonl").read_bytes() == (reference / "frames.jsonl").read_bytes()
-    assert json.loads((out / "summary.json").read_text()) == json.loads((reference / "summary.json").read_text())
-    [csv], [reference_csv] = out.glob("facial_analysis_summary_*.csv"), reference.glob("facial_analysis_summary_*.csv")
+    assert json.loads((out / "summary.json").read_text()) == json.loads(
+        (reference / "summary.json").read_text()
+    )
+    [csv], [reference_csv] = (
+        out.glob("facial_analysis_summary_*.csv"),
+        reference.glob("facial_analysis_summary_*.csv"),
+    )
     assert csv.read_bytes() == reference_csv.read_bytes()
     got, expected = record(out), record(reference)
     assert expected["attempts"] == 1 and expected["resumed_from"] is None
-    assert {k: v for k, v in got.items() if k not in PER_RUN + RESUME} == \
-        {k: v for k, v in expected.items() if k not in PER_RUN + RESUME}
+    assert {k: v for k, v in got.items() if k not in PER_RUN + RESUME} == {
+        k: v for k, v in expected.items() if k not in PER_RUN + RESUME
+    }
 
     def names(files: list[str]) -> list[str]:  # without the directory and the exports' timestamps
         return [re.sub(r"_\d{8}_\d{6}", "", Path(p).name) for p in files]
@@ -227,11 +302,17 @@ def _check_attempt(out: Path, stderr: str, video: Path, before: int) -> int:
     assert len(lines) == 1, stderr
     kept = now["resumed_from"]
     assert now["attempts"] == before + 1
-    assert lines[0] == (f"fa-run: {video}: resumed: {kept['frames_kept']} frames kept, going on after frame "
-                        f"{kept['frame']} ({kept['t']:.2f} s)")
+    assert lines[0] == (
+        f"fa-run: {video}: resumed: {kept['frames_kept']} frames kept, going on after frame "
+        f"{kept['frame']} ({kept['t']:.2f} s)"
+    )
     part = out / ".frames.jsonl.part"
     # A killed run's last line may be cut short; what was kept lies well before it.
-    saved = part.read_text().splitlines()[:-1] if part.is_file() else (out / "frames.jsonl").read_text().splitlines()
+    saved = (
+        part.read_text().splitlines()[:-1]
+        if part.is_file()
+        else (out / "frames.jsonl").read_text().splitlines()
+    )
     frames = [r for r in map(json.loads, saved) if r.get("type", "frame") == "frame"]
     last = frames[kept["frames_kept"] - 1]
     assert (last["frame"], last["t"]) == (kept["frame"], kept["t"])
@@ -270,19 +351,23 @@ def _counted_rerun(args: list, out: Path, monkeypatch) -> tuple[str, list[int], 
     monkeypatch.undo()
     assert result.exit_code == 0, result.output
     kept = record(out)["resumed_from"]
-    frames = [r for r in map(json.loads, (out / "frames.jsonl").read_text().splitlines())
-              if r.get("type", "frame") == "frame"]
-    not_kept = [r["frame"] for r in frames[kept["frames_kept"]:]]
+    frames = [
+        r
+        for r in map(json.loads, (out / "frames.jsonl").read_text().splitlines())
+        if r.get("type", "frame") == "frame"
+    ]
+    not_kept = [r["frame"] for r in frames[kept["frames_kept"] :]]
     assert detected == not_kept, "the detector ran on frames the resume kept, or missed some"
-    assert predicted == [r["frame"] for r in frames[kept["frames_kept"]:] if r["faces"]]
+    assert predicted == [r["frame"] for r in frames[kept["frames_kept"] :] if r["faces"]]
     cpu = torch.device("cpu")
     redone = len(saved_frames) - kept["frames_kept"]
     assert 0 <= redone <= default_batch_size(cpu, "detector") + default_batch_size(cpu, "frames"), redone
     return result.stderr
 
 
-def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted, standin_store, tmp_path,
-                                                        monkeypatch):
+def test_killed_runs_resume_to_the_uninterrupted_result(
+    long_clip, uninterrupted, standin_store, tmp_path, monkeypatch
+):
     """kill -9 at three points of one analysis, each time rerun: the records and the
     summary equal an uninterrupted run's, byte for byte; each rerun that kept records
     says so at the default log level and counts one more attempt in run.json; the last
@@ -305,8 +390,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(long_clip, uninterrupted
     assert record(out)["status"] == "complete" and record(out)["frames_done"] == 240
 
 
-def test_sigterm_stops_at_a_record_and_the_rerun_completes(long_clip, uninterrupted, standin_store, tmp_path,
-                                                           monkeypatch):
+def test_sigterm_stops_at_a_record_and_the_rerun_completes(
+    long_clip, uninterrupted, standin_store, tmp_path, monkeypatch
+):
     """SIGTERM, a resume killed with -9, a second resume: three attempts, recorded."""
     out = tmp_path / "out"
     args = [BIN / "fa-run", long_clip, "-o", out, *RESUME_OPTIONS, "--models-dir", standin_store]
@@ -332,11 +418,16 @@ def test_a_second_process_on_the_same_directory_is_refused(tmp_path, standin_sto
     out = tmp_path / "out"
     with outdir.locked(out):
         result = run([str(video), "-o", str(out)], standin_store)
-    assert result.exit_code == 1 and "is writing into it" in result.stderr and f"pid {os.getpid()}" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "is writing into it" in result.stderr
+        and f"pid {os.getpid()}" in result.stderr
+    )
     assert run([str(video), "-o", str(out)], standin_store).exit_code == 0  # released
 
 
 # -- shards and threads -------------------------------------------------------------
+
 
 def test_shards_cover_every_input_once_whatever_the_order():
     keys = [f"v{i:02d}.mp4" for i in range(11)]
@@ -355,8 +446,12 @@ def test_two_shards_together_analyse_every_input_once(tmp_path, standin_store):
     videos = [clip(tmp_path / "in" / f"{name}.mp4", 6) for name in ("c", "a", "d", "b", "e")]
     for k in (0, 1):
         listed = [str(v) for v in (videos if k else reversed(videos))]
-        assert run([*listed, "-o", str(tmp_path / "out"), "--every", "3", "--shard", f"{k}/2"],
-                   standin_store).exit_code == 0
+        assert (
+            run(
+                [*listed, "-o", str(tmp_path / "out"), "--every", "3", "--shard", f"{k}/2"], standin_store
+            ).exit_code
+            == 0
+        )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b", "c", "d", "e"]
 
 
@@ -366,7 +461,9 @@ def _cgroup_tree(root: Path, own: dict[str, str], files: dict[str, str]) -> tupl
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(content + "\n")
     proc = root.parent / f"{root.name}.proc"
-    proc.write_text("".join(f"{i}:{controllers}:{path}\n" for i, (controllers, path) in enumerate(own.items())))
+    proc.write_text(
+        "".join(f"{i}:{controllers}:{path}\n" for i, (controllers, path) in enumerate(own.items()))
+    )
     return root, proc
 
 
@@ -377,13 +474,22 @@ def test_threads_follow_a_cgroup_quota(tmp_path, monkeypatch):
     cases = {  # name: (own cgroups, files, CPUs the quota allows or None)
         "v2 container": ({"": "/"}, {"cpu.max": "150000 100000"}, 2),
         "v2 no quota": ({"": "/"}, {"cpu.max": "max 100000"}, None),
-        "v2 nested": ({"": "/job_7/step_0"}, {"job_7/cpu.max": "100000 100000",
-                                              "job_7/step_0/cpu.max": "max 100000"}, 1),
+        "v2 nested": (
+            {"": "/job_7/step_0"},
+            {"job_7/cpu.max": "100000 100000", "job_7/step_0/cpu.max": "max 100000"},
+            1,
+        ),
         "v2 elsewhere": ({"": "/not/mounted/here"}, {"cpu.max": "250000 100000"}, 3),
-        "v1 nested": ({"cpu,cpuacct": "/slurm/job_7", "memory": "/x"},
-                      {"cpu,cpuacct/slurm/job_7/cpu.cfs_quota_us": "300000",
-                       "cpu,cpuacct/slurm/job_7/cpu.cfs_period_us": "100000",
-                       "cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000"}, 3),
+        "v1 nested": (
+            {"cpu,cpuacct": "/slurm/job_7", "memory": "/x"},
+            {
+                "cpu,cpuacct/slurm/job_7/cpu.cfs_quota_us": "300000",
+                "cpu,cpuacct/slurm/job_7/cpu.cfs_period_us": "100000",
+                "cpu,cpuacct/cpu.cfs_quota_us": "-1",
+                "cpu,cpuacct/cpu.cfs_period_us": "100000",
+            },
+            3,
+        ),
         "v1 none": ({"cpu": "/"}, {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None),
         "none at all": ({}, {}, None),
     }
@@ -391,8 +497,12 @@ def test_threads_follow_a_cgroup_quota(tmp_path, monkeypatch):
     for i, (name, (own, files, quota)) in enumerate(cases.items()):
         root, proc = _cgroup_tree(tmp_path / f"c{i}", own, files)
         assert threads._cgroup_quota(root, proc) == quota, name
-        assert threads.available_cpus(cgroup_root=root, proc_cgroup=proc) == min(affinity, quota or affinity), name
-    root, proc = _cgroup_tree(tmp_path / "one", {"": "/"}, {"cpu.max": "50000 100000"})  # half a CPU: one thread
+        assert threads.available_cpus(cgroup_root=root, proc_cgroup=proc) == min(
+            affinity, quota or affinity
+        ), name
+    root, proc = _cgroup_tree(
+        tmp_path / "one", {"": "/"}, {"cpu.max": "50000 100000"}
+    )  # half a CPU: one thread
     assert threads.available_cpus(cgroup_root=root, proc_cgroup=proc) == 1
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     root, proc = _cgroup_tree(tmp_path / "many", {"": "/"}, {"cpu.max": "6400000 100000"})
@@ -407,12 +517,24 @@ def test_threads_follow_what_the_process_may_use(monkeypatch):
     quota = threads._cgroup_quota()
     affinity = len(os.sched_getaffinity(0))
     assert threads.available_cpus() == min(affinity, quota or affinity)
-    code = ("import torch, cv2; from fatools import threads; threads.apply(1); "
-            "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())")
-    out = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
-                          "import torch, cv2; from fatools import threads; threads.apply(); "
-                          "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())"],
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        "import torch, cv2; from fatools import threads; threads.apply(1); "
+        "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())"
+    )
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-c",
+            "import torch, cv2; from fatools import threads; threads.apply(); "
+            "print(torch.get_num_threads(), cv2.getNumThreads(), threads.decode_threads())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and out.stdout.split() == ["1", "1", "1"], out.stderr
     explicit = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert explicit.stdout.split() == ["1", "1", "1"]
@@ -426,7 +548,9 @@ def test_fa_collect_has_a_row_per_video_and_track_and_keeps_failures(tmp_path, s
     good = clip(tmp_path / "in" / "good.mp4", 12)
     bad = tmp_path / "in" / "bad.mp4"
     bad.write_bytes(b"not a video")
-    assert run([str(good), str(bad), "-o", str(tmp_path / "out"), "--every", "3"], standin_store).exit_code == 1
+    assert (
+        run([str(good), str(bad), "-o", str(tmp_path / "out"), "--every", "3"], standin_store).exit_code == 1
+    )
     result = CliRunner().invoke(collect_cli, [str(tmp_path / "out"), "-o", str(tmp_path / "study.csv")])
     assert result.exit_code == 0, result.output
     assert "1 complete, 1 failed" in result.stderr
@@ -437,4 +561,6 @@ def test_fa_collect_has_a_row_per_video_and_track_and_keeps_failures(tmp_path, s
     tracks = [r for r in rows if r["level"] == "track"]
     assert len(tracks) == int(videos["good.mp4"]["tracks"]) >= 2
     assert float(videos["good.mp4"]["AU1_rate"]) >= 0 and videos["good.mp4"]["emotion_happiness"] != ""
-    assert videos["good.mp4"]["options_fingerprint"] == record(tmp_path / "out" / "good")["options_fingerprint"]
+    assert (
+        videos["good.mp4"]["options_fingerprint"] == record(tmp_path / "out" / "good")["options_fingerprint"]
+    )

@@ -61,7 +61,9 @@ def test_path(tmp_path: Path) -> None:
     result = run("path", "--check", "au", "--models-dir", str(tmp_path))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith(f"fa-models: error: model not in the store: au ({tmp_path / 'au' / 'model.pt'}); run `fa-models fetch au`")
+    assert result.stderr.startswith(
+        f"fa-models: error: model not in the store: au ({tmp_path / 'au' / 'model.pt'}); run `fa-models fetch au`"
+    )
     assert len(result.stderr.splitlines()) == 1
 
 
@@ -96,7 +98,9 @@ def test_fetch_offline_fails_in_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("fa-models:")]
     assert len(lines) == 1
-    assert lines[0].startswith("fa-models: error: cannot fetch va from hf:tomas-gajarsky/facetorch-va-elim/model.pt (")
+    assert lines[0].startswith(
+        "fa-models: error: cannot fetch va from hf:tomas-gajarsky/facetorch-va-elim/model.pt ("
+    )
     assert not (tmp_path / "va" / "model.pt").exists()
 
 

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from chains import chain
+from click.testing import CliRunner
 from clips import write_clip
 
 BIN = Path(sys.executable).parent
@@ -33,7 +32,7 @@ BIN = Path(sys.executable).parent
 
 def _squares(i: int) -> np.ndarray:
     image = np.full((240, 320, 3), 20, np.uint8)
-    image[40:120, 30 + i:110 + i] = 250  # a stand-in face (the stand-in detector finds bright squares)
+    image[40:120, 30 + i : 110 + i] = 250  # a stand-in face (the stand-in detector finds bright squares)
     return image
 
 
@@ -44,13 +43,29 @@ def inputs(tmp_path_factory, standin_store) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("closed-pipe")
     video = write_clip(root / "v.mp4", 12, paint=_squares)
     stages: list[bytes] = []
-    chain(f"fa-frames {video} --every 3 | fa-detect --det-size 0 | fa-predict | fa-track", standin_store, stages)
+    chain(
+        f"fa-frames {video} --every 3 | fa-detect --det-size 0 | fa-predict | fa-track", standin_store, stages
+    )
     files = {"video": video}
     for name, data in zip(("frames", "detected", "predicted", "tracked"), stages, strict=True):
         files[name] = root / f"{name}.jsonl"
         files[name].write_bytes(data)
-    result = CliRunner().invoke(run_cli, [str(video), "-o", str(root / "results"), "--every", "6", "-f", "csv",
-                                          "--det-size", "0", "--models-dir", str(standin_store)])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(video),
+            "-o",
+            str(root / "results"),
+            "--every",
+            "6",
+            "-f",
+            "csv",
+            "--det-size",
+            "0",
+            "--models-dir",
+            str(standin_store),
+        ],
+    )
     assert result.exit_code == 0, result.output
     files["results"] = root / "results"
     files["scratch"] = root
@@ -66,8 +81,14 @@ def _commands(files: dict[str, Path]) -> dict[str, tuple[list, Path | None]]:
         "fa-predict": (["fa-predict"], files["detected"]),
         "fa-track": (["fa-track"], files["predicted"]),
         "fa-summarize": (["fa-summarize"], files["tracked"]),
-        "fa-export": (["fa-export", files["tracked"], "-o", out / "export", "-f", "csv"], None),  # the files' paths
-        "fa-run": (["fa-run", files["video"], "-o", out / "run", "--every", "6", "-f", "csv", "--det-size", "0"], None),
+        "fa-export": (
+            ["fa-export", files["tracked"], "-o", out / "export", "-f", "csv"],
+            None,
+        ),  # the files' paths
+        "fa-run": (
+            ["fa-run", files["video"], "-o", out / "run", "--every", "6", "-f", "csv", "--det-size", "0"],
+            None,
+        ),
         "fa-collect": (["fa-collect", files["results"], "-o", "-"], None),
         "fa-models list": (["fa-models", "list"], None),
         "fa-models path": (["fa-models", "path", "va"], None),
@@ -82,8 +103,12 @@ def test_a_closed_pipe_ends_every_command_quietly(inputs, standin_store, tmp_pat
         os.close(read)  # the reader has gone: the first write meets a closed pipe
         stderr = open(tmp_path / f"{name}.err", "w+")
         with open(stdin or os.devnull, "rb") as source:
-            jobs[name] = (subprocess.Popen([BIN / args[0], *map(str, args[1:])], stdin=source, stdout=write,
-                                           stderr=stderr, env=env), stderr)
+            jobs[name] = (
+                subprocess.Popen(
+                    [BIN / args[0], *map(str, args[1:])], stdin=source, stdout=write, stderr=stderr, env=env
+                ),
+                stderr,
+            )
         os.close(write)
     ended = {}
     for name, (job, stderr) in jobs.items():

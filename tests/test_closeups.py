@@ -24,11 +24,16 @@ def closeups(mnet_store, faces_dir):
             X2, Y2 = int(min(cx + side / 2, image.shape[1])), int(min(cy + side / 2, image.shape[0]))
             # Every size for family4's four faces; grid25's 25 smaller faces at 256 px, where
             # their second boxes appear (fewer detector runs: this is the slow part).
-            for size in ((512, 384, 256) if name == "family4.jpg" else (256,)):
+            for size in (512, 384, 256) if name == "family4.jpg" else (256,):
                 crop = cv2.resize(image[Y1:Y2, X1:X2], (size, size), interpolation=cv2.INTER_AREA)
                 sx, sy = size / (X2 - X1), size / (Y2 - Y1)
-                out.append((f"{name} face {i} at {size}px", [(x1 - X1) * sx, (y1 - Y1) * sy, (x2 - X1) * sx,
-                                                              (y2 - Y1) * sy], crop))
+                out.append(
+                    (
+                        f"{name} face {i} at {size}px",
+                        [(x1 - X1) * sx, (y1 - Y1) * sy, (x2 - X1) * sx, (y2 - Y1) * sy],
+                        crop,
+                    )
+                )
     assert len(out) == 3 * 4 + 25
     return out
 
@@ -51,8 +56,11 @@ def test_every_close_up_is_one_face(closeups, mnet_store):
         found += len(main)
         for face in faces:
             cx, cy = (face["box"][0] + face["box"][2]) / 2, (face["box"][1] + face["box"][3]) / 2
-            inner = [o for o in faces if o is not face and o["box"][0] <= cx <= o["box"][2]
-                     and o["box"][1] <= cy <= o["box"][3]]
+            inner = [
+                o
+                for o in faces
+                if o is not face and o["box"][0] <= cx <= o["box"][2] and o["box"][1] <= cy <= o["box"][3]
+            ]
             assert not inner, (name, [(f["box"], f["score"]) for f in faces])
     assert found >= len(closeups) - 3  # a face cut at a photo's edge may be lost at 256 px, never doubled
 
@@ -60,10 +68,14 @@ def test_every_close_up_is_one_face(closeups, mnet_store):
 def test_without_the_rule_some_close_ups_get_a_second_box(closeups, mnet_store):
     """What the rule fixes: enlarged close-ups get boxes of part of the face (this is
     also what facetorch-exact mode returns, and must keep returning)."""
-    plain = build_detector("retinaface-mnet", DetectOptions(det_size=1080, suppress_inner=False), "cpu", None,
-                           str(mnet_store))
-    doubled = [name for name, truth, crop in closeups
-               if sum(iou(f["box"], truth) > 0.2 for f in plain.detect([crop])[0]) > 1]
+    plain = build_detector(
+        "retinaface-mnet", DetectOptions(det_size=1080, suppress_inner=False), "cpu", None, str(mnet_store)
+    )
+    doubled = [
+        name
+        for name, truth, crop in closeups
+        if sum(iou(f["box"], truth) > 0.2 for f in plain.detect([crop])[0]) > 1
+    ]
     assert doubled, "no close-up gets a second box without the rule: the test would not test it"
 
 
@@ -75,7 +87,9 @@ def test_facetorch_exact_keeps_every_box():
 def test_inside_stronger_rule():
     face = [100.0, 100.0, 300.0, 340.0]
     assert inside_stronger([125.0, 70.0, 327.0, 329.0], [face])  # part of the face, shifted up
-    assert not inside_stronger([150.0, 200.0, 420.0, 480.0], [face])  # centre inside, a third of it: another face
+    assert not inside_stronger(
+        [150.0, 200.0, 420.0, 480.0], [face]
+    )  # centre inside, a third of it: another face
     assert not inside_stronger([280.0, 120.0, 480.0, 360.0], [face])  # a neighbour touching it
     assert not inside_stronger([90.0, 300.0, 190.0, 420.0], [face])  # centre outside
     assert not inside_stronger([125.0, 70.0, 327.0, 329.0], [])

@@ -10,12 +10,12 @@ import shlex
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import click
-from click.testing import CliRunner
 import pytest
+import tomllib
+from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -81,15 +81,26 @@ def test_man_page_documents_every_option(name):
     assert page.is_file(), f"missing man page {page}"
     text = page.read_text().replace("\\-", "-")
     assert f".TH {name.upper()} 1" in text
-    for section in (".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH OPTIONS", ".SH EXIT STATUS", ".SH EXAMPLES"):
+    for section in (
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH OPTIONS",
+        ".SH EXIT STATUS",
+        ".SH EXAMPLES",
+    ):
         assert section in text, f"{page} lacks {section}"
     command = click_command(SCRIPTS[name])
     entries, options = man_options(page), click_options(command)
     terms = set().union(*(term for term, _ in entries))
     undocumented = sorted(min(names) for names in options if not names & terms)
     assert not undocumented, f"{page}: OPTIONS has no entry for {undocumented}"
-    unnamed = sorted(name for names in options for name in names
-                     if not any(names & term and name in term | body for term, body in entries))
+    unnamed = sorted(
+        name
+        for names in options
+        for name in names
+        if not any(names & term and name in term | body for term, body in entries)
+    )
     assert not unnamed, f"{page}: OPTIONS names {unnamed} in no entry of the option they spell"
     unknown = sorted(terms - set().union(*options))
     assert not unknown, f"{page}: OPTIONS documents {unknown}, which {name} does not have"
@@ -131,8 +142,9 @@ def test_records_contract_page_documents_every_field_fatools_writes():
     from fatools.video import VideoInfo
 
     page = documented_fields(ROOT / "man" / "fatools-records.5")
-    header = VideoInfo(video="v.mp4", fps=25.0, frame_count=1, duration=0.04, codec="h264", width=2, height=2,
-                       rotation=0).header()
+    header = VideoInfo(
+        video="v.mp4", fps=25.0, frame_count=1, duration=0.04, codec="h264", width=2, height=2, rotation=0
+    ).header()
     frame = records.frame_record("v.mp4", 0, 0.0, 2, 2, image="f.png")
     face = fields_named_in(detect.BatchDetector.postprocess)
     detection = fields_named_in(detect.BatchDetector.provenance)
@@ -177,10 +189,13 @@ def test_an_option_name_means_one_thing_on_every_command():
                 continue
             canonical, *aliases = [o for o in param.opts if o.startswith("--")] or [None]
             for alias in aliases:
-                assert LEGACY_ALIASES.get(alias, {}).get(prog) == canonical, \
+                assert LEGACY_ALIASES.get(alias, {}).get(prog) == canonical, (
                     f"{where}: {alias} is not a documented alias of {canonical}"
+                )
             if canonical is not None:
-                meanings.setdefault(canonical, {}).setdefault(_meaning(param) + (repr(param.default),), []).append(where)
+                meanings.setdefault(canonical, {}).setdefault(
+                    _meaning(param) + (repr(param.default),), []
+                ).append(where)
     differing = {name: list(by.values()) for name, by in meanings.items() if len(by) > 1}
     assert not differing, f"options whose meaning differs between commands: {differing}"
     for alias, by_prog in LEGACY_ALIASES.items():

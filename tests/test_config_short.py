@@ -86,9 +86,14 @@ def test_a_full_configuration_is_not_short_form(tmp_path):
 
 
 def test_a_model_fatools_lacks_is_refused_with_what_it_has(tmp_path):
-    path = write(tmp_path, "analyzer:\n  predictor:\n    fer: {name: EfficientNet-B0, model: efficientnet_b0_7}\n")
+    path = write(
+        tmp_path, "analyzer:\n  predictor:\n    fer: {name: EfficientNet-B0, model: efficientnet_b0_7}\n"
+    )
     message = refusal(path, tasks=["fer"])
-    assert "analyzer.predictor.fer EfficientNet-B0/efficientnet_b0_7 is not a model fatools has for fer" in message
+    assert (
+        "analyzer.predictor.fer EfficientNet-B0/efficientnet_b0_7 is not a model fatools has for fer"
+        in message
+    )
     assert "for fer fatools has EfficientNet-B2/efficientnet_b2_8 (fer)" in message
     detector = write(tmp_path, "analyzer:\n  detector: {name: MTCNN, model: mtcnn}\n", "det.yaml")
     message = refusal(detector)
@@ -99,26 +104,41 @@ def test_a_model_fatools_lacks_is_refused_with_what_it_has(tmp_path):
 def test_the_seed_readme_config_is_refused_for_its_au_line(tmp_path):
     path = write(tmp_path, SEED_README_CONFIG)
     message = refusal(path, tasks=["au", "fer"])
-    assert message.startswith(f"{path}: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8 is not a model "
-                              "fatools has for au")
+    assert message.startswith(
+        f"{path}: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8 is not a model fatools has for au"
+    )
     # What to do: where that model belongs, and the one to name instead.
     assert "fatools' fer model, under predictor.fer" in message
     assert "OpenGraphAU/open_graph_swin_base (au)" in message and "leave the section out" in message
-    fixed = write(tmp_path, SEED_README_CONFIG.replace('"EfficientNet-B2"\n      model: "efficientnet_b2_8"\n    fer',
-                                                       '"OpenGraphAU"\n      model: "open_graph_swin_base"\n    fer'),
-                  "fixed.yaml")
+    fixed = write(
+        tmp_path,
+        SEED_README_CONFIG.replace(
+            '"EfficientNet-B2"\n      model: "efficientnet_b2_8"\n    fer',
+            '"OpenGraphAU"\n      model: "open_graph_swin_base"\n    fer',
+        ),
+        "fixed.yaml",
+    )
     assert set(load_config(fixed, tasks=["au", "fer"]).analyzer.predictor) == {"au", "fer"}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("analyzer:\n  device: cpu\n  detector: {name: RetinaFace, model: resnet50}\n",
-     "analyzer.device: a short-form configuration"),
-    ("analyzer:\n  detector: {name: RetinaFace, model: resnet50}\n  predictor:\n    va: {_target_: facetorch.x}\n",
-     "analyzer.predictor.va is not a name/model section"),
-    ("analyzer:\n  predictor:\n    deepfake: {name: EfficientNet-B7, model: efficientnet_b7}\n",
-     "fatools has no deepfake predictor; it has au, fer, va, align, embed"),
-    ("analyzer:\n  detector: {name: RetinaFace}\n", "RetinaFace could be any of fatools'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "analyzer:\n  device: cpu\n  detector: {name: RetinaFace, model: resnet50}\n",
+            "analyzer.device: a short-form configuration",
+        ),
+        (
+            "analyzer:\n  detector: {name: RetinaFace, model: resnet50}\n  predictor:\n    va: {_target_: facetorch.x}\n",
+            "analyzer.predictor.va is not a name/model section",
+        ),
+        (
+            "analyzer:\n  predictor:\n    deepfake: {name: EfficientNet-B7, model: efficientnet_b7}\n",
+            "fatools has no deepfake predictor; it has au, fer, va, align, embed",
+        ),
+        ("analyzer:\n  detector: {name: RetinaFace}\n", "RetinaFace could be any of fatools'"),
+    ],
+)
 def test_what_the_short_form_cannot_mean_is_refused(tmp_path, text, expected):
     assert expected in refusal(write(tmp_path, text))
 
@@ -142,8 +162,24 @@ def test_fa_run_runs_the_models_a_short_form_names(tmp_path, standin_store):
 
     path = write(tmp_path, MNET_FER)
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, [str(clip_of(tmp_path)), "-o", str(out), "--config", path, "--every", "2",
-                                      "--tasks", "fer", "--format", "json", "--models-dir", str(standin_store)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            str(clip_of(tmp_path)),
+            "-o",
+            str(out),
+            "--config",
+            path,
+            "--every",
+            "2",
+            "--tasks",
+            "fer",
+            "--format",
+            "json",
+            "--models-dir",
+            str(standin_store),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         f"fa-run: {path}: analyzer.detector RetinaFace/mobilenet0.25 is fatools' retinaface-mnet",
@@ -162,9 +198,21 @@ def test_fa_run_stops_on_the_seed_config_before_any_work(tmp_path, standin_store
     from fatools.cli.run import cli
 
     path = write(tmp_path, SEED_README_CONFIG)
-    result = CliRunner().invoke(cli, [str(clip_of(tmp_path)), "-o", str(tmp_path / "out"), "--config", path,
-                                      "--models-dir", str(standin_store)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            str(clip_of(tmp_path)),
+            "-o",
+            str(tmp_path / "out"),
+            "--config",
+            path,
+            "--models-dir",
+            str(standin_store),
+        ],
+    )
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"fa-run: error: {path}: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8")
+    assert result.stderr.startswith(
+        f"fa-run: error: {path}: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8"
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "out" / "frames.jsonl").exists()

@@ -29,33 +29,57 @@ def test_builtin_photo_is_the_pinned_file():
 def test_a_changed_file_is_refused(monkeypatch, tmp_path):
     import fatools.sample as sample
 
-    monkeypatch.setitem(sample.BUILTIN_PHOTOS, "grace_hopper", ("grace_hopper.jpg", "0" * 64, "https://example"))
+    monkeypatch.setitem(
+        sample.BUILTIN_PHOTOS, "grace_hopper", ("grace_hopper.jpg", "0" * 64, "https://example")
+    )
     with pytest.raises(FatoolsError, match="not the pinned grace_hopper.jpg"):
         builtin_photo("grace_hopper")
 
 
 def test_sample_tool_makes_a_clip_from_it(tmp_path):
     out = tmp_path / "clip.mp4"
-    proc = subprocess.run([sys.executable, "-m", "fatools.sample", "builtin:grace_hopper", str(out), "--seconds", "0.4",
-                           "--size", "320x240"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fatools.sample",
+            "builtin:grace_hopper",
+            str(out),
+            "--seconds",
+            "0.4",
+            "--size",
+            "320x240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     from fatools.video import probe
 
     info = probe(str(out))
     assert info.frame_count == 10 and (info.width, info.height) == (320, 240)
-    bad = subprocess.run([sys.executable, "-m", "fatools.sample", "builtin:nobody", str(tmp_path / "x.mp4")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fatools.sample", "builtin:nobody", str(tmp_path / "x.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "builtin:grace_hopper" in bad.stderr
 
 
-@pytest.mark.parametrize("shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")])
+@pytest.mark.parametrize(
+    "shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")]
+)
 def test_makefile_uses_the_builtin_photo_without_shared(shared, photo, tmp_path):
     from conftest import SHARED, require
 
     require(shutil.which("make") is not None, "make not installed")
     if shared is None:
-        require((SHARED / "testdata" / "faces" / "family4.jpg").is_file(),
-                f"{SHARED}/testdata/faces/family4.jpg not found (the ../shared data beside the checkout)")
+        require(
+            (SHARED / "testdata" / "faces" / "family4.jpg").is_file(),
+            f"{SHARED}/testdata/faces/family4.jpg not found (the ../shared data beside the checkout)",
+        )
         shared = str(SHARED)
     # -n prints the recipe and runs nothing, as long as no makefile has a rule: GNU make
     # remakes its makefiles even under -n. So everything the rule touches is under tmp_path,
@@ -67,9 +91,22 @@ def test_makefile_uses_the_builtin_photo_without_shared(shared, photo, tmp_path)
     stamp.touch()
     when = max(stamp.stat().st_mtime, newest + 1)  # now, unless a dependency's clock is ahead
     os.utime(stamp, (when, when))
-    proc = subprocess.run(["make", "-n", "-C", str(ROOT), f"{demo}/sample-pan.mp4", f"SHARED={shared}",
-                           f"STAMP={stamp}", f"DEMO_DIR={demo}", f"VENV={venv}"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-C",
+            str(ROOT),
+            f"{demo}/sample-pan.mp4",
+            f"SHARED={shared}",
+            f"STAMP={stamp}",
+            f"DEMO_DIR={demo}",
+            f"VENV={venv}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pip" not in proc.stdout, proc.stdout  # the set-up is not even printed
     line = next(line for line in proc.stdout.splitlines() if "fatools.sample" in line)

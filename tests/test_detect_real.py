@@ -57,14 +57,23 @@ def test_real_photos_face_counts(mnet_store, faces_dir, name, count, exact):
 
 def test_grid25_one_face_per_cell(detector, faces_dir):
     faces = detect_image(detector, faces_dir / "grid25.jpg")
-    cells = sorted((int((f["box"][1] + f["box"][3]) / 2 // 384), int((f["box"][0] + f["box"][2]) / 2 // 384)) for f in faces)
+    cells = sorted(
+        (int((f["box"][1] + f["box"][3]) / 2 // 384), int((f["box"][0] + f["box"][2]) / 2 // 384))
+        for f in faces
+    )
     assert cells == [(r, c) for r in range(5) for c in range(5)]
 
 
 def test_square_pad_and_default_agree(mnet_store, faces_dir):
     """Same detection scale with or without padding: the same faces, boxes within a few pixels."""
-    plain = detect_image(build_detector("retinaface-mnet", DetectOptions(), "cpu", None, str(mnet_store)), faces_dir / "family4.jpg")
-    exact = detect_image(build_detector("retinaface-mnet", DetectOptions(square_pad=True), "cpu", None, str(mnet_store)), faces_dir / "family4.jpg")
+    plain = detect_image(
+        build_detector("retinaface-mnet", DetectOptions(), "cpu", None, str(mnet_store)),
+        faces_dir / "family4.jpg",
+    )
+    exact = detect_image(
+        build_detector("retinaface-mnet", DetectOptions(square_pad=True), "cpu", None, str(mnet_store)),
+        faces_dir / "family4.jpg",
+    )
     for a in plain:
         assert max(iou(a["box"], b["box"]) for b in exact) > 0.9
 
@@ -75,8 +84,10 @@ def test_boxes_follow_camera_motion(detector, faces_dir, tmp_path):
     clip = tmp_path / "pan.mp4"
     views = pan_zoom_clip(str(faces_dir / "family4.jpg"), str(clip), seconds=3, fps=10, size=(960, 540))
     root = detector_root(detector)
-    piped = chain(f"fa-frames '{clip}' --every 3 | fa-detect --detector retinaface-mnet --models-dir '{root}' --device cpu",
-                  root)
+    piped = chain(
+        f"fa-frames '{clip}' --every 3 | fa-detect --detector retinaface-mnet --models-dir '{root}' --device cpu",
+        root,
+    )
     records = [json.loads(line) for line in piped.splitlines()]
     assert records[0]["type"] == "video"
     frame_records = records[1:]
@@ -98,12 +109,12 @@ def test_face_on_border_many_faces_4k_and_portrait(detector, faces_dir, tmp_path
     cell = 384
     # A face cut by the left edge: shift grid cell (0, 0) so a third of it is outside.
     border = np.zeros((720, 1280, 3), np.uint8)
-    border[100:100 + cell, 0:cell - 190] = grid[0:cell, 190:cell]
+    border[100 : 100 + cell, 0 : cell - 190] = grid[0:cell, 190:cell]
     cv2.imwrite(str(tmp_path / "border.png"), border)
     faces = detect_image(detector, tmp_path / "border.png")
     assert len(faces) == 1 and 0 <= faces[0]["box"][0] < 2  # found although cut by the edge
     # 36 faces: a 6x6 mosaic of grid cells.
-    cells = [grid[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] for r in range(5) for c in range(5)]
+    cells = [grid[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] for r in range(5) for c in range(5)]
     mosaic = np.vstack([np.hstack([cells[(r * 6 + c) % 25] for c in range(6)]) for r in range(6)])
     mosaic = cv2.resize(mosaic, (1920, 1920), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(tmp_path / "mosaic.png"), mosaic)
@@ -129,8 +140,26 @@ def test_face_on_border_many_faces_4k_and_portrait(detector, faces_dir, tmp_path
 
     write_video(iter([small] * 3), str(land), fps=10)
     portrait = tmp_path / "portrait.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(land), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(portrait)], check=True)
-    frames = subprocess.run([BIN / "fa-frames", str(portrait), "--max-frames", "1", "--images", str(tmp_path / "imgs")], capture_output=True, check=True).stdout
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(land),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(portrait),
+        ],
+        check=True,
+    )
+    frames = subprocess.run(
+        [BIN / "fa-frames", str(portrait), "--max-frames", "1", "--images", str(tmp_path / "imgs")],
+        capture_output=True,
+        check=True,
+    ).stdout
     records = [json.loads(x) for x in frames.splitlines()]
     shown = cv2.imread(records[1]["image"])
     assert shown.shape[:2] == (960, 640)
@@ -148,7 +177,11 @@ def test_batch_size_does_not_change_results(mnet_store, tmp_path, faces_dir):
     frames = subprocess.run([BIN / "fa-frames", str(clip)], capture_output=True, check=True).stdout.decode()
     outputs = []
     for batch in ("1", "3", "8"):
-        result = CliRunner().invoke(detect_cli, ["--detector", "retinaface-mnet", "--models-dir", str(mnet_store), "--batch-size", batch], input=frames)
+        result = CliRunner().invoke(
+            detect_cli,
+            ["--detector", "retinaface-mnet", "--models-dir", str(mnet_store), "--batch-size", batch],
+            input=frames,
+        )
         assert result.exit_code == 0, result.output
         outputs.append([json.loads(x) for x in result.stdout.splitlines()])
     assert sum(len(r.get("faces", [])) for r in outputs[0]) >= 8  # the four faces, in frame after frame
@@ -178,8 +211,11 @@ def test_bad_frame_references(mnet_store, tmp_path, faces_dir):
 
 
 def test_missing_model_is_reported_before_any_work(tmp_path):
-    proc = subprocess.run([BIN / "fa-detect", "--models-dir", str(tmp_path / "empty")],
-                          input=b"this line is never read\n", capture_output=True)
+    proc = subprocess.run(
+        [BIN / "fa-detect", "--models-dir", str(tmp_path / "empty")],
+        input=b"this line is never read\n",
+        capture_output=True,
+    )
     assert proc.returncode == 1
     message = proc.stderr.decode()
     assert "retinaface" in message and "fa-models fetch" in message and str(tmp_path / "empty") in message

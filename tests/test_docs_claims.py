@@ -15,8 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "man").glob("*.[1-8]"))]
 REFERENCE = re.compile(r"\btests/[\w/]+\.py(?:::\w+)?")
-CLAIM = re.compile(r"\btested\b|\btests? (?:proves?|keeps?|runs?|checks?)\b|\bthe tests run\b"
-                   r"|\btest suite runs\b", re.IGNORECASE)
+CLAIM = re.compile(
+    r"\btested\b|\btests? (?:proves?|keeps?|runs?|checks?)\b|\bthe tests run\b"
+    r"|\btest suite runs\b",
+    re.IGNORECASE,
+)
 ROFF_BREAK = re.compile(r"^\.(?:SH|SS|PP|P|LP|TP|IP|nf|fi)\b")
 
 
@@ -36,9 +39,12 @@ def paragraphs(path: Path) -> list[str]:
 
 
 def test_every_claim_names_its_test():
-    unbacked = [f"{path.name}: {' '.join(paragraph.split())[:120]}"
-                for path in DOCUMENTS for paragraph in paragraphs(path)
-                if CLAIM.search(paragraph) and not REFERENCE.search(paragraph)]
+    unbacked = [
+        f"{path.name}: {' '.join(paragraph.split())[:120]}"
+        for path in DOCUMENTS
+        for paragraph in paragraphs(path)
+        if CLAIM.search(paragraph) and not REFERENCE.search(paragraph)
+    ]
     assert not unbacked, "claims without a tests/... reference:\n" + "\n".join(unbacked)
 
 
@@ -51,7 +57,10 @@ def test_every_named_test_exists():
         source = ROOT / file
         if not source.is_file():
             missing.append(f"{document}: {ref}: no such file")
-        elif name and name not in {node.name for node in ast.walk(ast.parse(source.read_text()))
-                                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}:
+        elif name and name not in {
+            node.name
+            for node in ast.walk(ast.parse(source.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }:
             missing.append(f"{document}: {ref}: no such test in {file}")
     assert not missing, "\n".join(missing)

@@ -37,33 +37,72 @@ FROWN = range(20, 30)
 TRACK1_AWAY = range(30, 35)
 NO_FACES = 45
 BLINKS = (5, 25, 40)
-QUADRANTS = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed", (False, False): "Sad/Depressed",
-             (True, False): "Calm/Relaxed"}
+QUADRANTS = {
+    (True, True): "Happy/Excited",
+    (False, True): "Angry/Stressed",
+    (False, False): "Sad/Depressed",
+    (True, False): "Calm/Relaxed",
+}
 
 
 def header(video=VIDEO, fps=25.0, frames=250):
-    return {"schema": 1, "type": "video", "video": video, "fps": fps, "frame_count": frames,
-            "duration": frames / fps, "codec": "h264", "width": 1280, "height": 720, "rotation": 0}
+    return {
+        "schema": 1,
+        "type": "video",
+        "video": video,
+        "fps": fps,
+        "frame_count": frames,
+        "duration": frames / fps,
+        "codec": "h264",
+        "width": 1280,
+        "height": 720,
+        "rotation": 0,
+    }
 
 
-def make_face(rng, index, track, k, box, probs_override, label, valence, arousal, blink=False, with_track=True):
+def make_face(
+    rng, index, track, k, box, probs_override, label, valence, arousal, blink=False, with_track=True
+):
     probs = {code: round(float(rng.uniform(0.02, 0.3)), 6) for code in CODES}
     probs.update(probs_override)
     active = [c for c in CODES if probs[c] > 0.5]
-    details = {c: {"name": BY_CODE[c].name, "description": BY_CODE[c].description,
-                   "intensity": intensity(probs[c], 0.5)} for c in active}
+    details = {
+        c: {
+            "name": BY_CODE[c].name,
+            "description": BY_CODE[c].description,
+            "intensity": intensity(probs[c], 0.5),
+        }
+        for c in active
+    }
     scores = {name: (0.72 if name == label else 0.04) for name in LABELS}
     landmarks = [[float(box[0] + i), float(box[1] + (i * 7) % 60), float(i % 5)] for i in range(68)]
     face = {
-        "face": index, "box": box, "score": round(0.9 + 0.001 * k, 6),
+        "face": index,
+        "box": box,
+        "score": round(0.9 + 0.001 * k, 6),
         "landmarks5": [[box[0] + 10.5, box[1] + 20.25]] * 5,
-        "au": {"probs": probs, "active": active + (["AU45"] if blink else []), "threshold": 0.5, "details": details,
-               "derived": {"AU45": {"active": blink, "ear": 0.12 if blink else 0.31, "derived": True,
-                                    "method": "mean eye aspect ratio of the 68 landmarks below 0.2"}}},
+        "au": {
+            "probs": probs,
+            "active": active + (["AU45"] if blink else []),
+            "threshold": 0.5,
+            "details": details,
+            "derived": {
+                "AU45": {
+                    "active": blink,
+                    "ear": 0.12 if blink else 0.31,
+                    "derived": True,
+                    "method": "mean eye aspect ratio of the 68 landmarks below 0.2",
+                }
+            },
+        },
         "expression": {"label": label, "confidence": 0.72, "scores": scores},
         "va": {"valence": valence, "arousal": arousal, "quadrant": QUADRANTS[(valence >= 0, arousal >= 0)]},
         "landmarks3d": landmarks,
-        "pose": {"yaw": round(-10 + 0.3 * k, 6), "pitch": 2.5, "roll": round(0.1 * k * (1 if track else -1), 6)},
+        "pose": {
+            "yaw": round(-10 + 0.3 * k, 6),
+            "pitch": 2.5,
+            "roll": round(0.1 * k * (1 if track else -1), 6),
+        },
     }
     if with_track:
         face["track"] = track
@@ -83,18 +122,51 @@ def generate(video=VIDEO, n=N, seed=7):
         if k != NO_FACES:
             smile = k in SMILE
             overrides = {"AU6": 0.78, "AU12": round(0.85 + 0.01 * (k - 10), 6), "AU25": 0.62} if smile else {}
-            faces.append(make_face(rng, 0, 0, k, [100.0 + k, 200.0, 300.5 + k, 420.25], overrides,
-                                   "Happiness" if smile else "Neutral", 0.6 if smile else 0.05,
-                                   0.3 if smile else -0.1, blink=k in BLINKS))
+            faces.append(
+                make_face(
+                    rng,
+                    0,
+                    0,
+                    k,
+                    [100.0 + k, 200.0, 300.5 + k, 420.25],
+                    overrides,
+                    "Happiness" if smile else "Neutral",
+                    0.6 if smile else 0.05,
+                    0.3 if smile else -0.1,
+                    blink=k in BLINKS,
+                )
+            )
             if k not in TRACK1_AWAY:
                 frown = k in FROWN
                 overrides = {"AU1": 0.7, "AU4": 0.81, "AU15": 0.66} if frown else {}
-                faces.append(make_face(rng, 1, 1, k, [800.0, 210.5, 990.0, 430.0], overrides,
-                                       "Sadness" if frown else "Neutral", -0.5 if frown else 0.1,
-                                       -0.3 if frown else 0.05))
-        yield {"schema": 1, "video": video, "frame": 5 * k, "t": round(0.2 * k, 6), "width": 1280, "height": 720,
-               "detection": {"detector": "retinaface", "det_size": 1080, "square_pad": False, "score_threshold": 0.6},
-               "faces": faces}
+                faces.append(
+                    make_face(
+                        rng,
+                        1,
+                        1,
+                        k,
+                        [800.0, 210.5, 990.0, 430.0],
+                        overrides,
+                        "Sadness" if frown else "Neutral",
+                        -0.5 if frown else 0.1,
+                        -0.3 if frown else 0.05,
+                    )
+                )
+        yield {
+            "schema": 1,
+            "video": video,
+            "frame": 5 * k,
+            "t": round(0.2 * k, 6),
+            "width": 1280,
+            "height": 720,
+            "detection": {
+                "detector": "retinaface",
+                "det_size": 1080,
+                "square_pad": False,
+                "score_threshold": 0.6,
+            },
+            "faces": faces,
+        }
 
 
 def faces_of(records):
@@ -135,12 +207,23 @@ def test_every_format_written_under_its_documented_name(exported):
     out, result = exported
     assert list(result.files) == list(DEFAULT_FORMATS) and "overlay" not in DEFAULT_FORMATS
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([
-        f"facial_analysis_{TS}.json", f"facial_analysis_summary_{TS}.csv", f"action_units_timeline_{TS}.csv",
-        f"facial_analysis_wide_{TS}.csv", f"facial_analysis_report_{TS}.txt",
-        f"facial_analysis_{TS}.eaf", f"facial_analysis_{TS}.vtt",
-        f"au_heatmap_track0_{TS}.png", f"au_heatmap_track1_{TS}.png", f"valence_arousal_{TS}.png",
-        f"emotions_{TS}.png", "report.html", "plotly.min.js"])
+    assert names == sorted(
+        [
+            f"facial_analysis_{TS}.json",
+            f"facial_analysis_summary_{TS}.csv",
+            f"action_units_timeline_{TS}.csv",
+            f"facial_analysis_wide_{TS}.csv",
+            f"facial_analysis_report_{TS}.txt",
+            f"facial_analysis_{TS}.eaf",
+            f"facial_analysis_{TS}.vtt",
+            f"au_heatmap_track0_{TS}.png",
+            f"au_heatmap_track1_{TS}.png",
+            f"valence_arousal_{TS}.png",
+            f"emotions_{TS}.png",
+            "report.html",
+            "plotly.min.js",
+        ]
+    )
     assert all(p.parent == out for p in result.paths())
 
 
@@ -152,8 +235,16 @@ def test_json_has_the_seed_structure_and_matches_the_records(exported, records):
     doc = json.loads(only(result, "json").read_text())
     assert list(doc) == ["analysis_metadata", "video_metadata", "frame_analyses", "summary_statistics"]
     meta = doc["analysis_metadata"]
-    for key in ("video_path", "start_time", "processing_duration_seconds", "frames_processed", "fatools_version",
-                "facetorch_version", "models", "options"):
+    for key in (
+        "video_path",
+        "start_time",
+        "processing_duration_seconds",
+        "frames_processed",
+        "fatools_version",
+        "facetorch_version",
+        "models",
+        "options",
+    ):
         assert key in meta, key
     assert meta["video_path"] == VIDEO and meta["frames_processed"] == N
     assert meta["fatools_version"] == __version__ and meta["facetorch_version"]
@@ -166,8 +257,15 @@ def test_json_has_the_seed_structure_and_matches_the_records(exported, records):
 def assert_analysis_of(doc, records):
     """The JSON document's video metadata, frame analyses and statistics, each computed
     again here from the records it was made from."""
-    assert doc["video_metadata"] == {"total_frames": 250, "fps": 25.0, "width": 1280, "height": 720,
-                                     "duration_seconds": 10.0, "codec": "h264", "rotation": 0}
+    assert doc["video_metadata"] == {
+        "total_frames": 250,
+        "fps": 25.0,
+        "width": 1280,
+        "height": 720,
+        "duration_seconds": 10.0,
+        "codec": "h264",
+        "rotation": 0,
+    }
     frames = doc["frame_analyses"]
     frame_records = [r for r in records if r.get("type") is None]
     assert len(frames) == len(frame_records) == N
@@ -178,7 +276,9 @@ def assert_analysis_of(doc, records):
             assert out_face["face_id"] == face["face"] and out_face["track"] == face["track"]
             assert out_face["detection_confidence"] == face["score"] and out_face["box"] == face["box"]
             au = out_face["action_units"]
-            assert au["active_action_units"] == face["au"]["active"] and au["total_active"] == len(face["au"]["active"])
+            assert au["active_action_units"] == face["au"]["active"] and au["total_active"] == len(
+                face["au"]["active"]
+            )
             assert list(au["interpretations"]) == CODES + ["AU45"]
             for code, p in face["au"]["probs"].items():
                 item = au["interpretations"][code]
@@ -186,15 +286,28 @@ def assert_analysis_of(doc, records):
                 assert item["description"] == BY_CODE[code].description
                 assert item["intensity"] == (face["au"]["details"][code]["intensity"] if p > 0.5 else None)
             assert au["interpretations"]["AU45"]["active"] == face["au"]["derived"]["AU45"]["active"]
-            assert out_face["expression"] == {"predicted_emotion": face["expression"]["label"],
-                                              "confidence": face["expression"]["confidence"],
-                                              "scores": face["expression"]["scores"]}
-            assert out_face["valence_arousal"] == {"valence": face["va"]["valence"], "arousal": face["va"]["arousal"],
-                                                   "emotional_quadrant": face["va"]["quadrant"]}
+            assert out_face["expression"] == {
+                "predicted_emotion": face["expression"]["label"],
+                "confidence": face["expression"]["confidence"],
+                "scores": face["expression"]["scores"],
+            }
+            assert out_face["valence_arousal"] == {
+                "valence": face["va"]["valence"],
+                "arousal": face["va"]["arousal"],
+                "emotional_quadrant": face["va"]["quadrant"],
+            }
             assert out_face["landmarks"] == face["landmarks3d"] and out_face["pose"] == face["pose"]
     stats = doc["summary_statistics"]
-    for key in ("total_frames", "frames_with_faces", "total_faces_detected", "average_faces_per_frame",
-                "most_common_emotion", "average_valence", "average_arousal", "most_active_action_units"):
+    for key in (
+        "total_frames",
+        "frames_with_faces",
+        "total_faces_detected",
+        "average_faces_per_frame",
+        "most_common_emotion",
+        "average_valence",
+        "average_arousal",
+        "most_active_action_units",
+    ):
         assert key in stats, key
     assert stats["total_frames"] == N and stats["frames_with_faces"] == N - 1
     assert stats["total_faces_detected"] == len(faces_of(records))
@@ -212,14 +325,20 @@ def test_kept_analysis_is_the_records_analysis(exported, records):
     assert result.analysis is not None
     kept = json.loads(json.dumps(result.analysis))
     assert list(kept) == ["analysis_metadata", "video_metadata", "frame_analyses", "summary_statistics"]
-    assert kept["analysis_metadata"]["video_path"] == VIDEO and kept["analysis_metadata"]["frames_processed"] == N
+    assert (
+        kept["analysis_metadata"]["video_path"] == VIDEO
+        and kept["analysis_metadata"]["frames_processed"] == N
+    )
     assert_analysis_of(kept, records)
     assert kept == json.loads(only(result, "json").read_text())
 
 
 def test_analysis_metadata_from_the_caller_is_merged_over(records, tmp_path):
-    meta = {"processing_duration_seconds": 12.5, "start_time": "2026-01-02T03:04:05+00:00",
-            "models": [{"name": "au", "task": "au", "sha256": "ab" * 32, "path": "/m/au/model.pt"}]}
+    meta = {
+        "processing_duration_seconds": 12.5,
+        "start_time": "2026-01-02T03:04:05+00:00",
+        "models": [{"name": "au", "task": "au", "sha256": "ab" * 32, "path": "/m/au/model.pt"}],
+    }
     result = export(records, tmp_path, ["json", "text"], analysis_metadata=meta, timestamp=TS)
     doc = json.loads(only(result, "json").read_text())
     assert doc["analysis_metadata"]["processing_duration_seconds"] == 12.5
@@ -235,14 +354,31 @@ def test_analysis_metadata_from_the_caller_is_merged_over(records, tmp_path):
 def test_csv_one_row_per_face_per_frame(exported, records):
     out, result = exported
     df = pd.read_csv(only(result, "csv"))
-    assert list(df.columns) == ["video", "frame_index", "timestamp_seconds", "faces_detected", "face_id", "track",
-                                "detection_confidence", "emotion", "emotion_confidence", "valence", "arousal",
-                                "emotional_quadrant", "active_aus_count", "active_aus"]
+    assert list(df.columns) == [
+        "video",
+        "frame_index",
+        "timestamp_seconds",
+        "faces_detected",
+        "face_id",
+        "track",
+        "detection_confidence",
+        "emotion",
+        "emotion_confidence",
+        "valence",
+        "arousal",
+        "emotional_quadrant",
+        "active_aus_count",
+        "active_aus",
+    ]
     faces = faces_of(records)
     assert len(df) == len(faces)
     for row, (record, index, face) in zip(df.itertuples(index=False), faces, strict=True):
-        assert row.video == VIDEO and row.frame_index == record["frame"] and row.timestamp_seconds == record["t"]
-        assert row.faces_detected == len(record["faces"]) and row.face_id == index and row.track == face["track"]
+        assert (
+            row.video == VIDEO and row.frame_index == record["frame"] and row.timestamp_seconds == record["t"]
+        )
+        assert (
+            row.faces_detected == len(record["faces"]) and row.face_id == index and row.track == face["track"]
+        )
         assert row.detection_confidence == face["score"]
         assert row.emotion == face["expression"]["label"] and row.emotion_confidence == 0.72
         assert row.valence == face["va"]["valence"] and row.arousal == face["va"]["arousal"]
@@ -254,8 +390,19 @@ def test_csv_one_row_per_face_per_frame(exported, records):
 def test_au_timeline_one_row_per_au_per_face_per_frame(exported, records):
     out, result = exported
     df = pd.read_csv(only(result, "au-timeline"))
-    assert list(df.columns) == ["video", "frame_index", "timestamp_seconds", "face_id", "track", "action_unit",
-                                "name", "description", "score", "active", "intensity"]
+    assert list(df.columns) == [
+        "video",
+        "frame_index",
+        "timestamp_seconds",
+        "face_id",
+        "track",
+        "action_unit",
+        "name",
+        "description",
+        "score",
+        "active",
+        "intensity",
+    ]
     faces = faces_of(records)
     assert len(df) == len(faces) * (len(CODES) + 1)
     rows = df.itertuples(index=False)
@@ -263,7 +410,12 @@ def test_au_timeline_one_row_per_au_per_face_per_frame(exported, records):
         for code in CODES + ["AU45"]:
             row = next(rows)
             assert (row.frame_index, row.timestamp_seconds, row.face_id, row.track, row.action_unit) == (
-                record["frame"], record["t"], index, face["track"], code)
+                record["frame"],
+                record["t"],
+                index,
+                face["track"],
+                code,
+            )
             if code == "AU45":
                 assert math.isnan(row.score) and row.active == face["au"]["derived"]["AU45"]["active"]
                 assert row.description == AU45.description
@@ -287,12 +439,25 @@ def test_wide_has_the_records_values(exported, records):
     assert len(df) == len(faces)
     for row, (record, index, face) in zip(df.to_dict("records"), faces, strict=True):
         assert (row["frame"], row["approx_time"], row["input"], row["face"], row["track"]) == (
-            record["frame"], record["t"], VIDEO, index, face["track"])
+            record["frame"],
+            record["t"],
+            VIDEO,
+            index,
+            face["track"],
+        )
         x1, y1, x2, y2 = face["box"]
         assert [row["FaceRectX"], row["FaceRectY"]] == [x1, y1] and row["FaceScore"] == face["score"]
-        assert row["FaceRectWidth"] == pytest.approx(x2 - x1) and row["FaceRectHeight"] == pytest.approx(y2 - y1)
+        assert row["FaceRectWidth"] == pytest.approx(x2 - x1) and row["FaceRectHeight"] == pytest.approx(
+            y2 - y1
+        )
         for i, (x, y, z) in enumerate(face["landmarks3d"]):
-            assert (row[f"x_{i}"], row[f"y_{i}"], row[f"X_{i}"], row[f"Y_{i}"], row[f"Z_{i}"]) == (x, y, x, y, z)
+            assert (row[f"x_{i}"], row[f"y_{i}"], row[f"X_{i}"], row[f"Y_{i}"], row[f"Z_{i}"]) == (
+                x,
+                y,
+                x,
+                y,
+                z,
+            )
         for code, column in AU_COLUMNS.items():
             assert row[column] == face["au"]["probs"][code], column
         assert row["AU45"] == int(face["au"]["derived"]["AU45"]["active"])
@@ -300,7 +465,10 @@ def test_wide_has_the_records_values(exported, records):
             assert row[label.lower()] == face["expression"]["scores"][label]
         assert row["Valence"] == face["va"]["valence"] and row["Arousal"] == face["va"]["arousal"]
         assert (row["Yaw"], row["Pitch"], row["Roll"]) == (
-            face["pose"]["yaw"], face["pose"]["pitch"], face["pose"]["roll"])
+            face["pose"]["yaw"],
+            face["pose"]["pitch"],
+            face["pose"]["roll"],
+        )
         # No head position in the records: py-feat 2's X, Y, Z are there, empty (fa-export(1)).
         assert all(math.isnan(row[axis]) for axis in "XYZ")
     # Whether py-feat reads all this as its own is tests/test_pyfeat.py's (the real py-feat).
@@ -366,10 +534,16 @@ def test_content_is_deterministic_apart_from_the_start_time(exported, records, t
     for fmt, paths in first.files.items():
         for a, b in zip(paths, second.files[fmt], strict=True):
             if fmt in ("json", "text", "elan"):
+
                 def timeless(path):  # the start time, and the ELAN link to the video from each directory
-                    return [line for line in path.read_text().splitlines()
-                            if "start_time" not in line and "Started:" not in line and "DATE=" not in line
-                            and "MEDIA_DESCRIPTOR" not in line]
+                    return [
+                        line
+                        for line in path.read_text().splitlines()
+                        if "start_time" not in line
+                        and "Started:" not in line
+                        and "DATE=" not in line
+                        and "MEDIA_DESCRIPTOR" not in line
+                    ]
 
                 assert timeless(a) == timeless(b), a.name
             else:
@@ -382,8 +556,9 @@ def test_content_is_deterministic_apart_from_the_start_time(exported, records, t
 @pytest.fixture()
 def quick_plots(monkeypatch):
     """Tiny figures instead of the real ones, where a test is about names, not drawings."""
-    import fatools.export.plots as plots
     from matplotlib.figure import Figure
+
+    import fatools.export.plots as plots
 
     for name in ("heatmap", "va_figure", "emotions_figure"):
         monkeypatch.setattr(plots, name, lambda *args, **kwargs: Figure(figsize=(0.5, 0.5)))
@@ -392,10 +567,14 @@ def quick_plots(monkeypatch):
 def test_several_videos_share_the_tables_and_get_their_own_files(tmp_path, quick_plots):
     records = stream("a/v.mp4", n=12) + stream("b/v.mp4", n=8, seed=3) + stream("c/other.mov", n=6, seed=4)
     result = export(records, tmp_path, timestamp=TS)
-    assert [p.name for p in result.files["json"]] == [f"facial_analysis_v_{TS}.json", f"facial_analysis_v-2_{TS}.json",
-                                                      f"facial_analysis_other_{TS}.json"]
-    assert [p.name for p in result.files["text"]] == [f"facial_analysis_report_{stem}_{TS}.txt"
-                                                      for stem in ("v", "v-2", "other")]
+    assert [p.name for p in result.files["json"]] == [
+        f"facial_analysis_v_{TS}.json",
+        f"facial_analysis_v-2_{TS}.json",
+        f"facial_analysis_other_{TS}.json",
+    ]
+    assert [p.name for p in result.files["text"]] == [
+        f"facial_analysis_report_{stem}_{TS}.txt" for stem in ("v", "v-2", "other")
+    ]
     assert f"au_heatmap_v-2_track1_{TS}.png" in {p.name for p in result.files["plots"]}
     df = pd.read_csv(only(result, "csv"))
     assert list(df.video.unique()) == ["a/v.mp4", "b/v.mp4", "c/other.mov"]
@@ -407,12 +586,33 @@ def test_several_videos_share_the_tables_and_get_their_own_files(tmp_path, quick
 def test_sparse_records_missing_fields_and_no_tracks(tmp_path):
     """Detection only, no track, null times (images), a frame never analysed: every format copes."""
     records = [
-        {"schema": 1, "video": "photos", "frame": 0, "t": None, "width": 640, "height": 480,
-         "faces": [{"face": 0, "box": [1.0, 2.0, 30.0, 40.0], "score": 0.8}]},
+        {
+            "schema": 1,
+            "video": "photos",
+            "frame": 0,
+            "t": None,
+            "width": 640,
+            "height": 480,
+            "faces": [{"face": 0, "box": [1.0, 2.0, 30.0, 40.0], "score": 0.8}],
+        },
         {"schema": 1, "video": "photos", "frame": 1, "t": None, "width": 640, "height": 480},
-        {"schema": 1, "video": "photos", "frame": 2, "t": None, "width": 640, "height": 480,
-         "faces": [{"face": 0, "box": [3.0, 4.0, 50.0, 60.0], "score": 0.7,
-                    "expression": {"label": "Happiness", "confidence": 0.9}, "va": {"valence": 0.2, "arousal": -0.4}}]},
+        {
+            "schema": 1,
+            "video": "photos",
+            "frame": 2,
+            "t": None,
+            "width": 640,
+            "height": 480,
+            "faces": [
+                {
+                    "face": 0,
+                    "box": [3.0, 4.0, 50.0, 60.0],
+                    "score": 0.7,
+                    "expression": {"label": "Happiness", "confidence": 0.9},
+                    "va": {"valence": 0.2, "arousal": -0.4},
+                }
+            ],
+        },
     ]
     result = export(records, tmp_path, timestamp=TS, keep_analysis=True)
     doc = result.analysis
@@ -542,12 +742,16 @@ def jsonl(tmp_path):
 
 def test_cli_repeatable_format_prints_paths(jsonl, tmp_path):
     out = tmp_path / "new" / "dir"
-    result = CliRunner().invoke(cli, [str(jsonl), "-o", str(out), "--format", "csv", "-f", "wide,text",
-                                      "--timestamp", TS])
+    result = CliRunner().invoke(
+        cli, [str(jsonl), "-o", str(out), "--format", "csv", "-f", "wide,text", "--timestamp", TS]
+    )
     assert result.exit_code == 0, result.output
     printed = result.stdout.splitlines()
-    assert printed == [str(out / f"facial_analysis_summary_{TS}.csv"), str(out / f"facial_analysis_wide_{TS}.csv"),
-                       str(out / f"facial_analysis_report_{TS}.txt")]
+    assert printed == [
+        str(out / f"facial_analysis_summary_{TS}.csv"),
+        str(out / f"facial_analysis_wide_{TS}.csv"),
+        str(out / f"facial_analysis_report_{TS}.txt"),
+    ]
     assert all(Path(p).is_file() for p in printed)
 
 
@@ -555,14 +759,18 @@ def test_cli_default_is_every_format(jsonl, tmp_path):
     result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "all"), "--timestamp", TS])
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 13 and _left(tmp_path / "all") == sorted(
-        Path(p).name for p in result.stdout.splitlines())
+        Path(p).name for p in result.stdout.splitlines()
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "xlsx"], "unknown export format 'xlsx'"),
-    (["--timestamp", "2026-01-01"], "YYYYmmdd_HHMMSS"),
-    (["--on-threshold", "0.3", "--off-threshold", "0.4"], "--off-threshold"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "xlsx"], "unknown export format 'xlsx'"),
+        (["--timestamp", "2026-01-01"], "YYYYmmdd_HHMMSS"),
+        (["--on-threshold", "0.3", "--off-threshold", "0.4"], "--off-threshold"),
+    ],
+)
 def test_cli_usage_errors(jsonl, tmp_path, args, message):
     result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output
@@ -598,9 +806,22 @@ def test_cli_uses_a_given_summary_and_metadata(jsonl, tmp_path):
     summary = summarize(read_paths([str(jsonl)]), top=2)
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     (tmp_path / "meta.json").write_text(json.dumps({"processing_duration_seconds": 3.25}))
-    result = CliRunner().invoke(cli, [str(jsonl), "-o", str(tmp_path / "o"), "-f", "json", "--timestamp", TS,
-                                      "--summary", str(tmp_path / "summary.json"),
-                                      "--metadata", str(tmp_path / "meta.json")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            str(jsonl),
+            "-o",
+            str(tmp_path / "o"),
+            "-f",
+            "json",
+            "--timestamp",
+            TS,
+            "--summary",
+            str(tmp_path / "summary.json"),
+            "--metadata",
+            str(tmp_path / "meta.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(Path(result.stdout.strip()).read_text())
     assert doc["analysis_metadata"]["processing_duration_seconds"] == 3.25
@@ -611,11 +832,30 @@ def test_cli_uses_a_given_summary_and_metadata(jsonl, tmp_path):
 def test_entry_point_in_a_subprocess_reads_stdin(jsonl, tmp_path):
     code = "from fatools.cli.export import main; main()"
     with jsonl.open("rb") as stdin:
-        proc = subprocess.run([sys.executable, "-c", code, "-o", str(tmp_path / "o"), "-f", "csv", "-f", "text",
-                               "--timestamp", TS], stdin=stdin, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                "-o",
+                str(tmp_path / "o"),
+                "-f",
+                "csv",
+                "-f",
+                "text",
+                "--timestamp",
+                TS,
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert proc.returncode == 0, proc.stderr
-    assert [Path(p).name for p in proc.stdout.split()] == [f"facial_analysis_summary_{TS}.csv",
-                                                           f"facial_analysis_report_{TS}.txt"]
+    assert [Path(p).name for p in proc.stdout.split()] == [
+        f"facial_analysis_summary_{TS}.csv",
+        f"facial_analysis_report_{TS}.txt",
+    ]
 
 
 def _eyes(landmarks: list, closed: bool) -> list:
@@ -639,7 +879,9 @@ def test_summary_and_exports_agree_on_blinks_without_the_derived_flag(tmp_path):
         for face in record["faces"]:
             face["au"].pop("derived")
             face["au"]["active"] = [c for c in face["au"]["active"] if c != "AU45"]
-            face["landmarks3d"] = _eyes(face["landmarks3d"], closed=face["track"] == 0 and record["frame"] // 5 in BLINKS)
+            face["landmarks3d"] = _eyes(
+                face["landmarks3d"], closed=face["track"] == 0 and record["frame"] // 5 in BLINKS
+            )
     summary = summarize(records)
     track0 = summary["videos"][0]["tracks"][0]
     assert track0["blinks"]["count"] == len(BLINKS)

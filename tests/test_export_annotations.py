@@ -42,22 +42,30 @@ def test_elan_au_tiers_are_the_summary_episodes(annotated):
         events = [e for e in track["au_events"] if e["au"] != "AU45"]
         for code in {e["au"] for e in events}:
             got = sorted(eaf.get_annotation_data_for_tier(f"track {track['track']} {code}"))
-            want = sorted((round(e["onset"] * 1000), round(e["offset"] * 1000)) for e in events if e["au"] == code)
+            want = sorted(
+                (round(e["onset"] * 1000), round(e["offset"] * 1000)) for e in events if e["au"] == code
+            )
             assert [(a[0], a[1]) for a in got] == want, code
-            for annotation, event in zip(got, sorted((e for e in events if e["au"] == code), key=lambda e: e["onset"]),
-                                         strict=True):
+            for annotation, event in zip(
+                got, sorted((e for e in events if e["au"] == code), key=lambda e: e["onset"]), strict=True
+            ):
                 assert annotation[2].startswith(code) and f"peak {event['peak']:.2f}" in annotation[2]
             checked += len(want)
         blinks = sorted(eaf.get_annotation_data_for_tier(f"track {track['track']} blinks"))
         assert [(a[0], a[1]) for a in blinks] == sorted(
-            (round(e["onset"] * 1000), round(e["offset"] * 1000)) for e in track["au_events"] if e["au"] == "AU45")
+            (round(e["onset"] * 1000), round(e["offset"] * 1000))
+            for e in track["au_events"]
+            if e["au"] == "AU45"
+        )
     assert checked >= 5
     # The designed episodes: track 0 smiles 2.0-4.0 s, blinks three times; track 1 frowns 4.0-6.0 s.
     assert [(a[0], a[1]) for a in eaf.get_annotation_data_for_tier("track 0 AU12")] == [
-        (SMILE[0] * 200, (SMILE[-1] + 1) * 200)]
+        (SMILE[0] * 200, (SMILE[-1] + 1) * 200)
+    ]
     assert len(eaf.get_annotation_data_for_tier("track 0 blinks")) == len(BLINKS)
     assert [(a[0], a[1]) for a in eaf.get_annotation_data_for_tier("track 1 AU4")] == [
-        (FROWN[0] * 200, (FROWN[-1] + 1) * 200)]
+        (FROWN[0] * 200, (FROWN[-1] + 1) * 200)
+    ]
 
 
 def test_elan_expression_segments_follow_the_labels(annotated):
@@ -101,7 +109,9 @@ def test_webvtt_parses_and_its_cues_carry_the_episodes(annotated):
     assert "AU12" not in (text_at(smile["offset"] + 0.01) or "")
     # Every blink of the summary shows as AU45 on track 0's line at its onset.
     for event in (e for e in track0["au_events"] if e["au"] == "AU45"):
-        assert "AU45" in next(line for line in text_at(event["onset"]).splitlines() if line.startswith("track 0:"))
+        assert "AU45" in next(
+            line for line in text_at(event["onset"]).splitlines() if line.startswith("track 0:")
+        )
     # No face at 9.0 s: no cue there; the cue before ends at 9.0 s.
     assert text_at(9.0) is None and any(end == 9000 for _, end, _ in spans)
     assert "track 1" not in text_at(6.2)  # track 1 is away 6.0-7.0 s
@@ -114,8 +124,22 @@ def test_cli_writes_both_from_a_pipe(tmp_path):
     from fatools.records import dumps
 
     data = b"".join(dumps(r) for r in stream(n=20))
-    proc = subprocess.run([sys.executable, "-c", "from fatools.cli.export import main; main()", "-o", str(tmp_path), "-f", "elan,webvtt",
-                           "--timestamp", TS], input=data, capture_output=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fatools.cli.export import main; main()",
+            "-o",
+            str(tmp_path),
+            "-f",
+            "elan,webvtt",
+            "--timestamp",
+            TS,
+        ],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     names = [line.rsplit("/", 1)[-1] for line in proc.stdout.decode().splitlines()]
     assert names == [f"facial_analysis_{TS}.eaf", f"facial_analysis_{TS}.vtt"]

@@ -20,10 +20,21 @@ def crowd(tracks: int, frames: int = 3) -> list[dict]:
     rng = np.random.default_rng(3)
     records = [header()]
     for k in range(frames):
-        faces = [make_face(rng, i, i, k, [10.0 * i, 10.0, 10.0 * i + 8, 18.0], {}, "Neutral", 0.1, 0.1)
-                 for i in range(tracks)]
-        records.append({"schema": 1, "video": "clips/interview.mp4", "frame": 5 * k, "t": 0.2 * k,
-                        "width": 1280, "height": 720, "faces": faces})
+        faces = [
+            make_face(rng, i, i, k, [10.0 * i, 10.0, 10.0 * i + 8, 18.0], {}, "Neutral", 0.1, 0.1)
+            for i in range(tracks)
+        ]
+        records.append(
+            {
+                "schema": 1,
+                "video": "clips/interview.mp4",
+                "frame": 5 * k,
+                "t": 0.2 * k,
+                "width": 1280,
+                "height": 720,
+                "faces": faces,
+            }
+        )
     return records
 
 
@@ -32,7 +43,8 @@ def test_plots_take_tracks_in_numeric_order_and_say_which(tmp_path, monkeypatch)
 
     def keep(job, fig, name):
         figures[name.split("_2")[0]] = [t.get_text() for t in fig.texts] + [
-            text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
+            text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()
+        ]
 
     monkeypatch.setattr(plots, "_save", keep)
     export(crowd(18), tmp_path, ["plots"], timestamp=TS)
@@ -47,15 +59,25 @@ def test_plots_take_tracks_in_numeric_order_and_say_which(tmp_path, monkeypatch)
 def test_report_lists_the_tracks_with_most_faces_and_counts_the_rest(tmp_path):
     result = export(crowd(TRACKS_LISTED + 7, frames=2), tmp_path, ["text"], timestamp=TS)
     text = result.files["text"][0].read_text()
-    section = text[text.index("Faces and tracks"):text.index("Dominant emotions")]
+    section = text[text.index("Faces and tracks") : text.index("Dominant emotions")]
     assert sum(line.startswith("    track ") for line in section.splitlines()) == TRACKS_LISTED
     assert "... and 7 more tracks" in section and "csv" in section
     assert "track 19 " in section and "track 20 " not in section
 
 
 def test_report_says_no_faces_were_found(tmp_path):
-    records = [header(), {"schema": 1, "video": "clips/interview.mp4", "frame": 0, "t": 0.0, "width": 1280,
-                          "height": 720, "faces": []}]
+    records = [
+        header(),
+        {
+            "schema": 1,
+            "video": "clips/interview.mp4",
+            "frame": 0,
+            "t": 0.0,
+            "width": 1280,
+            "height": 720,
+            "faces": [],
+        },
+    ]
     text = export(records, tmp_path, ["text"], timestamp=TS).files["text"][0].read_text()
     assert "No faces were found" in text and "fa-predict --tasks fer adds them" not in text
     assert "fa-predict --tasks va adds them" not in text
@@ -70,11 +92,18 @@ def test_fa_run_report_has_the_au_threshold_line():
 
 
 def test_sample_help_describes_every_argument():
-    proc = subprocess.run([sys.executable, "-m", "fatools.sample", "--help"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fatools.sample", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
-    for words in ("pans and zooms over a photo", "the photo", "the clip to write", "length of the clip",
-                  "frames per second", "WIDTHxHEIGHT"):
+    for words in (
+        "pans and zooms over a photo",
+        "the photo",
+        "the clip to write",
+        "length of the clip",
+        "frames per second",
+        "WIDTHxHEIGHT",
+    ):
         assert words in proc.stdout, words
 
 

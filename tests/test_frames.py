@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from clips import h264_clip, numbered_frame, probe_pts, rotated_copy, vfr_clip, write_clip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clips import h264_clip, numbered_frame, probe_pts, rotated_copy, vfr_clip, write_clip
 from fatools.cli.frames import cli
 from fatools.video import Sampler, Sampling
 
@@ -144,11 +144,23 @@ def test_image_file_and_folder_inputs(tmp_path):
     records, _, code = run(folder)
     assert code == 0
     assert [(r["frame"], r["width"], r["height"], Path(r["image"]).name) for r in records] == [
-        (0, 64, 48, "00.png"), (1, 80, 60, "01.png"), (2, 100, 50, "02.png")]
+        (0, 64, 48, "00.png"),
+        (1, 80, 60, "01.png"),
+        (2, 100, 50, "02.png"),
+    ]
     assert all(r["t"] is None and "type" not in r for r in records)
     records, _, _ = run(folder / "01.png")
-    assert records == [{"schema": 1, "video": str(folder / "01.png"), "frame": 0, "t": None,
-                        "width": 80, "height": 60, "image": str(folder / "01.png")}]
+    assert records == [
+        {
+            "schema": 1,
+            "video": str(folder / "01.png"),
+            "frame": 0,
+            "t": None,
+            "width": 80,
+            "height": 60,
+            "image": str(folder / "01.png"),
+        }
+    ]
     _, err, code = run(folder, "--fps", 2)
     assert code == 2 and "images have no clock" in err
 
@@ -181,13 +193,18 @@ def test_bad_inputs_one_line_error_exit_1(kind, tmp_path, cfr):
         from conftest import require
 
         require(shutil.which("ffmpeg") is not None, "ffmpeg CLI not installed (make test installs it)")
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", str(path)], check=True)
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac", str(path)],
+            check=True,
+        )
     elif kind == "corrupt":
         path.write_bytes(cfr.read_bytes()[:3000])
     proc = subprocess.run([BIN / "fa-frames", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fa-frames: error: ") and str(path) in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("fa-frames: error: ") and str(path) in lines[0], (
+        proc.stderr
+    )
     assert "Traceback" not in proc.stderr
 
 
@@ -207,7 +224,9 @@ def test_usage_errors_exit_2(cfr):
 
 def test_broken_pipe_is_quiet(tmp_path, ffmpeg):
     clip = h264_clip(tmp_path / "long.mp4", seconds=8)
-    proc = subprocess.run(f"'{BIN / 'fa-frames'}' '{clip}' | head -1", shell=True, capture_output=True, text=True)
+    proc = subprocess.run(
+        f"'{BIN / 'fa-frames'}' '{clip}' | head -1", shell=True, capture_output=True, text=True
+    )
     assert json.loads(proc.stdout)["type"] == "video"
     assert proc.stderr == ""
 

@@ -16,16 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from compare import differences
+from test_predict_parity import assert_parity, facetorch_run, fatools_run
+
 from fatools.run import VideoAnalyzer, run_options
 from fatools.sample import pan_zoom_clip
-from test_predict_parity import assert_parity, facetorch_run, fatools_run
 
 # FATOOLS_GPU_TEST_DEVICE=cpu rehearses these tests' own code on a CPU (benchmarks/gpu/run.sh cpu).
 DEVICE = os.environ.get("FATOOLS_GPU_TEST_DEVICE", "cuda")
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 # Twins of the real models (benchmarks/twins.py), when the run that built them says where.
@@ -40,8 +42,9 @@ def clip(faces_dir, tmp_path_factory) -> Path:
 
 
 def _records(clip: Path, store: Path, out: Path, device: str, **options) -> list[dict]:
-    run = run_options(every=3, detector="retinaface-mnet", device=device, models_dir=str(store), formats=["csv"],
-                      **options)
+    run = run_options(
+        every=3, detector="retinaface-mnet", device=device, models_dir=str(store), formats=["csv"], **options
+    )
     VideoAnalyzer(run).analyze(str(clip), out)
     return [json.loads(line) for line in (out / "frames.jsonl").read_bytes().splitlines()]
 
@@ -65,7 +68,9 @@ def test_cuda_float32_equals_the_cpu(clip, mixed_store, tmp_path):
 
 @pytest.mark.parametrize("photo", ["family4.jpg", "grid25.jpg"])
 def test_facetorch_exact_parity_on_cuda(mixed_store, faces_dir, photo):
-    data, scale, pad_x, pad_y = facetorch_run(mixed_store, "retinaface-mnet", faces_dir / photo, device=DEVICE)
+    data, scale, pad_x, pad_y = facetorch_run(
+        mixed_store, "retinaface-mnet", faces_dir / photo, device=DEVICE
+    )
     record = fatools_run(mixed_store, "retinaface-mnet", faces_dir / photo, device=DEVICE)
     assert len(record["faces"]) == {"family4.jpg": 4, "grid25.jpg": 25}[photo]
     assert_parity(data, scale, pad_x, pad_y, record)
@@ -84,19 +89,42 @@ def test_out_of_memory_under_a_real_memory_cap(mixed_store, faces_dir, tmp_path)
     halved (said once on stderr) and the records are those of the uncapped run."""
     clip = tmp_path / "long.mp4"
     pan_zoom_clip(str(faces_dir / "family4.jpg"), str(clip), seconds=2.0, fps=16, size=(1920, 1080))
-    args = [str(clip), "--every", "1", "--detector", "retinaface-mnet", "--device", "cuda", "--detect-batch", "32",
-            "--det-size", "0", "--tasks", "va", "-f", "csv", "--models-dir", str(mixed_store)]
+    args = [
+        str(clip),
+        "--every",
+        "1",
+        "--detector",
+        "retinaface-mnet",
+        "--device",
+        "cuda",
+        "--detect-batch",
+        "32",
+        "--det-size",
+        "0",
+        "--tasks",
+        "va",
+        "-f",
+        "csv",
+        "--models-dir",
+        str(mixed_store),
+    ]
     # Each run in its own process: the cap (and the allocator's cache) is per process.
-    code = ("import sys, torch; cap = float(sys.argv.pop(1)); torch.cuda.init(); "
-            "cap and torch.cuda.set_per_process_memory_fraction(cap); "
-            "from fatools.cli.run import cli; "
-            "cli.main(sys.argv[1:], prog_name='fa-run', standalone_mode=False); "
-            "print('peak', torch.cuda.max_memory_reserved(), torch.cuda.get_device_properties(0).total_memory, "
-            "file=sys.stderr)")
+    code = (
+        "import sys, torch; cap = float(sys.argv.pop(1)); torch.cuda.init(); "
+        "cap and torch.cuda.set_per_process_memory_fraction(cap); "
+        "from fatools.cli.run import cli; "
+        "cli.main(sys.argv[1:], prog_name='fa-run', standalone_mode=False); "
+        "print('peak', torch.cuda.max_memory_reserved(), torch.cuda.get_device_properties(0).total_memory, "
+        "file=sys.stderr)"
+    )
 
     def run(cap: float, out: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", code, str(cap), *args, "-o", str(out)], capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-c", code, str(cap), *args, "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     free = run(0.0, tmp_path / "free")
     assert free.returncode == 0, free.stderr
@@ -104,6 +132,8 @@ def test_out_of_memory_under_a_real_memory_cap(mixed_store, faces_dir, tmp_path)
     capped = run(0.5 * peak / total, tmp_path / "capped")
     assert capped.returncode == 0, capped.stderr
     assert "out of GPU memory with a batch of 32; going on with 16" in capped.stderr, capped.stderr
-    records = [[json.loads(x) for x in (tmp_path / d / "frames.jsonl").read_bytes().splitlines()]
-               for d in ("capped", "free")]
+    records = [
+        [json.loads(x) for x in (tmp_path / d / "frames.jsonl").read_bytes().splitlines()]
+        for d in ("capped", "free")
+    ]
     assert not differences(*records, pixels=0.05, values=1e-4)

@@ -11,14 +11,22 @@ from torch import nn
 from fatools.runtime import InputFormat
 from fatools.runtime.torch_engine import TorchEngine, int8_supported, is_convolutional
 
-needs_int8 = pytest.mark.skipif(not int8_supported(), reason="this torch has no TorchScript dynamic quantisation")
+needs_int8 = pytest.mark.skipif(
+    not int8_supported(), reason="this torch has no TorchScript dynamic quantisation"
+)
 
 
 class ConvNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1, groups=8),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(8, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +119,9 @@ def test_facetorch_models_of_the_stages_are_frozen(standin_store, mnet_store):
     # On torch, the real RetinaFace-MobileNet0.25 is convolutional: frozen, fed channels-last.
     detector = build_detector("retinaface-mnet", DetectOptions(backend="torch"), "cpu", None, str(mnet_store))
     assert detector.input_format.channels_last and not list(detector.face_detector.model.parameters())
-    plain = build_detector("retinaface-mnet", DetectOptions(optimize=False, backend="torch"), "cpu", None,
-                           str(mnet_store))
+    plain = build_detector(
+        "retinaface-mnet", DetectOptions(optimize=False, backend="torch"), "cpu", None, str(mnet_store)
+    )
     assert plain.input_format == InputFormat() and list(plain.face_detector.model.parameters())
     predictors = build_predictors(PredictOptions(backend="torch"), "cpu", None, str(standin_store))
     for task, predictor in predictors.predictors.items():
@@ -141,7 +150,9 @@ def test_a_model_that_cannot_run_in_fp16_stays_float32():
 @needs_int8
 def test_int8_quantises_the_linear_layers_of_a_token_network():
     owner = _owner(TokenNet())
-    expected, fmt, got = _prepare_and_run(owner, torch.rand(3, 3, 32, 32), int8=True, half=True)  # int8 wins over fp16
+    expected, fmt, got = _prepare_and_run(
+        owner, torch.rand(3, 3, 32, 32), int8=True, half=True
+    )  # int8 wins over fp16
     kinds = {node.kind() for node in owner.model.inlined_graph.nodes()}
     assert fmt == InputFormat(int8=True)
     assert "quantized::linear_dynamic" in kinds and "aten::linear" not in kinds

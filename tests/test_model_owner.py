@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _square(index: int) -> np.ndarray:
     frame = np.full((240, 320, 3), 40, np.uint8)
-    frame[80:160, 60 + index:140 + index] = 230  # a bright square: the stand-in detector's face
+    frame[80:160, 60 + index : 140 + index] = 230  # a bright square: the stand-in detector's face
     return frame
 
 
@@ -32,26 +32,30 @@ def own_store(tmp_path, standin_store) -> Path:
 
 def test_a_batch_reads_the_configuration_once_and_loads_once(tmp_path, own_store):
     import fatools
-    from fatools.study.batch import run_batch
-    from fatools.study.inputs import expand
     from fatools.models import config, loading
     from fatools.run import run_options
+    from fatools.study.batch import run_batch
+    from fatools.study.inputs import expand
 
     clips = [write_clip(tmp_path / f"clip{i}.mp4", 8, paint=_square) for i in range(3)]
     reads, builds = config.reads, loading.builds
     options = run_options(models_dir=str(own_store), formats=["json"], every=2)
-    outcomes = run_batch(expand([str(c) for c in clips]), [str(tmp_path / "out" / str(i)) for i in range(3)], options)
+    outcomes = run_batch(
+        expand([str(c) for c in clips]), [str(tmp_path / "out" / str(i)) for i in range(3)], options
+    )
     assert [o.status for o in outcomes] == ["analysed"] * 3
     assert config.reads - reads == 1  # the run records, the analyzer and the exports' labels share it
     assert loading.builds - builds == 1
     # The Python API asks for the same models: nothing is read or built again.
-    result = fatools.analyze_video(str(clips[0]), str(tmp_path / "again"), models_dir=str(own_store),
-                                   formats=["json"])
+    result = fatools.analyze_video(
+        str(clips[0]), str(tmp_path / "again"), models_dir=str(own_store), formats=["json"]
+    )
     assert len(result["frame_analyses"]) == 2
     assert (config.reads - reads, loading.builds - builds) == (1, 1)
     # Other models (detection only) are another request: one more reading, one more build.
-    fatools.analyze_video(str(clips[0]), str(tmp_path / "detect-only"), models_dir=str(own_store), tasks=[],
-                          formats=["json"])
+    fatools.analyze_video(
+        str(clips[0]), str(tmp_path / "detect-only"), models_dir=str(own_store), tasks=[], formats=["json"]
+    )
     assert (config.reads - reads, loading.builds - builds) == (2, 2)
 
 
@@ -85,7 +89,9 @@ def test_a_user_config_file_is_read_once_and_names_the_detector(tmp_path, own_st
     clips = [write_clip(tmp_path / f"clip{i}.mp4", 8, paint=_square) for i in range(2)]
     outs = [tmp_path / "out" / str(i) for i in range(2)]
     reads, builds = config.reads, loading.builds
-    options = run_options(config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"], every=2)
+    options = run_options(
+        config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"], every=2
+    )
     assert options.detector is None  # the resolution names it
     outcomes = run_batch(expand([str(c) for c in clips]), [str(o) for o in outs], options)
     assert [o.status for o in outcomes] == ["analysed"] * 2
@@ -96,13 +102,23 @@ def test_a_user_config_file_is_read_once_and_names_the_detector(tmp_path, own_st
         assert run["options"]["config_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert [m["name"] for m in run["models"]] == ["retinaface-mnet", "fer"]
     # The same command again: complete, so skipped, still from that one reading.
-    again = run_batch(expand([str(c) for c in clips]), [str(o) for o in outs],
-                      run_options(config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"],
-                                  every=2))
+    again = run_batch(
+        expand([str(c) for c in clips]),
+        [str(o) for o in outs],
+        run_options(
+            config_path=str(path), models_dir=str(own_store), tasks=["fer"], formats=["json"], every=2
+        ),
+    )
     assert [o.status for o in again] == ["skipped"] * 2
     # The Python API with the same file and models: nothing read or built again.
-    fatools.analyze_video(str(clips[0]), str(tmp_path / "api"), config_path=str(path), models_dir=str(own_store),
-                          tasks=["fer"], formats=["json"])
+    fatools.analyze_video(
+        str(clips[0]),
+        str(tmp_path / "api"),
+        config_path=str(path),
+        models_dir=str(own_store),
+        tasks=["fer"],
+        formats=["json"],
+    )
     assert (config.reads - reads, loading.builds - builds) == (1, 1)
 
 
@@ -133,6 +149,7 @@ def test_records_name_the_files_the_run_resolved(tmp_path, own_store):
 
 
 # -- no import circles --------------------------------------------------------------
+
 
 def _modules(package: Path) -> dict[str, Path]:
     found = {}

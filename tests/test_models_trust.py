@@ -35,8 +35,12 @@ def test_import_refuses_a_pickle_that_runs_code(tmp_path: Path) -> None:
     meta["keypoints"] = RunsACommand(f"touch {marker}")
     torch.save(meta, evil)
     store_dir = tmp_path / "store"
-    proc = subprocess.run([BIN / "fa-models", "import", "align-meta", str(evil), "--models-dir", str(store_dir)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [BIN / "fa-models", "import", "align-meta", str(evil), "--models-dir", str(store_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
@@ -48,11 +52,26 @@ def test_import_refuses_a_pickle_that_runs_code(tmp_path: Path) -> None:
 
 def test_import_accepts_the_real_layout(tmp_path: Path) -> None:
     built = tmp_path / "built"
-    subprocess.run([sys.executable, "-m", "fatools.testing", str(built), "align-meta"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "fatools.testing", str(built), "align-meta"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     store_dir = tmp_path / "store"
-    proc = subprocess.run([BIN / "fa-models", "import", "align-meta", str(built / "align-meta" / "meta.pt"),
-                           "--models-dir", str(store_dir)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            BIN / "fa-models",
+            "import",
+            "align-meta",
+            str(built / "align-meta" / "meta.pt"),
+            "--models-dir",
+            str(store_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{store_dir / 'align-meta' / 'meta.pt'}\n"
 
@@ -82,18 +101,25 @@ def test_a_config_naming_other_code_is_refused_unless_trusted(standin_store: Pat
     squares_image(stills / "a.png")
     env = dict(os.environ, FATOOLS_MODELS=str(standin_store))
     base = [BIN / "fa-run", str(stills), "--tasks", "fer", "--config", str(config_path)]
-    proc = subprocess.run(base + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        base + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == [
         f"fa-run: error: {config_path}: analyzer.predictor.fer.extra._target_ is 'shutil.copyfile', code outside "
         "facetorch, fatools, torch and torchvision; a configuration runs as code: give --trust-config if you "
-        "trust this file"]
+        "trust this file"
+    ]
     assert not dst.exists(), "the refused configuration ran"
     assert not (tmp_path / "refused" / "run.json").exists()
 
-    proc = subprocess.run(base + ["--trust-config", "-o", str(tmp_path / "trusted")], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        base + ["--trust-config", "-o", str(tmp_path / "trusted")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert dst.read_text() == "secret\n"  # trusted, it is code, and it ran
     assert (tmp_path / "trusted" / "run.json").is_file()
@@ -107,25 +133,47 @@ def test_targets_are_checked_everywhere_in_the_tree(tmp_path: Path) -> None:
 
     bundled = OmegaConf.create(config.bundled_config_text())
     config.check_targets(bundled, "bundled")  # what fatools ships passes its own check
-    allowed = {"torch", "torchvision", "torch.device", "torchvision.transforms.Resize", "facetorch.x", "fatools.y"}
-    refused = {"torchx.evil", "torchvisionary", "facetorchy.z", "os.system", "shutil.rmtree", "${oc.env:TARGET}",
-               "builtins.exec", ""}
+    allowed = {
+        "torch",
+        "torchvision",
+        "torch.device",
+        "torchvision.transforms.Resize",
+        "facetorch.x",
+        "fatools.y",
+    }
+    refused = {
+        "torchx.evil",
+        "torchvisionary",
+        "facetorchy.z",
+        "os.system",
+        "shutil.rmtree",
+        "${oc.env:TARGET}",
+        "builtins.exec",
+        "",
+    }
     for target in allowed:
         config.check_targets(OmegaConf.create({"a": {"b": [{"_target_": target}]}}), "own.yaml")
     for target in refused:
         cfg = OmegaConf.create({"a": {"b": [1, {"c": {"_target_": target}}]}})
         with pytest.raises(FatoolsError) as info:
             config.check_targets(cfg, "own.yaml")
-        assert str(info.value).startswith(f"own.yaml: a.b[1].c._target_ is {target!r}, code outside"), info.value
+        assert str(info.value).startswith(f"own.yaml: a.b[1].c._target_ is {target!r}, code outside"), (
+            info.value
+        )
 
     # Through load_config and expression_labels, as every command reads a --config.
     own = tmp_path / "own.yaml"
     bundled.analyzer.reader.transform.transforms[0]._target_ = "subprocess.Popen"
     OmegaConf.save(bundled, own)
-    for read in (lambda trust: config.load_config(str(own), trust=trust),
-                 lambda trust: config.expression_labels(str(own), trust)):
-        with pytest.raises(FatoolsError, match=r"analyzer\.reader\.transform\.transforms\[0\]\._target_ is "
-                                               r"'subprocess\.Popen'"):
+    for read in (
+        lambda trust: config.load_config(str(own), trust=trust),
+        lambda trust: config.expression_labels(str(own), trust),
+    ):
+        with pytest.raises(
+            FatoolsError,
+            match=r"analyzer\.reader\.transform\.transforms\[0\]\._target_ is "
+            r"'subprocess\.Popen'",
+        ):
             read(False)
         read(True)
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_store
 from click.testing import CliRunner
+from conftest import copy_store
 
 from fatools.cli.models import cli as models_cli
 from fatools.errors import FatoolsError
@@ -41,7 +41,9 @@ def resaved(path: Path, tmp_path: Path) -> bytes:
 
 
 def verify_cli(root: Path, *names: str, as_json: bool = False):
-    return CliRunner().invoke(models_cli, ["verify", *names, "--models-dir", str(root)] + (["--json"] if as_json else []))
+    return CliRunner().invoke(
+        models_cli, ["verify", *names, "--models-dir", str(root)] + (["--json"] if as_json else [])
+    )
 
 
 def test_an_intact_store_is_ok(own_store: Path) -> None:
@@ -50,10 +52,18 @@ def test_an_intact_store_is_ok(own_store: Path) -> None:
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [[name, "ok"] for name in catalogue.MODELS]
     rows = [json.loads(line) for line in verify_cli(own_store, "au", as_json=True).stdout.splitlines()]
-    assert rows == [{"name": "au", "status": "ok", "path": str(own_store / "au" / "model.pt"), "problems": [],
-                     "sha256": store.file_sha256(own_store / "au" / "model.pt"),
-                     "recorded_sha256": store.read_source("au", own_store)["sha256"],
-                     "pinned_sha256": catalogue.MODELS["au"].sha256, "source": "standin"}]
+    assert rows == [
+        {
+            "name": "au",
+            "status": "ok",
+            "path": str(own_store / "au" / "model.pt"),
+            "problems": [],
+            "sha256": store.file_sha256(own_store / "au" / "model.pt"),
+            "recorded_sha256": store.read_source("au", own_store)["sha256"],
+            "pinned_sha256": catalogue.MODELS["au"].sha256,
+            "source": "standin",
+        }
+    ]
 
 
 def test_each_problem_has_its_status(own_store: Path, tmp_path: Path) -> None:
@@ -72,13 +82,24 @@ def test_each_problem_has_its_status(own_store: Path, tmp_path: Path) -> None:
     result = verify_cli(own_store, *catalogue.MODELS)
     assert result.exit_code == 1
     status = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
-    assert status == {"retinaface": "changed", "retinaface-mnet": "ok", "au": "partial", "fer": "partial",
-                      "va": "changed", "align": "partial", "align-meta": "missing", "embed": "partial"}
+    assert status == {
+        "retinaface": "changed",
+        "retinaface-mnet": "ok",
+        "au": "partial",
+        "fer": "partial",
+        "va": "changed",
+        "align": "partial",
+        "align-meta": "missing",
+        "embed": "partial",
+    }
     assert result.stderr.splitlines() == [
         f"fa-models: error: 7 of 8 models not ok in {own_store}: retinaface changed, au partial, fer partial, "
-        "va changed, align partial, align-meta missing, embed partial"]
+        "va changed, align partial, align-meta missing, embed partial"
+    ]
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert "not the 05e524af9b55 the catalogue pins: `fa-models fetch --force retinaface`" in lines["retinaface"]
+    assert (
+        "not the 05e524af9b55 the catalogue pins: `fa-models fetch --force retinaface`" in lines["retinaface"]
+    )
     assert "leftover temporary .import-x1y2.tmp" in lines["au"]
     assert "derived/model-0123.onnx without its record" in lines["embed"]
     assert "source.json without its file model.pt" in lines["align"]
@@ -87,12 +108,16 @@ def test_each_problem_has_its_status(own_store: Path, tmp_path: Path) -> None:
     assert "align-meta" not in verify_cli(own_store).stdout
 
 
-def test_verify_rehashes_every_file_and_caches_a_new_mtime(own_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_rehashes_every_file_and_caches_a_new_mtime(
+    own_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     va = own_store / "va" / "model.pt"
     os.utime(va, ns=(1_000_000_000, 1_000_000_000))  # as after a copy that did not keep times
     hashed: list[str] = []
     real = store.file_sha256
-    monkeypatch.setattr(store, "file_sha256", lambda path: hashed.append(Path(path).parent.name) or real(path))
+    monkeypatch.setattr(
+        store, "file_sha256", lambda path: hashed.append(Path(path).parent.name) or real(path)
+    )
     rows = list(verify.verify(None, own_store))
     assert all(row["status"] == "ok" for row in rows)
     assert hashed == list(catalogue.MODELS)  # every file read, whatever the cache says
@@ -105,7 +130,9 @@ def test_verify_rehashes_every_file_and_caches_a_new_mtime(own_store: Path, monk
 def test_an_empty_store_is_an_error(tmp_path: Path) -> None:
     result = verify_cli(tmp_path)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"fa-models: error: {tmp_path}: no models in this store; run `fa-models fetch")
+    assert result.stderr.startswith(
+        f"fa-models: error: {tmp_path}: no models in this store; run `fa-models fetch"
+    )
 
 
 def test_a_changed_model_stops_a_run_unless_no_verify(own_store: Path, tmp_path: Path) -> None:
@@ -118,17 +145,21 @@ def test_a_changed_model_stops_a_run_unless_no_verify(own_store: Path, tmp_path:
     stills.mkdir()
     squares_image(stills / "a.png")
     command = [BIN / "fa-run", str(stills), "--tasks", "va", "--models-dir", str(own_store)]
-    proc = subprocess.run(command + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        command + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 1
     digest = hashlib.sha256(changed).hexdigest()
     assert proc.stderr.splitlines() == [
         f"fa-run: error: changed since the store recorded it: {va} (sha256 {digest[:12]}, recorded "
         f"{store.read_source('va', own_store)['sha256'][:12]}); fetch or import again (`fa-models fetch --force va`), "
-        "see `fa-models verify`, or give --no-verify to use the files as they are"]
+        "see `fa-models verify`, or give --no-verify to use the files as they are"
+    ]
     assert not (tmp_path / "refused" / "frames.jsonl").exists()
 
-    proc = subprocess.run(command + ["--no-verify", "-o", str(tmp_path / "used")], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        command + ["--no-verify", "-o", str(tmp_path / "used")], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     run = json.loads((tmp_path / "used" / "run.json").read_text())
     assert {"name": "va", "sha256": digest} in [{k: m[k] for k in ("name", "sha256")} for m in run["models"]]

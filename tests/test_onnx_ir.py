@@ -57,13 +57,18 @@ def test_the_search_takes_onnxruntimes_own_limit_from_its_error(monkeypatch):
 
 def test_the_search_steps_down_when_the_error_names_no_limit(monkeypatch):
     monkeypatch.setattr(onnx, "IR_VERSION", 12)
-    monkeypatch.setattr(onnx_export, "_ir_problem", lambda ir: None if ir <= 10 else "Protobuf parsing failed.")
+    monkeypatch.setattr(
+        onnx_export, "_ir_problem", lambda ir: None if ir <= 10 else "Protobuf parsing failed."
+    )
     assert onnx_export.supported_ir_version() == 10
 
 
 def test_a_file_written_at_a_newer_ir_is_lowered_where_its_opsets_allow(tmp_path, monkeypatch):
     newer = tmp_path / "newer.onnx"
-    onnx.save(helper.make_model(_identity_graph(), opset_imports=[helper.make_opsetid("", 17)], ir_version=10), newer)
+    onnx.save(
+        helper.make_model(_identity_graph(), opset_imports=[helper.make_opsetid("", 17)], ir_version=10),
+        newer,
+    )
     assert onnx_export.ir_version_of(newer) == 10
     monkeypatch.setattr(onnx_export, "supported_ir_version", lambda: 8)
     assert onnx_export.fit_ir_version(newer) == 10
@@ -72,5 +77,8 @@ def test_a_file_written_at_a_newer_ir_is_lowered_where_its_opsets_allow(tmp_path
     assert onnx_export.open_problem(newer) is None
     # Opset 21 needs IR 10: such a model is left as it is (ONNX Runtime's error says why).
     needs10 = tmp_path / "needs10.onnx"
-    onnx.save(helper.make_model(_identity_graph(), opset_imports=[helper.make_opsetid("", 21)], ir_version=10), needs10)
+    onnx.save(
+        helper.make_model(_identity_graph(), opset_imports=[helper.make_opsetid("", 21)], ir_version=10),
+        needs10,
+    )
     assert onnx_export.fit_ir_version(needs10) is None and onnx_export.ir_version_of(needs10) == 10

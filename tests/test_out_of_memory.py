@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from compare import differences
 from facetorch.base import BaseModel
 
 from fatools.cli.run import cli as run_cli
 from fatools.sample import write_video
-from compare import differences
 
 
 def _faces(i: int) -> np.ndarray:
     image = np.full((360, 640, 3), 15, np.uint8)
-    image[30:150, 40 + 10 * i:160 + 10 * i] = 250
+    image[30:150, 40 + 10 * i : 160 + 10 * i] = 250
     image[200:310, 420:530] = (235, 245, 225)
     return image
 
@@ -48,8 +48,23 @@ def clip(tmp_path_factory) -> Path:
 
 
 def _run(clip: Path, store: Path, out: Path, *flags: str):
-    return CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "2", "--device", "cpu", "-f", "csv",
-                                        "--models-dir", str(store), *flags])
+    return CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(out),
+            "--every",
+            "2",
+            "--device",
+            "cpu",
+            "-f",
+            "csv",
+            "--models-dir",
+            str(store),
+            *flags,
+        ],
+    )
 
 
 def _limit_batches(monkeypatch, largest: int, calls: list[int]) -> None:
@@ -59,13 +74,17 @@ def _limit_batches(monkeypatch, largest: int, calls: list[int]) -> None:
     def constrained(self, tensor):
         calls.append(tensor.shape[0])
         if tensor.shape[0] > largest:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)")
+            raise torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (injected by the test)"
+            )
         return inference(self, tensor)
 
     monkeypatch.setattr(BaseModel, "inference", constrained)
 
 
-def test_a_batch_that_does_not_fit_is_halved_with_the_same_records(clip, standin_store, tmp_path, monkeypatch):
+def test_a_batch_that_does_not_fit_is_halved_with_the_same_records(
+    clip, standin_store, tmp_path, monkeypatch
+):
     flags = ("--detect-batch", "4", "--face-batch", "8")
     plain = _run(clip, standin_store, tmp_path / "plain", *flags)
     assert plain.exit_code == 0, plain.output
@@ -75,7 +94,10 @@ def test_a_batch_that_does_not_fit_is_halved_with_the_same_records(clip, standin
     assert halved.exit_code == 0, halved.output
     # The same records as the run that fitted, up to float rounding between batch sizes (as --detect-batch
     # and --face-batch themselves: tests/test_run.py), the same faces, labels and active sets.
-    records = [[json.loads(x) for x in (tmp_path / d / "frames.jsonl").read_bytes().splitlines()] for d in ("halved", "plain")]
+    records = [
+        [json.loads(x) for x in (tmp_path / d / "frames.jsonl").read_bytes().splitlines()]
+        for d in ("halved", "plain")
+    ]
     assert not differences(*records, pixels=0.01, values=1e-5)
     assert 4 in calls and 2 in calls and max(calls[-3:]) == 1  # halved 4 -> 2 -> 1, then kept at 1
     warnings = [line for line in halved.stderr.splitlines() if "out of GPU memory" in line]
@@ -100,4 +122,8 @@ def test_other_errors_are_not_taken_for_out_of_memory(clip, standin_store, tmp_p
 
     monkeypatch.setattr(BaseModel, "inference", broken)
     result = _run(clip, standin_store, tmp_path / "o")
-    assert result.exit_code == 1 and "shape mismatch" in result.stderr and "out of GPU memory" not in result.stderr
+    assert (
+        result.exit_code == 1
+        and "shape mismatch" in result.stderr
+        and "out of GPU memory" not in result.stderr
+    )

@@ -22,10 +22,10 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import oracle
 import pytest
 import torch
 
-import oracle
 from fatools.detect import DetectOptions, build_detector
 from fatools.pipeline import analysed_records
 from fatools.predict import PredictOptions, build_predictors
@@ -36,7 +36,7 @@ BACKENDS = ("torch", "onnx")
 EDGE_CROP = (330, 1280, 640, 1350)  # family4.jpg[y1:y2, x1:x2]: faces cut by the top, left and right edges
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _models(store: str, backend: str):
     # The detector is not under test here: the default engine, a smaller input (cheaper).
     detector = build_detector("retinaface-mnet", DetectOptions(det_size=640), "cpu", None, store)
@@ -70,8 +70,8 @@ def _lossless_clip(path: Path, frames_bgr: list[np.ndarray], fps: int = 5) -> Pa
 def inputs(faces_dir: Path, ffmpeg: str, tmp_path_factory) -> dict[str, tuple[Path, list[np.ndarray]]]:
     """name -> (input file, its frames as displayed, BGR)."""
     import cv2
-
     from clips import rotated_copy
+
     from fatools.sample import camera_path, render
 
     work = tmp_path_factory.mktemp("oracle")
@@ -87,8 +87,12 @@ def inputs(faces_dir: Path, ffmpeg: str, tmp_path_factory) -> dict[str, tuple[Pa
     _lossless_clip(work / "stored.mp4", [np.ascontiguousarray(np.rot90(f, -1)) for f in pan])
     rotated_copy(work / "stored.mp4", work / "rotated.mp4", 90)
     shown = _displayed_frames(work / "rotated.mp4", len(pan))
-    return {"photo": (faces_dir / "family4.jpg", [photo]), "edge": (work / "edge.png", [edge]),
-            "pan": (work / "pan.mp4", pan), "rotated": (work / "rotated.mp4", shown)}
+    return {
+        "photo": (faces_dir / "family4.jpg", [photo]),
+        "edge": (work / "edge.png", [edge]),
+        "pan": (work / "pan.mp4", pan),
+        "rotated": (work / "rotated.mp4", shown),
+    }
 
 
 def _displayed_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -96,14 +100,33 @@ def _displayed_frames(path: Path, count: int) -> list[np.ndarray]:
     import json
     import subprocess
 
-    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                                       "stream=width,height:stream_side_data=rotation", "-of", "json", str(path)],
-                                      check=True, capture_output=True, text=True).stdout)["streams"][0]
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height:stream_side_data=rotation",
+                "-of",
+                "json",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["streams"][0]
     width, height = probe["width"], probe["height"]
     if any(abs(side.get("rotation", 0)) % 180 == 90 for side in probe.get("side_data_list", [])):
         width, height = height, width
-    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
-                         check=True, capture_output=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
     assert len(frames) == count
     return list(frames)
@@ -114,8 +137,11 @@ def run_default(store: Path, path: Path, backend: str) -> tuple[list[dict], dict
     detector, predictors = _models(str(store), backend)
     captures = oracle.capture(predictors)
     try:
-        records = [r for r in analysed_records(str(path), Sampling(), detector, predictors)
-                   if r.get("type", "frame") == "frame"]
+        records = [
+            r
+            for r in analysed_records(str(path), Sampling(), detector, predictors)
+            if r.get("type", "frame") == "frame"
+        ]
     finally:
         oracle.release(predictors)
     return records, captures
@@ -125,7 +151,11 @@ def input_differences(records: list[dict], frames_bgr: list[np.ndarray], capture
     """task -> the largest |fatools' model input - the reference| over every face."""
     assert len(records) == len(frames_bgr)
     worst = {}
-    faces = [(frame[:, :, ::-1], face["box"]) for record, frame in zip(records, frames_bgr) for face in record["faces"]]
+    faces = [
+        (frame[:, :, ::-1], face["box"])
+        for record, frame in zip(records, frames_bgr)
+        for face in record["faces"]
+    ]
     references = [oracle.reference_inputs(rgb, box, captures) for rgb, box in faces]
     for task, cap in captures.items():
         given = cap.batch()
@@ -135,8 +165,17 @@ def input_differences(records: list[dict], frames_bgr: list[np.ndarray], capture
 
 
 # The inputs are the same tensors on either engine: the clips go through one each.
-@pytest.mark.parametrize("name, backend", [("photo", "torch"), ("photo", "onnx"), ("edge", "torch"), ("edge", "onnx"),
-                                           ("pan", "torch"), ("rotated", "onnx")])
+@pytest.mark.parametrize(
+    "name, backend",
+    [
+        ("photo", "torch"),
+        ("photo", "onnx"),
+        ("edge", "torch"),
+        ("edge", "onnx"),
+        ("pan", "torch"),
+        ("rotated", "onnx"),
+    ],
+)
 def test_default_inputs_equal_the_reference(mixed_store, inputs, name, backend):
     path, frames = inputs[name]
     records, captures = run_default(mixed_store, path, backend)
@@ -145,18 +184,24 @@ def test_default_inputs_equal_the_reference(mixed_store, inputs, name, backend):
     if name == "edge":  # the squares leave the frame: the zero padding is compared too
         height, width = frames[0].shape[:2]
         squares = [oracle.square_around(f["box"]) for f in records[0]["faces"]]
-        assert any(left < 0 or top < 0 or left + side > width or top + side > height for left, top, side in squares)
+        assert any(
+            left < 0 or top < 0 or left + side > width or top + side > height for left, top, side in squares
+        )
     worst = input_differences(records, frames, captures)
     assert max(worst.values()) <= oracle.INPUT_TOLERANCE, worst
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _twin_models(store: str):
     from hydra.utils import instantiate
 
-    from fatools.models import config, store as model_store
+    from fatools.models import config
+    from fatools.models import store as model_store
 
-    models = {task: torch.jit.load(str(model_store.model_path(task, store)), map_location="cpu").eval() for task in TASKS}
+    models = {
+        task: torch.jit.load(str(model_store.model_path(task, store)), map_location="cpu").eval()
+        for task in TASKS
+    }
     cfg = config.load_config(root=store, tasks=["align"], device="cpu")
     return models, instantiate(cfg.analyzer.utilizer.align)
 
@@ -179,16 +224,26 @@ def _expected_fields(store: Path, faces: list[tuple[np.ndarray, list[float]]]) -
     references = [oracle.reference_inputs(rgb, box, TASKS) for rgb, box in faces]
     # One call each: the profiling executor's optimisation would cost more than it saves.
     with torch.no_grad(), torch.jit.optimized_execution(False):
-        out = {task: models[task](torch.from_numpy(np.stack([ref[task] for ref in references])).float())
-               for task in TASKS}
+        out = {
+            task: models[task](torch.from_numpy(np.stack([ref[task] for ref in references])).float())
+            for task in TASKS
+        }
     fields = []
     for i, (_, box) in enumerate(faces):
         left, top, side = oracle.square_around(box)
         square = [left, top, left + side, top + side]
         landmarks = align._compute_sparse_vert(out["align"][i], square, transform_space=True).T.numpy()
         angles, _ = align._compute_pose(out["align"][i], square)
-        fields.append({"au": out["au"][i].numpy(), "expression": torch.softmax(out["fer"][i], 0).numpy(),
-                       "va": out["va"][i].numpy(), "landmarks3d": landmarks, "pose": np.array(angles), "side": side})
+        fields.append(
+            {
+                "au": out["au"][i].numpy(),
+                "expression": torch.softmax(out["fer"][i], 0).numpy(),
+                "va": out["va"][i].numpy(),
+                "landmarks3d": landmarks,
+                "pose": np.array(angles),
+                "side": side,
+            }
+        )
     return fields
 
 
@@ -200,16 +255,23 @@ def field_differences(store: Path, records: list[dict], frames_bgr: list[np.ndar
     def keep(field: str, value: float) -> None:
         worst[field] = max(worst.get(field, 0.0), float(value))
 
-    pairs = [(face, frame[:, :, ::-1]) for record, frame in zip(records, frames_bgr) for face in record["faces"]]
+    pairs = [
+        (face, frame[:, :, ::-1]) for record, frame in zip(records, frames_bgr) for face in record["faces"]
+    ]
     expected = expected_fields(store, [(rgb, face["box"]) for face, rgb in pairs])
     for (face, _), want in zip(pairs, expected):
         keep("au", np.abs(np.array(list(face["au"]["probs"].values())) - want["au"]).max())
-        keep("expression", np.abs(np.array(list(face["expression"]["scores"].values())) - want["expression"]).max())
+        keep(
+            "expression",
+            np.abs(np.array(list(face["expression"]["scores"].values())) - want["expression"]).max(),
+        )
         keep("va", np.abs(np.array([face["va"]["valence"], face["va"]["arousal"]]) - want["va"]).max())
         lmk = np.abs(np.array(face["landmarks3d"]) - want["landmarks3d"]).max()
         keep("landmarks3d_px", lmk)
         keep("landmarks3d", max(lmk - 0.005, 0.0) / want["side"])
-        keep("pose", np.abs(np.array([face["pose"][k] for k in ("yaw", "pitch", "roll")]) - want["pose"]).max())
+        keep(
+            "pose", np.abs(np.array([face["pose"][k] for k in ("yaw", "pitch", "roll")]) - want["pose"]).max()
+        )
     return worst
 
 

@@ -13,8 +13,8 @@ import functools
 import numpy as np
 import pytest
 import torch
-
 from conftest import squares_image
+
 from fatools.detect import DetectOptions, build_detector, detect_records
 from fatools.models.config import build_analyzer, load_config
 from fatools.predict import PredictOptions, build_predictors, predict_records
@@ -35,21 +35,33 @@ TWIN_TASKS = ["au", "fer", "va", "align"]  # the twins have no embed model
 #   landmarks  x, y, z in original pixels, 1e-4 times the face's longer side, plus 0.005
 #              (the record keeps 0.01 px)
 #   pose       yaw, pitch, roll in degrees, 1e-4, plus 5e-4 (the record keeps 0.001)
-TOLERANCES = {"box": 1.0, "score": 1e-4, "au": 1e-4, "fer": 1e-4, "va": 1e-4, "embed": 1e-4,
-              "landmarks": 1e-4, "pose": 1e-4 + 5e-4}
+TOLERANCES = {
+    "box": 1.0,
+    "score": 1e-4,
+    "au": 1e-4,
+    "fer": 1e-4,
+    "va": 1e-4,
+    "embed": 1e-4,
+    "landmarks": 1e-4,
+    "pose": 1e-4 + 5e-4,
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _analyzer(store: str, detector: str, tasks: tuple[str, ...], device: str):
     """facetorch's FaceAnalyzer for these models, built once (1-2 s each) for every image."""
     return build_analyzer(load_config(None, device=device, tasks=list(tasks), detector=detector, root=store))
 
 
-@functools.lru_cache(maxsize=None)
-def _fatools_models(store: str, detector: str, tasks: tuple[str, ...], exact: bool, device: str, backend: str = "auto"):
+@functools.cache
+def _fatools_models(
+    store: str, detector: str, tasks: tuple[str, ...], exact: bool, device: str, backend: str = "auto"
+):
     """fatools' detector and predictors for these models, built once for every image."""
     det = build_detector(detector, DetectOptions(square_pad=exact, backend=backend), device, None, store)
-    predictors = build_predictors(PredictOptions(tasks=tasks, facetorch_exact=exact, backend=backend), device, None, store)
+    predictors = build_predictors(
+        PredictOptions(tasks=tasks, facetorch_exact=exact, backend=backend), device, None, store
+    )
     return det, predictors
 
 
@@ -73,7 +85,7 @@ def facetorch_run(store, detector: str, image_path, tasks=TASKS, device="cpu"):
     return data, scale, pad_x, pad_y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _facetorch_data(store: str, detector: str, image_path: str, tasks: tuple[str, ...]):
     """facetorch_run once per image, for the tests that compare it with several engines."""
     return facetorch_run(store, detector, image_path, list(tasks))
@@ -114,21 +126,33 @@ def parity_differences(data, scale, pad_x, pad_y, record, tasks=TASKS) -> dict[s
             probs = np.array(list(ours["au"]["probs"].values()))
             keep("au", np.abs(probs - theirs.preds["au"].logits.cpu().numpy()).max())
             assert sorted(a for a in ours["au"]["active"] if a != "AU45") == sorted(
-                BY_LABEL[label].code for label in theirs.preds["au"].other["multi"])
+                BY_LABEL[label].code for label in theirs.preds["au"].other["multi"]
+            )
         if "fer" in tasks:
             soft = torch.softmax(theirs.preds["fer"].logits, 0).cpu().numpy()
             keep("fer", np.abs(np.array(list(ours["expression"]["scores"].values())) - soft).max())
             assert ours["expression"]["label"] == theirs.preds["fer"].label
         if "va" in tasks:
             other = theirs.preds["va"].other
-            keep("va", max(abs(ours["va"]["valence"] - float(other["valence"])),
-                           abs(ours["va"]["arousal"] - float(other["arousal"]))))
+            keep(
+                "va",
+                max(
+                    abs(ours["va"]["valence"] - float(other["valence"])),
+                    abs(ours["va"]["arousal"] - float(other["arousal"])),
+                ),
+            )
         if "embed" in tasks:
             theirs_embed = theirs.preds["embed"].logits.cpu().numpy()
-            keep("embed", np.abs(np.array(ours["embedding"]) - theirs_embed).max() / max(1.0, np.abs(theirs_embed).max()))
+            keep(
+                "embed",
+                np.abs(np.array(ours["embedding"]) - theirs_embed).max()
+                / max(1.0, np.abs(theirs_embed).max()),
+            )
         if "align" in tasks:
             lmk = theirs.preds["align"].other["lmk3d"].T.cpu().numpy().astype(float)
-            theirs_xyz = np.concatenate([to_original(lmk[:, :2], scale, pad_x, pad_y), lmk[:, 2:] / scale], axis=1)
+            theirs_xyz = np.concatenate(
+                [to_original(lmk[:, :2], scale, pad_x, pad_y), lmk[:, 2:] / scale], axis=1
+            )
             side = max(ours["box"][2] - ours["box"][0], ours["box"][3] - ours["box"][1])
             difference = np.abs(np.array(ours["landmarks3d"]) - theirs_xyz).max()
             keep("landmarks_px", difference)
@@ -142,7 +166,9 @@ def assert_parity(data, scale, pad_x, pad_y, record, tasks=TASKS) -> dict[str, f
     """Every field of ``record`` within ``TOLERANCES`` of facetorch's; the differences."""
     worst = parity_differences(data, scale, pad_x, pad_y, record, tasks)
     print("parity, largest differences:", {k: f"{v:.2g}" for k, v in worst.items()})
-    beyond = {field: value for field, value in worst.items() if field in TOLERANCES and value > TOLERANCES[field]}
+    beyond = {
+        field: value for field, value in worst.items() if field in TOLERANCES and value > TOLERANCES[field]
+    }
     assert not beyond, f"beyond {TOLERANCES}: {beyond}"
     return worst
 
@@ -167,7 +193,9 @@ def test_parity_with_real_detector(mixed_store, faces_dir, photo):
 def test_parity_with_twins(twin_store, faces_dir, backend):
     """The real architectures (every twin predictor, the real MobileNet0.25), fatools on each engine."""
     photo = faces_dir / "family4.jpg"
-    data, scale, pad_x, pad_y = _facetorch_data(str(twin_store), "retinaface-mnet", str(photo), tuple(TWIN_TASKS))
+    data, scale, pad_x, pad_y = _facetorch_data(
+        str(twin_store), "retinaface-mnet", str(photo), tuple(TWIN_TASKS)
+    )
     record = fatools_run(twin_store, "retinaface-mnet", photo, TWIN_TASKS, backend=backend)
     assert len(record["faces"]) == 4
     assert_parity(data, scale, pad_x, pad_y, record, TWIN_TASKS)

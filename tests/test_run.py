@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_store
 import torch
 from click.testing import CliRunner
+from conftest import copy_store
 
 import fatools
 from fatools.cli.run import cli as run_cli
@@ -27,8 +27,8 @@ BIN = Path(sys.executable).parent
 def two_faces(i: int) -> np.ndarray:
     """Two bright 'faces' (stand-in detector) passing each other, different shades."""
     image = np.full((360, 640, 3), 15, np.uint8)
-    image[30:150, 40 + 12 * i:160 + 12 * i] = (250, 250, 250)
-    image[200:310, 460 - 10 * i:570 - 10 * i] = (235, 245, 225)
+    image[30:150, 40 + 12 * i : 160 + 12 * i] = (250, 250, 250)
+    image[200:310, 460 - 10 * i : 570 - 10 * i] = (235, 245, 225)
     return image
 
 
@@ -42,8 +42,11 @@ def clip(tmp_path_factory) -> Path:
 def run_pipe(command: str, store: Path) -> bytes:
     """``command``'s standard output; under bash's pipefail, so a failing stage fails it,
     not only the last one."""
-    proc = subprocess.run([shutil.which("bash"), "-c", f"set -o pipefail; {command}"], capture_output=True,
-                          env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)})
+    proc = subprocess.run(
+        [shutil.which("bash"), "-c", f"set -o pipefail; {command}"],
+        capture_output=True,
+        env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)},
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
 
@@ -52,15 +55,31 @@ def test_fa_run_equals_the_pipe(clip, standin_store, tmp_path):
     """The commands as processes joined by real pipes (the other tests that compare fa-run
     with the commands run them in this process: tests/chains.py)."""
     out = tmp_path / "run"
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "2", "--models-dir", str(standin_store),
-                                          "--format", "json", "--format", "csv"])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(out),
+            "--every",
+            "2",
+            "--models-dir",
+            str(standin_store),
+            "--format",
+            "json",
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = result.stdout.split()
     assert str(out / "frames.jsonl") in written and str(out / "summary.json") in written
     # One pipe for both: tee keeps fa-track's records on their way to fa-summarize.
     tee, teed = shutil.which("tee"), tmp_path / "piped.jsonl"
-    summary = run_pipe(f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track | '{tee}' '{teed}' "
-                       "| fa-summarize", standin_store)
+    summary = run_pipe(
+        f"fa-frames '{clip}' --every 2 | fa-detect | fa-predict | fa-track | '{tee}' '{teed}' | fa-summarize",
+        standin_store,
+    )
     piped = teed.read_bytes()
     assert (out / "frames.jsonl").read_bytes() == piped
     assert json.loads((out / "summary.json").read_bytes()) == json.loads(summary)
@@ -72,20 +91,29 @@ def test_fa_run_equals_the_pipe(clip, standin_store, tmp_path):
 
 
 def test_python_api_returns_the_json_export(clip, standin_store, tmp_path):
-    analysis = fatools.analyze_video(str(clip), str(tmp_path / "api"), sample_rate=6, models_dir=str(standin_store),
-                                     formats=["json"])
+    analysis = fatools.analyze_video(
+        str(clip), str(tmp_path / "api"), sample_rate=6, models_dir=str(standin_store), formats=["json"]
+    )
     assert set(analysis) >= {"analysis_metadata", "video_metadata", "frame_analyses", "summary_statistics"}
     assert [f["frame_index"] for f in analysis["frame_analyses"]] == [0, 6, 12, 18]
-    analyzer = fatools.FacialActionVideoAnalyzer(device="cpu", models_dir=str(standin_store), formats=["json"])
+    analyzer = fatools.FacialActionVideoAnalyzer(
+        device="cpu", models_dir=str(standin_store), formats=["json"]
+    )
     again = analyzer.analyze_video(str(clip), str(tmp_path / "api2"), sample_rate=6)
     assert again["frame_analyses"] == analysis["frame_analyses"]
     on_disk = sorted((tmp_path / "api").glob("facial_analysis*.json"))
-    assert len(on_disk) == 1 and json.loads(on_disk[0].read_text())["frame_analyses"] == analysis["frame_analyses"]
+    assert (
+        len(on_disk) == 1
+        and json.loads(on_disk[0].read_text())["frame_analyses"] == analysis["frame_analyses"]
+    )
 
 
 def test_missing_models_reported_before_work(clip, tmp_path):
-    proc = subprocess.run([BIN / "fa-run", str(clip), "-o", str(tmp_path / "o"), "--models-dir", str(tmp_path / "none")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [BIN / "fa-run", str(clip), "-o", str(tmp_path / "o"), "--models-dir", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "retinaface" in proc.stderr and "au" in proc.stderr and "fa-models fetch" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o" / "frames.jsonl").exists()
@@ -103,7 +131,9 @@ def _assert_same_faces(a: list[list[dict]], b: list[list[dict]], tol: float) -> 
             assert fa["track"] == fb["track"]
             assert np.allclose(fa["box"], fb["box"], atol=0.05)
             assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=tol)
-            assert np.allclose(list(fa["expression"]["scores"].values()), list(fb["expression"]["scores"].values()), atol=tol)
+            assert np.allclose(
+                list(fa["expression"]["scores"].values()), list(fb["expression"]["scores"].values()), atol=tol
+            )
             assert np.allclose(fa["landmarks3d"], fb["landmarks3d"], atol=0.05)
 
 
@@ -111,8 +141,22 @@ def test_results_do_not_depend_on_batch_size(clip, standin_store, tmp_path):
     outputs = []
     for batch in ("1", "5"):
         out = tmp_path / f"b{batch}"
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--detect-batch", batch,
-                                              "--models-dir", str(standin_store), "--format", "csv"])
+        result = CliRunner().invoke(
+            run_cli,
+            [
+                str(clip),
+                "-o",
+                str(out),
+                "--every",
+                "3",
+                "--detect-batch",
+                batch,
+                "--models-dir",
+                str(standin_store),
+                "--format",
+                "csv",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs.append(_faces(out / "frames.jsonl"))
     _assert_same_faces(outputs[0], outputs[1], 1e-5)
@@ -131,14 +175,30 @@ def test_auto_device_takes_the_gpu_when_there_is_one(monkeypatch):
         assert chosen.type == device and resolve_backend("auto", chosen) == backend
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason="one device here (--device auto is the CPU): no second device to compare with")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="one device here (--device auto is the CPU): no second device to compare with",
+)
 def test_results_do_not_depend_on_device(clip, standin_store, tmp_path):
     outputs = []
     for device in ("cpu", "cuda"):
         out = tmp_path / device
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", device,
-                                              "--models-dir", str(standin_store), "--format", "csv"])
+        result = CliRunner().invoke(
+            run_cli,
+            [
+                str(clip),
+                "-o",
+                str(out),
+                "--every",
+                "4",
+                "--device",
+                device,
+                "--models-dir",
+                str(standin_store),
+                "--format",
+                "csv",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outputs.append(_faces(out / "frames.jsonl"))
     # GPU kernels round differently from the CPU's: equal within 1e-3.
@@ -155,11 +215,29 @@ def test_optimized_models_give_the_results_of_the_loaded_ones(clip, standin_stor
     outputs = []
     for flag, frozen in (("--optimize", True), ("--no-optimize", False)):
         out = tmp_path / flag.strip("-")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", flag, "--backend", "torch",
-                                              "-vv", "--models-dir", str(store), "--format", "csv"])
+        result = CliRunner().invoke(
+            run_cli,
+            [
+                str(clip),
+                "-o",
+                str(out),
+                "--every",
+                "4",
+                flag,
+                "--backend",
+                "torch",
+                "-vv",
+                "--models-dir",
+                str(store),
+                "--format",
+                "csv",
+            ],
+        )
         assert result.exit_code == 0, result.output
         readied = re.findall(r"^fa-run: (\S+): frozen=(\w+)", result.output, re.M)
-        assert sorted(name for name, _ in readied) == ["align", "au", "fer", "retinaface", "va"], result.output
+        assert sorted(name for name, _ in readied) == ["align", "au", "fer", "retinaface", "va"], (
+            result.output
+        )
         assert {state for _, state in readied} == {str(frozen)}, result.output
         outputs.append(_faces(out / "frames.jsonl"))
     _assert_same_faces(outputs[0], outputs[1], 1e-4)
@@ -170,8 +248,23 @@ def run_with_and_without(flag: str, clip: Path, store: Path, tmp_path: Path) -> 
     paths = []
     for flags in ([], [flag]):
         out = tmp_path / (flag.strip("-") if flags else "plain")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "4", "--device", "cpu", *flags,
-                                              "--models-dir", str(store), "--format", "csv"])
+        result = CliRunner().invoke(
+            run_cli,
+            [
+                str(clip),
+                "-o",
+                str(out),
+                "--every",
+                "4",
+                "--device",
+                "cpu",
+                *flags,
+                "--models-dir",
+                str(store),
+                "--format",
+                "csv",
+            ],
+        )
         assert result.exit_code == 0, result.output
         paths.append(out / "frames.jsonl")
     return paths
@@ -192,7 +285,9 @@ def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path)
 
 @pytest.mark.skipif(not int8_supported(), reason="this torch has no TorchScript dynamic quantisation")
 def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_path):
-    outputs = [sum(_faces(path), []) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)]
+    outputs = [
+        sum(_faces(path), []) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)
+    ]
     assert len(outputs[0]) == len(outputs[1]) > 0
     au_moved = False
     for fp32, int8 in zip(*outputs, strict=True):
@@ -212,23 +307,57 @@ def test_fa_run_facetorch_exact_equals_the_exact_pipe(clip, standin_store, tmp_p
     # fa-run cuts exact crops from the frame as its detector saw it; the pipe pads and
     # resizes it again in fa-predict: both must give the same records.
     out = tmp_path / "exact"
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "3", "--facetorch-exact",
-                                          "--models-dir", str(standin_store), "--format", "csv"])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(out),
+            "--every",
+            "3",
+            "--facetorch-exact",
+            "--models-dir",
+            str(standin_store),
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    piped = chain(f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
-                  standin_store)
+    piped = chain(
+        f"fa-frames '{clip}' --every 3 | fa-detect --facetorch-exact | fa-predict --facetorch-exact | fa-track",
+        standin_store,
+    )
     assert (out / "frames.jsonl").read_bytes() == piped
 
 
-@pytest.mark.parametrize("exact,det_size", [(False, "0"), (False, "480"), (True, "0"), (True, "480"), (True, "1080")])
+@pytest.mark.parametrize(
+    "exact,det_size", [(False, "0"), (False, "480"), (True, "0"), (True, "480"), (True, "1080")]
+)
 def test_fa_run_equals_the_pipe_for_every_geometry(clip, standin_store, tmp_path, exact, det_size):
     flag = " --facetorch-exact" if exact else ""
     out = tmp_path / "run"
-    result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "6", "--det-size", det_size,
-                                          *flag.split(), "--models-dir", str(standin_store), "--format", "csv"])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(clip),
+            "-o",
+            str(out),
+            "--every",
+            "6",
+            "--det-size",
+            det_size,
+            *flag.split(),
+            "--models-dir",
+            str(standin_store),
+            "--format",
+            "csv",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    piped = chain(f"fa-frames '{clip}' --every 6 | fa-detect --det-size {det_size}{flag} | fa-predict{flag} | fa-track",
-                  standin_store)
+    piped = chain(
+        f"fa-frames '{clip}' --every 6 | fa-detect --det-size {det_size}{flag} | fa-predict{flag} | fa-track",
+        standin_store,
+    )
     assert (out / "frames.jsonl").read_bytes() == piped
 
 
@@ -238,8 +367,23 @@ def test_exact_crops_follow_the_detector_geometry(clip, standin_store, tmp_path)
     faces = {}
     for det_size in ("0", "640", "1080"):
         out = tmp_path / det_size
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "6", "--det-size", det_size,
-                                              "--facetorch-exact", "--models-dir", str(standin_store), "--format", "csv"])
+        result = CliRunner().invoke(
+            run_cli,
+            [
+                str(clip),
+                "-o",
+                str(out),
+                "--every",
+                "6",
+                "--det-size",
+                det_size,
+                "--facetorch-exact",
+                "--models-dir",
+                str(standin_store),
+                "--format",
+                "csv",
+            ],
+        )
         assert result.exit_code == 0, result.output
         faces[det_size] = _faces(out / "frames.jsonl")
     assert faces["0"] == faces["640"]
@@ -255,7 +399,9 @@ def test_fa_run_takes_images_and_folders_as_the_pipe_does(standin_store, tmp_pat
     squares_image(photos / "b.jpg", size=(800, 600), squares=((100, 100, 150), (500, 300, 120)))
     for target, name in ((photos, "folder"), (photos / "b.jpg", "image")):
         out = tmp_path / name
-        result = CliRunner().invoke(run_cli, [str(target), "-o", str(out), "--models-dir", str(standin_store)])
+        result = CliRunner().invoke(
+            run_cli, [str(target), "-o", str(out), "--models-dir", str(standin_store)]
+        )
         assert result.exit_code == 0, result.output
         piped = chain(f"fa-frames '{target}' | fa-detect | fa-predict | fa-track", standin_store)
         assert (out / "frames.jsonl").read_bytes() == piped
@@ -271,16 +417,18 @@ def test_images_have_no_clock_in_fa_run(standin_store, tmp_path):
     from conftest import squares_image
 
     image = squares_image(tmp_path / "a.png")
-    result = CliRunner().invoke(run_cli, [str(image), "-o", str(tmp_path / "o"), "--fps", "2",
-                                          "--models-dir", str(standin_store)])
+    result = CliRunner().invoke(
+        run_cli, [str(image), "-o", str(tmp_path / "o"), "--fps", "2", "--models-dir", str(standin_store)]
+    )
     assert result.exit_code == 2 and "images have no clock" in result.output
 
 
 def test_fa_run_takes_the_format_lists_fa_export_takes(clip, standin_store, tmp_path):
     for spec, expected in ((["-f", "json,csv"], {"json", "csv"}), (["--format", "all"], None)):
         out = tmp_path / spec[1].replace(",", "-")
-        result = CliRunner().invoke(run_cli, [str(clip), "-o", str(out), "--every", "12", *spec,
-                                              "--models-dir", str(standin_store)])
+        result = CliRunner().invoke(
+            run_cli, [str(clip), "-o", str(out), "--every", "12", *spec, "--models-dir", str(standin_store)]
+        )
         assert result.exit_code == 0, result.output
         names = {p.name for p in out.iterdir()}
         assert any(n.startswith("facial_analysis_") and n.endswith(".json") for n in names)
@@ -295,9 +443,19 @@ def test_python_api_sets_tracking_and_summary_options(clip, standin_store, tmp_p
     from fatools.track import TrackOptions
 
     options = run_options(every=3, track_gap=0.0, episode_gap=0.9, top=2, models_dir=str(standin_store))
-    assert options.track == TrackOptions(max_gap=0.0) and options.summary == SummaryOptions(episode_gap=0.9, top=2)
-    analysis = fatools.analyze_video(str(clip), str(tmp_path / "api"), sample_rate=3, track_gap=0.0,
-                                     episode_gap=0.9, top=2, models_dir=str(standin_store), formats=["json"])
+    assert options.track == TrackOptions(max_gap=0.0) and options.summary == SummaryOptions(
+        episode_gap=0.9, top=2
+    )
+    analysis = fatools.analyze_video(
+        str(clip),
+        str(tmp_path / "api"),
+        sample_rate=3,
+        track_gap=0.0,
+        episode_gap=0.9,
+        top=2,
+        models_dir=str(standin_store),
+        formats=["json"],
+    )
     summary = json.loads((tmp_path / "api" / "summary.json").read_text())
     assert summary["options"]["episode_gap"] == 0.9 and summary["options"]["top"] == 2
     # --track-gap 0 with frames 0.25 s apart: no face is linked to an earlier one.

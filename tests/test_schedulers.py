@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 import slurm_cluster
 from conftest import require
-from fatools.study.inputs import shard
 from test_batch import clip
+
+from fatools.study.inputs import shard
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -59,10 +59,17 @@ def reference_run(study, standin_store, tmp_path_factory) -> Path:
     """One fa-run over the whole list, uninterrupted, with the jobs' options: what every
     scheduler must give (its results directory)."""
     out = tmp_path_factory.mktemp("reference")
-    proc = subprocess.run(["fa-run", "--from", study / "videos.txt", "-o", out, *OPTIONS, "--threads", "1"],
-                          env=env(standin_store), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["fa-run", "--from", study / "videos.txt", "-o", out, *OPTIONS, "--threads", "1"],
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
-    subprocess.run(["fa-collect", out, "-o", out / "study.csv"], env=env(standin_store), check=True, timeout=120)
+    subprocess.run(
+        ["fa-collect", out, "-o", out / "study.csv"], env=env(standin_store), check=True, timeout=120
+    )
     return out
 
 
@@ -93,8 +100,14 @@ def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, refere
     shutil.copy(EXAMPLES / "make" / "Makefile", work / "Makefile")
     short_videos(study, work)
     variables = [f"FA_RUN_OPTIONS={' '.join(OPTIONS)}"]
-    first = subprocess.run(["make", "-j2", *variables], cwd=work, env=env(standin_store), capture_output=True,
-                           text=True, timeout=900)
+    first = subprocess.run(
+        ["make", "-j2", *variables],
+        cwd=work,
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert first.returncode == 0, first.stderr
     assert len(re.findall(r"^fa-run videos/", first.stdout, re.M)) == len(SHORT)
     rows = table(work / "results" / "study.csv")
@@ -103,8 +116,14 @@ def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, refere
     assert without_input(rows) == without_input(reference)
     time.sleep(1.1)  # make compares modification times in seconds on some file systems
     os.utime(work / "videos" / "c.mp4")
-    again = subprocess.run(["make", "-j2", *variables], cwd=work, env=env(standin_store), capture_output=True,
-                           text=True, timeout=600)
+    again = subprocess.run(
+        ["make", "-j2", *variables],
+        cwd=work,
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr
     assert re.findall(r"^fa-run (\S+)", again.stdout, re.M) == ["videos/c.mp4"]  # only the touched video
 
@@ -117,8 +136,9 @@ def test_gnu_parallel_one_liner(study, standin_store, tmp_path, reference):
     work.mkdir()
     short_videos(study, work)
     line = line.replace("--threads 1", f"--threads 1 {' '.join(OPTIONS)}")
-    proc = subprocess.run(["bash", "-c", line], cwd=work, env=env(standin_store), capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        ["bash", "-c", line], cwd=work, env=env(standin_store), capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr
     rows = table(work / "results" / "study.csv")
     assert without_input(rows) == without_input(reference)
@@ -139,18 +159,28 @@ def cluster(tmp_path_factory):
 def _wait_done(cluster: slurm_cluster.Cluster, job: str, seconds: float = 600) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        queued = subprocess.run(["squeue", "-h", "-j", job], env=cluster.env, capture_output=True, text=True).stdout
+        queued = subprocess.run(
+            ["squeue", "-h", "-j", job], env=cluster.env, capture_output=True, text=True
+        ).stdout
         if not queued.strip():
             return
         time.sleep(0.5)
     raise AssertionError(f"SLURM job {job} did not end in {seconds} s")
 
 
-def test_slurm_array_with_a_task_killed_mid_video(study, standin_store, tmp_path, reference_run, reference, cluster):
+def test_slurm_array_with_a_task_killed_mid_video(
+    study, standin_store, tmp_path, reference_run, reference, cluster
+):
     results = tmp_path / "results"
     script = EXAMPLES / "slurm" / "fatools-array.sbatch"
-    args = ["--array=0-1", "--cpus-per-task=1", f"--output={tmp_path}/task-%a.log", str(script),
-            str(study / "videos.txt"), str(results)]
+    args = [
+        "--array=0-1",
+        "--cpus-per-task=1",
+        f"--output={tmp_path}/task-%a.log",
+        str(script),
+        str(study / "videos.txt"),
+        str(results),
+    ]
     job_env = {**env(standin_store), "FA_RUN_OPTIONS": " ".join(OPTIONS), "FA_RUN": str(BIN / "fa-run")}
     # The long video's task, killed (SIGKILL, no chance to clean up) once it is well into it.
     inputs = [str(study / "videos" / f"{name}.mp4") for name in LENGTHS]
@@ -171,11 +201,18 @@ def test_slurm_array_with_a_task_killed_mid_video(study, standin_store, tmp_path
     _wait_done(cluster, again)
     logs = "".join(p.read_text() for p in sorted(tmp_path.glob("task-*.log")))
     assert "skipped" in logs
-    proc = subprocess.run(["fa-collect", results, "-o", results / "study.csv"], env=env(standin_store),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["fa-collect", results, "-o", results / "study.csv"],
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = table(results / "study.csv")
     assert (results / "index.html").read_text().count('<td class="complete">') == len(LENGTHS)
     # The uninterrupted run of the same list with the same options and thread count.
     assert rows == reference
-    assert (results / "d" / "frames.jsonl").read_bytes() == (reference_run / "d" / "frames.jsonl").read_bytes()
+    assert (results / "d" / "frames.jsonl").read_bytes() == (
+        reference_run / "d" / "frames.jsonl"
+    ).read_bytes()

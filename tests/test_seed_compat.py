@@ -35,7 +35,7 @@ python enhanced_facetorch_analyzer.py video.mp4 --verbose --output results/
 """
 
 # The seed README's Python examples, verbatim, one per section.
-SEED_BASIC = '''\
+SEED_BASIC = """\
 from facetorch_video_analyzer import analyze_video_facial_actions
 # Analyze a video with default settings
 results = analyze_video_facial_actions(
@@ -44,9 +44,9 @@ results = analyze_video_facial_actions(
     sample_rate=5  # Analyze every 5th frame
 )
 print(f"Analyzed {len(results['frame_results'])} frames")
-'''
+"""
 
-SEED_ADVANCED = '''\
+SEED_ADVANCED = """\
 from enhanced_facetorch_analyzer import FacialActionVideoAnalyzer
 analyzer = FacialActionVideoAnalyzer()
 results = analyzer.analyze_video(
@@ -58,9 +58,9 @@ stats = results['summary_statistics']
 print(f"Most common emotion: {stats['most_common_emotion']}")
 print(f"Average valence: {stats['average_valence']:.3f}")
 print(f"Most active AUs: {stats['most_active_action_units'][:3]}")
-'''
+"""
 
-SEED_EXAMPLES = '''\
+SEED_EXAMPLES = """\
 # 1. Interview Analysis
 results = analyzer.analyze_video(video_path="job_interview.mp4", output_dir="interview_analysis/", sample_rate=5)
 emotions = [face['expression']['predicted_emotion']
@@ -83,7 +83,7 @@ for frame in results['frame_analyses']:
         if 'action_units' in face:
             if 'AU5' in face['action_units']['active_action_units']:
                 attention_markers.append(frame['timestamp_seconds'])
-'''
+"""
 
 SEED_CONFIG_YAML = SEED_README_CONFIG  # the seed README's custom_config.yaml, as written there
 
@@ -92,15 +92,17 @@ SEED_CONFIG_USE = 'analyzer = FacialActionVideoAnalyzer(config_path="custom_conf
 
 def as_fatools(python: str) -> str:
     """The seed's Python with fatools for its modules and the documented key."""
-    return (python.replace("from facetorch_video_analyzer import", "from fatools import")
-            .replace("from enhanced_facetorch_analyzer import", "from fatools import")
-            .replace("frame_results", "frame_analyses"))
+    return (
+        python.replace("from facetorch_video_analyzer import", "from fatools import")
+        .replace("from enhanced_facetorch_analyzer import", "from fatools import")
+        .replace("frame_results", "frame_analyses")
+    )
 
 
 # Runs each snippet in one namespace, as a reader pasting them in turn would; a
 # fatools error (the seed's configuration) is printed, and what the examples built is
 # printed last for the test to look at.
-DRIVER = '''\
+DRIVER = """\
 import json, sys
 from fatools.errors import FatoolsError
 namespace = {}
@@ -111,7 +113,7 @@ for path in sys.argv[1:]:
         print(f"refused: {exc}")
 print(json.dumps({"valence_timeline": namespace["valence_timeline"],
                   "attention_markers": namespace["attention_markers"]}))
-'''
+"""
 
 FRAMES = 16  # every 15th frame still gives two
 
@@ -149,13 +151,16 @@ def test_the_seed_command_lines_run_as_fa_run(seed_clip, standin_store, tmp_path
         command = line.replace("python enhanced_facetorch_analyzer.py", "fa-run")
         if "--verbose" in line:
             # Through the shell, as the README's reader types it: the fa-run on PATH, its stderr.
-            proc = subprocess.run(command, shell=True, cwd=work, env=environment(standin_store),
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                command, shell=True, cwd=work, env=environment(standin_store), capture_output=True, text=True
+            )
             code, stderr = proc.returncode, proc.stderr
         else:
             # The same words given to fa-run in this process (no torch import and model build each).
             monkeypatch.chdir(work)
-            result = CliRunner().invoke(run_cli, shlex.split(command)[1:], env={"FATOOLS_MODELS": str(standin_store)})
+            result = CliRunner().invoke(
+                run_cli, shlex.split(command)[1:], env={"FATOOLS_MODELS": str(standin_store)}
+            )
             code, stderr = result.exit_code, result.stderr
         assert code == 0, f"{command}: {stderr}"
         assert "Traceback" not in stderr
@@ -172,14 +177,22 @@ def test_the_seed_python_examples_run_on_fatools(seed_clip, standin_store, tmp_p
     for name in ("sample_video", "interview", "job_interview", "therapy_session", "lecture"):
         shutil.copy(seed_clip, tmp_path / f"{name}.mp4")
     (tmp_path / "custom_config.yaml").write_text(SEED_CONFIG_YAML)
-    snippets = {"basic.py": as_fatools(SEED_BASIC), "advanced.py": as_fatools(SEED_ADVANCED),
-                "examples.py": "from collections import Counter\n" + as_fatools(SEED_EXAMPLES),
-                "configuration.py": as_fatools(SEED_CONFIG_USE)}
+    snippets = {
+        "basic.py": as_fatools(SEED_BASIC),
+        "advanced.py": as_fatools(SEED_ADVANCED),
+        "examples.py": "from collections import Counter\n" + as_fatools(SEED_EXAMPLES),
+        "configuration.py": as_fatools(SEED_CONFIG_USE),
+    }
     for name, text in snippets.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "driver.py").write_text(DRIVER)
-    proc = subprocess.run([sys.executable, "driver.py", *snippets], cwd=tmp_path, env=environment(standin_store),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "driver.py", *snippets],
+        cwd=tmp_path,
+        env=environment(standin_store),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
     assert out[0] == "Analyzed 4 frames"  # frames 0, 5, 10, 15
@@ -188,13 +201,16 @@ def test_the_seed_python_examples_run_on_fatools(seed_clip, standin_store, tmp_p
     assert out[3].startswith("Most active AUs: [['AU")
     assert out[4].startswith("Emotion distribution: Counter({'Happiness': ")
     # The seed's configuration names the expression model for au: refused, saying so.
-    assert out[5].startswith("refused: custom_config.yaml: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8 "
-                             "is not a model fatools has for au (that is fatools' fer model")
+    assert out[5].startswith(
+        "refused: custom_config.yaml: analyzer.predictor.au EfficientNet-B2/efficientnet_b2_8 "
+        "is not a model fatools has for au (that is fatools' fer model"
+    )
     built = json.loads(out[6])
     assert len(out) == 7
     # Every 3rd frame of 16 (0, 3, ..., 15), two faces each.
     assert [entry["timestamp"] for entry in built["valence_timeline"]] == [
-        round(frame / 12, 6) for frame in range(0, FRAMES, 3) for _ in range(2)]
+        round(frame / 12, 6) for frame in range(0, FRAMES, 3) for _ in range(2)
+    ]
     assert all(-1 <= entry["valence"] <= 1 for entry in built["valence_timeline"])
     assert isinstance(built["attention_markers"], list)
     for directory in ("interview_analysis", "therapy_analysis", "engagement_analysis"):
@@ -218,17 +234,27 @@ def test_the_seed_names_are_fatools_names(standin_store, seed_clip, tmp_path, mo
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.iterdir())
-    analysis = fatools.analyze_video_facial_actions(str(seed_clip), sample_rate=8, models_dir=str(standin_store))
+    analysis = fatools.analyze_video_facial_actions(
+        str(seed_clip), sample_rate=8, models_dir=str(standin_store)
+    )
     assert [frame["frame_index"] for frame in analysis["frame_analyses"]] == [0, 8]
     assert sorted(tmp_path.iterdir()) == before and not list(scratch.iterdir())
 
 
 def test_dir_shows_the_api_and_import_stays_cheap():
-    code = "import json, sys, fatools; print(json.dumps([dir(fatools), sorted(m for m in sys.modules if m == 'torch' " \
-           "or m.startswith('fatools.'))]))"
-    names, loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                              check=True).stdout)
-    assert {"analyze_video", "analyze_video_facial_actions", "FacialActionVideoAnalyzer", "__version__"} <= set(names)
+    code = (
+        "import json, sys, fatools; print(json.dumps([dir(fatools), sorted(m for m in sys.modules if m == 'torch' "
+        "or m.startswith('fatools.'))]))"
+    )
+    names, loaded = json.loads(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
+    assert {
+        "analyze_video",
+        "analyze_video_facial_actions",
+        "FacialActionVideoAnalyzer",
+        "__version__",
+    } <= set(names)
     # dir() names the lazy API without importing it; fatools.versions (the version string,
     # importlib.metadata only) is all `import fatools` loads.
     assert loaded == ["fatools.versions"]

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_store
 from click.testing import CliRunner
+from compare import differences
+from conftest import copy_store
 
 from fatools import stack
 from fatools.cli.models import cli as models_cli
 from fatools.runtime.torch_engine import int8_supported
 from fatools.sample import pan_zoom_clip, write_video
-from compare import differences
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,9 @@ VALUE_TOLERANCE = 1e-4  # probabilities, scores, valence/arousal
 
 def test_pip_check_has_at_most_the_known_facetorch_complaint():
     proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
-    complaints = [line for line in proc.stdout.splitlines() if line.strip() and "No broken requirements" not in line]
+    complaints = [
+        line for line in proc.stdout.splitlines() if line.strip() and "No broken requirements" not in line
+    ]
     # The one explained in the README: facetorch 0.6.2's stale torch<2.4, on the current stack only.
     known = [line for line in complaints if line.startswith("facetorch 0.6.2 has requirement torch<2.4")]
     assert complaints == known, proc.stdout
@@ -58,21 +60,38 @@ def test_doctor_prints_the_stack():
 def test_missing_facetorch_is_one_line_saying_what_to_install(tmp_path):
     # sys.modules[...] = None makes `import facetorch` fail as if it were not installed.
     (tmp_path / "v.mp4").write_bytes(b"")
-    code = ("import sys; sys.modules['facetorch'] = None; sys.argv = ['fa-run', sys.argv[1], '-o', sys.argv[2]]; "
-            "from fatools.cli.run import main; main()")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "v.mp4"), str(tmp_path / "out")],
-                          capture_output=True, text=True)
+    code = (
+        "import sys; sys.modules['facetorch'] = None; sys.argv = ['fa-run', sys.argv[1], '-o', sys.argv[2]]; "
+        "from fatools.cli.run import main; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "v.mp4"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install --no-deps 'facetorch==0.6.2'" in lines[0], proc.stderr
-    api = subprocess.run([sys.executable, "-c", "import sys; sys.modules['facetorch'] = None; import fatools; "
-                          "fatools.analyze_video('v.mp4', 'out')"], capture_output=True, text=True)
-    assert api.returncode == 1 and "FacetorchMissingError" in api.stderr and "--no-deps" in api.stderr.splitlines()[-1]
+    api = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['facetorch'] = None; import fatools; "
+            "fatools.analyze_video('v.mp4', 'out')",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        api.returncode == 1
+        and "FacetorchMissingError" in api.stderr
+        and "--no-deps" in api.stderr.splitlines()[-1]
+    )
 
 
 def _squares(i: int) -> np.ndarray:
     image = np.full((240, 320, 3), 15, np.uint8)
-    image[30:130, 20 + 4 * i:120 + 4 * i] = 250
+    image[30:130, 20 + 4 * i : 120 + 4 * i] = 250
     return image
 
 
@@ -85,20 +104,28 @@ WARNING = re.compile(r"^\S.*:\d+: \w*Warning: |^\[W\d{4} [^\]]*\] Warning: |\[W:
 def test_no_warning_reaches_the_terminal(standin_store, tmp_path):
     """An ordinary first fa-run (the ONNX exports made then too) and the pipe, under the
     strictest filter (every warning shown), each stage's exit status checked (pipefail)."""
-    
+
     clip = tmp_path / "sq.mp4"
     write_video((_squares(i) for i in range(6)), str(clip), fps=6)
     store = tmp_path / "store"
     copy_store(standin_store, store)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FATOOLS_MODELS": str(store),
-           "PYTHONWARNINGS": "always"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "FATOOLS_MODELS": str(store),
+        "PYTHONWARNINGS": "always",
+    }
     int8 = " --int8" if int8_supported() else ""
-    commands = [f"fa-run '{clip}' -o '{tmp_path / 'out'}' --format json{int8}",
-                f"fa-frames '{clip}' | fa-detect | fa-predict | fa-track | fa-summarize > /dev/null",
-                f"fa-models list --models-dir '{store}' > /dev/null"]
+    commands = [
+        f"fa-run '{clip}' -o '{tmp_path / 'out'}' --format json{int8}",
+        f"fa-frames '{clip}' | fa-detect | fa-predict | fa-track | fa-summarize > /dev/null",
+        f"fa-models list --models-dir '{store}' > /dev/null",
+    ]
     assert not WARNING.search("fatools: a face named Warning: fine\n")  # the word alone is no warning
     for command in commands:
-        proc = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, text=True, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         assert not WARNING.search(proc.stderr), f"{command}:\n{proc.stderr}"
     assert list(store.glob("*/derived/model-*.onnx"))  # the exports were made, and said nothing
@@ -106,9 +133,28 @@ def test_no_warning_reaches_the_terminal(standin_store, tmp_path):
 
 def _fa_run(python: str, clip: Path, out: Path, store: Path) -> list[dict]:
     code = "import sys; from fatools.cli.run import main; sys.argv[0] = 'fa-run'; main()"
-    proc = subprocess.run([python, "-c", code, str(clip), "-o", str(out), "--detector", "retinaface-mnet",
-                           "--every", "4", "--format", "json", "--device", "cpu"],
-                          capture_output=True, text=True, env={**os.environ, "FATOOLS_MODELS": str(store)}, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            python,
+            "-c",
+            code,
+            str(clip),
+            "-o",
+            str(out),
+            "--detector",
+            "retinaface-mnet",
+            "--every",
+            "4",
+            "--format",
+            "json",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FATOOLS_MODELS": str(store)},
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, f"{python}: {proc.stderr}"
     return [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
 
@@ -130,8 +176,16 @@ def test_records_agree_with_the_reference_stack(mixed_store, faces_dir, tmp_path
 
 
 def test_the_comparison_sees_differences_beyond_the_tolerances():
-    record = {"frame": 3, "faces": [{"box": [10.0, 20.0, 50.0, 60.0], "landmarks5": [[1.0, 2.0]],
-                                     "au": {"probs": {"AU1": 0.25}, "active": ["AU1"]}}]}
+    record = {
+        "frame": 3,
+        "faces": [
+            {
+                "box": [10.0, 20.0, 50.0, 60.0],
+                "landmarks5": [[1.0, 2.0]],
+                "au": {"probs": {"AU1": 0.25}, "active": ["AU1"]},
+            }
+        ],
+    }
     within = json.loads(json.dumps(record))
     within["faces"][0]["box"][0] += 0.9
     within["faces"][0]["au"]["probs"]["AU1"] += 0.00009
@@ -141,4 +195,6 @@ def test_the_comparison_sees_differences_beyond_the_tolerances():
     beyond["faces"][0]["au"]["probs"]["AU1"] += 0.0002
     beyond["faces"][0]["au"]["active"] = []
     problems = differences([record], [beyond], PIXEL_TOLERANCE, VALUE_TOLERANCE)
-    assert len(problems) == 3 and any("landmarks5" in p for p in problems) and any("AU1" in p for p in problems)
+    assert (
+        len(problems) == 3 and any("landmarks5" in p for p in problems) and any("AU1" in p for p in problems)
+    )

@@ -12,8 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from fatools.models import catalogue, config, store
-from fatools.testing.meta3dmm import build_meta
 from fatools.testing import build_standins
+from fatools.testing.meta3dmm import build_meta
 
 ALL_TASKS = ["au", "fer", "va", "align", "embed"]
 # (x, y, side, colour) on a 1280x720 frame: sizes from large to small, near-white colours.
@@ -76,7 +76,9 @@ def test_every_model_gets_a_standin(standins: Path) -> None:
     for name in catalogue.MODELS:
         info = store.read_source(name, standins)
         assert store.is_present(name, standins), name
-        assert info["source"] == "standin" and info["sha256"] == store.file_sha256(store.model_path(name, standins))
+        assert info["source"] == "standin" and info["sha256"] == store.file_sha256(
+            store.model_path(name, standins)
+        )
     same = store.model_path("retinaface", standins).read_bytes()
     assert store.model_path("retinaface-mnet", standins).read_bytes() == same
     assert sum(store.model_path(n, standins).stat().st_size for n in catalogue.MODELS) < 2_000_000
@@ -85,13 +87,17 @@ def test_every_model_gets_a_standin(standins: Path) -> None:
 def test_standins_are_reproducible(standins: Path, tmp_path: Path) -> None:
     build_standins(tmp_path, ["au", "align-meta", "retinaface"])
     for name in ("au", "align-meta", "retinaface"):
-        assert store.file_sha256(store.model_path(name, tmp_path)) == store.file_sha256(store.model_path(name, standins))
+        assert store.file_sha256(store.model_path(name, tmp_path)) == store.file_sha256(
+            store.model_path(name, standins)
+        )
 
 
 def test_python_m_fatools_testing(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "fatools.testing", str(tmp_path), "va", "align-meta"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
@@ -104,9 +110,17 @@ def test_python_m_fatools_testing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "task, width, low, high",
-    [("au", 41, 0.0, 1.0), ("fer", 8, None, None), ("va", 2, -1.0, 1.0), ("align", 62, -1.0, 1.0), ("embed", 512, None, None)],
+    [
+        ("au", 41, 0.0, 1.0),
+        ("fer", 8, None, None),
+        ("va", 2, -1.0, 1.0),
+        ("align", 62, -1.0, 1.0),
+        ("embed", 512, None, None),
+    ],
 )
-def test_predictor_contract(standins: Path, task: str, width: int, low: float | None, high: float | None) -> None:
+def test_predictor_contract(
+    standins: Path, task: str, width: int, low: float | None, high: float | None
+) -> None:
     model = predictor(standins, task)
     gen = torch.Generator().manual_seed(0)
     faces = torch.rand(3, 3, 380, 380, generator=gen)  # what the unifier hands over
@@ -131,7 +145,10 @@ def test_au_fires_for_bright_faces(standins: Path) -> None:
 
 def test_predictor_rejects_a_wrongly_sized_input(standins: Path) -> None:
     model = predictor(standins, "au")
-    with pytest.raises((RuntimeError, torch.jit.Error), match=r"fatools stand-in au: expected input \[B,3,224,224\], got \[2, 3, 200, 200\]"):
+    with pytest.raises(
+        (RuntimeError, torch.jit.Error),
+        match=r"fatools stand-in au: expected input \[B,3,224,224\], got \[2, 3, 200, 200\]",
+    ):
         model.inference(torch.zeros(2, 3, 200, 200))
     embed = torch.jit.load(str(store.model_path("embed", standins)))
     with pytest.raises((RuntimeError, torch.jit.Error), match=r"expected input \[B,3,244,244\]"):
@@ -160,7 +177,9 @@ def test_detector_contract_matches_facetorch_priors(standins: Path) -> None:
         img[0, :, y : y + h, x : x + w] = 250.0
     mean = torch.tensor([123.0, 117.0, 104.0]).view(1, 3, 1, 1)
     loc, conf, landmarks = model((img - mean)[:, [2, 1, 0]])
-    priors = PriorBox([[16, 32], [64, 128], [256, 512]], [8, 16, 32], False).forward(Dimensions(height, width))
+    priors = PriorBox([[16, 32], [64, 128], [256, 512]], [8, 16, 32], False).forward(
+        Dimensions(height, width)
+    )
     assert loc.shape == (2, priors.shape[0], 4)
     assert conf.shape == (2, priors.shape[0], 2) and landmarks.shape == (2, priors.shape[0], 10)
     assert torch.allclose(conf.sum(-1), torch.ones(2, priors.shape[0]))
@@ -196,7 +215,11 @@ def test_analyzer_finds_the_squares(result) -> None:
     for face in result.faces:
         loc = face.loc
         assert any(
-            max(abs(a - b) for a, b in zip(to_original([loc.x1, loc.y1, loc.x2, loc.y2]), [x, y, x + s, y + s])) <= 2.0
+            max(
+                abs(a - b)
+                for a, b in zip(to_original([loc.x1, loc.y1, loc.x2, loc.y2]), [x, y, x + s, y + s])
+            )
+            <= 2.0
             for x, y, s, _ in SQUARES
         )
 
@@ -208,7 +231,14 @@ def test_analyzer_predicts_every_task(result) -> None:
         for task, width in widths.items():
             assert face.preds[task].logits.shape == (width,), task
         assert face.preds["fer"].label in {
-            "Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"
+            "Anger",
+            "Contempt",
+            "Disgust",
+            "Fear",
+            "Happiness",
+            "Neutral",
+            "Sadness",
+            "Surprise",
         }
         assert set(face.preds["va"].other) == {"valence", "arousal"}
         assert "lip_corner_puller" in face.preds["au"].other["multi"]
@@ -244,7 +274,9 @@ def test_align_gives_landmarks_in_the_box_and_a_frontal_pose(result) -> None:
 
 
 def test_analyzer_is_deterministic(analyzer, squares_png: Path, result) -> None:
-    again = analyzer.run(path_image=str(squares_png), fix_img_size=True, return_img_data=True, include_tensors=True)
+    again = analyzer.run(
+        path_image=str(squares_png), fix_img_size=True, return_img_data=True, include_tensors=True
+    )
     assert torch.equal(again.det.dets, result.det.dets)
     assert len(result.faces) > 0
     for a, b in zip(again.faces, result.faces, strict=True):

@@ -22,16 +22,26 @@ BIN = Path(sys.executable).parent
 
 
 def test_worked_example(standin_store, tmp_path):
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FATOOLS_MODELS": str(standin_store),
-           "FA_RUN_OPTIONS": "--threads 1 --det-size 0"}
-    proc = subprocess.run(["sh", str(EXAMPLE / "run.sh"), str(tmp_path / "work")], env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "FATOOLS_MODELS": str(standin_store),
+        "FA_RUN_OPTIONS": "--threads 1 --det-size 0",
+    }
+    proc = subprocess.run(
+        ["sh", str(EXAMPLE / "run.sh"), str(tmp_path / "work")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     work = tmp_path / "work"
     with open(work / "study.csv", newline="") as handle:
         videos = {Path(r["input"]).stem: r for r in csv.DictReader(handle) if r["level"] == "video"}
     assert {k: (v["participant"], v["condition"]) for k, v in videos.items()} == {
-        f"P0{p}_s{s}": (f"P0{p}", "neutral" if s == 1 else "funny") for p in (1, 2, 3) for s in (1, 2)}
+        f"P0{p}_s{s}": (f"P0{p}", "neutral" if s == 1 else "funny") for p in (1, 2, 3) for s in (1, 2)
+    }
     # P01's second session has the interviewer's small face too: the participant's track is the large one.
     assert videos["P01_s2"]["tracks"] == "2" and videos["P01_s2"]["track_rule"] == "rule"
     long = pd.read_parquet(work / "long.parquet")
@@ -44,13 +54,27 @@ def test_worked_example(standin_store, tmp_path):
 
 
 def test_fa_run_refuses_a_design_that_does_not_fit(tmp_path):
-    subprocess.run([sys.executable, str(EXAMPLE / "make_clips.py"), str(tmp_path / "videos")], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "make_clips.py"), str(tmp_path / "videos")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     design = tmp_path / "design.csv"
     lines = (EXAMPLE / "design.csv").read_text().splitlines()
     design.write_text("\n".join(lines[:-1]) + "\nP07_s1.mp4,P07,s1,neutral,B\n")
-    result = CliRunner().invoke(run_cli, [str(tmp_path / "videos"), "-o", str(tmp_path / "out"), "--design",
-                                          str(design), "--models-dir", str(tmp_path / "no-models")])
+    result = CliRunner().invoke(
+        run_cli,
+        [
+            str(tmp_path / "videos"),
+            "-o",
+            str(tmp_path / "out"),
+            "--design",
+            str(design),
+            "--models-dir",
+            str(tmp_path / "no-models"),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "P07_s1.mp4: no such input in the study" in result.output
     assert "P03_s2.mp4: no row in" in result.output

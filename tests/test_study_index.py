@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from browser import Shared, console_errors, requested, wait
+from click.testing import CliRunner
 from clips import write_clip
 
 
 def _paint(i: int) -> np.ndarray:
     frame = np.full((240, 320, 3), 20, np.uint8)
-    frame[40:120, 60 + i:140 + i] = 250
+    frame[40:120, 60 + i : 140 + i] = 250
     return frame
 
 
@@ -43,13 +42,15 @@ def study(tmp_path_factory, standin_store) -> Path:
     (root / "in" / "bad.mp4").write_bytes(b"not a video")
     from fatools.cli.run import cli as run_cli
 
-    done = CliRunner().invoke(run_cli, [str(root / "in"), "-o", str(root / "results"), "--models-dir", str(standin_store),
-                                        "-q"])
+    done = CliRunner().invoke(
+        run_cli, [str(root / "in"), "-o", str(root / "results"), "--models-dir", str(standin_store), "-q"]
+    )
     assert done.exit_code == 1 and "2 analysed, 1 failed" in done.stderr, done.output
     partial = root / "results" / "killed"
     partial.mkdir()
-    (partial / "run.json").write_text(json.dumps({"input": {"path": "in/killed.mp4"}, "status": "partial",
-                                                  "frames_done": 3}))
+    (partial / "run.json").write_text(
+        json.dumps({"input": {"path": "in/killed.mp4"}, "status": "partial", "frames_done": 3})
+    )
     return root
 
 
@@ -63,9 +64,13 @@ def _collect(*args: str):
 
 def test_one_plotly_for_the_tree(study):
     results = study / "results"
-    assert sorted(p.relative_to(results).as_posix() for p in results.rglob("plotly.min.js")) == ["plotly.min.js"]
+    assert sorted(p.relative_to(results).as_posix() for p in results.rglob("plotly.min.js")) == [
+        "plotly.min.js"
+    ]
     assert '<script src="../../plotly.min.js">' in (results / "sub dir#1" / "b" / "report.html").read_text()
-    assert (results / "index.html").read_text().count("<tr><td") == 3  # fa-run's own, before "killed" was added
+    assert (results / "index.html").read_text().count(
+        "<tr><td"
+    ) == 3  # fa-run's own, before "killed" was added
 
 
 def test_index_beside_the_table_and_not_without_one(study, tmp_path):
@@ -75,7 +80,9 @@ def test_index_beside_the_table_and_not_without_one(study, tmp_path):
     assert not list(tmp_path.glob(".*part"))
     from fatools.cli.collect import cli
 
-    both = CliRunner().invoke(cli, [str(study / "results"), "--no-index", "--index", str(tmp_path / "x.html")])
+    both = CliRunner().invoke(
+        cli, [str(study / "results"), "--no-index", "--index", str(tmp_path / "x.html")]
+    )
     assert both.exit_code == 2 and not (tmp_path / "x.html").exists()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -86,20 +93,31 @@ def test_index_beside_the_table_and_not_without_one(study, tmp_path):
 def test_index_in_chromium(study, chromium):
     _collect(str(study / "results"), "-o", str(study / "study.csv"))
     page, _ = chromium.open(study / "index.html", "return document.getElementById('shown').textContent")
-    rows = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                               ".map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+    rows = page.execute_script(
+        "return Array.from(document.querySelectorAll('#index tbody tr'))"
+        ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"
+    )
     assert sorted((status, text.rsplit("/", 1)[-1]) for status, text in rows) == [
-        ("complete", "a.mp4"), ("complete", "b.mp4"), ("failed", "bad.mp4 (run record)"),
-        ("partial", "killed.mp4 (run record)")]
-    assert page.execute_script("return document.getElementById('counts').textContent") == \
-        "4 inputs: 2 complete, 1 failed, 1 partial"
-    error = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                ".find(r => r.cells[0].textContent === 'failed').cells[12].textContent")
+        ("complete", "a.mp4"),
+        ("complete", "b.mp4"),
+        ("failed", "bad.mp4 (run record)"),
+        ("partial", "killed.mp4 (run record)"),
+    ]
+    assert (
+        page.execute_script("return document.getElementById('counts').textContent")
+        == "4 inputs: 2 complete, 1 failed, 1 partial"
+    )
+    error = page.execute_script(
+        "return Array.from(document.querySelectorAll('#index tbody tr'))"
+        ".find(r => r.cells[0].textContent === 'failed').cells[12].textContent"
+    )
     assert "bad.mp4" in error and "not a readable video" in error
     # Sorting by duration: ascending with the blanks (failed, partial) last, then descending.
     page.execute_script("document.querySelectorAll('#index th')[2].click()")
-    durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                    ".map(r => r.cells[2].dataset.v === undefined ? null : Number(r.cells[2].dataset.v))")
+    durations = page.execute_script(
+        "return Array.from(document.querySelectorAll('#index tbody tr'))"
+        ".map(r => r.cells[2].dataset.v === undefined ? null : Number(r.cells[2].dataset.v))"
+    )
     assert durations == [0.8, 1.2, None, None]
     page.execute_script("document.querySelectorAll('#index th')[2].click()")
     assert page.execute_script("return document.querySelector('#index tbody tr').cells[2].dataset.v") == "1.2"
@@ -107,10 +125,14 @@ def test_index_in_chromium(study, chromium):
     if shot:
         page.set_window_size(1400, 720)
         page.save_screenshot(shot)
-    page.execute_script("const s = document.getElementById('status'); s.value = 'failed';"
-                        "s.dispatchEvent(new Event('change'));")
+    page.execute_script(
+        "const s = document.getElementById('status'); s.value = 'failed';"
+        "s.dispatchEvent(new Event('change'));"
+    )
     assert page.execute_script("return document.getElementById('shown').textContent") == "1 shown"
-    links = page.execute_script("return Array.from(document.querySelectorAll('#index tbody a')).map(a => a.href)")
+    links = page.execute_script(
+        "return Array.from(document.querySelectorAll('#index tbody a')).map(a => a.href)"
+    )
     assert len(links) == 4 and sum(link.endswith("/report.html") for link in links) == 2
     for link in links:
         page.get(link)
@@ -126,7 +148,10 @@ def test_index_in_chromium(study, chromium):
 def test_index_of_thousands(study, tmp_path, chromium):
     """3,000 inputs (copies of one result's records, each with its own duration)."""
     source = study / "results" / "a"
-    run, summary = json.loads((source / "run.json").read_text()), json.loads((source / "summary.json").read_text())
+    run, summary = (
+        json.loads((source / "run.json").read_text()),
+        json.loads((source / "summary.json").read_text()),
+    )
     n = 3000
     for i in range(n):
         out = tmp_path / "results" / f"{i // 100:02d}" / f"v{i:04d}"
@@ -145,21 +170,31 @@ def test_index_of_thousands(study, tmp_path, chromium):
     opened = time.perf_counter() - started
     started = time.perf_counter()
     page.execute_script("document.querySelectorAll('#index th')[2].click()")
-    durations = page.execute_script("return Array.from(document.querySelectorAll('#index tbody tr'))"
-                                    ".map(r => Number(r.cells[2].dataset.v))")
+    durations = page.execute_script(
+        "return Array.from(document.querySelectorAll('#index tbody tr'))"
+        ".map(r => Number(r.cells[2].dataset.v))"
+    )
     sorted_in = time.perf_counter() - started
     assert durations == sorted(durations) and len(durations) == n and durations[0] == 1
     size = (tmp_path / "index.html").stat().st_size
-    print(f"index of {n}: fa-collect {collected:.2f} s, {size / 1e6:.2f} MB, opened in {opened:.2f} s, "
-          f"sorted in {sorted_in:.2f} s")
+    print(
+        f"index of {n}: fa-collect {collected:.2f} s, {size / 1e6:.2f} MB, opened in {opened:.2f} s, "
+        f"sorted in {sorted_in:.2f} s"
+    )
     assert not console_errors(page)
 
 
 def test_figures_shown_as_read():
     from fatools.study.index import shown_number
 
-    assert [shown_number(v) for v in (1234567.0, 12.0, 0.4567, 3.14159, 1234.6, 0.0)] == \
-        ["1234567", "12", "0.457", "3.14", "1235", "0"]
+    assert [shown_number(v) for v in (1234567.0, 12.0, 0.4567, 3.14159, 1234.6, 0.0)] == [
+        "1234567",
+        "12",
+        "0.457",
+        "3.14",
+        "1235",
+        "0",
+    ]
 
 
 def test_most_active_au_shown():

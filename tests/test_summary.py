@@ -21,38 +21,77 @@ LABELS = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadne
 
 
 def header(video="v.mp4", fps=5.0):
-    return {"schema": 1, "type": "video", "video": video, "fps": fps, "frame_count": 100, "duration": 20.0,
-            "codec": "h264", "width": 64, "height": 48, "rotation": 0}
+    return {
+        "schema": 1,
+        "type": "video",
+        "video": video,
+        "fps": fps,
+        "frame_count": 100,
+        "duration": 20.0,
+        "codec": "h264",
+        "width": 64,
+        "height": 48,
+        "rotation": 0,
+    }
 
 
 def frame(k, faces=None, t="auto", video="v.mp4", dt=0.2):
-    record = {"schema": 1, "video": video, "frame": k, "t": round(k * dt, 6) if t == "auto" else t,
-              "width": 64, "height": 48}
+    record = {
+        "schema": 1,
+        "video": video,
+        "frame": k,
+        "t": round(k * dt, 6) if t == "auto" else t,
+        "width": 64,
+        "height": 48,
+    }
     if faces is not None:
         record["faces"] = faces
     return record
 
 
-def face(track=1, probs=None, blink=None, ear=None, label=None, valence=None, arousal=None, quadrant=True,
-         threshold=0.5):
+def face(
+    track=1,
+    probs=None,
+    blink=None,
+    ear=None,
+    label=None,
+    valence=None,
+    arousal=None,
+    quadrant=True,
+    threshold=0.5,
+):
     out = {"face": 0, "box": [0, 0, 10, 10], "score": 0.99}
     if track is not None:
         out["track"] = track
     if probs is not None or blink is not None:
-        out["au"] = {"probs": probs or {}, "active": [c for c, p in (probs or {}).items() if p > threshold],
-                     "threshold": threshold}
+        out["au"] = {
+            "probs": probs or {},
+            "active": [c for c, p in (probs or {}).items() if p > threshold],
+            "threshold": threshold,
+        }
         if blink is not None:
-            out["au"]["derived"] = {"AU45": {"active": blink, "ear": ear if ear is not None else (0.1 if blink else 0.3),
-                                             "derived": True}}
+            out["au"]["derived"] = {
+                "AU45": {
+                    "active": blink,
+                    "ear": ear if ear is not None else (0.1 if blink else 0.3),
+                    "derived": True,
+                }
+            }
     if label is not None:
-        out["expression"] = {"label": label, "confidence": 0.8,
-                             "scores": {name: (0.8 if name == label else 0.2 / 7) for name in LABELS}}
+        out["expression"] = {
+            "label": label,
+            "confidence": 0.8,
+            "scores": {name: (0.8 if name == label else 0.2 / 7) for name in LABELS},
+        }
     if valence is not None:
         out["va"] = {"valence": valence, "arousal": arousal}
         if quadrant:
-            out["va"]["quadrant"] = {(True, True): "Happy/Excited", (False, True): "Angry/Stressed",
-                                     (False, False): "Sad/Depressed", (True, False): "Calm/Relaxed"}[
-                (valence >= 0, arousal >= 0)]
+            out["va"]["quadrant"] = {
+                (True, True): "Happy/Excited",
+                (False, True): "Angry/Stressed",
+                (False, False): "Sad/Depressed",
+                (True, False): "Calm/Relaxed",
+            }[(valence >= 0, arousal >= 0)]
     return out
 
 
@@ -68,59 +107,153 @@ BLINKS = [False, True, False, False, True, True]
 def hand_made():
     records = [header()]
     for k in range(6):
-        records.append(frame(k, [face(probs={"AU1": 0.1, "AU6": AU6[k], "AU12": AU12[k]}, blink=BLINKS[k],
-                                      ear=0.05 if k == 5 else None, label=EMOTIONS[k], valence=VALENCE[k],
-                                      arousal=AROUSAL[k], quadrant=k % 2 == 0)]))
+        records.append(
+            frame(
+                k,
+                [
+                    face(
+                        probs={"AU1": 0.1, "AU6": AU6[k], "AU12": AU12[k]},
+                        blink=BLINKS[k],
+                        ear=0.05 if k == 5 else None,
+                        label=EMOTIONS[k],
+                        valence=VALENCE[k],
+                        arousal=AROUSAL[k],
+                        quadrant=k % 2 == 0,
+                    )
+                ],
+            )
+        )
     return records
 
 
 def test_exact_statistics_on_a_hand_made_stream():
     video = summarize(hand_made())["videos"][0]
     assert video["video"] == "v.mp4" and video["metadata"]["fps"] == 5.0 and "type" not in video["metadata"]
-    assert video["frames"] == {"sampled": 6, "with_faces": 6, "without_faces": 0, "not_analysed": 0, "faces": 6,
-                               "faces_per_frame": {"mean": 1.0, "max": 1}}
+    assert video["frames"] == {
+        "sampled": 6,
+        "with_faces": 6,
+        "without_faces": 0,
+        "not_analysed": 0,
+        "faces": 6,
+        "faces_per_frame": {"mean": 1.0, "max": 1},
+    }
     assert video["time"] == {"first": 0.0, "last": 1.0, "sampling_interval": 0.2, "seconds": 1.2}
     [track] = video["tracks"]
-    assert (track["track"], track["first"], track["last"], track["first_frame"], track["last_frame"]) == (1, 0.0, 1.0, 0, 5)
+    assert (track["track"], track["first"], track["last"], track["first_frame"], track["last_frame"]) == (
+        1,
+        0.0,
+        1.0,
+        0,
+        5,
+    )
     assert track["faces"] == 6 and track["seconds"] == 1.2
     assert track["emotion"]["faces"] == 6 and track["emotion"]["most_common"] == "Happiness"
-    assert track["emotion"]["distribution"] == {"Anger": 0.0, "Contempt": 0.0, "Disgust": 0.0, "Fear": 0.0,
-                                                "Happiness": 0.5, "Neutral": 0.333333, "Sadness": 0.166667,
-                                                "Surprise": 0.0}
+    assert track["emotion"]["distribution"] == {
+        "Anger": 0.0,
+        "Contempt": 0.0,
+        "Disgust": 0.0,
+        "Fear": 0.0,
+        "Happiness": 0.5,
+        "Neutral": 0.333333,
+        "Sadness": 0.166667,
+        "Surprise": 0.0,
+    }
     assert track["valence"] == {"faces": 6, "mean": 0.066667, "std": round(statistics.pstdev(VALENCE), 6)}
     assert track["arousal"] == {"faces": 6, "mean": 0.15, "std": round(statistics.pstdev(AROUSAL), 6)}
     assert track["valence"]["std"] == 0.298142
     # Odd samples carry no quadrant label: it comes from the signs.  The last stands for 0.2 s.
-    assert track["quadrant_seconds"] == {"Angry/Stressed": 0.2, "Calm/Relaxed": 0.2, "Happy/Excited": 0.6,
-                                         "Sad/Depressed": 0.2}
+    assert track["quadrant_seconds"] == {
+        "Angry/Stressed": 0.2,
+        "Calm/Relaxed": 0.2,
+        "Happy/Excited": 0.6,
+        "Sad/Depressed": 0.2,
+    }
     assert list(track["au"]) == ["AU1", "AU6", "AU12", "AU45"]  # catalogue order
     assert track["au"]["AU12"] == {"faces": 6, "active": 3, "activation_rate": 0.5, "mean_probability": 0.525}
-    assert track["au"]["AU6"] == {"faces": 6, "active": 2, "activation_rate": 0.333333, "mean_probability": 0.291667}
+    assert track["au"]["AU6"] == {
+        "faces": 6,
+        "active": 2,
+        "activation_rate": 0.333333,
+        "mean_probability": 0.291667,
+    }
     assert track["au"]["AU1"]["active"] == 0 and track["au"]["AU1"]["mean_probability"] == 0.1
     assert track["au"]["AU45"] == {"faces": 6, "active": 3, "activation_rate": 0.5, "mean_probability": None}
     # Ties (AU12 and AU45, 3 each) go in catalogue order; never-active AU1 is left out.
     assert track["most_active_aus"] == [["AU12", 3], ["AU45", 3], ["AU6", 2]]
     assert track["blinks"] == {"count": 2, "per_minute": 100.0}  # 2 blinks in 1.2 s
     overall = video["overall"]
-    for key in ("faces", "seconds", "emotion", "valence", "arousal", "quadrant_seconds", "au", "most_active_aus",
-                "blinks"):
+    for key in (
+        "faces",
+        "seconds",
+        "emotion",
+        "valence",
+        "arousal",
+        "quadrant_seconds",
+        "au",
+        "most_active_aus",
+        "blinks",
+    ):
         assert overall[key] == track[key], key
 
 
 def test_events_onset_apex_offset_duration_peak():
     events = summarize(hand_made())["videos"][0]["tracks"][0]["au_events"]
     assert events == [
-        {"au": "AU6", "onset": 0.0, "apex": 0.0, "offset": 0.4, "duration": 0.4, "peak": 0.6, "frames": 2,
-         "first_frame": 0, "apex_frame": 0, "last_frame": 1, "end": "below"},
+        {
+            "au": "AU6",
+            "onset": 0.0,
+            "apex": 0.0,
+            "offset": 0.4,
+            "duration": 0.4,
+            "peak": 0.6,
+            "frames": 2,
+            "first_frame": 0,
+            "apex_frame": 0,
+            "last_frame": 1,
+            "end": "below",
+        },
         # The dip to 0.45 (between off 0.4 and on 0.5) does not split the episode.
-        {"au": "AU12", "onset": 0.0, "apex": 0.6, "offset": 0.8, "duration": 0.8, "peak": 0.9, "frames": 4,
-         "first_frame": 0, "apex_frame": 3, "last_frame": 3, "end": "below"},
+        {
+            "au": "AU12",
+            "onset": 0.0,
+            "apex": 0.6,
+            "offset": 0.8,
+            "duration": 0.8,
+            "peak": 0.9,
+            "frames": 4,
+            "first_frame": 0,
+            "apex_frame": 3,
+            "last_frame": 3,
+            "end": "below",
+        },
         # A one-sample blink is kept (blinks are exempt from --min-duration): 0.2 s.
-        {"au": "AU45", "onset": 0.2, "apex": 0.2, "offset": 0.4, "duration": 0.2, "peak": None, "frames": 1,
-         "first_frame": 1, "apex_frame": 1, "last_frame": 1, "end": "below"},
+        {
+            "au": "AU45",
+            "onset": 0.2,
+            "apex": 0.2,
+            "offset": 0.4,
+            "duration": 0.2,
+            "peak": None,
+            "frames": 1,
+            "first_frame": 1,
+            "apex_frame": 1,
+            "last_frame": 1,
+            "end": "below",
+        },
         # Open at the end: offset = last sample + sampling interval; apex = lowest eye aspect ratio.
-        {"au": "AU45", "onset": 0.8, "apex": 1.0, "offset": 1.2, "duration": 0.4, "peak": None, "frames": 2,
-         "first_frame": 4, "apex_frame": 5, "last_frame": 5, "end": "end"},
+        {
+            "au": "AU45",
+            "onset": 0.8,
+            "apex": 1.0,
+            "offset": 1.2,
+            "duration": 0.4,
+            "peak": None,
+            "frames": 2,
+            "first_frame": 4,
+            "apex_frame": 5,
+            "last_frame": 5,
+            "end": "end",
+        },
     ]
 
 
@@ -152,7 +285,9 @@ def test_a_gap_ends_an_episode_and_the_last_interval_is_the_median():
     records += [frame(k, [face(probs={"AU12": 0.9})]) for k in range(8, 11)]
     track = summarize(records)["videos"][0]["tracks"][0]
     assert [(e["onset"], e["offset"], e["duration"], e["end"]) for e in track["au_events"]] == [
-        (0.0, 0.8, 0.8, "gap"), (1.6, 2.2, 0.6, "end")]
+        (0.0, 0.8, 0.8, "gap"),
+        (1.6, 2.2, 0.6, "end"),
+    ]
     assert track["seconds"] == 1.4  # 7 samples of 0.2 s: the unseen frames count nowhere
     # With --episode-gap 2 the episode bridges the gap.
     [e] = summarize(records, episode_gap=2.0)["videos"][0]["tracks"][0]["au_events"]
@@ -163,24 +298,45 @@ def test_irregular_intervals_and_a_sampling_hole():
     # Each sample stands for the time to the next frame; the one before the 3 s hole, and
     # the last, stand for the median interval (0.1 s) instead.
     times = [0.0, 0.1, 0.3, 0.4, 3.4, 3.5]
-    records = [frame(k, [face(probs={"AU12": 0.9}, valence=-0.1 if k == 1 else 0.1, arousal=0.1)], t=t)
-               for k, t in enumerate(times)]
+    records = [
+        frame(k, [face(probs={"AU12": 0.9}, valence=-0.1 if k == 1 else 0.1, arousal=0.1)], t=t)
+        for k, t in enumerate(times)
+    ]
     video = summarize(records)["videos"][0]
     assert video["time"] == {"first": 0.0, "last": 3.5, "sampling_interval": 0.1, "seconds": 0.7}
     track = video["tracks"][0]
     assert track["seconds"] == 0.7
-    assert track["quadrant_seconds"] == {"Angry/Stressed": 0.2, "Calm/Relaxed": 0.0, "Happy/Excited": 0.5,
-                                         "Sad/Depressed": 0.0}
-    assert [(e["onset"], e["offset"], e["end"]) for e in track["au_events"]] == [(0.0, 0.5, "gap"), (3.4, 3.6, "end")]
+    assert track["quadrant_seconds"] == {
+        "Angry/Stressed": 0.2,
+        "Calm/Relaxed": 0.0,
+        "Happy/Excited": 0.5,
+        "Sad/Depressed": 0.0,
+    }
+    assert [(e["onset"], e["offset"], e["end"]) for e in track["au_events"]] == [
+        (0.0, 0.5, "gap"),
+        (3.4, 3.6, "end"),
+    ]
 
 
 def test_tracks_are_separate_and_overall_pools_them():
     records = [header()]
     for k in range(10):
-        records.append(frame(k, [face(track=7, probs={"AU12": 0.9 if k < 5 else 0.1}, blink=k == 3,
-                                      label="Happiness", valence=0.5, arousal=0.5),
-                                 face(track=2, probs={"AU4": 0.8}, blink=False, label="Anger",
-                                      valence=-0.5, arousal=0.5)]))
+        records.append(
+            frame(
+                k,
+                [
+                    face(
+                        track=7,
+                        probs={"AU12": 0.9 if k < 5 else 0.1},
+                        blink=k == 3,
+                        label="Happiness",
+                        valence=0.5,
+                        arousal=0.5,
+                    ),
+                    face(track=2, probs={"AU4": 0.8}, blink=False, label="Anger", valence=-0.5, arousal=0.5),
+                ],
+            )
+        )
     video = summarize(records)["videos"][0]
     assert [t["track"] for t in video["tracks"]] == [2, 7]
     two, seven = video["tracks"]
@@ -188,19 +344,27 @@ def test_tracks_are_separate_and_overall_pools_them():
     assert [e["au"] for e in two["au_events"]] == ["AU4"] and two["au_events"][0]["duration"] == 2.0
     assert [(e["au"], e["offset"]) for e in seven["au_events"]] == [("AU12", 1.0), ("AU45", 0.8)]
     assert "AU12" not in two["au"] and "AU4" not in seven["au"]
-    assert two["blinks"] == {"count": 0, "per_minute": 0.0} and seven["blinks"] == {"count": 1, "per_minute": 30.0}
+    assert two["blinks"] == {"count": 0, "per_minute": 0.0} and seven["blinks"] == {
+        "count": 1,
+        "per_minute": 30.0,
+    }
     overall = video["overall"]
     assert overall["faces"] == 20 and overall["seconds"] == 4.0
     assert overall["valence"] == {"faces": 20, "mean": 0.0, "std": 0.5}
     assert overall["emotion"]["distribution"]["Anger"] == 0.5
-    assert overall["quadrant_seconds"]["Angry/Stressed"] == 2.0 and overall["quadrant_seconds"]["Happy/Excited"] == 2.0
+    assert (
+        overall["quadrant_seconds"]["Angry/Stressed"] == 2.0
+        and overall["quadrant_seconds"]["Happy/Excited"] == 2.0
+    )
     assert overall["blinks"] == {"count": 1, "per_minute": 15.0}  # 1 blink in 4 person-seconds
     assert video["frames"]["faces_per_frame"] == {"mean": 2.0, "max": 2}
 
 
 def test_untracked_faces_follow_the_first_face_as_track_null(caplog):
-    records = [frame(k, [face(track=None, probs={"AU12": 0.9}), face(track=None, probs={"AU12": 0.1})])
-               for k in range(5)]
+    records = [
+        frame(k, [face(track=None, probs={"AU12": 0.9}), face(track=None, probs={"AU12": 0.1})])
+        for k in range(5)
+    ]
     with caplog.at_level(logging.WARNING, logger="fatools"):
         video = summarize(records)["videos"][0]
     [track] = video["tracks"]
@@ -221,8 +385,14 @@ def test_missing_fields_are_tolerated():
         {"schema": 1, "type": "something-else", "video": "v.mp4"},
     ]
     video = summarize(records)["videos"][0]
-    assert video["frames"] == {"sampled": 5, "with_faces": 3, "without_faces": 1, "not_analysed": 1, "faces": 3,
-                               "faces_per_frame": {"mean": 0.75, "max": 1}}
+    assert video["frames"] == {
+        "sampled": 5,
+        "with_faces": 3,
+        "without_faces": 1,
+        "not_analysed": 1,
+        "faces": 3,
+        "faces_per_frame": {"mean": 0.75, "max": 1},
+    }
     assert video["time"]["last"] == 0.8 and video["time"]["sampling_interval"] == 0.2
     [track] = video["tracks"]
     assert track["faces"] == 3 and track["au"] == {} and track["au_events"] == []
@@ -233,14 +403,17 @@ def test_missing_fields_are_tolerated():
 
 
 def test_images_without_any_time_give_null_seconds_but_keep_episodes():
-    records = [frame(k, [face(probs={"AU12": p}, valence=0.1, arousal=0.1)], t=None, video="dir")
-               for k, p in enumerate([0.9, 0.9, 0.1, 0.9])]
+    records = [
+        frame(k, [face(probs={"AU12": p}, valence=0.1, arousal=0.1)], t=None, video="dir")
+        for k, p in enumerate([0.9, 0.9, 0.1, 0.9])
+    ]
     video = summarize(records)["videos"][0]
     assert video["time"] == {"first": None, "last": None, "sampling_interval": None, "seconds": None}
     track = video["tracks"][0]
     assert track["seconds"] is None and track["quadrant_seconds"]["Happy/Excited"] is None
-    assert [(e["first_frame"], e["last_frame"], e["onset"], e["duration"], e["end"]) for e in track["au_events"]] == [
-        (0, 1, None, None, "below"), (3, 3, None, None, "end")]
+    assert [
+        (e["first_frame"], e["last_frame"], e["onset"], e["duration"], e["end"]) for e in track["au_events"]
+    ] == [(0, 1, None, None, "below"), (3, 3, None, None, "end")]
 
 
 def test_result_does_not_end_the_stream():
@@ -286,8 +459,15 @@ def deep_size(root) -> int:
 def synthetic(n: int):
     faces_cycle = []
     for k in range(50):
-        faces_cycle.append(face(probs={"AU12": 0.9, "AU6": 0.9 if k % 10 == 0 else 0.1, "AU4": 0.2},
-                                blink=False, label=LABELS[k % 8], valence=(k - 25) / 30, arousal=(k % 7 - 3) / 4))
+        faces_cycle.append(
+            face(
+                probs={"AU12": 0.9, "AU6": 0.9 if k % 10 == 0 else 0.1, "AU4": 0.2},
+                blink=False,
+                label=LABELS[k % 8],
+                valence=(k - 25) / 30,
+                arousal=(k % 7 - 3) / 4,
+            )
+        )
     for k in range(n):
         yield {"video": "long.mp4", "frame": k, "t": k * 0.04, "faces": [faces_cycle[k % 50]]}
 
@@ -319,15 +499,23 @@ def test_cli_options_pretty_and_top(tmp_path):
     assert summary["type"] == "summary" and summary["options"]["top"] == 1
     track = summary["videos"][0]["tracks"][0]
     assert track["most_active_aus"] == [["AU12", 3]]
-    assert [e["au"] for e in track["au_events"]] == ["AU12", "AU45", "AU45"]  # AU6 (0.4 s) dropped, blinks kept
+    assert [e["au"] for e in track["au_events"]] == [
+        "AU12",
+        "AU45",
+        "AU45",
+    ]  # AU6 (0.4 s) dropped, blinks kept
     every = json.loads(CliRunner().invoke(cli, [str(path), "--top", "0"]).stdout)
     assert every["videos"][0]["overall"]["most_active_aus"] == [["AU12", 3], ["AU45", 3], ["AU6", 2]]
     plain = CliRunner().invoke(cli, [str(path)])
-    assert plain.stdout.count("\n") == 1 and json.loads(plain.stdout)["videos"][0]["tracks"][0]["most_active_aus"][2] == ["AU6", 2]
+    assert plain.stdout.count("\n") == 1 and json.loads(plain.stdout)["videos"][0]["tracks"][0][
+        "most_active_aus"
+    ][2] == ["AU6", 2]
 
 
 def test_cli_errors(tmp_path):
-    lines = [json.dumps(r) for r in hand_made()[:3]] + ["{not json"] + [json.dumps(r) for r in hand_made()[3:]]
+    lines = (
+        [json.dumps(r) for r in hand_made()[:3]] + ["{not json"] + [json.dumps(r) for r in hand_made()[3:]]
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(cli, [str(bad)])
@@ -356,15 +544,18 @@ def test_pipeline_after_fa_predict(standin_store, tmp_path):
 
     def picture(i):
         image = np.full((360, 640, 3), 20, np.uint8)
-        image[100:220, 50 + 20 * i:170 + 20 * i] = 250
+        image[100:220, 50 + 20 * i : 170 + 20 * i] = 250
         return image
 
     clip = tmp_path / "moving.mp4"
     write_video((picture(i) for i in range(10)), str(clip), fps=10)
     stages: list[bytes] = []
-    summary = chain(f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict | fa-summarize --top 0", standin_store,
-                    stages)
-    records = [json.loads(line) for line in stages[2].splitlines()][1:]  # fa-predict's, as a tee would keep them
+    summary = chain(
+        f"fa-frames '{clip}' --every 3 | fa-detect | fa-predict | fa-summarize --top 0", standin_store, stages
+    )
+    records = [json.loads(line) for line in stages[2].splitlines()][
+        1:
+    ]  # fa-predict's, as a tee would keep them
     [video] = json.loads(summary)["videos"]
     assert video["video"] == str(clip) and video["metadata"]["fps"] == pytest.approx(10)
     assert video["frames"]["sampled"] == 4 and video["frames"]["with_faces"] == 4
@@ -376,15 +567,22 @@ def test_pipeline_after_fa_predict(standin_store, tmp_path):
     assert len(track["au"]) == 42 and list(track["au"])[-1] == "AU45"
     for code, stats in track["au"].items():
         assert stats["active"] == sum(code in f["au"]["active"] for f in faces), code
-    assert track["emotion"]["faces"] == 4 and sum(track["emotion"]["distribution"].values()) == pytest.approx(1)
+    assert track["emotion"]["faces"] == 4 and sum(track["emotion"]["distribution"].values()) == pytest.approx(
+        1
+    )
     assert track["valence"]["mean"] == pytest.approx(np.mean([f["va"]["valence"] for f in faces]), abs=1e-6)
     assert sum(track["quadrant_seconds"].values()) == pytest.approx(1.2)
 
 
 def test_subprocess_pipeline_from_stdin():
     data = "".join(json.dumps(r) + "\n" for r in hand_made())
-    proc = subprocess.run([str(BIN / "fa-summarize"), "-", "--off-threshold", "0.5"], input=data,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "fa-summarize"), "-", "--off-threshold", "0.5"],
+        input=data,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["options"]["off_threshold"] == 0.5

@@ -6,15 +6,15 @@ import itertools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from fatools.cli.track import cli as track_cli
-from fatools.track import TrackOptions, Tracker, max_weight_assignment, track_records
+from fatools.track import Tracker, TrackOptions, max_weight_assignment, track_records
 from tests.chains import chain
 
 BIN = Path(sys.executable).parent
@@ -38,8 +38,15 @@ def identity_embeddings(names: list[str], seed: int = 1) -> dict[str, np.ndarray
     return {name: rng.standard_normal(512) for name in names}
 
 
-def scene(paths: dict[str, Path_], frames: int, *, embed: bool = False, video: str = "v.mp4",
-          header: bool = True, seed: int = 0) -> list[dict]:
+def scene(
+    paths: dict[str, Path_],
+    frames: int,
+    *,
+    embed: bool = False,
+    video: str = "v.mp4",
+    header: bool = True,
+    seed: int = 0,
+) -> list[dict]:
     """Frame records at 25 fps whose faces carry their true identity in a user field "who".
 
     Faces come in a shuffled order (a detector orders them by score, not by identity), and
@@ -50,8 +57,20 @@ def scene(paths: dict[str, Path_], frames: int, *, embed: bool = False, video: s
     bases = identity_embeddings(sorted(paths))
     records: list[dict] = []
     if header:
-        records.append({"schema": 1, "type": "video", "video": video, "fps": FPS, "frame_count": frames,
-                        "duration": frames / FPS, "codec": "h264", "width": 1280, "height": 720, "rotation": 0})
+        records.append(
+            {
+                "schema": 1,
+                "type": "video",
+                "video": video,
+                "fps": FPS,
+                "frame_count": frames,
+                "duration": frames / FPS,
+                "codec": "h264",
+                "width": 1280,
+                "height": 720,
+                "rotation": 0,
+            }
+        )
     for i in range(frames):
         faces = []
         for who in sorted(paths):
@@ -66,8 +85,17 @@ def scene(paths: dict[str, Path_], frames: int, *, embed: bool = False, video: s
             faces.append(face)
         order = rng.permutation(len(faces))
         faces = [dict(face=k, **faces[o]) for k, o in enumerate(order)]
-        records.append({"schema": 1, "video": video, "frame": i, "t": round(i / FPS, 6),
-                        "width": 1280, "height": 720, "faces": faces})
+        records.append(
+            {
+                "schema": 1,
+                "video": video,
+                "frame": i,
+                "t": round(i / FPS, 6),
+                "width": 1280,
+                "height": 720,
+                "faces": faces,
+            }
+        )
     return records
 
 
@@ -161,8 +189,11 @@ def test_frames_without_any_face_age_tracks():
 
 
 def test_new_face_gets_the_next_id_in_order_of_appearance():
-    paths = {"a": moving(100, 100, 2), "b": only(range(20, 60), moving(700, 300, -2)),
-             "c": only(range(40, 60), moving(400, 500, 0))}
+    paths = {
+        "a": moving(100, 100, 2),
+        "b": only(range(20, 60), moving(700, 300, -2)),
+        "c": only(range(40, 60), moving(400, 500, 0)),
+    }
     out = run(scene(paths, 60))
     assert tracks_of(out) == {"a": [0], "b": [1], "c": [2]}
     first = next(r for r in out if r.get("frame") == 20)
@@ -171,8 +202,12 @@ def test_new_face_gets_the_next_id_in_order_of_appearance():
 
 def test_face_that_comes_back_elsewhere_is_found_by_its_embedding():
     # Leaves on the right, is away for 1.2 s, comes back on the left: no overlap at all.
-    paths = {"a": lambda i: moving(1000, 200, 4)(i) if i < 20 else (moving(0, 200, 4)(i - 50) if i >= 50 else None),
-             "b": moving(500, 450, 0)}
+    paths = {
+        "a": lambda i: (
+            moving(1000, 200, 4)(i) if i < 20 else (moving(0, 200, 4)(i - 50) if i >= 50 else None)
+        ),
+        "b": moving(500, 450, 0),
+    }
     assert tracks_of(run(scene(paths, 80, embed=True))) in ({"a": [0], "b": [1]}, {"a": [1], "b": [0]})
     assert sorted(map(len, tracks_of(run(scene(paths, 80))).values())) == [1, 2]
 
@@ -185,7 +220,10 @@ def test_running_embedding_follows_slowly_changing_appearance():
     base, other = (v / np.linalg.norm(v) for v in rng.standard_normal((2, 512)))
     other -= (other @ base) * base
     other /= np.linalg.norm(other)
-    records = scene({"a": lambda i: moving(1000, 200, 4)(i) if i < 40 else (moving(0, 200, 4)(i) if i >= 60 else None)}, 80)
+    records = scene(
+        {"a": lambda i: moving(1000, 200, 4)(i) if i < 40 else (moving(0, 200, 4)(i) if i >= 60 else None)},
+        80,
+    )
     for record in records[1:]:
         angle = np.radians(60) * min(record["frame"], 39) / 39
         for face in record["faces"]:
@@ -242,11 +280,18 @@ def test_each_video_has_its_own_ids_and_everything_else_passes_through():
         if "faces" not in before or before.get("type"):
             assert after == before
         else:
-            assert [{k: v for k, v in f.items() if k != "track"} for f in after["faces"]] == \
-                   [{k: v for k, v in f.items() if k != "track"} for f in before["faces"]]
-            assert {k: v for k, v in after.items() if k != "faces"} == {k: v for k, v in before.items() if k != "faces"}
+            assert [{k: v for k, v in f.items() if k != "track"} for f in after["faces"]] == [
+                {k: v for k, v in f.items() if k != "track"} for f in before["faces"]
+            ]
+            assert {k: v for k, v in after.items() if k != "faces"} == {
+                k: v for k, v in before.items() if k != "faces"
+            }
             assert all(list(f)[:2] == ["face", "track"] for f in after["faces"])
-    assert tracks_of(out) == {"a": [0], "b": [0], "c": [1]} or tracks_of(out) == {"a": [0], "b": [1], "c": [0]}
+    assert tracks_of(out) == {"a": [0], "b": [0], "c": [1]} or tracks_of(out) == {
+        "a": [0],
+        "b": [1],
+        "c": [0],
+    }
 
 
 def test_a_header_starts_its_video_afresh():
@@ -301,7 +346,9 @@ def brute_force_best(weights: np.ndarray) -> float:
     n, m = weights.shape
     best = 0.0
     for cols in itertools.permutations(list(range(m)) + [None] * n, n):
-        best = max(best, sum(weights[i, j] for i, j in enumerate(cols) if j is not None and weights[i, j] > 0))
+        best = max(
+            best, sum(weights[i, j] for i, j in enumerate(cols) if j is not None and weights[i, j] > 0)
+        )
     return best
 
 
@@ -326,8 +373,20 @@ def lines(records: list[dict]) -> str:
 
 def test_cli_options_and_output():
     records = scene(HIDDEN, 100)
-    result = CliRunner().invoke(track_cli, ["--track-gap", "0.5", "--iou-threshold", "0.2", "--embed-threshold", "0.7",
-                                            "--min-similarity", "0.1"], input=lines(records))
+    result = CliRunner().invoke(
+        track_cli,
+        [
+            "--track-gap",
+            "0.5",
+            "--iou-threshold",
+            "0.2",
+            "--embed-threshold",
+            "0.7",
+            "--min-similarity",
+            "0.1",
+        ],
+        input=lines(records),
+    )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.output.splitlines()]
     assert len(out) == len(records) and out[0] == records[0]
@@ -366,7 +425,10 @@ def test_cli_warns_when_frames_are_further_apart_than_max_gap():
     assert result.exit_code == 0 and "more than --track-gap 2" in result.output
     out = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert [r["faces"][0]["track"] for r in out if "faces" in r] == [0, 0, 1]
-    assert "more than --track-gap" not in CliRunner().invoke(track_cli, ["--track-gap", "5"], input=lines(records)).output
+    assert (
+        "more than --track-gap"
+        not in CliRunner().invoke(track_cli, ["--track-gap", "5"], input=lines(records)).output
+    )
 
 
 def test_cli_usage_errors():
@@ -376,10 +438,18 @@ def test_cli_usage_errors():
 
 def test_subprocess_pipeline_is_deterministic_and_idempotent(tmp_path):
     path = tmp_path / "faces.jsonl"
-    path.write_text(lines(scene({**CROSSING, **{"c": only(range(10, 40), moving(500, 600, 1))}}, 40, embed=True)))
+    path.write_text(lines(scene({**CROSSING, "c": only(range(10, 40), moving(500, 600, 1))}, 40, embed=True)))
     # Under pipefail: the first fa-track failing fails the pipe, not only the last one.
-    once = subprocess.run(["bash", "-c", f"set -o pipefail; '{BIN / 'fa-track'}' '{path}' --track-gap 1 "
-                           f"| tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'"], capture_output=True, timeout=60)
+    once = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -o pipefail; '{BIN / 'fa-track'}' '{path}' --track-gap 1 "
+            f"| tee '{tmp_path / 'once.jsonl'}' | '{BIN / 'fa-track'}'",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert once.returncode == 0, once.stderr
     again = subprocess.run([BIN / "fa-track", "--track-gap", "1", path], capture_output=True, timeout=60)
     assert again.stdout == (tmp_path / "once.jsonl").read_bytes() == once.stdout
@@ -395,7 +465,7 @@ def test_frames_detect_track_pipeline(standin_store, tmp_path):
     def paint(i: int) -> np.ndarray:
         image = np.full((240, 320, 3), 20, np.uint8)
         x = 20 + 6 * i
-        image[60:110, x:x + 50] = 250  # walks right
+        image[60:110, x : x + 50] = 250  # walks right
         if not 10 <= i < 20:
             image[150:200, 250:300] = 250  # hidden for one second
         if i >= 25:

@@ -37,7 +37,7 @@ def two_faces(detector, faces_dir):
     def cut(face):
         x1, y1, x2, y2 = face["box"]
         cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.3
-        crop = photo[int(cy - side / 2):int(cy + side / 2), int(cx - side / 2):int(cx + side / 2)]
+        crop = photo[int(cy - side / 2) : int(cy + side / 2), int(cx - side / 2) : int(cx + side / 2)]
         return cv2.resize(crop, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
 
     return cut(faces[0]), cut(faces[2])
@@ -45,6 +45,7 @@ def two_faces(detector, faces_dir):
 
 def paths(frames: int, dy: int):
     """Where each face's square is at frame i: A goes right in front, B left behind."""
+
     def a(i):
         x = int(40 + i / (frames - 1) * (WIDTH - 280))
         return [x, 100 + dy, x + SIDE, 100 + dy + SIDE]
@@ -110,14 +111,14 @@ def test_a_face_hidden_by_another_keeps_its_track(tmp_path, detector, two_faces,
     # before and after; else the track had nothing to keep through.
     assert len(hidden) >= 3, hidden
     assert all(covered(paths(frames, dy), i) >= 1 / 3 for i in hidden), hidden
-    assert 0 < min(hidden) and max(hidden) < frames - 2
+    assert min(hidden) > 0 and max(hidden) < frames - 2
     assert (switches, fragmented) == (0, 0), assigned
 
 
 def covered(where, i: int) -> float:
     """The part of B's square that A's covers at frame i."""
     (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = where["A"](i), where["B"](i)
-    return max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1)) / SIDE ** 2
+    return max(0, min(ax2, bx2) - max(ax1, bx1)) * max(0, min(ay2, by2) - max(ay1, by1)) / SIDE**2
 
 
 def test_without_motion_through_the_gap_the_hidden_face_fragments(tmp_path, detector, two_faces, monkeypatch):

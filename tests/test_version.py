@@ -7,11 +7,11 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import fatools
 from fatools.versions import __version__, package_versions
@@ -38,8 +38,12 @@ def test_installed_metadata_and_run_records_agree():
 
 
 def test_doctor_reports_the_version():
-    proc = subprocess.run([BIN / "fa-models", "doctor", "--json", "--device", "cpu"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [BIN / "fa-models", "doctor", "--json", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(proc.stdout)["fatools"] == __version__, proc.stderr
 
 

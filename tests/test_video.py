@@ -19,19 +19,25 @@ def run_script(script: str) -> str:
     """Run ``script`` (which calls ``tick()`` after each round) and return its last line;
     fail when no round ends within STALL_S seconds."""
     preamble = "def tick():\n    print('tick', flush=True)\n"
-    proc = subprocess.Popen([sys.executable, "-c", preamble + textwrap.dedent(script)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", preamble + textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)],
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True
+    ).start()
     rounds, last = 0, ""
     try:
         while True:
             try:
                 line = lines.get(timeout=STALL_S)
             except queue.Empty:
-                raise AssertionError(f"decoding hung after stopping early: no round ended in {STALL_S} s "
-                                     f"after round {rounds}") from None
+                raise AssertionError(
+                    f"decoding hung after stopping early: no round ended in {STALL_S} s after round {rounds}"
+                ) from None
             if line is None:
                 break
             rounds += line == "tick\n"
@@ -48,7 +54,8 @@ def test_draining_a_decoder_left_mid_stream_prevents_the_hang(tmp_path, ffmpeg):
     # Without fatools.video._drain this loop hangs within a few dozen rounds here
     # (PyAV issues 1849/1861: frame threads, torchvision loaded, decoding stopped early).
     clip = h264_clip(tmp_path / "c.mp4", seconds=4)
-    assert run_script(f"""
+    assert (
+        run_script(f"""
         import av
         import torchvision.transforms.v2.functional
         from fatools.video import _drain
@@ -64,12 +71,15 @@ def test_draining_a_decoder_left_mid_stream_prevents_the_hang(tmp_path, ffmpeg):
                 frames.close()
             tick()
         print("ok")
-    """) == "ok"
+    """)
+        == "ok"
+    )
 
 
 def test_stopping_early_through_the_readers(tmp_path, ffmpeg):
     clip = h264_clip(tmp_path / "c.mp4", seconds=4)
-    assert run_script(f"""
+    assert (
+        run_script(f"""
         import torchvision.transforms.v2.functional
         from fatools.video import FrameSource, Sampling, iter_frames
         for _ in range(100):
@@ -80,4 +90,6 @@ def test_stopping_early_through_the_readers(tmp_path, ffmpeg):
             source.close()
             tick()
         print("ok")
-    """) == "ok"
+    """)
+        == "ok"
+    )

@@ -71,16 +71,21 @@ def ensure(model_file: Path, build_log: Path | None = None) -> Path:
                 waiters = lock_waiters(lock_of(path))
                 time.sleep(0.005)
             time.sleep(SLOW)
-            handle.write(content[len(content) // 2:])
+            handle.write(content[len(content) // 2 :])
         if build_log is not None:
             with open(build_log, "a") as handle:
-                handle.write(json.dumps({"pid": os.getpid(), "start": started, "end": time.time(),
-                                         "waiters": sorted(waiters)}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"pid": os.getpid(), "start": started, "end": time.time(), "waiters": sorted(waiters)}
+                    )
+                    + "\n"
+                )
         return {"from": str(model_file), "size": len(content)}
 
     name = model_file.parent.name
-    path, _ = derived.ensure(path, build, what=f"the toy file of {name}",
-                             prepare_hint=f"fa-models prepare {name}")
+    path, _ = derived.ensure(
+        path, build, what=f"the toy file of {name}", prepare_hint=f"fa-models prepare {name}"
+    )
     return path
 
 

@@ -20,9 +20,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Dense peak rates (FLOP/s) by GPU name, from the vendors' data sheets: half precision on
 # tensor cores, float32 without them.  Unknown GPUs get no fraction.
@@ -40,7 +41,7 @@ def guarded(results: dict, name: str, part: Callable[[], Any]) -> None:
     print(f"measure: {name}", file=sys.stderr, flush=True)
     try:
         results[name] = part()
-    except Exception as exc:  # noqa: BLE001 - one failed part must not cost the others
+    except Exception as exc:
         results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-2000:]}
     results.setdefault("seconds", {})[name] = round(time.monotonic() - started, 1)
 
@@ -48,8 +49,17 @@ def guarded(results: dict, name: str, part: Callable[[], Any]) -> None:
 def analyzer(store: Path, device: str, **options: Any):
     from fatools.run import VideoAnalyzer, run_options
 
-    return VideoAnalyzer(run_options(every=1, detector="retinaface-mnet", device=device, models_dir=str(store),
-                                     formats=["csv"], progress=False, **options))
+    return VideoAnalyzer(
+        run_options(
+            every=1,
+            detector="retinaface-mnet",
+            device=device,
+            models_dir=str(store),
+            formats=["csv"],
+            progress=False,
+            **options,
+        )
+    )
 
 
 def timed_run(an, path: str, out: Path) -> tuple[float, int, int]:
@@ -77,8 +87,11 @@ def batch_sweep(an, clip: str, work: Path, detect_batches: list[int], face_batch
     """fa-run frames/s at each detector batch (face batch as chosen), then at each face batch."""
     chosen = dict(an.predictors.face_batches)
     base = an.options
-    out: dict[str, Any] = {"detect_batch": {}, "face_batch": {}, "defaults": {
-        "detect_batch": base.detect_batch, "face_batch": chosen}}
+    out: dict[str, Any] = {
+        "detect_batch": {},
+        "face_batch": {},
+        "defaults": {"detect_batch": base.detect_batch, "face_batch": chosen},
+    }
     timed_run(an, clip, work / "warm")  # cuDNN's algorithm search and the allocator settle first
     for size in detect_batches:
         an.options = replace(base, detect_batch=size)
@@ -86,7 +99,7 @@ def batch_sweep(an, clip: str, work: Path, detect_batches: list[int], face_batch
         out["detect_batch"][size] = round(frames / seconds, 2)
     an.options = base
     for size in face_batches:
-        an.predictors.face_batches = {task: size for task in chosen}
+        an.predictors.face_batches = dict.fromkeys(chosen, size)
         seconds, frames, _ = timed_run(an, clip, work / f"f{size}")
         out["face_batch"][size] = round(frames / seconds, 2)
     an.predictors.face_batches = chosen
@@ -105,8 +118,13 @@ def faces_per_second(an, photos: Path, copies: int, work: Path) -> dict:
             os.symlink(photos / "grid25.jpg", link)
     timed_run(an, str(folder), work / "grid-warm")
     seconds, frames, faces = timed_run(an, str(folder), work / "grid")
-    return {"images": frames, "faces": faces, "seconds": round(seconds, 3), "faces_per_s": round(faces / seconds, 1),
-            "images_per_s": round(frames / seconds, 2)}
+    return {
+        "images": frames,
+        "faces": faces,
+        "seconds": round(seconds, 3),
+        "faces_per_s": round(faces / seconds, 1),
+        "images_per_s": round(frames / seconds, 2),
+    }
 
 
 def peak_memory(an, clip: str, work: Path) -> dict:
@@ -117,10 +135,13 @@ def peak_memory(an, clip: str, work: Path) -> dict:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     timed_run(an, clip, work / "memory")
-    gib = 1024 ** 3
-    return {"max_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 3),
-            "max_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 3),
-            "detect_batch": an.options.detect_batch, "face_batch": dict(an.predictors.face_batches)}
+    gib = 1024**3
+    return {
+        "max_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 3),
+        "max_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 3),
+        "detect_batch": an.options.detect_batch,
+        "face_batch": dict(an.predictors.face_batches),
+    }
 
 
 def flops(an, faces_per_frame: int, width: int, height: int) -> dict:
@@ -132,7 +153,13 @@ def flops(an, faces_per_frame: int, width: int, height: int) -> dict:
 
     device = an.detector.device
     geo = detector_geometry(width, height, an.options.detect.det_size, an.options.detect.square_pad)
-    shapes = {"detector": (an.detector.face_detector, an.detector.input_format, (1, 3, geo.det_height, geo.det_width))}
+    shapes = {
+        "detector": (
+            an.detector.face_detector,
+            an.detector.input_format,
+            (1, 3, geo.det_height, geo.det_width),
+        )
+    }
     for task, predictor in an.predictors.predictors.items():
         size = an.predictors.sizes[task]
         shapes[task] = (predictor, an.predictors.input_formats[task], (1, 3, size, size))
@@ -142,8 +169,11 @@ def flops(an, faces_per_frame: int, width: int, height: int) -> dict:
             owner.model(fmt.apply(torch.zeros(shape, device=device)))
         out[name] = counter.get_total_flops()
     per_frame = out["detector"] + faces_per_frame * sum(v for k, v in out.items() if k != "detector")
-    return {"per_model_gflop": {k: round(v / 1e9, 3) for k, v in out.items()},
-            "faces_per_frame": faces_per_frame, "per_frame_gflop": round(per_frame / 1e9, 3)}
+    return {
+        "per_model_gflop": {k: round(v / 1e9, 3) for k, v in out.items()},
+        "faces_per_frame": faces_per_frame,
+        "per_frame_gflop": round(per_frame / 1e9, 3),
+    }
 
 
 def gpu_rate(report: dict, speed_json: Path | None) -> dict:
@@ -172,11 +202,17 @@ def gpu_rate(report: dict, speed_json: Path | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu.measure", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, required=True, help="the twin store (python -m benchmarks.twins DIR)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu.measure", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--store", type=Path, required=True, help="the twin store (python -m benchmarks.twins DIR)"
+    )
     parser.add_argument("--photos", type=Path, required=True, help="folder with grid25.jpg and family4.jpg")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--speed-json", type=Path, help="benchmarks.speed's --json of the same run (for the FLOP rate)")
+    parser.add_argument(
+        "--speed-json", type=Path, help="benchmarks.speed's --json of the same run (for the FLOP rate)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a rehearsal on a CPU")
     args = parser.parse_args(argv)
@@ -187,10 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     frames = 6 if args.quick else 96
     clip = work / "family4-1080p.mp4"
     pan_zoom_clip(str(args.photos / "family4.jpg"), str(clip), seconds=frames / 24, fps=24, size=(1920, 1080))
-    report: dict[str, Any] = {"device": args.device, "clip": {"frames": frames, "size": "1920x1080", "every": 1}}
+    report: dict[str, Any] = {
+        "device": args.device,
+        "clip": {"frames": frames, "size": "1920x1080", "every": 1},
+    }
     an = analyzer(args.store, args.device)
-    report["chosen_batches"] = {"detect_batch": an.options.detect_batch or "default",
-                                "face_batch": dict(an.predictors.face_batches)}
+    report["chosen_batches"] = {
+        "detect_batch": an.options.detect_batch or "default",
+        "face_batch": dict(an.predictors.face_batches),
+    }
     detect_sizes = [1, 2] if args.quick else [4, 8, 16, 32, 64]
     face_sizes = [4, 8] if args.quick else [16, 32, 64, 128, 256]
     guarded(report, "batch_sweep", lambda: batch_sweep(an, str(clip), work, detect_sizes, face_sizes))

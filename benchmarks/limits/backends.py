@@ -20,8 +20,14 @@ import time
 import types
 from pathlib import Path
 
-CASES = {"au": (4, 224), "fer": (4, 260), "va": (8, 224), "align": (8, 120),
-         "retinaface-mnet": (1, (1080, 1080)), "retinaface": (1, (608, 1080))}
+CASES = {
+    "au": (4, 224),
+    "fer": (4, 260),
+    "va": (8, 224),
+    "align": (8, 120),
+    "retinaface-mnet": (1, (1080, 1080)),
+    "retinaface": (1, (608, 1080)),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks.sides import twin_store
-    from fatools.runtime.torch_engine import _Autocast, _prepare, _quantize_linears
     from fatools.models import onnx_export
     from fatools.models.store import file_record
+    from fatools.runtime.torch_engine import _prepare
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.limits.backends", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.limits.backends", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -50,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         h, w = (size, size) if isinstance(size, int) else size
         owner = types.SimpleNamespace(model=torch.jit.load(str(path)).eval(), device=torch.device("cpu"))
         fmt = _prepare(owner, True, False, name)
-        onnx_file, info = onnx_export.ensure_export(path, file_record(name, store)["sha256"],
-                                                    (1, 3, 128, 128) if detector else (1, 3, h, w), detector, name)
+        onnx_file, info = onnx_export.ensure_export(
+            path,
+            file_record(name, store)["sha256"],
+            (1, 3, 128, 128) if detector else (1, 3, h, w),
+            detector,
+            name,
+        )
         session = onnx_export.session(onnx_file, 2)
         x = torch.randn(batch, 3, h, w) * (60 if detector else 1)
 
@@ -68,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             times["torch"].append(timed(on_torch, x))
             times["onnx"].append(timed(on_onnx, x))
         t, o = (1000 * float(np.median(v)) / batch for v in times.values())
-        print(f"{name:16s} batch {batch} {h}x{w}: torch {t:7.1f} ms/item, ONNX Runtime {o:7.1f}, "
-              f"torch/onnx {t / o:.2f}, export max diff {info['max_abs_diff']:.1e}", flush=True)
+        print(
+            f"{name:16s} batch {batch} {h}x{w}: torch {t:7.1f} ms/item, ONNX Runtime {o:7.1f}, "
+            f"torch/onnx {t / o:.2f}, export max diff {info['max_abs_diff']:.1e}",
+            flush=True,
+        )
     au_profile(store)
     return 0
 
@@ -81,8 +97,9 @@ def au_profile(store: Path) -> None:
     from fatools.models import onnx_export
     from fatools.models.store import file_record
 
-    path, _ = onnx_export.ensure_export(store / "au" / "model.pt", file_record("au", store)["sha256"],
-                                        (1, 3, 224, 224), False, "au")
+    path, _ = onnx_export.ensure_export(
+        store / "au" / "model.pt", file_record("au", store)["sha256"], (1, 3, 224, 224), False, "au"
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
     options.enable_profiling = True

@@ -23,10 +23,44 @@ from fatools.agree.readers import Coding, read_coding
 from fatools.agree.results import Video, read_results
 from fatools.errors import FatoolsError
 
-COLUMNS = ["video", "rater", "reference", "unit", "n", "base_rate", "predicted_rate", "threshold", "f1", "f1_lo",
-           "f1_hi", "precision", "recall", "accuracy", "kappa", "kappa_lo", "kappa_hi", "alpha", "alpha_intensity",
-           "icc", "icc_lo", "icc_hi", "pearson", "mae", "macro_f1", "macro_f1_lo", "macro_f1_hi", "ccc", "ccc_lo",
-           "ccc_hi", "rmse", "onset_f1", "offset_f1", "event_f1", "event_f1_lo", "event_f1_hi"]
+COLUMNS = [
+    "video",
+    "rater",
+    "reference",
+    "unit",
+    "n",
+    "base_rate",
+    "predicted_rate",
+    "threshold",
+    "f1",
+    "f1_lo",
+    "f1_hi",
+    "precision",
+    "recall",
+    "accuracy",
+    "kappa",
+    "kappa_lo",
+    "kappa_hi",
+    "alpha",
+    "alpha_intensity",
+    "icc",
+    "icc_lo",
+    "icc_hi",
+    "pearson",
+    "mae",
+    "macro_f1",
+    "macro_f1_lo",
+    "macro_f1_hi",
+    "ccc",
+    "ccc_lo",
+    "ccc_hi",
+    "rmse",
+    "onset_f1",
+    "offset_f1",
+    "event_f1",
+    "event_f1_lo",
+    "event_f1_hi",
+]
 
 
 @dataclass
@@ -40,7 +74,9 @@ class Compared:
     t: np.ndarray
     sources: dict[str, Source]
     # (rater, reference, AU) -> (frames compared, reference 0/1, rater 0/1 at its threshold), as scored.
-    scored: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    scored: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -51,15 +87,21 @@ class Agreement:
     settings: dict = field(default_factory=dict)
     # Per video, what each rater said at each sampled frame (the page's timelines):
     # ``Compared`` of its name, paths, clock and sources (fatools, tools, coders, consensus).
-    videos: list["Compared"] = field(default_factory=list)
+    videos: list[Compared] = field(default_factory=list)
 
     def to_json(self) -> dict:
         def clean(frame: pd.DataFrame) -> list[dict]:
             return json.loads(frame.to_json(orient="records"))
 
-        return {"settings": self.settings, "table": clean(self.table), "alignment": clean(self.alignment),
-                "confusion": [{"rater": r, "reference": f, "labels": list(c.index), "matrix": c.to_numpy().tolist()}
-                              for (r, f), c in self.confusion.items()]}
+        return {
+            "settings": self.settings,
+            "table": clean(self.table),
+            "alignment": clean(self.alignment),
+            "confusion": [
+                {"rater": r, "reference": f, "labels": list(c.index), "matrix": c.to_numpy().tolist()}
+                for (r, f), c in self.confusion.items()
+            ],
+        }
 
 
 def _assign(codings: list[Coding], videos: list[Video], who: str) -> dict[str, list[Coding]]:
@@ -71,8 +113,10 @@ def _assign(codings: list[Coding], videos: list[Video], who: str) -> dict[str, l
             continue
         names = [v.name for v in videos if coding.stem == v.name or coding.stem.startswith(v.name)]
         if not names:
-            raise FatoolsError(f"{coding.source}: no video named like it among the results ({who}); name reference "
-                               "files after their videos")
+            raise FatoolsError(
+                f"{coding.source}: no video named like it among the results ({who}); name reference "
+                "files after their videos"
+            )
         out[max(names, key=len)].append(coding)
     return out
 
@@ -84,23 +128,44 @@ def _consensus(coders: list[Source]) -> Source:
     occ = pd.concat([c.occ[aus] for c in coders], keys=range(len(coders)))
     stacked = np.stack([c.occ[aus].to_numpy() for c in coders])
     defined = np.isfinite(stacked).all(0)
-    votes = pd.DataFrame(np.where(defined, (np.nansum(stacked, 0) > len(coders) / 2).astype(float), np.nan),
-                         columns=aus)
+    votes = pd.DataFrame(
+        np.where(defined, (np.nansum(stacked, 0) > len(coders) / 2).astype(float), np.nan), columns=aus
+    )
     del occ
     iaus = [a for a in aus if all(a in c.inten for c in coders)]
     inten = pd.DataFrame(np.median(np.stack([c.inten[iaus].to_numpy() for c in coders]), 0), columns=iaus)
     labels = pd.concat([c.labels for c in coders], axis=1)
-    label = labels.apply(lambda r: r.mode().iloc[0] if r.notna().all() and r.value_counts().iloc[0] > len(r) / 2
-                         else None, axis=1) if len(labels) else first.labels
-    va = pd.DataFrame({d: np.median(np.stack([c.va[d].to_numpy() for c in coders]), 0) for d in ("valence", "arousal")})
+    label = (
+        labels.apply(
+            lambda r: r.mode().iloc[0] if r.notna().all() and r.value_counts().iloc[0] > len(r) / 2 else None,
+            axis=1,
+        )
+        if len(labels)
+        else first.labels
+    )
+    va = pd.DataFrame(
+        {d: np.median(np.stack([c.va[d].to_numpy() for c in coders]), 0) for d in ("valence", "arousal")}
+    )
     return Source("consensus", "consensus", votes, inten, label.astype(object), va)
 
 
-def agree(results: list[str | Path] | str | Path, references: dict[str, list[str | Path]],
-          raters: dict[str, list[str | Path]] | None = None, *, protocol: str | None = None,
-          aus: list[str] | None = None, threshold: str | float = "default", track: object = None,
-          tracks: dict | None = None, reference_fps: float | None = None, first_frame: int | None = None,
-          tolerance: float = 0.5, block: float | None = None, resamples: int = 1000, seed: int = 0) -> Agreement:
+def agree(
+    results: list[str | Path] | str | Path,
+    references: dict[str, list[str | Path]],
+    raters: dict[str, list[str | Path]] | None = None,
+    *,
+    protocol: str | None = None,
+    aus: list[str] | None = None,
+    threshold: str | float = "default",
+    track: object = None,
+    tracks: dict | None = None,
+    reference_fps: float | None = None,
+    first_frame: int | None = None,
+    tolerance: float = 0.5,
+    block: float | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Agreement:
     """fatools (and other tools, ``raters``) against each coder, their consensus, and coder against coder."""
     if isinstance(results, (str, Path)):
         results = [results]
@@ -113,7 +178,9 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
     coders = list(references)
     if not coders:
         raise FatoolsError("no reference coding given")
-    readings = {name: [c for p in paths for c in read_coding(p)] for name, paths in {**references, **raters}.items()}
+    readings = {
+        name: [c for p in paths for c in read_coding(p)] for name, paths in {**references, **raters}.items()
+    }
     assigned = {name: _assign(codings, videos, name) for name, codings in readings.items()}
     per_video, report, compared = [], [], []
     for video in videos:
@@ -125,12 +192,30 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
             codings = assigned[name][video.name]
             if not codings:
                 continue
-            sources[name] = align(video, codings, name, "tool" if name in raters else "coder", presence,
-                                  reference_fps, first, keep)
-            report.append({"video": video.name, "source": name, "records": video.records, "track": video.track,
-                           "face_rule": video.rule, "fatools_frames": len(video.table),
-                           "frames_with_face": int(video.table.face.sum()), "video_fps": video.fps,
-                           "video_duration_s": video.duration, **sources[name].report})
+            sources[name] = align(
+                video,
+                codings,
+                name,
+                "tool" if name in raters else "coder",
+                presence,
+                reference_fps,
+                first,
+                keep,
+            )
+            report.append(
+                {
+                    "video": video.name,
+                    "source": name,
+                    "records": video.records,
+                    "track": video.track,
+                    "face_rule": video.rule,
+                    "fatools_frames": len(video.table),
+                    "frames_with_face": int(video.table.face.sum()),
+                    "video_fps": video.fps,
+                    "video_duration_s": video.duration,
+                    **sources[name].report,
+                }
+            )
         present = [c for c in coders if c in sources]
         if len(present) >= 2:
             sources["consensus"] = _consensus([sources[c] for c in present])
@@ -143,8 +228,17 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
         data = [v for v in per_video if rater in v[1] and reference in v[1]]
         if not data:
             continue
-        pairing = Pairing(rater, reference, data, threshold if rater == "fatools" else "default", tolerance, block,
-                          resamples, seed, keep).run()
+        pairing = Pairing(
+            rater,
+            reference,
+            data,
+            threshold if rater == "fatools" else "default",
+            tolerance,
+            block,
+            resamples,
+            seed,
+            keep,
+        ).run()
         rows += pairing.rows
         by_name = {c.name: c for c in compared}
         for (name, au), value in pairing.predicted.items():
@@ -156,12 +250,20 @@ def agree(results: list[str | Path] | str | Path, references: dict[str, list[str
         rows += between_coders(coders, shared, keep)
     table = pd.DataFrame(rows)
     table = table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
-    settings = {"protocol": protocol, "presence": presence, "first_frame": first, "threshold": threshold,
-                "tolerance_s": tolerance, "block_s": block or "10 s, or a tenth of a shorter video", "resamples": resamples, "seed": seed,
-                "bootstrap_over": "videos" if len(videos) > 1 else "time blocks",
-                "fatools_intensity": "AU score x 5 (fatools' scores are not calibrated FACS intensities)"}
+    settings = {
+        "protocol": protocol,
+        "presence": presence,
+        "first_frame": first,
+        "threshold": threshold,
+        "tolerance_s": tolerance,
+        "block_s": block or "10 s, or a tenth of a shorter video",
+        "resamples": resamples,
+        "seed": seed,
+        "bootstrap_over": "videos" if len(videos) > 1 else "time blocks",
+        "fatools_intensity": "AU score x 5 (fatools' scores are not calibrated FACS intensities)",
+    }
     settings.update(coders=coders, raters=["fatools", *raters])
     return Agreement(table, pd.DataFrame(report), confusion, settings, compared)
 
 
-__all__ = ["Agreement", "Compared", "agree", "PROTOCOLS", "ALL"]
+__all__ = ["ALL", "PROTOCOLS", "Agreement", "Compared", "agree"]

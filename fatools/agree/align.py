@@ -37,17 +37,32 @@ def fatools_source(video: Video) -> Source:
     table = video.table
     scores = table[FATOOLS_AUS].where(table.face)
     occ = scores.gt(table.threshold.fillna(0.5), axis=0).astype(float).where(scores.notna())
-    return Source("fatools", "fatools", occ, scores * 5.0, table.expression.where(table.face),
-                  table[["valence", "arousal"]].where(table.face), score=scores)
+    return Source(
+        "fatools",
+        "fatools",
+        occ,
+        scores * 5.0,
+        table.expression.where(table.face),
+        table[["valence", "arousal"]].where(table.face),
+        score=scores,
+    )
 
 
 def _empty(video: Video, name: str, role: str) -> Source:
     n = len(video.table)
-    return Source(name, role, pd.DataFrame(index=range(n)), pd.DataFrame(index=range(n)),
-                  pd.Series([None] * n, dtype=object), pd.DataFrame(np.nan, index=range(n), columns=["valence", "arousal"]))
+    return Source(
+        name,
+        role,
+        pd.DataFrame(index=range(n)),
+        pd.DataFrame(index=range(n)),
+        pd.Series([None] * n, dtype=object),
+        pd.DataFrame(np.nan, index=range(n), columns=["valence", "arousal"]),
+    )
 
 
-def _frames(video: Video, coding: Coding, source: Source, presence: float, fps: float | None, first: int) -> None:
+def _frames(
+    video: Video, coding: Coding, source: Source, presence: float, fps: float | None, first: int
+) -> None:
     table = coding.table
     t = video.table.t.to_numpy(dtype=float)
     if "time" in table and table.time.notna().any():
@@ -57,7 +72,9 @@ def _frames(video: Video, coding: Coding, source: Source, presence: float, fps: 
     else:
         rate = fps or video.fps
         if not rate:
-            raise FatoolsError(f"{coding.source}: the video's frame rate is unknown; give the reference's (--reference-fps)")
+            raise FatoolsError(
+                f"{coding.source}: the video's frame rate is unknown; give the reference's (--reference-fps)"
+            )
         ref_t = (table.frame.to_numpy(dtype=float) - first) / rate
     order = np.argsort(ref_t, kind="stable")
     sorted_t = ref_t[order]
@@ -68,10 +85,13 @@ def _frames(video: Video, coding: Coding, source: Source, presence: float, fps: 
     ok = np.abs(sorted_t[pick] - t) <= 0.5 / rate + 1e-6 if len(sorted_t) else np.zeros(len(t), bool)
     rows = order[pick]
     rep = source.report
-    rep.update(reference_samples=int(len(ref_t)), reference_rate=round(rate, 4),
-               reference_end_s=float(np.nanmax(ref_t)) + 1.0 / rate if len(ref_t) else 0.0,
-               fatools_frames_without_reference=int((~ok).sum()),
-               reference_samples_not_sampled=int(len(ref_t) - len(set(rows[ok].tolist()))))
+    rep.update(
+        reference_samples=len(ref_t),
+        reference_rate=round(rate, 4),
+        reference_end_s=float(np.nanmax(ref_t)) + 1.0 / rate if len(ref_t) else 0.0,
+        fatools_frames_without_reference=int((~ok).sum()),
+        reference_samples_not_sampled=int(len(ref_t) - len(set(rows[ok].tolist()))),
+    )
     for au in coding.aus:
         values = np.where(ok, table[au].to_numpy(dtype=float)[rows], np.nan)
         scale = coding.scale[au]
@@ -104,7 +124,9 @@ def _intervals(video: Video, coding: Coding, source: Source, presence: float) ->
             inside = (t >= onset) & (t < offset)
             value = float(value)
             level[inside] = np.fmax(level[inside], 0.0 if np.isnan(value) else value)
-            present[inside] = 1.0 if np.isnan(value) else np.maximum(present[inside], float(value >= presence))
+            present[inside] = (
+                1.0 if np.isnan(value) else np.maximum(present[inside], float(value >= presence))
+            )
         source.occ[au] = present
         if coding.scale[au] == "intensity":
             source.inten[au] = level
@@ -121,19 +143,31 @@ def _intervals(video: Video, coding: Coding, source: Source, presence: float) ->
             for onset, offset, value in spans[["onset", "offset", "value"]].itertuples(index=False):
                 out[(t >= onset) & (t < offset)] = value
             source.va[dim] = out
-    source.report.update(reference_end_s=float(table.offset.max()) if len(table) else 0.0,
-                         overlapping_intervals=int(overlaps))
+    source.report.update(
+        reference_end_s=float(table.offset.max()) if len(table) else 0.0, overlapping_intervals=int(overlaps)
+    )
 
 
-def align(video: Video, codings: list[Coding], name: str, role: str = "coder", presence: float = 1.0,
-          fps: float | None = None, first_frame: int = 0, aus: list[str] | None = None) -> Source:
+def align(
+    video: Video,
+    codings: list[Coding],
+    name: str,
+    role: str = "coder",
+    presence: float = 1.0,
+    fps: float | None = None,
+    first_frame: int = 0,
+    aus: list[str] | None = None,
+) -> Source:
     """One rater's codings of ``video`` (several files merge: DISFA's file per AU) on its sampled frames."""
     source = _empty(video, name, role)
     source.report.update(formats=sorted({c.format for c in codings}), unknown_codes={})
     for coding in codings:
         part = _empty(video, name, role)
-        (_frames(video, coding, part, presence, fps, first_frame) if coding.kind == "frames"
-         else _intervals(video, coding, part, presence))
+        (
+            _frames(video, coding, part, presence, fps, first_frame)
+            if coding.kind == "frames"
+            else _intervals(video, coding, part, presence)
+        )
         for au in part.occ:
             source.occ[au] = part.occ[au]
         for au in part.inten:
@@ -144,7 +178,9 @@ def align(video: Video, codings: list[Coding], name: str, role: str = "coder", p
             if part.va[dim].notna().any():
                 source.va[dim] = part.va[dim]
         for key, value in part.report.items():
-            source.report[key] = max(source.report.get(key, value), value) if key.startswith("reference_end") else value
+            source.report[key] = (
+                max(source.report.get(key, value), value) if key.startswith("reference_end") else value
+            )
         for code, count in coding.unknown.items():
             source.report["unknown_codes"][code] = source.report["unknown_codes"].get(code, 0) + count
     face = video.table.face.to_numpy()
@@ -157,6 +193,9 @@ def align(video: Video, codings: list[Coding], name: str, role: str = "coder", p
     end, duration = source.report.get("reference_end_s"), video.duration
     if end is not None and duration:
         diff = end - duration
-        source.report["extent"] = ("same length" if abs(diff) < 1.0 / (video.fps or 25) + 1e-6 else
-                                   f"reference {'longer' if diff > 0 else 'shorter'} than the video by {abs(diff):.3f} s")
+        source.report["extent"] = (
+            "same length"
+            if abs(diff) < 1.0 / (video.fps or 25) + 1e-6
+            else f"reference {'longer' if diff > 0 else 'shorter'} than the video by {abs(diff):.3f} s"
+        )
     return source

@@ -12,10 +12,25 @@ from fatools.facs import AU45, CODES
 FATOOLS_AUS = [*CODES, AU45.code]
 LETTERS = {letter: value for value, letter in enumerate("ABCDE", start=1)}
 EXPRESSIONS = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
-_ALIASES = {"angry": "Anger", "anger": "Anger", "contempt": "Contempt", "disgust": "Disgust",
-            "disgusted": "Disgust", "fear": "Fear", "fearful": "Fear", "afraid": "Fear", "scared": "Fear",
-            "happiness": "Happiness", "happy": "Happiness", "joy": "Happiness", "neutral": "Neutral",
-            "sad": "Sadness", "sadness": "Sadness", "surprise": "Surprise", "surprised": "Surprise"}
+_ALIASES = {
+    "angry": "Anger",
+    "anger": "Anger",
+    "contempt": "Contempt",
+    "disgust": "Disgust",
+    "disgusted": "Disgust",
+    "fear": "Fear",
+    "fearful": "Fear",
+    "afraid": "Fear",
+    "scared": "Fear",
+    "happiness": "Happiness",
+    "happy": "Happiness",
+    "joy": "Happiness",
+    "neutral": "Neutral",
+    "sad": "Sadness",
+    "sadness": "Sadness",
+    "surprise": "Surprise",
+    "surprised": "Surprise",
+}
 DIMENSIONS = ("valence", "arousal")
 _AU = re.compile(r"^(?:AU)?\s*([LR]?)0*(\d{1,2})\s*([A-E])?$", re.IGNORECASE)
 
@@ -68,13 +83,21 @@ class Protocol:
 
 PROTOCOLS = {
     # py-feat's DISFA+ benchmark (Cheong et al., 2023, py-feat documentation): 12 AUs, present at intensity >= 2.
-    "disfa-plus": Protocol("disfa-plus", ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU17",
-                                          "AU20", "AU25", "AU26"), 2.0, 1,
-                           "DISFA+ (Mavadati et al., 2016; http://mohammadmahoor.com/disfa/), licensed for "
-                           "research by its authors on request; py-feat's protocol"),
+    "disfa-plus": Protocol(
+        "disfa-plus",
+        ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26"),
+        2.0,
+        1,
+        "DISFA+ (Mavadati et al., 2016; http://mohammadmahoor.com/disfa/), licensed for "
+        "research by its authors on request; py-feat's protocol",
+    ),
     # BP4D-Spontaneous (Zhang et al., 2014), FERA 2015's 12 AUs, occurrence.
-    "bp4d": Protocol("bp4d", ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17",
-                              "AU23", "AU24"), 1.0, 1,
-                     "BP4D-Spontaneous (Zhang et al., 2014; http://www.cs.binghamton.edu/~lijun/Research/3DFE/"
-                     "3DFE_Analysis.html), licensed by Binghamton University under its agreement"),
+    "bp4d": Protocol(
+        "bp4d",
+        ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24"),
+        1.0,
+        1,
+        "BP4D-Spontaneous (Zhang et al., 2014; http://www.cs.binghamton.edu/~lijun/Research/3DFE/"
+        "3DFE_Analysis.html), licensed by Binghamton University under its agreement",
+    ),
 }

@@ -18,8 +18,18 @@ ALL = "all"
 class Pairing:
     """One rater against one reference over the videos: rows of the table and their intervals."""
 
-    def __init__(self, rater: str, reference: str, per_video: list[tuple[str, dict[str, Source], np.ndarray]],
-                 threshold, tolerance: float, block: float, resamples: int, seed: int, aus: list[str] | None):
+    def __init__(
+        self,
+        rater: str,
+        reference: str,
+        per_video: list[tuple[str, dict[str, Source], np.ndarray]],
+        threshold,
+        tolerance: float,
+        block: float,
+        resamples: int,
+        seed: int,
+        aus: list[str] | None,
+    ):
         self.rater, self.reference = rater, reference
         self.videos = per_video  # (video name, sources, times)
         self.threshold, self.tolerance, self.block = threshold, tolerance, block
@@ -60,7 +70,9 @@ class Pairing:
         # Chosen on one fold and applied to the other: never tuned and scored on the same frames.
         folds = []
         for i, d in enumerate(data):
-            fold = np.full(len(d["ref"]), i % 2) if len(data) > 1 else (d["t"] >= np.median(d["t"])).astype(int)
+            fold = (
+                np.full(len(d["ref"]), i % 2) if len(data) > 1 else (d["t"] >= np.median(d["t"])).astype(int)
+            )
             folds.append(fold)
         ref = np.concatenate([d["ref"] for d in data])
         score = np.concatenate([d["score"] for d in data])
@@ -75,13 +87,16 @@ class Pairing:
         for d, fd in zip(data, folds):
             d["pred"] = (d["score"] > np.where(fd == 0, best[0], best[1])).astype(float)
 
-    def run(self) -> "Pairing":
+    def run(self) -> Pairing:
         first = self.videos[0][1]
         rater, ref = first[self.rater], first[self.reference]
         aus = [a for a in ref.occ if a in rater.occ and (self.aus is None or a in self.aus)]
         for name, sources, _ in self.videos[1:]:
-            aus += [a for a in sources[self.reference].occ if a in sources[self.rater].occ and a not in aus
-                    and (self.aus is None or a in self.aus)]
+            aus += [
+                a
+                for a in sources[self.reference].occ
+                if a in sources[self.rater].occ and a not in aus and (self.aus is None or a in self.aus)
+            ]
         per_au_sums, pooled_rows = [], []
         for au in aus:
             data = []
@@ -93,8 +108,18 @@ class Pairing:
                 score = p.score[au].to_numpy()[ok] if p.score is not None else None
                 ri = r.inten[au].to_numpy()[ok] if au in r.inten else None
                 pi = p.inten[au].to_numpy()[ok] if au in p.inten else None
-                data.append({"video": name, "t": t[ok], "ref": r.occ[au].to_numpy()[ok], "occ": p.occ[au].to_numpy()[ok],
-                             "score": score, "ri": ri, "pi": pi, "ok": ok})
+                data.append(
+                    {
+                        "video": name,
+                        "t": t[ok],
+                        "ref": r.occ[au].to_numpy()[ok],
+                        "occ": p.occ[au].to_numpy()[ok],
+                        "score": score,
+                        "ri": ri,
+                        "pi": pi,
+                        "ok": ok,
+                    }
+                )
             if not data:
                 continue
             self._predictions(au, data)
@@ -105,7 +130,9 @@ class Pairing:
                 figures = stats.occurrence(d["ref"], d["pred"])
                 intensity = d["ri"] is not None and d["pi"] is not None
                 if intensity:
-                    figures.update({k: v for k, v in stats.continuous(d["ri"], d["pi"]).items() if k in stats.CONT})
+                    figures.update(
+                        {k: v for k, v in stats.continuous(d["ri"], d["pi"]).items() if k in stats.CONT}
+                    )
                 ev_ref, ev_pred = stats.events(d["ref"], d["t"]), stats.events(d["pred"], d["t"])
                 whole_events.append(stats.event_sums(ev_ref, ev_pred, self.tolerance))
                 figures.update({k: float(v) for k, v in stats.events_from_sums(whole_events[-1]).items()})
@@ -116,18 +143,29 @@ class Pairing:
                     m = units == u
                     lo, hi = d["t"][m].min(), d["t"][m].max() + 1e-9
                     on = lambda evs: [e for e in evs if lo <= e[0] <= hi]  # noqa: E731
-                    parts = [stats.occ_sums(d["ref"][m], d["pred"][m]),
-                             stats.event_sums(on(ev_ref), on(ev_pred), self.tolerance)]
+                    parts = [
+                        stats.occ_sums(d["ref"][m], d["pred"][m]),
+                        stats.event_sums(on(ev_ref), on(ev_pred), self.tolerance),
+                    ]
                     parts.append(stats.pair_sums(d["ri"][m], d["pi"][m]) if intensity else np.full(8, np.nan))
                     unit_sums.append(np.concatenate(parts))
             sums = np.array(unit_sums)
-            ref_all, pred_all = np.concatenate([d["ref"] for d in data]), np.concatenate([d["pred"] for d in data])
+            ref_all, pred_all = (
+                np.concatenate([d["ref"] for d in data]),
+                np.concatenate([d["pred"] for d in data]),
+            )
             figures = stats.occurrence(ref_all, pred_all)
             intensity = all(d["ri"] is not None and d["pi"] is not None for d in data)
             if intensity:
-                figures.update({k: v for k, v in stats.continuous(np.concatenate([d["ri"] for d in data]),
-                                                                  np.concatenate([d["pi"] for d in data])).items()
-                                if k in stats.CONT})
+                figures.update(
+                    {
+                        k: v
+                        for k, v in stats.continuous(
+                            np.concatenate([d["ri"] for d in data]), np.concatenate([d["pi"] for d in data])
+                        ).items()
+                        if k in stats.CONT
+                    }
+                )
             figures.update({k: float(v) for k, v in stats.events_from_sums(np.sum(whole_events, 0)).items()})
             figures["threshold"] = self.chosen.get(au)
 
@@ -150,8 +188,12 @@ class Pairing:
         if not pooled:
             return
         keys = ("f1", "precision", "recall", "accuracy", "kappa", "icc", "pearson", "mae")
-        figures = {k: float(np.nanmean([r.get(k, np.nan) for r in pooled])) if any(
-            np.isfinite(r.get(k, np.nan)) for r in pooled) else np.nan for k in keys}
+        figures = {
+            k: float(np.nanmean([r.get(k, np.nan) for r in pooled]))
+            if any(np.isfinite(r.get(k, np.nan)) for r in pooled)
+            else np.nan
+            for k in keys
+        }
         ci = {}
         if len({len(s) for s in sums}) == 1:
             stacked = np.stack(sums, 1)  # units x AUs x sums
@@ -159,10 +201,14 @@ class Pairing:
             def compute(s):
                 with np.errstate(all="ignore"):
                     import warnings
+
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        return {k: np.nanmean(v, -1) for k, v in stats.occ_from_sums(s[..., :4]).items()
-                                if k in ("f1", "kappa")}
+                        return {
+                            k: np.nanmean(v, -1)
+                            for k, v in stats.occ_from_sums(s[..., :4]).items()
+                            if k in ("f1", "kappa")
+                        }
 
             ci = stats.bootstrap(stacked, compute, self.resamples, self.seed)
         self.rows.append(self._row(ALL, "mean", sum(r["n"] for r in pooled), figures, ci))
@@ -173,7 +219,9 @@ class Pairing:
             r, p = sources[self.reference].labels, sources[self.rater].labels
             ok = (r.notna() & p.notna()).to_numpy()
             if ok.any():
-                pairs.append((name, r.to_numpy()[ok].astype(str), p.to_numpy()[ok].astype(str), self._units(i, t[ok])))
+                pairs.append(
+                    (name, r.to_numpy()[ok].astype(str), p.to_numpy()[ok].astype(str), self._units(i, t[ok]))
+                )
         if not pairs:
             return
         labels = sorted({x for _, a, b, _ in pairs for x in (*a, *b)})
@@ -198,7 +246,9 @@ class Pairing:
                     parts.append((r[ok], p[ok]))
                     self.rows.append(self._row(name, dim, int(ok.sum()), stats.continuous(r[ok], p[ok])))
                     units = self._units(i, t[ok])
-                    per_unit += [stats.pair_sums(r[ok][units == u], p[ok][units == u]) for u in np.unique(units)]
+                    per_unit += [
+                        stats.pair_sums(r[ok][units == u], p[ok][units == u]) for u in np.unique(units)
+                    ]
             if parts:
                 r, p = np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts])
                 compute = lambda s: {k: v for k, v in stats.pair_from_sums(s).items() if k in stats.VA}  # noqa: E731
@@ -206,19 +256,32 @@ class Pairing:
                 self.rows.append(self._row(ALL, dim, len(r), stats.continuous(r, p), ci))
 
 
-def between_coders(coders: list[str], videos: list[tuple[str, dict[str, Source], np.ndarray]],
-                   aus: list[str] | None) -> list[dict]:
+def between_coders(
+    coders: list[str], videos: list[tuple[str, dict[str, Source], np.ndarray]], aus: list[str] | None
+) -> list[dict]:
     """Rows of rater and reference ``coders``: Krippendorff's alpha (nominal on occurrence,
     interval on intensity) and ICC(3,1) over all coders, pooled over videos."""
     rows = []
     first = videos[0][1]
-    common = [a for a in first[coders[0]].occ if all(a in first[c].occ for c in coders) and (aus is None or a in aus)]
+    common = [
+        a
+        for a in first[coders[0]].occ
+        if all(a in first[c].occ for c in coders) and (aus is None or a in aus)
+    ]
     for au in common:
         occ = np.concatenate([np.stack([s[c].occ[au].to_numpy() for c in coders]) for _, s, _ in videos], 1)
-        row = {"video": ALL, "rater": "coders", "reference": "coders", "unit": au,
-               "n": int(np.isfinite(occ).all(0).sum()), "alpha": stats.alpha(occ, "nominal")}
+        row = {
+            "video": ALL,
+            "rater": "coders",
+            "reference": "coders",
+            "unit": au,
+            "n": int(np.isfinite(occ).all(0).sum()),
+            "alpha": stats.alpha(occ, "nominal"),
+        }
         if all(au in first[c].inten for c in coders):
-            inten = np.concatenate([np.stack([s[c].inten[au].to_numpy() for c in coders]) for _, s, _ in videos], 1)
+            inten = np.concatenate(
+                [np.stack([s[c].inten[au].to_numpy() for c in coders]) for _, s, _ in videos], 1
+            )
             full = inten[:, np.isfinite(inten).all(0)]
             row["alpha_intensity"] = stats.alpha(inten, "interval")
             row["icc"] = stats.icc3(full.T) if full.shape[1] > 1 else np.nan

@@ -12,8 +12,12 @@ from fatools.agree.page import write_html
 from fatools.models.derived import write_atomic
 
 
-def save(result: Agreement, table: str | Path | None = None, json_file: str | Path | None = None,
-         html: str | Path | None = None) -> None:
+def save(
+    result: Agreement,
+    table: str | Path | None = None,
+    json_file: str | Path | None = None,
+    html: str | Path | None = None,
+) -> None:
     """Write whichever of the table, the JSON and the page are given a path."""
     if table is not None:
         write_atomic(Path(table), lambda tmp: result.table.to_csv(tmp, index=False))

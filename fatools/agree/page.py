@@ -26,14 +26,33 @@ _PAGE = Path(__file__).with_name("agree_page.html")
 
 # Segment codes; 0 (absent, or both absent) is not drawn.
 PRESENT, HIT, MISS, FALSE_ALARM, NOT_COMPARED = 1, 2, 3, 4, 5
-CODES = {PRESENT: "present", HIT: "hit", MISS: "miss", FALSE_ALARM: "false alarm",
-         NOT_COMPARED: "not compared (no face, or not coded)"}
+CODES = {
+    PRESENT: "present",
+    HIT: "hit",
+    MISS: "miss",
+    FALSE_ALARM: "false alarm",
+    NOT_COMPARED: "not compared (no face, or not coded)",
+}
 
 # The table's columns: (column, heading); a statistic with *_lo/*_hi shows its interval.
-SHOWN = [("f1", "F1"), ("kappa", "kappa"), ("precision", "precision"), ("recall", "recall"),
-         ("accuracy", "accuracy"), ("base_rate", "base rate"), ("predicted_rate", "predicted rate"),
-         ("event_f1", "event F1"), ("icc", "ICC"), ("pearson", "Pearson"), ("mae", "MAE"), ("alpha", "alpha"),
-         ("alpha_intensity", "alpha (intensity)"), ("macro_f1", "macro-F1"), ("ccc", "CCC"), ("rmse", "RMSE")]
+SHOWN = [
+    ("f1", "F1"),
+    ("kappa", "kappa"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("accuracy", "accuracy"),
+    ("base_rate", "base rate"),
+    ("predicted_rate", "predicted rate"),
+    ("event_f1", "event F1"),
+    ("icc", "ICC"),
+    ("pearson", "Pearson"),
+    ("mae", "MAE"),
+    ("alpha", "alpha"),
+    ("alpha_intensity", "alpha (intensity)"),
+    ("macro_f1", "macro-F1"),
+    ("ccc", "CCC"),
+    ("rmse", "RMSE"),
+]
 _OCCURRENCE = ("f1", "kappa", "precision", "recall", "accuracy", "base_rate", "predicted_rate", "event_f1")
 _INTENSITY = ("icc", "pearson", "mae")
 
@@ -73,11 +92,23 @@ def table_rows(table: pd.DataFrame) -> list[dict]:
         stats = {}
         for key, _ in SHOWN:
             if key in applies:
-                stats[key] = [_number(row.get(key)), _number(row.get(f"{key}_lo")), _number(row.get(f"{key}_hi"))]
+                stats[key] = [
+                    _number(row.get(key)),
+                    _number(row.get(f"{key}_lo")),
+                    _number(row.get(f"{key}_hi")),
+                ]
         threshold = row.get("threshold")
-        rows.append({"video": str(row["video"]), "rater": str(row["rater"]), "reference": str(row["reference"]),
-                     "unit": str(row["unit"]), "n": int(row["n"]) if _number(row.get("n")) is not None else None,
-                     "threshold": threshold if isinstance(threshold, str) else None, "stats": stats})
+        rows.append(
+            {
+                "video": str(row["video"]),
+                "rater": str(row["rater"]),
+                "reference": str(row["reference"]),
+                "unit": str(row["unit"]),
+                "n": int(row["n"]) if _number(row.get("n")) is not None else None,
+                "threshold": threshold if isinstance(threshold, str) else None,
+                "stats": stats,
+            }
+        )
     return rows
 
 
@@ -111,22 +142,33 @@ def chart(table: pd.DataFrame, coders: list[str], raters: list[str]) -> dict:
             for rater in raters:
                 rows = pooled[(pooled.rater == rater) & (pooled.reference == reference)]
                 if not rows.empty:
-                    bars.append({"name": f"{rater} vs {reference}", "role": "tool",
-                                 "values": [figure(rows, au, metric) for au in aus]})
+                    bars.append(
+                        {
+                            "name": f"{rater} vs {reference}",
+                            "role": "tool",
+                            "values": [figure(rows, au, metric) for au in aus],
+                        }
+                    )
             pairs = pairs_of(coders)  # (rater, reference) as the table has them; F1 and kappa are symmetric
             mine = pairs if reference == "consensus" else [p for p in pairs if reference in p]
             if len(coders) >= 2 and mine:
                 values = []
                 for au in aus:
-                    each = [figure(pooled[(pooled.rater == a) & (pooled.reference == b)], au, metric) for a, b in mine]
+                    each = [
+                        figure(pooled[(pooled.rater == a) & (pooled.reference == b)], au, metric)
+                        for a, b in mine
+                    ]
                     each = [e for e in each if e is not None]
                     if len(each) <= 1:
                         values.append(each[0] if each else None)
                     else:
                         defined = [e[0] for e in each if e[0] is not None]
                         values.append([float(np.mean(defined)) if defined else None, None, None])
-                name = (f"{mine[0][0]} vs {mine[0][1]}" if len(mine) == 1
-                        else f"coder vs coder (mean of {len(mine)} pairs)")
+                name = (
+                    f"{mine[0][0]} vs {mine[0][1]}"
+                    if len(mine) == 1
+                    else f"coder vs coder (mean of {len(mine)} pairs)"
+                )
                 bars.append({"name": name + " (human ceiling)", "role": "coders", "values": values})
             series[metric] = bars
         out["references"][reference] = series
@@ -139,8 +181,11 @@ def _runs(codes: np.ndarray, t: np.ndarray, end: np.ndarray) -> list[list]:
         return []
     change = np.flatnonzero(np.diff(codes) != 0) + 1
     starts, stops = np.concatenate([[0], change]), np.concatenate([change, [len(codes)]])
-    return [[round(float(t[a]), 3), round(float(end[b - 1]), 3), int(codes[a])]
-            for a, b in zip(starts, stops) if codes[a] != 0]
+    return [
+        [round(float(t[a]), 3), round(float(end[b - 1]), 3), int(codes[a])]
+        for a, b in zip(starts, stops)
+        if codes[a] != 0
+    ]
 
 
 def _presence(values: np.ndarray) -> np.ndarray:
@@ -161,7 +206,11 @@ def _media(video: Compared, out_dir: Path) -> str | None:
     from fatools.video import is_image_path
 
     given = Path(video.path)
-    for candidate in (given, Path(video.records).parent / given, Path(video.records).parent.parent / given.name):
+    for candidate in (
+        given,
+        Path(video.records).parent / given,
+        Path(video.records).parent.parent / given.name,
+    ):
         if candidate.is_file() and not is_image_path(str(candidate)):
             return _href(str(candidate), out_dir)
     return None
@@ -179,7 +228,11 @@ def timelines(video: Compared, coders: list[str], raters: list[str], out_dir: Pa
     coded = {au for r in references for au in sources[r].occ}
     aus = []
     for au in _au_order(coded):
-        rows = {name: _runs(_presence(sources[name].occ[au]), x, end) for name in references if au in sources[name].occ}
+        rows = {
+            name: _runs(_presence(sources[name].occ[au]), x, end)
+            for name in references
+            if au in sources[name].occ
+        }
         versus = {}
         for reference in references:
             for rater in raters:
@@ -188,9 +241,14 @@ def timelines(video: Compared, coders: list[str], raters: list[str], out_dir: Pa
                     versus.setdefault(reference, {})[rater] = _runs(_versus(len(x), *scored), x, end)
         if versus:
             aus.append({"au": au, "coders": rows, "versus": versus})
-    return {"name": video.name, "media": _media(video, out_dir), "timed": timed,
-            "range": [round(float(x[0]), 3), round(float(end[-1]), 3)] if len(x) else [0, 1],
-            "step": round(step, 6), "aus": aus}
+    return {
+        "name": video.name,
+        "media": _media(video, out_dir),
+        "timed": timed,
+        "range": [round(float(x[0]), 3), round(float(end[-1]), 3)] if len(x) else [0, 1],
+        "step": round(step, 6),
+        "aus": aus,
+    }
 
 
 def page_data(result: Agreement, out_dir: Path) -> dict:
@@ -198,16 +256,24 @@ def page_data(result: Agreement, out_dir: Path) -> dict:
     coders = list(settings.get("coders") or [])
     raters = list(settings.get("raters") or ["fatools"])
     references = [*coders, *(["consensus"] if len(coders) >= 2 else [])]
-    return {"coders": coders, "raters": raters, "references": references,
-            "reference": "consensus" if len(coders) >= 2 else (coders[0] if coders else None),
-            "columns": [[k, h] for k, h in SHOWN], "rows": table_rows(result.table),
-            "chart": chart(result.table, coders, raters), "codes": {str(k): v for k, v in CODES.items()},
-            "videos": [timelines(v, coders, raters, out_dir) for v in result.videos],
-            "settings": json.loads(json.dumps(settings, default=str)),
-            "alignment": json.loads(result.alignment.to_json(orient="records", default_handler=str))}
+    return {
+        "coders": coders,
+        "raters": raters,
+        "references": references,
+        "reference": "consensus" if len(coders) >= 2 else (coders[0] if coders else None),
+        "columns": [[k, h] for k, h in SHOWN],
+        "rows": table_rows(result.table),
+        "chart": chart(result.table, coders, raters),
+        "codes": {str(k): v for k, v in CODES.items()},
+        "videos": [timelines(v, coders, raters, out_dir) for v in result.videos],
+        "settings": json.loads(json.dumps(settings, default=str)),
+        "alignment": json.loads(result.alignment.to_json(orient="records", default_handler=str)),
+    }
 
 
-def write_html(result: Agreement, path: str | Path, title: str = "fatools agreement with human coders") -> Path:
+def write_html(
+    result: Agreement, path: str | Path, title: str = "fatools agreement with human coders"
+) -> Path:
     """The page at ``path`` and plotly.min.js beside it (left alone when it is the same)."""
     import plotly.offline
 
@@ -217,8 +283,12 @@ def write_html(result: Agreement, path: str | Path, title: str = "fatools agreem
     out_dir = path.resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(page_data(result, out_dir), allow_nan=False).replace("</", "<\\/")
-    page = (_PAGE.read_text(encoding="utf-8").replace("{{title}}", html.escape(title))
-            .replace("{{plotly}}", PLOTLY_JS).replace("{{data}}", payload))
+    page = (
+        _PAGE.read_text(encoding="utf-8")
+        .replace("{{title}}", html.escape(title))
+        .replace("{{plotly}}", PLOTLY_JS)
+        .replace("{{data}}", payload)
+    )
     tmp = path.with_name(f".{path.name}.part")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)

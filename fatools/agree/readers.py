@@ -60,6 +60,7 @@ def _note(coding: Coding, code: str, count: int = 1) -> bool:
 
 # -- ELAN ------------------------------------------------------------------------------
 
+
 def read_eaf(path: Path) -> Coding:
     """An ELAN file as coders make it: a tier per AU (named ``AU12`` or ``12``; values empty, a
     letter A-E, or ``12C``), a tier per expression, a tier of codes (``6+12C``) or labels, or a
@@ -68,7 +69,7 @@ def read_eaf(path: Path) -> Coding:
 
     try:
         eaf = pympi.Elan.Eaf(str(path))
-    except Exception as exc:  # noqa: BLE001 - pympi raises what the XML parser raises
+    except Exception as exc:
         raise FatoolsError(f"{path}: not an ELAN file ({exc})") from None
     coding = Coding(str(path), "elan", "intervals", pd.DataFrame(), stem=path.stem)
     rows: list[tuple] = []
@@ -100,7 +101,6 @@ def read_eaf(path: Path) -> Coding:
     return _with_intervals(coding, rows)
 
 
-
 def _with_intervals(coding: Coding, rows: list[tuple]) -> Coding:
     """``coding`` holding ``rows`` (onset, offset, unit, value), each AU's scale named: an
     intensity when every interval of it has one, else occurrence."""
@@ -110,7 +110,9 @@ def _with_intervals(coding: Coding, rows: list[tuple]) -> Coding:
         coding.scale[au] = "intensity" if values.notna().all() else "occurrence"
     return coding
 
+
 # -- tables ----------------------------------------------------------------------------
+
 
 def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
     lowered = {c.strip().lower(): c for c in columns}
@@ -136,7 +138,14 @@ def read_intervals(path: Path, table: pd.DataFrame) -> Coding:
             for code, intensity in parsed:
                 intensity = intensity if intensity is not None else level
                 if _note(coding, code) and intensity != 0:
-                    rows.append((float(row[onset]), float(row[offset]), code, np.nan if intensity is None else intensity))
+                    rows.append(
+                        (
+                            float(row[onset]),
+                            float(row[offset]),
+                            code,
+                            np.nan if intensity is None else intensity,
+                        )
+                    )
         else:
             coding.unknown[text] += 1
     return _with_intervals(coding, rows)
@@ -229,7 +238,9 @@ def read_pyfeat(path: Path, table: pd.DataFrame) -> Coding:
     labels = [c for c in table.columns if codes.expression(c)]
     if labels:
         scores = table[labels].apply(pd.to_numeric, errors="coerce")
-        out["expression"] = [codes.expression(c) for c in scores.idxmax(axis=1).fillna("")] if len(scores) else []
+        out["expression"] = (
+            [codes.expression(c) for c in scores.idxmax(axis=1).fillna("")] if len(scores) else []
+        )
     coding.table = out
     return coding
 
@@ -238,8 +249,12 @@ def read_coding(path: str | Path) -> list[Coding]:
     """The codings in a file, or in every file below a directory (in name order)."""
     path = Path(path)
     if path.is_dir():
-        return [c for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")
-                for c in read_coding(p)]
+        return [
+            c
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")
+            for c in read_coding(p)
+        ]
     if not path.exists():
         raise FatoolsError(f"{path}: no such reference file")
     if path.suffix.lower() == ".eaf":

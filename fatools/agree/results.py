@@ -49,7 +49,9 @@ def records_files(path: str | Path) -> list[Path]:
         if RECORDS in files:
             found.append(Path(current) / RECORDS)
     if not found:
-        raise FatoolsError(f"{path}: no {RECORDS} here or below (give fa-run's output directory or its records)")
+        raise FatoolsError(
+            f"{path}: no {RECORDS} here or below (give fa-run's output directory or its records)"
+        )
     return found
 
 
@@ -81,7 +83,9 @@ def read_video(path: Path, track: object = None) -> Video:
     if track is not None:
         matches = [t for t in seen if str(t) == str(track)]
         if not matches:
-            raise FatoolsError(f"{path}: no track {track} (tracks: {', '.join(map(str, sorted(seen, key=rec.track_order))) or 'none'})")
+            raise FatoolsError(
+                f"{path}: no track {track} (tracks: {', '.join(map(str, sorted(seen, key=rec.track_order))) or 'none'})"
+            )
         chosen, rule = matches[0], "given"
     elif seen:
         chosen = max(sorted(seen, key=rec.track_order), key=lambda t: seen[t])  # max keeps the first of ties
@@ -112,8 +116,17 @@ def read_video(path: Path, track: object = None) -> Video:
         table["expression"] = None
     video_path = str((header or {}).get("video") or path.parent.name)
     name = Path(video_path).stem
-    return Video(name, video_path, str(path), rec.header_fps(header), rec.number((header or {}).get("duration")),
-                 chosen, rule, table, seen)
+    return Video(
+        name,
+        video_path,
+        str(path),
+        rec.header_fps(header),
+        rec.number((header or {}).get("duration")),
+        chosen,
+        rule,
+        table,
+        seen,
+    )
 
 
 def read_results(paths: list[str | Path], tracks: dict | None = None, track: object = None) -> list[Video]:

@@ -24,6 +24,7 @@ def _div(a, b):
 
 # -- occurrence ------------------------------------------------------------------------
 
+
 def occurrence(ref: np.ndarray, pred: np.ndarray) -> dict:
     """Occurrence agreement of two 0/1 series, by scikit-learn; F1, recall and kappa are NaN
     when the reference never has the AU, precision when the rater never says it."""
@@ -35,10 +36,15 @@ def occurrence(ref: np.ndarray, pred: np.ndarray) -> dict:
     nan = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = {"f1": f1_score(ref, pred, zero_division=nan), "precision": precision_score(ref, pred, zero_division=nan),
-               "recall": recall_score(ref, pred, zero_division=nan), "accuracy": accuracy_score(ref, pred),
-               "kappa": cohen_kappa_score(ref, pred) if len(set(ref) | set(pred)) > 1 else nan,
-               "base_rate": ref.mean(), "predicted_rate": pred.mean()}
+        out = {
+            "f1": f1_score(ref, pred, zero_division=nan),
+            "precision": precision_score(ref, pred, zero_division=nan),
+            "recall": recall_score(ref, pred, zero_division=nan),
+            "accuracy": accuracy_score(ref, pred),
+            "kappa": cohen_kappa_score(ref, pred) if len(set(ref) | set(pred)) > 1 else nan,
+            "base_rate": ref.mean(),
+            "predicted_rate": pred.mean(),
+        }
     if ref.sum() == 0:
         out.update(f1=nan, recall=nan, kappa=nan)
     return {k: float(v) for k, v in out.items()}
@@ -46,7 +52,9 @@ def occurrence(ref: np.ndarray, pred: np.ndarray) -> dict:
 
 def occ_sums(ref: np.ndarray, pred: np.ndarray) -> np.ndarray:
     ref, pred = np.asarray(ref, bool), np.asarray(pred, bool)
-    return np.array([(ref & pred).sum(), (~ref & pred).sum(), (ref & ~pred).sum(), (~ref & ~pred).sum()], float)
+    return np.array(
+        [(ref & pred).sum(), (~ref & pred).sum(), (ref & ~pred).sum(), (~ref & ~pred).sum()], float
+    )
 
 
 def occ_from_sums(s: np.ndarray) -> dict:
@@ -57,12 +65,19 @@ def occ_from_sums(s: np.ndarray) -> dict:
     pe = _div((tp + fn) * (tp + fp) + (tn + fp) * (tn + fn), n * n)
     undefined = (tp + fn) == 0
     f1 = np.where(undefined, np.nan, _div(2 * tp, 2 * tp + fp + fn))
-    return {"f1": f1, "precision": _div(tp, tp + fp), "recall": np.where(undefined, np.nan, _div(tp, tp + fn)),
-            "accuracy": po, "kappa": np.where(undefined, np.nan, _div(po - pe, 1 - pe)),
-            "base_rate": _div(tp + fn, n), "predicted_rate": _div(tp + fp, n)}
+    return {
+        "f1": f1,
+        "precision": _div(tp, tp + fp),
+        "recall": np.where(undefined, np.nan, _div(tp, tp + fn)),
+        "accuracy": po,
+        "kappa": np.where(undefined, np.nan, _div(po - pe, 1 - pe)),
+        "base_rate": _div(tp + fn, n),
+        "predicted_rate": _div(tp + fp, n),
+    }
 
 
 # -- intensity, valence and arousal ----------------------------------------------------
+
 
 def icc3(matrix: np.ndarray) -> float:
     """ICC(3,1) of an n x k matrix (targets x raters): (MSR - MSE) / (MSR + (k - 1) MSE)."""
@@ -71,7 +86,7 @@ def icc3(matrix: np.ndarray) -> float:
 
 def icc_sums(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, float)
-    return np.concatenate([[len(m), (m.sum(1) ** 2).sum(), (m ** 2).sum()], m.sum(0)])
+    return np.concatenate([[len(m), (m.sum(1) ** 2).sum(), (m**2).sum()], m.sum(0)])
 
 
 def icc3_from_sums(s: np.ndarray):
@@ -79,9 +94,9 @@ def icc3_from_sums(s: np.ndarray):
     n, rows2, squares, cols = s[..., 0], s[..., 1], s[..., 2], s[..., 3:]
     k = cols.shape[-1]
     total = cols.sum(-1)
-    correction = _div(total ** 2, n * k)
+    correction = _div(total**2, n * k)
     ssr = _div(rows2, k) - correction
-    ssc = _div((cols ** 2).sum(-1), n) - correction
+    ssc = _div((cols**2).sum(-1), n) - correction
     sse = squares - correction - ssr - ssc
     msr, mse = _div(ssr, n - 1), _div(sse, (n - 1) * (k - 1))
     return _div(msr - mse, msr + (k - 1) * mse)
@@ -89,8 +104,18 @@ def icc3_from_sums(s: np.ndarray):
 
 def pair_sums(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     x, y = np.asarray(x, float), np.asarray(y, float)
-    return np.array([len(x), x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum(),
-                     np.abs(x - y).sum(), ((x - y) ** 2).sum()])
+    return np.array(
+        [
+            len(x),
+            x.sum(),
+            y.sum(),
+            (x * x).sum(),
+            (y * y).sum(),
+            (x * y).sum(),
+            np.abs(x - y).sum(),
+            ((x - y) ** 2).sum(),
+        ]
+    )
 
 
 def pair_from_sums(s: np.ndarray) -> dict:
@@ -101,8 +126,13 @@ def pair_from_sums(s: np.ndarray) -> dict:
     icc = icc3_from_sums(np.stack([n, sxx + syy + 2 * sxy, sxx + syy, sx, sy], -1))
     with np.errstate(invalid="ignore"):
         pearson = _div(cov, np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None)))
-    return {"icc": icc, "pearson": pearson, "mae": _div(sabs, n), "rmse": np.sqrt(_div(ssq, n)),
-            "ccc": _div(2 * cov, vx + vy + (mx - my) ** 2)}
+    return {
+        "icc": icc,
+        "pearson": pearson,
+        "mae": _div(sabs, n),
+        "rmse": np.sqrt(_div(ssq, n)),
+        "ccc": _div(2 * cov, vx + vy + (mx - my) ** 2),
+    }
 
 
 def continuous(ref: np.ndarray, pred: np.ndarray) -> dict:
@@ -117,24 +147,35 @@ def continuous(ref: np.ndarray, pred: np.ndarray) -> dict:
     mx, my = ref.mean(), pred.mean()
     cov = ((ref - mx) * (pred - my)).mean()
     denominator = ref.var() + pred.var() + (mx - my) ** 2
-    return {"icc": icc3(np.column_stack([ref, pred])),
-            "pearson": np.nan if constant else float(pearsonr(ref, pred)[0]),
-            "mae": float(mean_absolute_error(ref, pred)), "rmse": float(np.sqrt(mean_squared_error(ref, pred))),
-            "ccc": float(2 * cov / denominator) if denominator > 0 else np.nan}
+    return {
+        "icc": icc3(np.column_stack([ref, pred])),
+        "pearson": np.nan if constant else float(pearsonr(ref, pred)[0]),
+        "mae": float(mean_absolute_error(ref, pred)),
+        "rmse": float(np.sqrt(mean_squared_error(ref, pred))),
+        "ccc": float(2 * cov / denominator) if denominator > 0 else np.nan,
+    }
 
 
 # -- expressions -----------------------------------------------------------------------
+
 
 def expressions(ref: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
     """Accuracy, macro-F1 (over the labels either side uses) and the confusion matrix, by scikit-learn."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
     if len(ref) == 0:
-        return {"accuracy": np.nan, "macro_f1": np.nan, "confusion": np.zeros((len(labels), len(labels)), int)}
+        return {
+            "accuracy": np.nan,
+            "macro_f1": np.nan,
+            "confusion": np.zeros((len(labels), len(labels)), int),
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"accuracy": float(accuracy_score(ref, pred)), "macro_f1": float(f1_score(ref, pred, average="macro")),
-                "confusion": confusion_matrix(ref, pred, labels=labels)}
+        return {
+            "accuracy": float(accuracy_score(ref, pred)),
+            "macro_f1": float(f1_score(ref, pred, average="macro")),
+            "confusion": confusion_matrix(ref, pred, labels=labels),
+        }
 
 
 def expr_from_confusion(c: np.ndarray) -> dict:
@@ -149,6 +190,7 @@ def expr_from_confusion(c: np.ndarray) -> dict:
 
 # -- events ----------------------------------------------------------------------------
 
+
 def events(present: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
     """(onset, offset) of each run of 1s; the offset is the time of the first 0 after it."""
     present, t = np.asarray(present, bool), np.asarray(t, float)
@@ -160,7 +202,9 @@ def events(present: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
 
 def _match(ref: list[float], pred: list[float], tolerance: float) -> int:
     """One-to-one matches of times within ``tolerance``, nearest first."""
-    pairs = sorted((abs(r - p), i, j) for i, r in enumerate(ref) for j, p in enumerate(pred) if abs(r - p) <= tolerance)
+    pairs = sorted(
+        (abs(r - p), i, j) for i, r in enumerate(ref) for j, p in enumerate(pred) if abs(r - p) <= tolerance
+    )
     used_r, used_p, matched = set(), set(), 0
     for _, i, j in pairs:
         if i not in used_r and j not in used_p:
@@ -174,8 +218,12 @@ def event_sums(ref_events: list, pred_events: list, tolerance: float) -> np.ndar
     on = _match([e[0] for e in ref_events], [e[0] for e in pred_events], tolerance)
     off = _match([e[1] for e in ref_events], [e[1] for e in pred_events], tolerance)
     both = 0
-    pairs = [(i, j) for i, r in enumerate(ref_events) for j, p in enumerate(pred_events)
-             if abs(r[0] - p[0]) <= tolerance and abs(r[1] - p[1]) <= tolerance]
+    pairs = [
+        (i, j)
+        for i, r in enumerate(ref_events)
+        for j, p in enumerate(pred_events)
+        if abs(r[0] - p[0]) <= tolerance and abs(r[1] - p[1]) <= tolerance
+    ]
     used_r, used_p = set(), set()
     for i, j in pairs:
         if i not in used_r and j not in used_p:
@@ -187,11 +235,14 @@ def event_sums(ref_events: list, pred_events: list, tolerance: float) -> np.ndar
 def events_from_sums(s: np.ndarray) -> dict:
     on, off, both, npred, nref = np.moveaxis(np.asarray(s, float), -1, 0)
     undefined = nref == 0
-    return {f"{k}_f1": np.where(undefined, np.nan, _div(2 * m, npred + nref))
-            for k, m in (("onset", on), ("offset", off), ("event", both))}
+    return {
+        f"{k}_f1": np.where(undefined, np.nan, _div(2 * m, npred + nref))
+        for k, m in (("onset", on), ("offset", off), ("event", both))
+    }
 
 
 # -- between coders --------------------------------------------------------------------
+
 
 def alpha(matrix: np.ndarray, level: str) -> float:
     """Krippendorff's alpha of a coders x frames matrix (NaN: not coded), by ``krippendorff``."""
@@ -204,6 +255,7 @@ def alpha(matrix: np.ndarray, level: str) -> float:
 
 
 # -- bootstrap -------------------------------------------------------------------------
+
 
 def bootstrap(per_unit: np.ndarray, compute, resamples: int, seed: int) -> dict:
     """95% percentile intervals of ``compute(sums)`` with the units (videos or time blocks)

@@ -9,36 +9,88 @@ from fatools.cli import options
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--table", "output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              show_default=True, help="The table's file ('-': standard output); written under a temporary name first.")
-@click.option("--index", "index_path", type=click.Path(dir_okay=False),
-              help="Write the study's index page (a sortable row per input, linking to its report) to FILE "
-                   "[default: index.html beside the -o table; none when the table goes to standard output].")
+@click.option(
+    "-o",
+    "--table",
+    "output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="The table's file ('-': standard output); written under a temporary name first.",
+)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(dir_okay=False),
+    help="Write the study's index page (a sortable row per input, linking to its report) to FILE "
+    "[default: index.html beside the -o table; none when the table goes to standard output].",
+)
 @click.option("--no-index", is_flag=True, help="Write no index page.")
 @options.design_options
-@click.option("--long", "long_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.csv",
-              help="Write the long (tidy) table: a row per participant x video x segment x measure, as CSV to FILE.csv "
-                   "and Parquet to FILE.parquet (needs --design or --participant-from).")
-@click.option("--participants", "participants_path", type=click.Path(dir_okay=False), default=None,
-              metavar="FILE.csv",
-              help="Write a row per participant (videos, minutes with a face, each measure's mean and median) as CSV "
-                   "and Parquet (needs --design or --participant-from).")
-@click.option("--window", default=None, metavar="DURATION",
-              help="Also cut each video into fixed windows of DURATION (10s, 500ms, 2min) in the long table.")
+@click.option(
+    "--long",
+    "long_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.csv",
+    help="Write the long (tidy) table: a row per participant x video x segment x measure, as CSV to FILE.csv "
+    "and Parquet to FILE.parquet (needs --design or --participant-from).",
+)
+@click.option(
+    "--participants",
+    "participants_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.csv",
+    help="Write a row per participant (videos, minutes with a face, each measure's mean and median) as CSV "
+    "and Parquet (needs --design or --participant-from).",
+)
+@click.option(
+    "--window",
+    default=None,
+    metavar="DURATION",
+    help="Also cut each video into fixed windows of DURATION (10s, 500ms, 2min) in the long table.",
+)
 @options.events_option
 @options.baseline_option
-@click.option("--normalize", type=click.Choice(["none", "person", "baseline"]), default="none", show_default=True,
-              help="In the long table: each measure also as the difference from (delta) and z-score against the "
-                   "participant's own median over all their videos (person) or over their --baseline events "
-                   "(baseline); the raw value stays.")
-@click.option("--identity-threshold", type=click.FloatRange(-1, 1), default=0.5, show_default=True,
-              help="Embedding cosine similarity below which a participant's track is reported as not the person "
-                   "of their other videos.")
+@click.option(
+    "--normalize",
+    type=click.Choice(["none", "person", "baseline"]),
+    default="none",
+    show_default=True,
+    help="In the long table: each measure also as the difference from (delta) and z-score against the "
+    "participant's own median over all their videos (person) or over their --baseline events "
+    "(baseline); the raw value stays.",
+)
+@click.option(
+    "--identity-threshold",
+    type=click.FloatRange(-1, 1),
+    default=0.5,
+    show_default=True,
+    help="Embedding cosine similarity below which a participant's track is reported as not the person "
+    "of their other videos.",
+)
 @options.config_option
 @options.trust_config_option
 @options.command("fa-collect")
-def cli(roots, output, index_path, no_index, design_path, participant_from, allow_partial, long_path,
-        participants_path, window, events, baseline, normalize, identity_threshold, config_path, trust_config):
+def cli(
+    roots,
+    output,
+    index_path,
+    no_index,
+    design_path,
+    participant_from,
+    allow_partial,
+    long_path,
+    participants_path,
+    window,
+    events,
+    baseline,
+    normalize,
+    identity_threshold,
+    config_path,
+    trust_config,
+):
     """Collect fa-run's results below ROOTS into one CSV table.
 
     One row per input (level "video": status, duration, frames analysed, faces, tracks,
@@ -53,29 +105,52 @@ def cli(roots, output, index_path, no_index, design_path, participant_from, allo
     import os
     import sys
 
-    from fatools.study.collect import collect
     from fatools.errors import FatoolsError
     from fatools.models.config import expression_labels
-
+    from fatools.study.collect import collect
     from fatools.study.index import StudyIndex
 
     if no_index and index_path:
         raise click.UsageError("--index and --no-index contradict each other; give one")
     study = None
-    if design_path or participant_from or long_path or participants_path or window or events or normalize != "none":
-        study = prepare_study(roots, design_path, participant_from, allow_partial, long_path, participants_path,
-                              window, events, baseline, normalize, identity_threshold)
+    if (
+        design_path
+        or participant_from
+        or long_path
+        or participants_path
+        or window
+        or events
+        or normalize != "none"
+    ):
+        study = prepare_study(
+            roots,
+            design_path,
+            participant_from,
+            allow_partial,
+            long_path,
+            participants_path,
+            window,
+            events,
+            baseline,
+            normalize,
+            identity_threshold,
+        )
     labels = expression_labels(config_path, trust_config)
     if index_path is None and output != "-" and not no_index:
         index_path = os.path.join(os.path.dirname(os.path.abspath(output)), "index.html")
     index = None
     if index_path:
         try:
-            index = StudyIndex(index_path, design=study.design_columns + ["participant_track", "identity"]
-                               if study is not None and study.design_columns else None)
+            index = StudyIndex(
+                index_path,
+                design=study.design_columns + ["participant_track", "identity"]
+                if study is not None and study.design_columns
+                else None,
+            )
         except OSError as exc:
-            raise FatoolsError(f"{index_path}: cannot write the index page ({exc.strerror}); "
-                               "choose another --index") from None
+            raise FatoolsError(
+                f"{index_path}: cannot write the index page ({exc.strerror}); choose another --index"
+            ) from None
     try:
         if output == "-":
             counts = collect(roots, sys.stdout, labels, index, **study.collect_args() if study else {})
@@ -86,7 +161,9 @@ def cli(roots, output, index_path, no_index, design_path, participant_from, allo
                     counts = collect(roots, handle, labels, index, **study.collect_args() if study else {})
                 os.replace(tmp, output)
             except OSError as exc:
-                raise FatoolsError(f"{output}: cannot write the table ({exc.strerror}); choose another -o") from None
+                raise FatoolsError(
+                    f"{output}: cannot write the table ({exc.strerror}); choose another -o"
+                ) from None
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
@@ -119,12 +196,23 @@ class Study:
             return {}
         cells = {c: video.cells.get(c) for c in self.design_columns}
         if video.identity is not None:
-            cells.update(participant_track=video.identity.track, track_rule=getattr(video.identity, "rule", None),
-                         identity=video.identity.status, identity_similarity=video.identity.similarity)
+            cells.update(
+                participant_track=video.identity.track,
+                track_rule=getattr(video.identity, "rule", None),
+                identity=video.identity.status,
+                identity_similarity=video.identity.similarity,
+            )
         return cells
 
     def collect_args(self) -> dict:
-        extra = [*self.design_columns, "participant_track", "track_rule", "role", "identity", "identity_similarity"]
+        extra = [
+            *self.design_columns,
+            "participant_track",
+            "track_rule",
+            "role",
+            "identity",
+            "identity_similarity",
+        ]
         return {"design": (extra, self.cells), "directories": [video.directory for video in self.videos]}
 
     def write_tables(self, labels) -> list[str]:
@@ -137,8 +225,19 @@ def _warn(line: str) -> None:
     click.echo(f"fa-collect: warning: {line}", err=True)
 
 
-def prepare_study(roots, design_path, participant_from, allow_partial, long_path, participants_path, window, events,
-                  baseline, normalize, identity_threshold) -> Study:
+def prepare_study(
+    roots,
+    design_path,
+    participant_from,
+    allow_partial,
+    long_path,
+    participants_path,
+    window,
+    events,
+    baseline,
+    normalize,
+    identity_threshold,
+) -> Study:
     """Every option of the study side checked, the design joined to the results and their
     tracks read, before anything is written."""
     from fatools import events as events_module
@@ -155,8 +254,10 @@ def prepare_study(roots, design_path, participant_from, allow_partial, long_path
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if table is None and (long_path or participants_path or normalize != "none"):
-        raise click.UsageError("--long, --participants and --normalize need --design or --participant-from "
-                               "(who each video's participant is)")
+        raise click.UsageError(
+            "--long, --participants and --normalize need --design or --participant-from "
+            "(who each video's participant is)"
+        )
     if normalize == "baseline" and baseline is None:
         raise click.UsageError("--normalize baseline needs --events and --baseline LABEL")
     if table is not None and not (long_path or participants_path) and (window or events):
@@ -180,8 +281,16 @@ def prepare_study(roots, design_path, participant_from, allow_partial, long_path
     for line in check_identity([v.identity for v in videos if v.identity is not None], identity_threshold):
         click.echo(f"fa-collect: {line}", err=True)
     columns = [] if table is None else ["participant", *[c for c in table.columns if c != "participant"]]
-    return Study(videos, columns, long_path=long_path, participants_path=participants_path, window=seconds,
-                 events=event_list, normalize=normalize, baseline=baseline)
+    return Study(
+        videos,
+        columns,
+        long_path=long_path,
+        participants_path=participants_path,
+        window=seconds,
+        events=event_list,
+        normalize=normalize,
+        baseline=baseline,
+    )
 
 
 def main() -> None:

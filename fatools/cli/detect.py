@@ -16,8 +16,25 @@ from fatools.cli import options
 @options.runtime_options
 @options.on_error_option
 @options.command("fa-detect")
-def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, optimize, fp16, backend, detect_batch,
-        threads, device, config_path, trust_config, models_dir, verify, on_error):
+def cli(
+    inputs,
+    detector,
+    det_size,
+    score_threshold,
+    min_face,
+    facetorch_exact,
+    optimize,
+    fp16,
+    backend,
+    detect_batch,
+    threads,
+    device,
+    config_path,
+    trust_config,
+    models_dir,
+    verify,
+    on_error,
+):
     """Find faces in the frames of a record stream.
 
     Reads frame records (files or standard input), decodes the frames they refer to
@@ -30,12 +47,17 @@ def cli(inputs, detector, det_size, score_threshold, min_face, facetorch_exact, 
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
-    det_options = detect_options(det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend)
-    batch_detector = build_detector(detector, det_options, device, config_path, models_dir, trust_config=trust_config,
-                                    verify=verify)
+    det_options = detect_options(
+        det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend
+    )
+    batch_detector = build_detector(
+        detector, det_options, device, config_path, models_dir, trust_config=trust_config, verify=verify
+    )
     batch = detect_batch or default_batch_size(batch_detector.device, "detector")
     writer = RecordWriter()
-    for record in detect_records(read_paths(options.input_paths(inputs), on_error), batch_detector, batch, on_error):
+    for record in detect_records(
+        read_paths(options.input_paths(inputs), on_error), batch_detector, batch, on_error
+    ):
         writer.write(record)
 
 

@@ -12,6 +12,7 @@ from fatools.cli import options
 
 log = logging.getLogger("fatools")
 
+
 def _timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"\d{8}_\d{6}", value):
         raise click.BadParameter("give it as YYYYmmdd_HHMMSS, e.g. 20260101_120000")
@@ -39,17 +40,47 @@ def _json_object(path: str, what: str) -> dict:
 @options.records_argument
 @options.output_dir_option("fa-export")
 @options.formats_option
-@click.option("--timestamp", callback=_timestamp, default=None, metavar="YYYYmmdd_HHMMSS",
-              help="The timestamp in the file names [default: now, local time].")
-@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
-              help="Use this fa-summarize output instead of summarizing the records again.")
-@click.option("--metadata", "metadata_path", type=click.Path(dir_okay=False), default=None,
-              help="A JSON object merged over the JSON export's analysis_metadata (e.g. processing_duration_seconds).")
+@click.option(
+    "--timestamp",
+    callback=_timestamp,
+    default=None,
+    metavar="YYYYmmdd_HHMMSS",
+    help="The timestamp in the file names [default: now, local time].",
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Use this fa-summarize output instead of summarizing the records again.",
+)
+@click.option(
+    "--metadata",
+    "metadata_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A JSON object merged over the JSON export's analysis_metadata (e.g. processing_duration_seconds).",
+)
 @options.summary_options("fa-export")
 @options.on_error_option
 @options.command("fa-export")
-def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_threshold, off_threshold,
-        min_duration, episode_gap, top, events, baseline, min_quality, on_error):
+def cli(
+    inputs,
+    output_dir,
+    formats,
+    timestamp,
+    summary_path,
+    metadata_path,
+    on_threshold,
+    off_threshold,
+    min_duration,
+    episode_gap,
+    top,
+    events,
+    baseline,
+    min_quality,
+    on_error,
+):
     """Export records as files people and other tools read.
 
     Reads records (from fa-predict, ideally after fa-track) once and writes into
@@ -64,18 +95,27 @@ def cli(inputs, output_dir, formats, timestamp, summary_path, metadata_path, on_
     from fatools.export import NoFramesError, export
     from fatools.records import read_paths
 
-    summary_options = options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top, events,
-                                           baseline, min_quality)
+    summary_options = options.summary_from(
+        on_threshold, off_threshold, min_duration, episode_gap, top, events, baseline, min_quality
+    )
     summary = _json_object(summary_path, "summary") if summary_path else None
     metadata = _json_object(metadata_path, "metadata") if metadata_path else None
     paths = options.input_paths(inputs)
     try:
-        result = export(read_paths(paths, on_error), output_dir, formats, summary=summary,
-                        summary_options=summary_options, analysis_metadata=metadata, timestamp=timestamp)
+        result = export(
+            read_paths(paths, on_error),
+            output_dir,
+            formats,
+            summary=summary,
+            summary_options=summary_options,
+            analysis_metadata=metadata,
+            timestamp=timestamp,
+        )
     except NoFramesError:
         names = ", ".join("<stdin>" if p == "-" else p for p in paths)
-        raise FatoolsError(f"{names}: no frame records, nothing to export (give the records of fa-predict, "
-                           "or of fa-detect)") from None
+        raise FatoolsError(
+            f"{names}: no frame records, nothing to export (give the records of fa-predict, or of fa-detect)"
+        ) from None
     for path in result.paths():
         click.echo(str(path))
 

@@ -15,15 +15,49 @@ log = logging.getLogger("fatools")
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @options.sampling_options("fa-frames")
-@click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None, help="Also write each sampled video frame as an image into DIR and put its path in the record.")
-@click.option("--image-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Format of --images files (png is lossless).")
-@click.option("--probe", "probe_only", is_flag=True, help="Only print each video's header record (metadata), decode nothing.")
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write each sampled video frame as an image into DIR and put its path in the record.",
+)
+@click.option(
+    "--image-format",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Format of --images files (png is lossless).",
+)
+@click.option(
+    "--probe",
+    "probe_only",
+    is_flag=True,
+    help="Only print each video's header record (metadata), decode nothing.",
+)
 @click.option("--no-header", is_flag=True, help="Omit the video header record before the frames.")
 @options.live_options("fa-frames")
 @options.on_error_option
 @options.command("fa-frames")
-def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_format, probe_only, no_header, on_error,
-        input_format, input_options, no_drop, reconnect, stall_timeout, live_duration):
+def cli(
+    inputs,
+    every,
+    sample_fps,
+    start,
+    end,
+    max_frames,
+    images_dir,
+    image_format,
+    probe_only,
+    no_header,
+    on_error,
+    input_format,
+    input_options,
+    no_drop,
+    reconnect,
+    stall_timeout,
+    live_duration,
+):
     """Sample frames from videos, images or folders of images.
 
     Writes one JSON frame record per sampled frame to stdout
@@ -38,8 +72,8 @@ def cli(inputs, every, sample_fps, start, end, max_frames, images_dir, image_for
     from fatools.errors import FatoolsError
     from fatools.frames import records_for
     from fatools.live import is_live
-    from fatools.study.inputs import input_kind
     from fatools.records import RecordWriter
+    from fatools.study.inputs import input_kind
     from fatools.video import probe
 
     sampling = options.sampling_from(every, sample_fps, start, end, max_frames)

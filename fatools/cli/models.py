@@ -8,6 +8,7 @@ facetorch load only in the subcommands that need them (fetch, import), so ``list
 from __future__ import annotations
 
 import json
+
 import click
 
 from fatools.cli import options
@@ -18,9 +19,13 @@ PROG = "fa-models"
 
 model_name = click.Choice(list(MODELS))
 
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="JSON instead of the table (list, verify: one object per model per line, all "
-                                "fields; doctor: one object).")
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON instead of the table (list, verify: one object per model per line, all "
+    "fields; doctor: one object).",
+)
 
 
 def _human_size(size: int | None) -> str:
@@ -72,8 +77,11 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
     table: list[tuple[str, ...]] = [("NAME", "TASK", "STATUS", "SIZE", "SHA256", "SOURCE", "ONNX", "PATH")]
     for row in rows:
         onnx = row.get("onnx") or {}
-        onnx_cell = {"ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})", "failed": "failed",
-                     "damaged": "damaged"}.get(onnx.get("state"), "-")
+        onnx_cell = {
+            "ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})",
+            "failed": "failed",
+            "damaged": "damaged",
+        }.get(onnx.get("state"), "-")
         table.append(
             (
                 row["name"],
@@ -171,10 +179,14 @@ def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) ->
             detail = "; ".join(row["problems"]) or f"sha256 {row['sha256'][:12]}, source {row['source']}"
             click.echo(f"{row['name']:<16} {row['status']:<8} {detail}")
     if not rows:
-        raise FatoolsError(f"{store.models_dir(models_dir)}: no models in this store; {store.what_to_do([], models_dir)}")
+        raise FatoolsError(
+            f"{store.models_dir(models_dir)}: no models in this store; {store.what_to_do([], models_dir)}"
+        )
     bad = [f"{row['name']} {row['status']}" for row in rows if row["status"] != "ok"]
     if bad:
-        raise FatoolsError(f"{len(bad)} of {len(rows)} models not ok in {store.models_dir(models_dir)}: {', '.join(bad)}")
+        raise FatoolsError(
+            f"{len(bad)} of {len(rows)} models not ok in {store.models_dir(models_dir)}: {', '.join(bad)}"
+        )
 
 
 @cli.command("prepare")
@@ -184,7 +196,9 @@ def verify_cmd(names: tuple[str, ...], models_dir: str | None, as_json: bool) ->
 @options.models_dir_option
 @options.verify_option
 @options.command(PROG, version=False)
-def prepare_cmd(names: tuple[str, ...], int8: bool, force: bool, models_dir: str | None, verify: bool) -> None:
+def prepare_cmd(
+    names: tuple[str, ...], int8: bool, force: bool, models_dir: str | None, verify: bool
+) -> None:
     """Make the files runs derive from the models (their checked ONNX exports), once; print their paths.
 
     Without NAMEs: every model present in the store. Run it where the store is

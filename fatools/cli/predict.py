@@ -20,8 +20,26 @@ from fatools.cli import options
 @options.runtime_options
 @options.on_error_option
 @options.command("fa-predict")
-def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16, backend, int8, bf16, frame_batch,
-        threads, device, config_path, trust_config, models_dir, verify, on_error):
+def cli(
+    inputs,
+    tasks,
+    au_threshold,
+    facetorch_exact,
+    face_batch,
+    optimize,
+    fp16,
+    backend,
+    int8,
+    bf16,
+    frame_batch,
+    threads,
+    device,
+    config_path,
+    trust_config,
+    models_dir,
+    verify,
+    on_error,
+):
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds
@@ -35,13 +53,24 @@ def cli(inputs, tasks, au_threshold, facetorch_exact, face_batch, optimize, fp16
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
-    predictor_options = predict_options(tasks=tasks, au_threshold=au_threshold, facetorch_exact=facetorch_exact,
-                                        face_batch=face_batch, optimize=optimize, fp16=fp16, int8=int8, bf16=bf16,
-                                        backend=backend)
-    predictors = build_predictors(predictor_options, device, config_path, models_dir, trust_config=trust_config,
-                                  verify=verify)
+    predictor_options = predict_options(
+        tasks=tasks,
+        au_threshold=au_threshold,
+        facetorch_exact=facetorch_exact,
+        face_batch=face_batch,
+        optimize=optimize,
+        fp16=fp16,
+        int8=int8,
+        bf16=bf16,
+        backend=backend,
+    )
+    predictors = build_predictors(
+        predictor_options, device, config_path, models_dir, trust_config=trust_config, verify=verify
+    )
     writer = RecordWriter()
-    for record in predict_records(read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error):
+    for record in predict_records(
+        read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error
+    ):
         writer.write(record)
 
 

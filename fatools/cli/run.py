@@ -12,14 +12,28 @@ from fatools.cli import options
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True))
-@click.option("--from", "from_lists", multiple=True, type=click.Path(allow_dash=True), metavar="FILE",
-              help="Also analyse the paths listed in FILE, one per line ('-': standard input); repeatable.")
+@click.option(
+    "--from",
+    "from_lists",
+    multiple=True,
+    type=click.Path(allow_dash=True),
+    metavar="FILE",
+    help="Also analyse the paths listed in FILE, one per line ('-': standard input); repeatable.",
+)
 @options.output_dir_option("fa-run")
-@click.option("--shard", default=None, metavar="K/N",
-              help="Analyse only shard K (0 to N-1) of N: N runs with the same inputs cover each exactly once "
-                   "(for array jobs).")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Analyse only shard K (0 to N-1) of N: N runs with the same inputs cover each exactly once "
+    "(for array jobs).",
+)
 @options.force_option
-@click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails (else it is recorded and the next goes on).")
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="Stop at the first input that fails (else it is recorded and the next goes on).",
+)
 @options.sampling_options("fa-run")
 @options.detector_options
 @options.facetorch_exact_option
@@ -37,12 +51,33 @@ from fatools.cli import options
 @options.face_batch_option
 @options.runtime_options
 @options.live_options("fa-run")
-@click.option("--checkpoint", default=None, metavar="DURATION",
-              help="Live input: rewrite summary.json (atomically) this often while the run goes on (60s, 5m).")
+@click.option(
+    "--checkpoint",
+    default=None,
+    metavar="DURATION",
+    help="Live input: rewrite summary.json (atomically) this often while the run goes on (60s, 5m).",
+)
 @options.command("fa-run")
-def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design_path, participant_from,
-        allow_partial, input_format, input_options, no_drop, reconnect, stall_timeout, live_duration, checkpoint,
-        **values):
+def cli(
+    inputs,
+    from_lists,
+    output_dir,
+    shard,
+    force,
+    fail_fast,
+    threads,
+    design_path,
+    participant_from,
+    allow_partial,
+    input_format,
+    input_options,
+    no_drop,
+    reconnect,
+    stall_timeout,
+    live_duration,
+    checkpoint,
+    **values,
+):
     """Analyse videos, images or folders of them in one process; write every result into
     a directory.
 
@@ -56,15 +91,13 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design
     """
     import os
 
-    from fatools.study import batch
     from fatools.errors import FatoolsError, Interrupted
-    from fatools.study.inputs import expand, layout, parse_shard, read_list
-    from fatools.study.inputs import shard as shard_of
     from fatools.export.formats import DEFAULT_FORMATS
-    from fatools.run import run_options
-
     from fatools.live import is_live, parse_duration
-    from fatools.study.inputs import Input
+    from fatools.run import run_options
+    from fatools.study import batch
+    from fatools.study.inputs import Input, expand, layout, parse_shard, read_list
+    from fatools.study.inputs import shard as shard_of
 
     live = options.live_from(input_format, input_options, no_drop, reconnect, stall_timeout, live_duration)
     try:
@@ -82,7 +115,9 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design
     else:
         items = expand(paths)  # every input checked before any model loads
     for item in items:
-        options.refuse_clock_for_stills(item.path, item.kind, values["sample_fps"], values["start"], values["end"])
+        options.refuse_clock_for_stills(
+            item.path, item.kind, values["sample_fps"], values["start"], values["end"]
+        )
     if design_path or participant_from:
         check_design(design_path, participant_from, allow_partial, [str(item.path) for item in items])
     dirs = layout(items, output_dir)
@@ -106,14 +141,18 @@ def cli(inputs, from_lists, output_dir, shard, force, fail_fast, threads, design
             for path in outcome.files or []:
                 click.echo(path)
         elif outcome.status == "skipped":
-            click.echo(f"fa-run: {outcome.input.path}: complete in {outcome.out} (same input, options and models); "
-                       "skipped", err=True)
+            click.echo(
+                f"fa-run: {outcome.input.path}: complete in {outcome.out} (same input, options and models); "
+                "skipped",
+                err=True,
+            )
         elif outcome.status == "failed" and len(items) > 1:
             click.echo(f"fa-run: failed: {outcome.error}", err=True)
 
     try:
-        outcomes = batch.run_batch(items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed,
-                                   assets_dir=shared)
+        outcomes = batch.run_batch(
+            items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed, assets_dir=shared
+        )
     except Interrupted as exc:
         click.echo(f"fa-run: {exc}", err=True)
         sys.exit(128 + exc.signum)
@@ -143,7 +182,9 @@ def check_design(design_path, participant_from, allow_partial, inputs) -> None:
         table = design.load(design_path, participant_from)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    design.validate(table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True))
+    design.validate(
+        table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True)
+    )
 
 
 def main() -> None:

@@ -18,8 +18,19 @@ log = logging.getLogger("fatools")
 @click.option("--pretty", is_flag=True, help="Indent the JSON (default: one line).")
 @options.on_error_option
 @options.command("fa-summarize")
-def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, events, baseline, min_quality, pretty,
-        on_error):
+def cli(
+    inputs,
+    on_threshold,
+    off_threshold,
+    min_duration,
+    episode_gap,
+    top,
+    events,
+    baseline,
+    min_quality,
+    pretty,
+    on_error,
+):
     """Summarize a record stream as one JSON object.
 
     Reads records (from fa-predict, ideally after fa-track) and writes per video and per
@@ -37,8 +48,11 @@ def cli(inputs, on_threshold, off_threshold, min_duration, episode_gap, top, eve
     from fatools.records import read_paths
     from fatools.summary import Summarizer
 
-    summarizer = Summarizer(options.summary_from(on_threshold, off_threshold, min_duration, episode_gap, top,
-                                                      events, baseline, min_quality))
+    summarizer = Summarizer(
+        options.summary_from(
+            on_threshold, off_threshold, min_duration, episode_gap, top, events, baseline, min_quality
+        )
+    )
     count = 0
     for record in read_paths(options.input_paths(inputs), on_error):
         try:

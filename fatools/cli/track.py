@@ -10,12 +10,27 @@ from fatools.cli import options
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.records_argument
 @options.track_gap_option("fa-track")
-@click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.3, show_default=True,
-              help="Box overlap (IoU) with a track's expected box that links a face to it.")
-@click.option("--embed-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True,
-              help="Embedding cosine similarity that links a face to a track wherever it is (faces with 'embedding').")
-@click.option("--min-similarity", type=click.FloatRange(-1, 1), default=0.3, show_default=True,
-              help="With embeddings on both sides, never link below this similarity, however much the boxes overlap.")
+@click.option(
+    "--iou-threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.3,
+    show_default=True,
+    help="Box overlap (IoU) with a track's expected box that links a face to it.",
+)
+@click.option(
+    "--embed-threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="Embedding cosine similarity that links a face to a track wherever it is (faces with 'embedding').",
+)
+@click.option(
+    "--min-similarity",
+    type=click.FloatRange(-1, 1),
+    default=0.3,
+    show_default=True,
+    help="With embeddings on both sides, never link below this similarity, however much the boxes overlap.",
+)
 @options.on_error_option
 @options.command("fa-track")
 def cli(inputs, track_gap, iou_threshold, embed_threshold, min_similarity, on_error):
@@ -32,8 +47,12 @@ def cli(inputs, track_gap, iou_threshold, embed_threshold, min_similarity, on_er
     from fatools.records import RecordWriter, read_paths
     from fatools.track import TrackOptions, track_records
 
-    track_options = TrackOptions(iou_threshold=iou_threshold, embed_threshold=embed_threshold,
-                                 min_similarity=min_similarity, max_gap=track_gap)
+    track_options = TrackOptions(
+        iou_threshold=iou_threshold,
+        embed_threshold=embed_threshold,
+        min_similarity=min_similarity,
+        max_gap=track_gap,
+    )
     writer = RecordWriter()
     for record in track_records(read_paths(options.input_paths(inputs), on_error), track_options, on_error):
         writer.write(record)

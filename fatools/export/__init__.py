@@ -14,10 +14,10 @@ under a final name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
 
 from fatools.errors import FatoolsError
 from fatools.export.formats import DEFAULT_FORMATS, FORMATS, parse_formats
@@ -69,9 +69,17 @@ class Export:
     ``abort`` (or leaving a ``with`` block by an exception) removes them all.
     """
 
-    def __init__(self, out_dir: str | Path, formats: Iterable[str] = DEFAULT_FORMATS, *, timestamp: str | None = None,
-                 keep_analysis: bool = False, expression_labels: Iterable[str] | None = None,
-                 min_quality: str | None = None, assets_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        formats: Iterable[str] = DEFAULT_FORMATS,
+        *,
+        timestamp: str | None = None,
+        keep_analysis: bool = False,
+        expression_labels: Iterable[str] | None = None,
+        min_quality: str | None = None,
+        assets_dir: str | Path | None = None,
+    ) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging
 
@@ -81,15 +89,24 @@ class Export:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise FatoolsError(f"{out}: cannot create the output directory ({exc.strerror}); choose another") from None
+            raise FatoolsError(
+                f"{out}: cannot create the output directory ({exc.strerror}); choose another"
+            ) from None
         if expression_labels is None:
             from fatools.models.config import expression_labels as configured
 
             expression_labels = configured()
         self.staging = Staging(out)
-        self.job = Job(self.staging, timestamp or started.strftime(TIMESTAMP_FORMAT), started, wanted, {},
-                       keep_analysis, expression_labels=tuple(expression_labels),
-                       assets_dir=Path(assets_dir) if assets_dir is not None else None)
+        self.job = Job(
+            self.staging,
+            timestamp or started.strftime(TIMESTAMP_FORMAT),
+            started,
+            wanted,
+            {},
+            keep_analysis,
+            expression_labels=tuple(expression_labels),
+            assets_dir=Path(assets_dir) if assets_dir is not None else None,
+        )
         self.min_quality = min_quality  # faces below it are left out of plots and annotations, kept in tables
         self.sinks: list = []
         try:
@@ -107,8 +124,15 @@ class Export:
         from fatools.export.webvtt import WebVttSink
         from fatools.export.wide import WideCsv
 
-        classes = {"json": JsonSink, "csv": SummaryCsv, "au-timeline": TimelineCsv, "wide": WideCsv, "text": TextSink,
-                   "elan": ElanSink, "webvtt": WebVttSink}
+        classes = {
+            "json": JsonSink,
+            "csv": SummaryCsv,
+            "au-timeline": TimelineCsv,
+            "wide": WideCsv,
+            "text": TextSink,
+            "elan": ElanSink,
+            "webvtt": WebVttSink,
+        }
         if "overlay" in self.job.formats:
             from fatools.export.overlay import OverlaySink  # PyAV's encoder only when an overlay is asked for
 
@@ -157,8 +181,10 @@ class Export:
         job = self.job
         try:
             if not any(video.frames for video in job.videos.values()):
-                raise NoFramesError("no frame records in the input: nothing to export "
-                                    "(give the records of fa-predict, or of fa-detect)")
+                raise NoFramesError(
+                    "no frame records in the input: nothing to export "
+                    "(give the records of fa-predict, or of fa-detect)"
+                )
             job.summary = summary
             job.metadata = dict(analysis_metadata or {})
             for sink in self.sinks:
@@ -223,9 +249,17 @@ def export(
     if summary_options is not None:
         min_quality = summary_options.min_quality
     else:
-        min_quality = ((summary or {}).get("options") or {}).get("min_quality") if isinstance(summary, dict) else None
-    job = Export(out_dir, formats, timestamp=timestamp, keep_analysis=keep_analysis,
-                 expression_labels=expression_labels, min_quality=min_quality)
+        min_quality = (
+            ((summary or {}).get("options") or {}).get("min_quality") if isinstance(summary, dict) else None
+        )
+    job = Export(
+        out_dir,
+        formats,
+        timestamp=timestamp,
+        keep_analysis=keep_analysis,
+        expression_labels=expression_labels,
+        min_quality=min_quality,
+    )
     try:
         for record in records:
             if summarizer is not None:

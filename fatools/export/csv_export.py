@@ -9,7 +9,8 @@ are empty cells, booleans True/False (pandas reads both back as they were).
 from __future__ import annotations
 
 import csv
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fatools.export.formatting import active_list
 from fatools.export.sinks import Job, Sink, Video
@@ -52,16 +53,41 @@ class SummaryCsv(CsvSink):
 
     fmt = "csv"
     prefix = "facial_analysis_summary"
-    columns = ("video", "frame_index", "timestamp_seconds", "faces_detected", "face_id", "track",
-               "detection_confidence", "emotion", "emotion_confidence", "valence", "arousal",
-               "emotional_quadrant", "active_aus_count", "active_aus")
+    columns = (
+        "video",
+        "frame_index",
+        "timestamp_seconds",
+        "faces_detected",
+        "face_id",
+        "track",
+        "detection_confidence",
+        "emotion",
+        "emotion_confidence",
+        "valence",
+        "arousal",
+        "emotional_quadrant",
+        "active_aus_count",
+        "active_aus",
+    )
 
     def rows_of(self, video: Video, record: dict, faces: list[dict]) -> Iterable[list[Any]]:
         for index, face in enumerate(faces):
             expression = expression_of(face)
             valence, arousal, quadrant = va_of(face)
             active = active_list(face)
-            yield [video.name, record.get("frame"), record.get("t"), len(faces), face.get("face", index),
-                   face.get("track"), face.get("score"), expression.get("label"), expression.get("confidence"),
-                   valence, arousal, quadrant, None if active is None else len(active),
-                   None if active is None else " ".join(active)]
+            yield [
+                video.name,
+                record.get("frame"),
+                record.get("t"),
+                len(faces),
+                face.get("face", index),
+                face.get("track"),
+                face.get("score"),
+                expression.get("label"),
+                expression.get("confidence"),
+                valence,
+                arousal,
+                quadrant,
+                None if active is None else len(active),
+                None if active is None else " ".join(active),
+            ]

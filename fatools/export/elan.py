@@ -19,27 +19,42 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import IO, Any
-from xml.sax.saxutils import quoteattr, escape
+from xml.sax.saxutils import escape, quoteattr
 
 from fatools.export.formatting import get
 from fatools.export.segments import Clock, ExpressionRuns, track_name
 from fatools.export.sinks import Job, Sink, Video
-from fatools.facs import AU45, BY_CODE
 from fatools.face_stats import au_key
+from fatools.facs import AU45, BY_CODE
 from fatools.records import number, track_order
 
 EAF_VERSION = "3.0"
-MIME_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".mpg": "video/mpeg",
-              ".mpeg": "video/mpeg", ".avi": "video/x-msvideo", ".mkv": "video/x-matroska", ".webm": "video/webm",
-              ".wav": "audio/x-wav"}
+MIME_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".avi": "video/x-msvideo",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".wav": "audio/x-wav",
+}
 LINGUISTIC_TYPE = "fatools"
 CONSTRAINTS = [
-    ("Time_Subdivision", "Time subdivision of parent annotation's time interval, no time gaps allowed within this "
-                         "interval"),
-    ("Symbolic_Subdivision", "Symbolic subdivision of a parent annotation. Annotations refering to the same parent "
-                             "are ordered"),
+    (
+        "Time_Subdivision",
+        "Time subdivision of parent annotation's time interval, no time gaps allowed within this interval",
+    ),
+    (
+        "Symbolic_Subdivision",
+        "Symbolic subdivision of a parent annotation. Annotations refering to the same parent are ordered",
+    ),
     ("Symbolic_Association", "1-1 association with a parent annotation"),
-    ("Included_In", "Time alignable annotations within the parent annotation's time interval, gaps are allowed"),
+    (
+        "Included_In",
+        "Time alignable annotations within the parent annotation's time interval, gaps are allowed",
+    ),
 ]
 
 
@@ -85,20 +100,30 @@ def tiers_of(track_summaries: list[dict], expressions: dict[Any, list]) -> list[
         name = track_name(track)
         runs = expressions.get(track, [])
         if runs:
-            tiers.append((f"{name} expression", [(s, e, f"{label} ({conf:.2f})") for s, e, label, conf in runs]))
-        events = [e for e in get(by_track.get(track), "au_events", default=[]) if isinstance(e, dict)
-                  and number(e.get("onset")) is not None and number(e.get("offset")) is not None]
+            tiers.append(
+                (f"{name} expression", [(s, e, f"{label} ({conf:.2f})") for s, e, label, conf in runs])
+            )
+        events = [
+            e
+            for e in get(by_track.get(track), "au_events", default=[])
+            if isinstance(e, dict)
+            and number(e.get("onset")) is not None
+            and number(e.get("offset")) is not None
+        ]
         codes = sorted({e["au"] for e in events if e.get("au") != AU45.code}, key=au_key)
         for code in codes:
-            tiers.append((f"{name} {code}", [(e["onset"], e["offset"], _label(e)) for e in events if e["au"] == code]))
+            tiers.append(
+                (f"{name} {code}", [(e["onset"], e["offset"], _label(e)) for e in events if e["au"] == code])
+            )
         blinks = [(e["onset"], e["offset"], "blink") for e in events if e.get("au") == AU45.code]
         if blinks or get(by_track.get(track), "blinks", "count") is not None:
             tiers.append((f"{name} blinks", blinks))
     return tiers
 
 
-def write_eaf(handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, str, str] | None,
-              date: str) -> None:
+def write_eaf(
+    handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, str, str] | None, date: str
+) -> None:
     """An EAF 3.0 document of alignable tiers (times in seconds, written in milliseconds)."""
     slots: dict[int, str] = {}
     for _, items in tiers:
@@ -110,34 +135,42 @@ def write_eaf(handle: IO[str], tiers: list[tuple[str, list]], media: tuple[str, 
     count = sum(len(a) for _, a in tiers)
     w = handle.write
     w('<?xml version="1.0" encoding="UTF-8"?>\n')
-    w(f'<ANNOTATION_DOCUMENT AUTHOR="fatools" DATE={quoteattr(date)} FORMAT="{EAF_VERSION}" '
-      f'VERSION="{EAF_VERSION}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-      'xsi:noNamespaceSchemaLocation="http://www.mpi.nl/tools/elan/EAFv3.0.xsd">\n')
+    w(
+        f'<ANNOTATION_DOCUMENT AUTHOR="fatools" DATE={quoteattr(date)} FORMAT="{EAF_VERSION}" '
+        f'VERSION="{EAF_VERSION}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:noNamespaceSchemaLocation="http://www.mpi.nl/tools/elan/EAFv3.0.xsd">\n'
+    )
     w('    <HEADER MEDIA_FILE="" TIME_UNITS="milliseconds">\n')
     if media is not None:
         url, relative, mime = media
-        w(f'        <MEDIA_DESCRIPTOR MEDIA_URL={quoteattr(url)} MIME_TYPE={quoteattr(mime)} '
-          f'RELATIVE_MEDIA_URL={quoteattr(relative)}/>\n')
+        w(
+            f"        <MEDIA_DESCRIPTOR MEDIA_URL={quoteattr(url)} MIME_TYPE={quoteattr(mime)} "
+            f"RELATIVE_MEDIA_URL={quoteattr(relative)}/>\n"
+        )
     w(f'        <PROPERTY NAME="lastUsedAnnotationId">{count}</PROPERTY>\n')
-    w('    </HEADER>\n    <TIME_ORDER>\n')
+    w("    </HEADER>\n    <TIME_ORDER>\n")
     for value, slot in slots.items():
         w(f'        <TIME_SLOT TIME_SLOT_ID="{slot}" TIME_VALUE="{value}"/>\n')
-    w('    </TIME_ORDER>\n')
+    w("    </TIME_ORDER>\n")
     n = 0
     for tier, items in tiers:
         w(f'    <TIER LINGUISTIC_TYPE_REF="{LINGUISTIC_TYPE}" TIER_ID={quoteattr(tier)}>\n')
         for start, end, value in items:
             n += 1
-            w(f'        <ANNOTATION>\n            <ALIGNABLE_ANNOTATION ANNOTATION_ID="a{n}" '
-              f'TIME_SLOT_REF1="{slots[ms(start)]}" TIME_SLOT_REF2="{slots[ms(max(end, start))]}">\n'
-              f'                <ANNOTATION_VALUE>{escape(value)}</ANNOTATION_VALUE>\n'
-              '            </ALIGNABLE_ANNOTATION>\n        </ANNOTATION>\n')
-        w('    </TIER>\n')
-    w(f'    <LINGUISTIC_TYPE GRAPHIC_REFERENCES="false" LINGUISTIC_TYPE_ID="{LINGUISTIC_TYPE}" '
-      'TIME_ALIGNABLE="true"/>\n')
+            w(
+                f'        <ANNOTATION>\n            <ALIGNABLE_ANNOTATION ANNOTATION_ID="a{n}" '
+                f'TIME_SLOT_REF1="{slots[ms(start)]}" TIME_SLOT_REF2="{slots[ms(max(end, start))]}">\n'
+                f"                <ANNOTATION_VALUE>{escape(value)}</ANNOTATION_VALUE>\n"
+                "            </ALIGNABLE_ANNOTATION>\n        </ANNOTATION>\n"
+            )
+        w("    </TIER>\n")
+    w(
+        f'    <LINGUISTIC_TYPE GRAPHIC_REFERENCES="false" LINGUISTIC_TYPE_ID="{LINGUISTIC_TYPE}" '
+        'TIME_ALIGNABLE="true"/>\n'
+    )
     for stereotype, description in CONSTRAINTS:
         w(f'    <CONSTRAINT DESCRIPTION={quoteattr(description)} STEREOTYPE="{stereotype}"/>\n')
-    w('</ANNOTATION_DOCUMENT>\n')
+    w("</ANNOTATION_DOCUMENT>\n")
 
 
 class ElanSink(Sink):
@@ -167,7 +200,10 @@ class ElanSink(Sink):
             tiers = tiers_of(get(summary, "tracks", default=[]), expressions)
             path, handle = job.staging.open("w", encoding="utf-8")
             with handle:
-                write_eaf(handle, tiers, media_link(video.name, job.staging.out_dir),
-                          job.started.isoformat(timespec="seconds"))
+                write_eaf(
+                    handle,
+                    tiers,
+                    media_link(video.name, job.staging.out_dir),
+                    job.started.isoformat(timespec="seconds"),
+                )
             job.staging.stage(self.fmt, path, f"facial_analysis{job.suffix(video)}_{job.timestamp}.eaf")
-

@@ -5,7 +5,7 @@ This module imports nothing, so that a command's --help needs none of the export
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 FORMATS = ("json", "csv", "au-timeline", "wide", "text", "plots", "elan", "webvtt", "html", "overlay")
 # The overlay re-encodes the whole video (minutes for a long one) and needs the video
@@ -28,6 +28,8 @@ def parse_formats(names: Iterable[str]) -> tuple[str, ...]:
         return DEFAULT_FORMATS
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
-        raise ValueError(f"unknown export format {', '.join(map(repr, unknown))}; choose from {', '.join(FORMATS)} "
-                         f"or {ALL}")
+        raise ValueError(
+            f"unknown export format {', '.join(map(repr, unknown))}; choose from {', '.join(FORMATS)} "
+            f"or {ALL}"
+        )
     return tuple(f for f in FORMATS if f in wanted)

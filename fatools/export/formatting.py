@@ -3,8 +3,9 @@ and a face's action units as table rows (any field may be missing)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from fatools.facs import AU45, BY_CODE, CODES, intensity
 from fatools.records import au_probs, au_threshold, blink_of, number
@@ -39,9 +40,14 @@ def au_rows(face: dict) -> Iterator[AURow]:
         level = detail.get("intensity")
         if level is None and active and score is not None:
             level = intensity(score, threshold)
-        yield AURow(code, score, bool(active), level,
-                    detail.get("description") or (unit.description if unit else ""),
-                    detail.get("name") or (unit.name if unit else code))
+        yield AURow(
+            code,
+            score,
+            bool(active),
+            level,
+            detail.get("description") or (unit.description if unit else ""),
+            detail.get("name") or (unit.name if unit else code),
+        )
     blink = blink_of(face)
     if blink is not None:
         yield AURow(AU45.code, None, blink, None, AU45.description, AU45.name)

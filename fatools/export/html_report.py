@@ -40,8 +40,9 @@ PLOTLY_JS = "plotly.min.js"
 _PAGE = Path(__file__).with_name("report_page.html")
 
 
-def downsample(x: np.ndarray, columns: list[np.ndarray], max_points: int = MAX_POINTS
-               ) -> tuple[np.ndarray, list[np.ndarray]]:
+def downsample(
+    x: np.ndarray, columns: list[np.ndarray], max_points: int = MAX_POINTS
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """``x`` and each column binned into ``max_points`` equal-width bins of x (bin means),
     unchanged when there are no more samples than that."""
     if len(x) <= max_points:
@@ -85,8 +86,12 @@ class HtmlSink(Sink):
         if faces and video.name not in self.boxes:  # a photo's faces are drawn on it
             self.boxes[video.name] = {
                 "size": [record.get("width"), record.get("height")],
-                "faces": [{"track": track_name(f.get("track")), "box": f["box"]} for f in faces
-                          if isinstance(f.get("box"), list) and len(f["box"]) == 4]}
+                "faces": [
+                    {"track": track_name(f.get("track")), "box": f["box"]}
+                    for f in faces
+                    if isinstance(f.get("box"), list) and len(f["box"]) == 4
+                ],
+            }
 
     def sampled(self, video: Video, track: Any, series: TrackSeries, face: dict) -> None:
         """``face`` was just taken as ``series``' sample of this frame: its verdict and
@@ -129,13 +134,17 @@ class HtmlSink(Sink):
         """The page's reference to plotly.min.js: beside it, or in the tree's shared assets."""
         if self.job.assets_dir is None:
             return PLOTLY_JS
-        relative = os.path.relpath(Path(self.job.assets_dir).resolve() / PLOTLY_JS, Path(self.job.staging.out_dir).resolve())
+        relative = os.path.relpath(
+            Path(self.job.assets_dir).resolve() / PLOTLY_JS, Path(self.job.staging.out_dir).resolve()
+        )
         return quote(Path(relative).as_posix())
 
     def _tracks(self, video: Video, state: VideoSeries | None, timed: bool) -> list[dict]:
         if state is None:
             return []
-        summary = {t.get("track"): t for t in self.job.video_summary(video).get("tracks", []) if isinstance(t, dict)}
+        summary = {
+            t.get("track"): t for t in self.job.video_summary(video).get("tracks", []) if isinstance(t, dict)
+        }
         out = []
         for track, series in sorted(state.tracks.items(), key=lambda kv: track_order(kv[0])):
             arrays = TrackArrays(series, timed)
@@ -147,18 +156,28 @@ class HtmlSink(Sink):
             au = list(arrays.au)
             x, columns = downsample(arrays.x, [arrays.valence, arrays.arousal, *exp, *au])
             valence, arousal = columns[0], columns[1]
-            exp, au = columns[2:2 + len(exp)], columns[2 + len(exp):]
+            exp, au = columns[2 : 2 + len(exp)], columns[2 + len(exp) :]
             info = summary.get(track, {})
-            out.append({
-                "id": track_name(track), "samples": len(arrays.x), "points": len(x), "x": _list(x, 3),
-                "valence": _list(valence), "arousal": _list(arousal),
-                "expression": {name: _list(values) for name, values in zip(label_names, exp)},
-                "au": [_list(values, 3) for values in au], "au_codes": HEAT_CODES,
-                "episodes": [[e.get("au"), e.get("onset"), e.get("offset")] for e in info.get("au_events", [])
-                             if isinstance(e, dict)],
-                "summary": _track_summary(info),
-                "quality": self.verdicts.get(video.name, {}).get(track, {}),
-            })
+            out.append(
+                {
+                    "id": track_name(track),
+                    "samples": len(arrays.x),
+                    "points": len(x),
+                    "x": _list(x, 3),
+                    "valence": _list(valence),
+                    "arousal": _list(arousal),
+                    "expression": {name: _list(values) for name, values in zip(label_names, exp)},
+                    "au": [_list(values, 3) for values in au],
+                    "au_codes": HEAT_CODES,
+                    "episodes": [
+                        [e.get("au"), e.get("onset"), e.get("offset")]
+                        for e in info.get("au_events", [])
+                        if isinstance(e, dict)
+                    ],
+                    "summary": _track_summary(info),
+                    "quality": self.verdicts.get(video.name, {}).get(track, {}),
+                }
+            )
         return out
 
     def _page(self, video: Video, state: VideoSeries | None) -> None:
@@ -176,20 +195,34 @@ class HtmlSink(Sink):
             media = f"facial_analysis{suffix}_{job.timestamp}.mp4"
         summary = job.video_summary(video)
         data = {
-            "video": str(video.name), "media": media, "original": original, "kind": kind, "timed": timed,
+            "video": str(video.name),
+            "media": media,
+            "original": original,
+            "kind": kind,
+            "timed": timed,
             "frame": self.boxes.get(video.name, {"size": [None, None], "faces": []}),
             "vtt": f"facial_analysis{suffix}_{job.timestamp}.vtt" if "webvtt" in job.formats else None,
             "threshold": state.threshold if state and state.threshold is not None else 0.5,
-            "step": 1.0 / video.fps if video.fps else None, "sample": (summary.get("time") or {}).get("sampling_interval"), "tracks": self._tracks(video, state, timed),
-            "provenance": {"metadata": video.metadata(), "models": video.models(), "versions": package_versions(),
-                           "analysis": job.metadata, "options": (job.summary or {}).get("options")},
+            "step": 1.0 / video.fps if video.fps else None,
+            "sample": (summary.get("time") or {}).get("sampling_interval"),
+            "tracks": self._tracks(video, state, timed),
+            "provenance": {
+                "metadata": video.metadata(),
+                "models": video.models(),
+                "versions": package_versions(),
+                "analysis": job.metadata,
+                "options": (job.summary or {}).get("options"),
+            },
             "frames": summary.get("frames") or {},
             "events": [_event(e) for e in summary.get("events") or [] if isinstance(e, dict)],
         }
         text = _PAGE.read_text(encoding="utf-8")
         payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
-        page = (text.replace("{{title}}", html.escape(f"fatools report: {video.name}"))
-                .replace("{{plotly}}", html.escape(self._script_src())).replace("{{data}}", payload))
+        page = (
+            text.replace("{{title}}", html.escape(f"fatools report: {video.name}"))
+            .replace("{{plotly}}", html.escape(self._script_src()))
+            .replace("{{data}}", payload)
+        )
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
         job.staging.stage(self.fmt, path, f"report{suffix}.html")
@@ -218,11 +251,19 @@ def _event(event: dict) -> dict:
         shares = entry.get("emotion") or {}
         top = max(shares, key=lambda label: shares[label] or 0) if shares else None
         tracks[track_name(entry.get("track"))] = {
-            "visible_share": entry.get("visible_share"), "top_expression": top,
-            "valence": (entry.get("valence") or {}).get("mean"), "arousal": (entry.get("arousal") or {}).get("mean"),
-            "blinks_per_minute": (entry.get("blinks") or {}).get("per_minute")}
-    return {"label": event.get("label"), "onset": event.get("onset"), "offset": event.get("offset"),
-            "frames": event.get("frames"), "tracks": tracks}
+            "visible_share": entry.get("visible_share"),
+            "top_expression": top,
+            "valence": (entry.get("valence") or {}).get("mean"),
+            "arousal": (entry.get("arousal") or {}).get("mean"),
+            "blinks_per_minute": (entry.get("blinks") or {}).get("per_minute"),
+        }
+    return {
+        "label": event.get("label"),
+        "onset": event.get("onset"),
+        "offset": event.get("offset"),
+        "frames": event.get("frames"),
+        "tracks": tracks,
+    }
 
 
 def _share(path: Path, script: str) -> None:
@@ -247,7 +288,13 @@ def _share(path: Path, script: str) -> None:
 def _track_summary(info: dict) -> dict:
     """The per-track figures the page shows beside the charts."""
     emotion = info.get("emotion") or {}
-    return {"faces": info.get("faces"), "first": info.get("first"), "last": info.get("last"),
-            "expression_shares": emotion.get("distribution"), "valence": info.get("valence"),
-            "arousal": info.get("arousal"), "most_active_aus": info.get("most_active_aus"),
-            "blinks_per_minute": (info.get("blinks") or {}).get("per_minute")}
+    return {
+        "faces": info.get("faces"),
+        "first": info.get("first"),
+        "last": info.get("last"),
+        "expression_shares": emotion.get("distribution"),
+        "valence": info.get("valence"),
+        "arousal": info.get("arousal"),
+        "most_active_aus": info.get("most_active_aus"),
+        "blinks_per_minute": (info.get("blinks") or {}).get("per_minute"),
+    }

@@ -15,12 +15,12 @@ from typing import IO, Any
 
 import orjson
 
-from fatools.versions import __version__
 from fatools.export.formatting import active_list, au_rows, get
 from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import ScratchFiles
-from fatools.records import blink_ear, box_of, expression_of, va_of
 from fatools.facs import AU45
+from fatools.records import blink_ear, box_of, expression_of, va_of
+from fatools.versions import __version__
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -34,8 +34,12 @@ def facetorch_version() -> str | None:
 
 def face_analysis(face: dict, index: int) -> dict:
     """One face in the seed's shape; a prediction the record lacks is left out, as the seed does."""
-    out: dict[str, Any] = {"face_id": face.get("face", index), "track": face.get("track"),
-                           "detection_confidence": face.get("score"), "box": box_of(face)}
+    out: dict[str, Any] = {
+        "face_id": face.get("face", index),
+        "track": face.get("track"),
+        "detection_confidence": face.get("score"),
+        "box": box_of(face),
+    }
     if "landmarks5" in face:
         out["landmarks5"] = face["landmarks5"]
     if isinstance(face.get("au"), dict):
@@ -43,17 +47,29 @@ def face_analysis(face: dict, index: int) -> dict:
         active = active_list(face) or []
         interpretations = {}
         for row in au_rows(face):
-            item = {"score": row.score, "active": row.active, "name": row.name, "description": row.description,
-                    "intensity": row.intensity}
+            item = {
+                "score": row.score,
+                "active": row.active,
+                "name": row.name,
+                "description": row.description,
+                "intensity": row.intensity,
+            }
             if row.code == AU45.code:
                 item.update(derived=True, ear=blink_ear(face))
             interpretations[row.code] = item
-        out["action_units"] = {"active_action_units": active, "total_active": len(active),
-                               "threshold": au.get("threshold"), "interpretations": interpretations}
+        out["action_units"] = {
+            "active_action_units": active,
+            "total_active": len(active),
+            "threshold": au.get("threshold"),
+            "interpretations": interpretations,
+        }
     expression = expression_of(face)
     if expression:
-        out["expression"] = {"predicted_emotion": expression.get("label"), "confidence": expression.get("confidence"),
-                             "scores": expression.get("scores")}
+        out["expression"] = {
+            "predicted_emotion": expression.get("label"),
+            "confidence": expression.get("confidence"),
+            "scores": expression.get("scores"),
+        }
     if isinstance(face.get("va"), dict):
         valence, arousal, quadrant = va_of(face)
         out["valence_arousal"] = {"valence": valence, "arousal": arousal, "emotional_quadrant": quadrant}
@@ -67,9 +83,12 @@ def face_analysis(face: dict, index: int) -> dict:
 
 
 def frame_analysis(record: dict, faces: list[dict] | None) -> dict:
-    return {"frame_index": record.get("frame"), "timestamp_seconds": record.get("t"),
-            "faces_detected": None if faces is None else len(faces),
-            "faces": [face_analysis(face, i) for i, face in enumerate(faces or [])]}
+    return {
+        "frame_index": record.get("frame"),
+        "timestamp_seconds": record.get("t"),
+        "faces_detected": None if faces is None else len(faces),
+        "faces": [face_analysis(face, i) for i, face in enumerate(faces or [])],
+    }
 
 
 def summary_statistics(video_summary: dict) -> dict:
@@ -103,8 +122,11 @@ def analysis_metadata(job: Job, video: Video) -> dict:
         "fatools_version": __version__,
         "facetorch_version": facetorch_version(),
         "models": video.models(),
-        "options": {"detection": video.detection, "au_threshold": video.au_threshold,
-                    "summary": get(job.summary, "options")},
+        "options": {
+            "detection": video.detection,
+            "au_threshold": video.au_threshold,
+            "summary": get(job.summary, "options"),
+        },
     }
     inferred.update(job.metadata)
     return inferred
@@ -127,7 +149,9 @@ class JsonSink(Sink):
     def frame(self, video: Video, record: dict, faces: list[dict] | None) -> None:
         entry = frame_analysis(record, faces)
         done = self.written.get(video.name, 0)
-        self.scratch.writer(video.name).write((b",\n    " if done else b"    ") + orjson.dumps(entry, option=_OPTIONS))
+        self.scratch.writer(video.name).write(
+            (b",\n    " if done else b"    ") + orjson.dumps(entry, option=_OPTIONS)
+        )
         self.written[video.name] = done + 1
         if self.job.keep_analysis:
             self.kept.setdefault(video.name, []).append(entry)
@@ -155,5 +179,6 @@ class JsonSink(Sink):
                 handle.write(b"}\n")
             job.staging.stage(self.fmt, path, f"facial_analysis{job.suffix(video)}_{job.timestamp}.json")
             if job.keep_analysis:
-                job.analyses.append({**head, "frame_analyses": self.kept.get(video.name, []),
-                                     "summary_statistics": tail})
+                job.analyses.append(
+                    {**head, "frame_analyses": self.kept.get(video.name, []), "summary_statistics": tail}
+                )

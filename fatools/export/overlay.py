@@ -31,8 +31,18 @@ from fatools.records import expression_of, number, va_of
 log = logging.getLogger("fatools")
 
 # Track colours (BGR), distinct on faces and backgrounds; untracked faces are white.
-PALETTE = [(0, 200, 255), (255, 160, 0), (80, 220, 80), (220, 80, 220), (60, 60, 255), (255, 255, 0),
-           (0, 140, 255), (180, 120, 255), (120, 255, 200), (255, 90, 140)]
+PALETTE = [
+    (0, 200, 255),
+    (255, 160, 0),
+    (80, 220, 80),
+    (220, 80, 220),
+    (60, 60, 255),
+    (255, 255, 0),
+    (0, 140, 255),
+    (180, 120, 255),
+    (120, 255, 200),
+    (255, 90, 140),
+]
 UNTRACKED = (255, 255, 255)
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
 
@@ -46,15 +56,27 @@ def colour(track: Any) -> tuple[int, int, int]:
 def compact(face: dict, index: int) -> dict:
     """What the overlay draws of a face."""
     points = face.get("landmarks3d")
-    landmarks = ([[round(float(p[0])), round(float(p[1]))] for p in points
-                  if isinstance(p, list) and len(p) >= 2 and number(p[0]) is not None and number(p[1]) is not None]
-                 if isinstance(points, list) else [])
+    landmarks = (
+        [
+            [round(float(p[0])), round(float(p[1]))]
+            for p in points
+            if isinstance(p, list) and len(p) >= 2 and number(p[0]) is not None and number(p[1]) is not None
+        ]
+        if isinstance(points, list)
+        else []
+    )
     expression = expression_of(face)
     valence, arousal, _ = va_of(face)
-    return {"box": face.get("box"), "track": face.get("track", None), "face": face.get("face", index),
-            "landmarks": landmarks, "label": expression.get("label"),
-            "confidence": number(expression.get("confidence")), "aus": active_list(face) or [],
-            "va": [valence, arousal] if valence is not None and arousal is not None else None}
+    return {
+        "box": face.get("box"),
+        "track": face.get("track"),
+        "face": face.get("face", index),
+        "landmarks": landmarks,
+        "label": expression.get("label"),
+        "confidence": number(expression.get("confidence")),
+        "aus": active_list(face) or [],
+        "va": [valence, arousal] if valence is not None and arousal is not None else None,
+    }
 
 
 def draw(image: np.ndarray, faces: list[dict]) -> None:
@@ -112,7 +134,9 @@ def _va_marker(image: np.ndarray, va: list, corner: tuple[int, int], side: int, 
     cv2.line(image, (x, y + mid), (x + side, y + mid), (128, 128, 128), 1)
     valence = min(max(float(va[0]), -1.0), 1.0)
     arousal = min(max(float(va[1]), -1.0), 1.0)
-    cv2.circle(image, (int(x + mid + valence * mid), int(y + mid - arousal * mid)), max(2, side // 10), col, -1)
+    cv2.circle(
+        image, (int(x + mid + valence * mid), int(y + mid - arousal * mid)), max(2, side // 10), col, -1
+    )
 
 
 class OverlaySink(Sink):
@@ -138,13 +162,24 @@ class OverlaySink(Sink):
         job = self.job
         for video in job.videos.values():
             source = video.name
-            if (video.header is None or not isinstance(source, str) or not os.path.isfile(source)
-                    or video.name not in self.scratch.paths):
-                log.warning("%s: no video file to draw on (images, or records without fa-frames' header): no overlay",
-                            source)
+            if (
+                video.header is None
+                or not isinstance(source, str)
+                or not os.path.isfile(source)
+                or video.name not in self.scratch.paths
+            ):
+                log.warning(
+                    "%s: no video file to draw on (images, or records without fa-frames' header): no overlay",
+                    source,
+                )
                 continue
             path = job.staging.temp()
-            write_overlay(source, str(self.scratch.paths[video.name]), str(path), number(video.header.get("frame_count")))
+            write_overlay(
+                source,
+                str(self.scratch.paths[video.name]),
+                str(path),
+                number(video.header.get("frame_count")),
+            )
             job.staging.stage(self.fmt, path, f"facial_analysis{job.suffix(video)}_{job.timestamp}.mp4")
 
 
@@ -156,8 +191,9 @@ def _annotations(path: str):
             yield item["frame"], item["faces"]
 
 
-def write_overlay(source: str, annotations: str, out_path: str, total: int | None = None,
-                  progress: bool | None = None) -> None:
+def write_overlay(
+    source: str, annotations: str, out_path: str, total: int | None = None, progress: bool | None = None
+) -> None:
     """Decode ``source`` once and write it to ``out_path`` (MP4) with the annotations drawn."""
     import av
 
@@ -227,7 +263,7 @@ def write_overlay(source: str, annotations: str, out_path: str, total: int | Non
             progress_line.close()
 
 
-def _video_stream(out, vin, width: int, height: int):  # noqa: ANN001 - PyAV objects
+def _video_stream(out, vin, width: int, height: int):
     stream = out.add_stream("libx264", rate=vin.average_rate or 25)
     stream.width, stream.height = width, height
     # 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.

@@ -21,8 +21,8 @@ import numpy as np
 from fatools.export.series import HEAT_CODES, TrackArrays, VideoSeries
 from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import safe_name
-from fatools.records import track_order
 from fatools.facs import ACTION_UNITS, AU45
+from fatools.records import track_order
 
 log = logging.getLogger("fatools")
 
@@ -33,8 +33,16 @@ VA_SIZE = (1500, 750)
 EMOTIONS_SIZE = (1400, 900)
 MAX_TRACKS = 10  # heatmaps and lines for the tracks with most faces; the rest are logged
 EMOTION_ROWS = 4  # all faces, then up to 3 tracks
-EMOTION_COLOURS = {"Anger": "#d62728", "Contempt": "#8c564b", "Disgust": "#2ca02c", "Fear": "#9467bd",
-                   "Happiness": "#f2b701", "Neutral": "#b8b8b8", "Sadness": "#1f77b4", "Surprise": "#17becf"}
+EMOTION_COLOURS = {
+    "Anger": "#d62728",
+    "Contempt": "#8c564b",
+    "Disgust": "#2ca02c",
+    "Fear": "#9467bd",
+    "Happiness": "#f2b701",
+    "Neutral": "#b8b8b8",
+    "Sadness": "#1f77b4",
+    "Surprise": "#17becf",
+}
 GAP_INTERVALS = 2.5  # a jump of more than this many sampling intervals is drawn as a gap
 
 
@@ -99,8 +107,15 @@ def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold:
     values = track.au
     if gaps:
         values = np.insert(values, gaps, np.nan, axis=1)
-    mesh = ax.pcolormesh(edges, np.arange(len(HEAT_CODES) + 1), np.ma.masked_invalid(values),
-                         cmap=_active_colormap(threshold), vmin=0.0, vmax=1.0, shading="flat")
+    mesh = ax.pcolormesh(
+        edges,
+        np.arange(len(HEAT_CODES) + 1),
+        np.ma.masked_invalid(values),
+        cmap=_active_colormap(threshold),
+        vmin=0.0,
+        vmax=1.0,
+        shading="flat",
+    )
     # Cells with no sample are transparent over a hatched background: "not seen", not "low".
     ax.set_facecolor("white")
     ax.patch.set_hatch("///")
@@ -127,8 +142,12 @@ def _active_colormap(threshold: float):
 
     steps = 256
     below = max(1, min(steps - 1, round(threshold * steps)))
-    colours = np.vstack([colormaps["Blues"](np.linspace(0.08, 0.5, below)),
-                         colormaps["YlOrRd"](np.linspace(0.25, 1.0, steps - below))])
+    colours = np.vstack(
+        [
+            colormaps["Blues"](np.linspace(0.08, 0.5, below)),
+            colormaps["YlOrRd"](np.linspace(0.25, 1.0, steps - below)),
+        ]
+    )
     return ListedColormap(colours, name="fatools_active").with_extremes(bad=(0, 0, 0, 0))
 
 
@@ -146,15 +165,39 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
         dense = len(x) > 200  # markers only where single samples can still be told apart
         for ax, y in ((ax_v, valence), (ax_a, arousal)):
             xs, ys = _with_gaps(x, y, step)
-            ax.plot(xs, ys, color=colour, linewidth=1.2 if dense else 1.5, marker="" if dense else ".",
-                    markersize=3, label=track_name(track))
+            ax.plot(
+                xs,
+                ys,
+                color=colour,
+                linewidth=1.2 if dense else 1.5,
+                marker="" if dense else ".",
+                markersize=3,
+                label=track_name(track),
+            )
         ok = ~(np.isnan(valence) | np.isnan(arousal))
-        ax_c.scatter(valence[ok], arousal[ok], s=4 if dense else 12, color=colour, alpha=0.3 if dense else 0.5,
-                     linewidths=0, label=track_name(track))
+        ax_c.scatter(
+            valence[ok],
+            arousal[ok],
+            s=4 if dense else 12,
+            color=colour,
+            alpha=0.3 if dense else 0.5,
+            linewidths=0,
+            label=track_name(track),
+        )
         if ok.any():
-            ax_c.scatter([valence[ok].mean()], [arousal[ok].mean()], s=160, color=colour, edgecolor="black",
-                         marker="X", zorder=5)
-    for ax, name, low, high in ((ax_v, "valence", "negative", "positive"), (ax_a, "arousal", "calm", "excited")):
+            ax_c.scatter(
+                [valence[ok].mean()],
+                [arousal[ok].mean()],
+                s=160,
+                color=colour,
+                edgecolor="black",
+                marker="X",
+                zorder=5,
+            )
+    for ax, name, low, high in (
+        (ax_v, "valence", "negative", "positive"),
+        (ax_a, "arousal", "calm", "excited"),
+    ):
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_ylim(-1.05, 1.05)
         ax.set_ylabel(f"{name}\n(-1 {low} .. +1 {high})")
@@ -169,10 +212,23 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
     ax_c.add_patch(Circle((0, 0), 1.0, fill=False, color="grey", linewidth=0.8))
     ax_c.axhline(0, color="grey", linewidth=0.8)
     ax_c.axvline(0, color="grey", linewidth=0.8)
-    for (xq, yq, text, ha) in ((0.95, 0.95, "Happy/Excited", "right"), (-0.95, 0.95, "Angry/Stressed", "left"),
-                               (-0.95, -0.95, "Sad/Depressed", "left"), (0.95, -0.95, "Calm/Relaxed", "right")):
-        ax_c.text(xq, yq, text, ha=ha, va="center", fontsize=10, color="dimgrey", zorder=6,
-                  bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5})
+    for xq, yq, text, ha in (
+        (0.95, 0.95, "Happy/Excited", "right"),
+        (-0.95, 0.95, "Angry/Stressed", "left"),
+        (-0.95, -0.95, "Sad/Depressed", "left"),
+        (0.95, -0.95, "Calm/Relaxed", "right"),
+    ):
+        ax_c.text(
+            xq,
+            yq,
+            text,
+            ha=ha,
+            va="center",
+            fontsize=10,
+            color="dimgrey",
+            zorder=6,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5},
+        )
     ax_c.set_xlim(-1.05, 1.05)
     ax_c.set_ylim(-1.05, 1.05)
     ax_c.set_aspect("equal")
@@ -190,8 +246,14 @@ def _bins(x: np.ndarray, step: float, count: int = 60) -> np.ndarray:
     return low - step / 2 + width * np.arange(n + 1)
 
 
-def emotions_figure(rows: list[tuple[str, np.ndarray, np.ndarray]], names: list[str], step: float, title: str,
-                    timed: bool, known: tuple[str, ...] = ()):
+def emotions_figure(
+    rows: list[tuple[str, np.ndarray, np.ndarray]],
+    names: list[str],
+    step: float,
+    title: str,
+    timed: bool,
+    known: tuple[str, ...] = (),
+):
     """Share of faces with each predicted emotion, in time bins, for all faces and the main tracks."""
     fig = _figure(EMOTIONS_SIZE)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
@@ -207,18 +269,33 @@ def emotions_figure(rows: list[tuple[str, np.ndarray, np.ndarray]], names: list[
         bottom = np.zeros(len(edges) - 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             for name in order:
-                share = np.bincount(which[codes == names.index(name)], minlength=len(edges) - 1) / totals * 100
+                share = (
+                    np.bincount(which[codes == names.index(name)], minlength=len(edges) - 1) / totals * 100
+                )
                 share = np.nan_to_num(share)
-                ax.bar(edges[:-1], share, width=np.diff(edges), bottom=bottom, align="edge", color=colours[name],
-                       label=name, linewidth=0)
+                ax.bar(
+                    edges[:-1],
+                    share,
+                    width=np.diff(edges),
+                    bottom=bottom,
+                    align="edge",
+                    color=colours[name],
+                    label=name,
+                    linewidth=0,
+                )
                 bottom += share
         ax.set_ylim(0, 100)
         ax.set_ylabel("share of faces (%)")
         faces = int(totals.sum())
-        ax.set_title(f"{label}: {faces} face{'' if faces == 1 else 's'} with an expression (white: none)",
-                     fontsize=10, loc="left")
+        ax.set_title(
+            f"{label}: {faces} face{'' if faces == 1 else 's'} with an expression (white: none)",
+            fontsize=10,
+            loc="left",
+        )
     width = edges[1] - edges[0]
-    axes[-1].set_xlabel(f"time (s), in bins of {width:.3g} s" if timed else f"frame index, in bins of {width:.3g}")
+    axes[-1].set_xlabel(
+        f"time (s), in bins of {width:.3g} s" if timed else f"frame index, in bins of {width:.3g}"
+    )
     axes[-1].set_xlim(edges[0], edges[-1])
     _frame_axis(axes[-1], timed)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -270,8 +347,10 @@ class PlotSink(Sink):
         if len(ranked) > MAX_TRACKS:
             log.warning("%s: %d tracks; plotting the %d with most faces", video.name, len(ranked), MAX_TRACKS)
             kept = sorted((track for track, _ in ranked[:MAX_TRACKS]), key=track_order)
-            note = (f"Tracks shown: {', '.join('untracked' if t is None else str(t) for t in kept)} "
-                    f"(the {MAX_TRACKS} with most faces of {len(ranked)}; the summary and tables have all)")
+            note = (
+                f"Tracks shown: {', '.join('untracked' if t is None else str(t) for t in kept)} "
+                f"(the {MAX_TRACKS} with most faces of {len(ranked)}; the summary and tables have all)"
+            )
         shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: track_order(kv[0]))
         threshold = state.threshold if state.threshold is not None else 0.5
         suffix = job.suffix(video)
@@ -280,8 +359,9 @@ class PlotSink(Sink):
         for track, track_arrays in shown:
             if np.isnan(track_arrays.au).all():
                 continue  # no action units for this track: an empty heatmap says nothing
-            fig = heatmap(track_arrays, step, f"Action units over time: {track_name(track)}, {stem}", timed,
-                          threshold)
+            fig = heatmap(
+                track_arrays, step, f"Action units over time: {track_name(track)}, {stem}", timed, threshold
+            )
             tag = "untracked" if track is None else f"track{safe_name(track)}"
             _save(job, fig, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
         if any(not np.isnan(a.valence).all() for _, a in shown):
@@ -292,10 +372,19 @@ class PlotSink(Sink):
             labels = np.frombuffer(state.all_labels, dtype=np.int32)
             rows = [("All faces", x_all[known], labels[known])]
             if len(ranked) > 1:
-                for track, _ in sorted(ranked[:EMOTION_ROWS - 1], key=lambda kv: track_order(kv[0])):
+                for track, _ in sorted(ranked[: EMOTION_ROWS - 1], key=lambda kv: track_order(kv[0])):
                     rows.append((track_name(track).capitalize(), arrays[track].x, arrays[track].labels))
-            fig = emotions_figure(rows, state.label_names, step, f"Predicted emotions over time: {stem}", timed,
-                                  job.expression_labels)
+            fig = emotions_figure(
+                rows,
+                state.label_names,
+                step,
+                f"Predicted emotions over time: {stem}",
+                timed,
+                job.expression_labels,
+            )
             if len(ranked) > EMOTION_ROWS - 1:
-                _note(fig, f"Rows: all faces, then the {EMOTION_ROWS - 1} tracks with most faces of {len(ranked)}")
+                _note(
+                    fig,
+                    f"Rows: all faces, then the {EMOTION_ROWS - 1} tracks with most faces of {len(ranked)}",
+                )
             _save(job, fig, f"emotions{suffix}_{job.timestamp}.png")

@@ -110,8 +110,10 @@ class ExpressionRuns:
 
     def segments(self, interval: float | None) -> dict[Any, list[tuple[float, float, str, float]]]:
         """(start, end, label, mean confidence) per track, in time order."""
-        return {track: [(s.start, s.closed_end(interval), s.label, s.confidence_sum / s.samples) for s in runs]
-                for track, runs in self.runs.items()}
+        return {
+            track: [(s.start, s.closed_end(interval), s.label, s.confidence_sum / s.samples) for s in runs]
+            for track, runs in self.runs.items()
+        }
 
 
 def track_name(track: Any) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ HEAT_CODES = [u.code for u in ACTION_UNITS if u.code.startswith("AU")] + [AU45.c
 class TrackSeries:
     """One track's samples: time, frame, AU scores (HEAT_CODES order, NaN when missing), V, A."""
 
-    __slots__ = ("t", "frame", "au", "valence", "arousal", "labels", "last_seq")
+    __slots__ = ("arousal", "au", "frame", "labels", "last_seq", "t", "valence")
 
     def __init__(self) -> None:
         self.t, self.frame = array("d"), array("d")
@@ -134,8 +135,10 @@ class SeriesSink(Sink):
             if state.threshold is None and isinstance(au, dict) and number(au.get("threshold")) is not None:
                 state.threshold = float(au["threshold"])
             blink = blink_of(face)
-            series.au.extend([math.nan if number(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
-                             + [math.nan if blink is None else float(blink)])
+            series.au.extend(
+                [math.nan if number(probs.get(c)) is None else probs[c] for c in HEAT_CODES[:-1]]
+                + [math.nan if blink is None else float(blink)]
+            )
             valence, arousal, _ = va_of(face)
             series.valence.append(math.nan if valence is None else valence)
             series.arousal.append(math.nan if arousal is None else arousal)

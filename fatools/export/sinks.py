@@ -45,7 +45,9 @@ class Video:
         if self.detection is None and isinstance(detection, dict):
             self.detection = detection
         for face in faces:
-            self.fields.update(k for k in ("au", "expression", "va", "landmarks3d", "pose", "embedding") if k in face)
+            self.fields.update(
+                k for k in ("au", "expression", "va", "landmarks3d", "pose", "embedding") if k in face
+            )
             au = face.get("au")
             if self.au_threshold is None and isinstance(au, dict) and number(au.get("threshold")) is not None:
                 self.au_threshold = au["threshold"]
@@ -71,8 +73,13 @@ class Video:
         names = []
         if self.detection and isinstance(self.detection.get("detector"), str):
             names.append(self.detection["detector"])
-        by_field = {"au": ["au"], "expression": ["fer"], "va": ["va"], "landmarks3d": ["align", "align-meta"],
-                    "embedding": ["embed"]}
+        by_field = {
+            "au": ["au"],
+            "expression": ["fer"],
+            "va": ["va"],
+            "landmarks3d": ["align", "align-meta"],
+            "embedding": ["embed"],
+        }
         if "pose" in self.fields and "landmarks3d" not in self.fields:
             names += ["align", "align-meta"]
         for key, models in by_field.items():
@@ -81,8 +88,14 @@ class Video:
         out = []
         for name in dict.fromkeys(names):
             spec = MODELS.get(name)
-            out.append({"name": name, "task": spec.task if spec else None,
-                        "description": spec.description if spec else None, "sha256": None})
+            out.append(
+                {
+                    "name": name,
+                    "task": spec.task if spec else None,
+                    "description": spec.description if spec else None,
+                    "sha256": None,
+                }
+            )
         return out
 
 
@@ -111,7 +124,7 @@ class Job:
         return {}
 
     def suffix(self, video: Video) -> str:
-        """"" with one video; else "_<stem>", made unique (a/v.mp4 and b/v.mp4 give _v and _v-2)."""
+        """ "" with one video; else "_<stem>", made unique (a/v.mp4 and b/v.mp4 give _v and _v-2)."""
         if len(self.videos) == 1:
             return ""
         if not self._suffixes:

@@ -45,8 +45,9 @@ class Staging:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise FatoolsError(f"{self.out_dir}: cannot write there ({exc.strerror}); choose another "
-                                   "output directory") from None
+                raise FatoolsError(
+                    f"{self.out_dir}: cannot write there ({exc.strerror}); choose another output directory"
+                ) from None
         self._temps.append(path)
         return path
 
@@ -66,7 +67,9 @@ class Staging:
                 self._temps.remove(temp)
                 files.setdefault(fmt, []).append(final)
         except OSError as exc:
-            raise FatoolsError(f"{final}: cannot write ({exc.strerror}); check the output directory") from None
+            raise FatoolsError(
+                f"{final}: cannot write ({exc.strerror}); check the output directory"
+            ) from None
         finally:
             self.cleanup()
         return files

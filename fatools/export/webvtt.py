@@ -48,7 +48,7 @@ def cue_text(faces: list[dict]) -> str:
 
 
 class _Open:
-    __slots__ = ("clock", "start", "last", "text", "handle_path", "cues")
+    __slots__ = ("clock", "cues", "handle_path", "last", "start", "text")
 
     def __init__(self, path) -> None:
         self.clock = Clock()
@@ -86,8 +86,9 @@ class WebVttSink(Sink):
             self.handle = open(state.handle_path, "a", encoding="utf-8")
             self.current = video_name
         state.cues += 1
-        self.handle.write(f"\n{state.cues}\n{timestamp(state.start)} --> {timestamp(max(end, state.start))}\n"
-                          f"{state.text}\n")
+        self.handle.write(
+            f"\n{state.cues}\n{timestamp(state.start)} --> {timestamp(max(end, state.start))}\n{state.text}\n"
+        )
         state.start = state.last = None
         state.text = ""
 
@@ -122,5 +123,8 @@ class WebVttSink(Sink):
                 self._write(video.name, state, state.last + (interval or state.clock.interval or 0.0))
         self.abort()
         for video in job.videos.values():
-            job.staging.stage(self.fmt, self.videos[video.name].handle_path,
-                              f"facial_analysis{job.suffix(video)}_{job.timestamp}.vtt")
+            job.staging.stage(
+                self.fmt,
+                self.videos[video.name].handle_path,
+                f"facial_analysis{job.suffix(video)}_{job.timestamp}.vtt",
+            )

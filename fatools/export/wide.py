@@ -40,7 +40,8 @@ columns): it borrows OpenFace's names for the 3D landmarks only.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fatools.export.csv_export import CsvSink
 from fatools.export.sinks import Job, Video
@@ -88,8 +89,11 @@ def emotion_columns(labels: Iterable[str]) -> list[str]:
 def _landmarks(face: dict) -> tuple[list, list]:
     """(x_0..x_67, y_0..y_67) and (X_.., Y_.., Z_..) of the 68 landmarks, or empty cells."""
     points = face.get("landmarks3d")
-    if not (isinstance(points, list) and len(points) == LANDMARKS
-            and all(isinstance(p, list) and len(p) >= 2 for p in points)):
+    if not (
+        isinstance(points, list)
+        and len(points) == LANDMARKS
+        and all(isinstance(p, list) and len(p) >= 2 for p in points)
+    ):
         return [None] * (2 * LANDMARKS), [None] * (3 * LANDMARKS)
     xs, ys = [number(p[0]) for p in points], [number(p[1]) for p in points]
     zs = [number(p[2]) if len(p) > 2 else None for p in points]
@@ -101,8 +105,11 @@ def _quality(face: dict) -> list:
     if not isinstance(quality, dict):
         return [None] * len(QUALITY_COLUMNS)
     verdict = quality.get("verdict")
-    return [verdict if isinstance(verdict, str) else None, number(quality.get("sharpness")),
-            number(quality.get("pose"))]
+    return [
+        verdict if isinstance(verdict, str) else None,
+        number(quality.get("sharpness")),
+        number(quality.get("pose")),
+    ]
 
 
 class WideCsv(CsvSink):
@@ -111,9 +118,19 @@ class WideCsv(CsvSink):
 
     def __init__(self, job: Job) -> None:
         self.emotions = emotion_columns(job.expression_labels)
-        self.columns = (*FEAT_TIME_COLUMNS, TIME_COLUMN, INPUT_COLUMN, *FEAT_FACEBOX_COLUMNS, *LANDMARK_2D_COLUMNS,
-                        *LANDMARK_3D_COLUMNS, *(AU_COLUMNS[c] for c in MAIN_AUS), "AU45", *FEAT_FACEPOSE_COLUMNS,
-                        *self.emotions, *EXTRA_COLUMNS)
+        self.columns = (
+            *FEAT_TIME_COLUMNS,
+            TIME_COLUMN,
+            INPUT_COLUMN,
+            *FEAT_FACEBOX_COLUMNS,
+            *LANDMARK_2D_COLUMNS,
+            *LANDMARK_3D_COLUMNS,
+            *(AU_COLUMNS[c] for c in MAIN_AUS),
+            "AU45",
+            *FEAT_FACEPOSE_COLUMNS,
+            *self.emotions,
+            *EXTRA_COLUMNS,
+        )
         super().__init__(job)
 
     def rows_of(self, video: Video, record: dict, faces: list[dict]) -> Iterable[list[Any]]:
@@ -130,10 +147,30 @@ class WideCsv(CsvSink):
             height = y2 - y1 if y1 is not None and y2 is not None else None
             yaw, pitch, roll = pose_of(face)
             flat2d, flat3d = _landmarks(face)
-            yield [record.get("frame"), record.get("t"), video.name, x1, y1, width, height, face.get("score"),
-                   *flat2d, *flat3d,
-                   *(number(probs.get(c)) for c in MAIN_AUS), None if blink is None else int(blink),
-                   pitch, roll, yaw, None, None, None,  # X, Y, Z: no head position (module docstring)
-                   *(number(scores.get(col)) for col in self.emotions),
-                   face.get("face", index), face.get("track"),
-                   *(number(probs.get(c)) for c in SIDED_AUS), valence, arousal, *_quality(face)]
+            yield [
+                record.get("frame"),
+                record.get("t"),
+                video.name,
+                x1,
+                y1,
+                width,
+                height,
+                face.get("score"),
+                *flat2d,
+                *flat3d,
+                *(number(probs.get(c)) for c in MAIN_AUS),
+                None if blink is None else int(blink),
+                pitch,
+                roll,
+                yaw,
+                None,
+                None,
+                None,  # X, Y, Z: no head position (module docstring)
+                *(number(scores.get(col)) for col in self.emotions),
+                face.get("face", index),
+                face.get("track"),
+                *(number(probs.get(c)) for c in SIDED_AUS),
+                valence,
+                arousal,
+                *_quality(face),
+            ]

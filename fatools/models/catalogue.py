@@ -72,8 +72,9 @@ class ModelFile:
 # Hub from where this was written (no network): a wrong commit fails the fetch, loudly.
 
 
-def _hf(name: str, task: str, description: str, repo: str, size: int | None, revision: str,
-        sha256: str) -> ModelSpec:
+def _hf(
+    name: str, task: str, description: str, repo: str, size: int | None, revision: str, sha256: str
+) -> ModelSpec:
     return ModelSpec(name, task, description, "model.pt", HUGGINGFACE, repo, size, sha256, revision)
 
 

@@ -14,8 +14,9 @@ import functools
 import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -94,7 +95,7 @@ def _load(path: str | os.PathLike[str], trust: bool = False) -> DictConfig:
         cfg = OmegaConf.load(path)
     except OSError as exc:
         raise FatoolsError(f"{path}: cannot read the configuration ({exc.strerror})") from None
-    except Exception as exc:  # noqa: BLE001 - YAML and OmegaConf errors alike
+    except Exception as exc:
         first = " ".join(str(exc).split())[:200]
         raise FatoolsError(f"{path}: not a valid OmegaConf YAML file ({first})") from None
     if not isinstance(cfg, DictConfig) or "analyzer" not in cfg:
@@ -140,7 +141,11 @@ def _short_form(analyzer: DictConfig) -> str | None:
     if isinstance(predictors, DictConfig):
         sections += [(f"predictor.{key}", value) for key, value in predictors.items()]
     for where, section in sections:
-        if isinstance(section, DictConfig) and ("name" in section or "model" in section) and "_target_" not in section:
+        if (
+            isinstance(section, DictConfig)
+            and ("name" in section or "model" in section)
+            and "_target_" not in section
+        ):
             return where
     return None
 
@@ -150,7 +155,9 @@ def _spelling(value: object) -> str:
 
 
 def _short_models(task: str) -> list[str]:
-    return [name for name, spec in catalogue.MODELS.items() if spec.task == task and name in catalogue.SHORT_FORM]
+    return [
+        name for name, spec in catalogue.MODELS.items() if spec.task == task and name in catalogue.SHORT_FORM
+    ]
 
 
 def _short_names(model: str) -> str:
@@ -160,8 +167,9 @@ def _short_names(model: str) -> str:
 
 def _fits(model: str, name: object, spelled: object) -> bool:
     known_name, known_models = catalogue.SHORT_FORM[model]
-    return ((name is None or _spelling(name) == _spelling(known_name))
-            and (spelled is None or _spelling(spelled) in {_spelling(m) for m in known_models}))
+    return (name is None or _spelling(name) == _spelling(known_name)) and (
+        spelled is None or _spelling(spelled) in {_spelling(m) for m in known_models}
+    )
 
 
 _announced: set[str] = set()
@@ -188,8 +196,10 @@ def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[st
     if first is None:
         return None
     full = "a full facetorch FaceAnalyzer configuration (copy fatools/models/conf/analyzer.yaml)"
-    holds = (f"a short-form configuration (name/model sections, as analyzer.{first}) holds only analyzer.detector "
-             "and analyzer.predictor.<task>")
+    holds = (
+        f"a short-form configuration (name/model sections, as analyzer.{first}) holds only analyzer.detector "
+        "and analyzer.predictor.<task>"
+    )
 
     def refuse(what: str) -> None:
         raise FatoolsError(f"{path}: {what} (see fa-run(1), --config)")
@@ -204,16 +214,20 @@ def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[st
         elif key == "predictor" and isinstance(value, DictConfig):
             for task, section in value.items():
                 if task not in catalogue.TASKS:
-                    refuse(f"analyzer.predictor.{task}: fatools has no {task} predictor; it has "
-                           f"{', '.join(catalogue.TASKS)}")
+                    refuse(
+                        f"analyzer.predictor.{task}: fatools has no {task} predictor; it has "
+                        f"{', '.join(catalogue.TASKS)}"
+                    )
                 sections.append((f"predictor.{task}", str(task), section))
         else:
             refuse(f"analyzer.{key}: {holds}; fatools' options (--device, ...) set the rest, or give {full}")
     mapped: list[tuple[str, str, str]] = []
     for where, task, section in sections:
         if not isinstance(section, DictConfig) or not set(section) or not set(section) <= {"name", "model"}:
-            refuse(f"analyzer.{where} is not a name/model section and analyzer.{first} is: a configuration gives "
-                   f"every section in the seed's short form (a name and a model) or is {full}")
+            refuse(
+                f"analyzer.{where} is not a name/model section and analyzer.{first} is: a configuration gives "
+                f"every section in the seed's short form (a name and a model) or is {full}"
+            )
         assert isinstance(section, DictConfig)
         name, spelled = section.get("name"), section.get("model")
         given = "/".join(str(v) for v in (name, spelled) if v is not None)
@@ -225,11 +239,16 @@ def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[st
         if not matches:
             # The seed's own example names the expression model under au: say where it belongs.
             elsewhere = [m for m in catalogue.SHORT_FORM if m not in have and _fits(m, name, spelled)]
-            hint = f" (that is fatools' {elsewhere[0]} model, under predictor.{catalogue.MODELS[elsewhere[0]].task})" \
-                if elsewhere else ""
-            refuse(f"analyzer.{where} {given} is not a model fatools has for {task}{hint}; for {task} fatools has "
-                   f"{listed}: write {'that' if len(have) == 1 else 'one of those'}, or leave the section out for "
-                   "fatools' default")
+            hint = (
+                f" (that is fatools' {elsewhere[0]} model, under predictor.{catalogue.MODELS[elsewhere[0]].task})"
+                if elsewhere
+                else ""
+            )
+            refuse(
+                f"analyzer.{where} {given} is not a model fatools has for {task}{hint}; for {task} fatools has "
+                f"{listed}: write {'that' if len(have) == 1 else 'one of those'}, or leave the section out for "
+                "fatools' default"
+            )
         mapped.append((where, given, matches[0]))
     for where, given, model in mapped:
         _announce(f"{path}: analyzer.{where} {given} is fatools' {model}")
@@ -244,7 +263,9 @@ def configured_detector(path: str | os.PathLike[str] | None, trust: bool = False
     return read_config(path, trust)[1]  # counted: a run names its detector from its resolution instead
 
 
-def resolve_detector(detector: str | None, path: str | os.PathLike[str] | None = None, trust: bool = False) -> str:
+def resolve_detector(
+    detector: str | None, path: str | os.PathLike[str] | None = None, trust: bool = False
+) -> str:
     """The detector a run uses: ``detector`` (--detector) when given, else the one a
     short-form configuration at ``path`` names, else fatools' default (retinaface).  A
     run takes it from its resolution (``models.request``), which reads the file once for
@@ -305,13 +326,9 @@ def load_config(
     wanted = list(catalogue.DEFAULT_TASKS if tasks is None else tasks)
     unknown = [task for task in wanted if task not in catalogue.TASKS]
     if unknown:
-        raise FatoolsError(
-            f"unknown task {', '.join(unknown)}; choose from {', '.join(catalogue.TASKS)}"
-        )
+        raise FatoolsError(f"unknown task {', '.join(unknown)}; choose from {', '.join(catalogue.TASKS)}")
     if detector not in catalogue.DETECTORS:
-        raise FatoolsError(
-            f"unknown detector {detector}; choose from {', '.join(catalogue.DETECTORS)}"
-        )
+        raise FatoolsError(f"unknown detector {detector}; choose from {', '.join(catalogue.DETECTORS)}")
     analyzer = cfg.analyzer
     predictors = analyzer.get("predictor") or OmegaConf.create({})
     absent = [task for task in wanted if task not in predictors]
@@ -368,7 +385,7 @@ def required_models(cfg: DictConfig) -> list[str]:
     return [name for name in catalogue.MODELS if name in found]
 
 
-def build_analyzer(cfg: DictConfig) -> "FaceAnalyzer":
+def build_analyzer(cfg: DictConfig) -> FaceAnalyzer:
     """A facetorch FaceAnalyzer for ``cfg``, after checking every model it needs is stored."""
     root = OmegaConf.select(cfg, "fatools.models_dir", default=None)
     store.require(required_models(cfg), root)

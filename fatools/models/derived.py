@@ -29,8 +29,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from fatools.errors import FatoolsError, ModelMissingError
 
@@ -154,8 +155,9 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK | os.X_OK)
 
 
-def ensure(path: Path, build: Callable[[Path], dict], *, what: str,
-           prepare_hint: str) -> tuple[Path | None, dict]:
+def ensure(
+    path: Path, build: Callable[[Path], dict], *, what: str, prepare_hint: str
+) -> tuple[Path | None, dict]:
     """The derived file at ``path`` and its record, built first when it is missing.
 
     ``build(tmp)`` writes the file to ``tmp`` and returns what to record about it.  When
@@ -171,7 +173,8 @@ def ensure(path: Path, build: Callable[[Path], dict], *, what: str,
     if not _writable(path.parent):
         raise ModelMissingError(
             f"{path}: {what} is not in the store, which is read-only here; run `{prepare_hint}` once "
-            "with write access to the store (or use --backend torch)")
+            "with write access to the store (or use --backend torch)"
+        )
     with _locked(path):
         found = _existing(path)
         if found is not None:
@@ -184,7 +187,7 @@ def ensure(path: Path, build: Callable[[Path], dict], *, what: str,
 
         try:
             write_atomic(path, write)
-        except Exception as exc:  # noqa: BLE001 - recorded, and the caller falls back
+        except Exception as exc:
             failed = {"error": " ".join(str(exc).split())[:300] or type(exc).__name__}
             with contextlib.suppress(OSError):
                 write_json_atomic(info_path(path), failed)
@@ -267,8 +270,9 @@ def register(kind: str, fn: Deriver) -> None:
     DERIVERS[kind] = fn
 
 
-def prepare(names: list[str], root: str | os.PathLike[str] | None = None,
-            **options: Any) -> Iterator[tuple[str, str, list[Path]]]:
+def prepare(
+    names: list[str], root: str | os.PathLike[str] | None = None, **options: Any
+) -> Iterator[tuple[str, str, list[Path]]]:
     """(model, kind, paths ensured) for every registered deriver and each of ``names``,
     as each is made: the files a run would otherwise make on first use.  ``options``
     (``force``, ``int8``) go to every deriver."""

@@ -16,8 +16,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fatools.errors import FatoolsError
 from fatools.models import catalogue, store
@@ -62,8 +63,10 @@ def _check_pin(entry: ModelSpec, path: Path, digest: str | None = None) -> str:
     digest = digest or file_sha256(path)
     if entry.sha256 and digest != entry.sha256:
         at = f" at revision {entry.revision}" if entry.revision else ""
-        raise FatoolsError(f"{path.name} has sha256 {digest}, expected {entry.sha256}, the file the catalogue "
-                           f"pins{at}; upstream changed it or the download is damaged")
+        raise FatoolsError(
+            f"{path.name} has sha256 {digest}, expected {entry.sha256}, the file the catalogue "
+            f"pins{at}; upstream changed it or the download is damaged"
+        )
     return digest
 
 
@@ -77,8 +80,11 @@ def _download(entry: ModelSpec, workdir: Path) -> tuple[Path, dict[str, Any]]:
         _check_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
         # facetorch's DownloaderHuggingFace takes no revision (it fetches main): call the
         # hub itself, pinned to the catalogue's commit.
-        got = Path(huggingface_hub.hf_hub_download(repo_id=entry.source, filename=entry.filename,
-                                                   revision=entry.revision, local_dir=str(workdir)))
+        got = Path(
+            huggingface_hub.hf_hub_download(
+                repo_id=entry.source, filename=entry.filename, revision=entry.revision, local_dir=str(workdir)
+            )
+        )
         if got != target:
             os.replace(got, target)
         extra["revision"] = entry.revision
@@ -125,7 +131,7 @@ def fetch(
             downloaded, extra = _download(entry, workdir)
             installed.append(store.install(name, downloaded, root, "fetch", entry.source_url, extra))
             log.info("%s: installed %s", name, installed[-1])
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line below
+        except Exception as exc:
             failures.append(f"{name} from {entry.source_url} ({store.one_line(exc)})")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

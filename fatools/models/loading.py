@@ -79,14 +79,20 @@ def build_models(resolution: Resolution, detect: DetectOptions, predict: Predict
     return ModelSet(resolution, detector_for(resolution, detect), predictors)
 
 
-def load_models(request: ModelRequest, detect: DetectOptions, predict: PredictOptions | None = None) -> ModelSet:
+def load_models(
+    request: ModelRequest, detect: DetectOptions, predict: PredictOptions | None = None
+) -> ModelSet:
     """The ModelSet for ``request`` with these stage options, from this process's last
     ones when it is there and its files are unchanged."""
     resolution = resolve(request)
     key = (request, detect, predict)
     with _lock:
         known = _loaded.get(key)
-        if known is not None and known[0].resolution is resolution and stamps(known[0].loaded_paths()) == known[1]:
+        if (
+            known is not None
+            and known[0].resolution is resolution
+            and stamps(known[0].loaded_paths()) == known[1]
+        ):
             _loaded.move_to_end(key)
             return known[0]
         _loaded.pop(key, None)

@@ -59,7 +59,7 @@ def onnxruntime_available() -> bool:
     return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def supported_ir_version() -> int:
     """The newest ONNX IR version that the installed onnx writes and the installed ONNX
     Runtime opens: ``onnx.IR_VERSION`` or, where ONNX Runtime refuses that ("Unsupported
@@ -90,7 +90,7 @@ def _ir_problem(ir_version: int) -> str | None:
     options.log_severity_level = 3
     try:
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
+    except Exception as exc:
         return str(exc)
     return None
 
@@ -101,8 +101,9 @@ def hand_made_model(graph: Any, opset: int = OPSET) -> Any:
     model fatools or its benchmarks build by hand goes through."""
     from onnx import helper
 
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                             ir_version=supported_ir_version())
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=supported_ir_version()
+    )
 
 
 def ir_version_of(path: str | Path) -> int:
@@ -139,7 +140,9 @@ def fit_ir_version(path: str | Path) -> int | None:
         return None  # it cannot be lowered: ONNX Runtime's own error says why it does not open
     model.ir_version = supported
     onnx.save(model, str(path))
-    log.info("%s: IR version %d lowered to %d, the newest this ONNX Runtime opens", Path(path).name, had, supported)
+    log.info(
+        "%s: IR version %d lowered to %d, the newest this ONNX Runtime opens", Path(path).name, had, supported
+    )
     return had
 
 
@@ -231,7 +234,7 @@ def open_problem(path: str | Path) -> str | None:
     """Why ONNX Runtime does not open ``path``, or None when it does."""
     try:
         session(path, 1)
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
+    except Exception as exc:
         return ort_message(exc)
     return None
 
@@ -292,12 +295,23 @@ def build_export(model_file: str | Path, source_sha256: str, example: tuple[int,
         lowered = fit_ir_version(tmp)
         worst, bound, kind, count = _max_difference(module, session(tmp), inputs)
         if not worst <= bound:
-            raise ValueError(f"ONNX Runtime's outputs differ from TorchScript's by {worst:.3g} (more than {bound:.3g})")
-        return {"source_sha256": source_sha256, "opset": OPSET, **_versions(), "onnxruntime": _ort_version(),
-                "max_abs_diff": worst, "tolerance": bound, "outputs": kind, "output_count": count,
-                "checked_on": [list(x.shape) for x in inputs], "ir_version": ir_version_of(tmp),
-                **({"ir_version_written": lowered} if lowered else {}),
-                "seconds": round(time.perf_counter() - started, 1)}
+            raise ValueError(
+                f"ONNX Runtime's outputs differ from TorchScript's by {worst:.3g} (more than {bound:.3g})"
+            )
+        return {
+            "source_sha256": source_sha256,
+            "opset": OPSET,
+            **_versions(),
+            "onnxruntime": _ort_version(),
+            "max_abs_diff": worst,
+            "tolerance": bound,
+            "outputs": kind,
+            "output_count": count,
+            "checked_on": [list(x.shape) for x in inputs],
+            "ir_version": ir_version_of(tmp),
+            **({"ir_version_written": lowered} if lowered else {}),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
 
     return build
 
@@ -317,8 +331,13 @@ def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], de
         root_logger.setLevel(logging.ERROR)
         try:
             # No warning filter: it says none today (onnxruntime 1.32), and a new one should show.
-            quantize_dynamic(str(fp32_file), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True,
-                             weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(fp32_file),
+                str(tmp),
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+            )
         finally:
             root_logger.setLevel(level)
         lowered = fit_ir_version(tmp)
@@ -330,10 +349,16 @@ def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], de
                 if not np.isfinite(b).all():
                     raise ValueError("the int8 model gives non-finite outputs")
                 worst = max(worst, float(np.abs(a - b).max()) if a.size else 0.0)
-        return {"source_sha256": source_sha256, "from": fp32_file.name, "onnxruntime": _ort_version(),
-                "quantization": "dynamic int8 MatMul, per-channel weights", "max_abs_diff_vs_fp32": worst,
-                "ir_version": ir_version_of(tmp), **({"ir_version_written": lowered} if lowered else {}),
-                "seconds": round(time.perf_counter() - started, 1)}
+        return {
+            "source_sha256": source_sha256,
+            "from": fp32_file.name,
+            "onnxruntime": _ort_version(),
+            "quantization": "dynamic int8 MatMul, per-channel weights",
+            "max_abs_diff_vs_fp32": worst,
+            "ir_version": ir_version_of(tmp),
+            **({"ir_version_written": lowered} if lowered else {}),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
 
     return build
 
@@ -350,7 +375,7 @@ def export_status(model_file: str | Path, source_sha256: str) -> dict:
     difference found at its check, the error."""
     try:
         path = onnx_path(model_file, source_sha256)
-    except Exception:  # noqa: BLE001 - no onnx installed: nothing to say
+    except Exception:
         return {"state": "none"}
     info = derived.read_info(path)
     if info is None:
@@ -365,21 +390,36 @@ def export_status(model_file: str | Path, source_sha256: str) -> dict:
     return {"state": "ok", "max_abs_diff": info.get("max_abs_diff"), "path": str(path)}
 
 
-def ensure_export(model_file: str | Path, source_sha256: str, example: tuple[int, ...], detector: bool,
-                  name: str, int8: bool = False) -> tuple[Path | None, dict]:
+def ensure_export(
+    model_file: str | Path,
+    source_sha256: str,
+    example: tuple[int, ...],
+    detector: bool,
+    name: str,
+    int8: bool = False,
+) -> tuple[Path | None, dict]:
     """The checked export of a model (made now when missing), or None and why not."""
     path = onnx_path(model_file, source_sha256)
-    path, info = derived.ensure(path, build_export(model_file, source_sha256, example, detector),
-                                what=f"the ONNX export of {name}", prepare_hint=f"fa-models prepare {name}")
+    path, info = derived.ensure(
+        path,
+        build_export(model_file, source_sha256, example, detector),
+        what=f"the ONNX export of {name}",
+        prepare_hint=f"fa-models prepare {name}",
+    )
     if path is None or not int8:
         return path, info
     int8_path = onnx_path(model_file, source_sha256, int8=True)
     why = None if derived.made(int8_path) else derived.damage(path, info)
     if why is not None:  # else a damaged export would be recorded as an int8 form that cannot be made
-        raise derived.DamagedError(f"its ONNX export {path} is damaged ({why}); "
-                                   f"{remake_hint(name, int8_path)}")
-    return derived.ensure(int8_path, build_int8(path, source_sha256, example, detector),
-                          what=f"the int8 ONNX export of {name}", prepare_hint=f"fa-models prepare {name} --int8")
+        raise derived.DamagedError(
+            f"its ONNX export {path} is damaged ({why}); {remake_hint(name, int8_path)}"
+        )
+    return derived.ensure(
+        int8_path,
+        build_int8(path, source_sha256, example, detector),
+        what=f"the int8 ONNX export of {name}",
+        prepare_hint=f"fa-models prepare {name} --int8",
+    )
 
 
 def example_of(name: str) -> tuple[tuple[int, ...], bool] | None:
@@ -432,10 +472,14 @@ def _check_made(name: str, path: Path, info: dict) -> None:
     """A file prepare found rather than made may have been damaged since (a stat)."""
     why = derived.damage(path, info)
     if why is not None:
-        raise derived.DamagedError(f"{path}: the ONNX export of {name} is damaged ({why}); {remake_hint(name, path)}")
+        raise derived.DamagedError(
+            f"{path}: the ONNX export of {name} is damaged ({why}); {remake_hint(name, path)}"
+        )
 
 
-def _deriver(name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False) -> list[Path]:
+def _deriver(
+    name: str, root: str | Path | None = None, *, int8: bool = False, force: bool = False
+) -> list[Path]:
     if not onnxruntime_available():
         return []
     return prepare(name, root, int8=int8, force=force)

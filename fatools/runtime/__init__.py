@@ -39,10 +39,14 @@ def resolve_backend(spec: str, device: Any) -> str:
         return "torch"
     if spec == "onnx":
         if not on_cpu:
-            raise FatoolsError(f"--backend onnx runs on the CPU only; use --backend torch (or auto) on {device}")
+            raise FatoolsError(
+                f"--backend onnx runs on the CPU only; use --backend torch (or auto) on {device}"
+            )
         if not onnxruntime_available():
-            raise FatoolsError("--backend onnx needs onnxruntime and onnx: pip install onnxruntime onnx "
-                               "(or use --backend torch)")
+            raise FatoolsError(
+                "--backend onnx needs onnxruntime and onnx: pip install onnxruntime onnx "
+                "(or use --backend torch)"
+            )
         return "onnx"
     if on_cpu and onnxruntime_available():
         return "onnx"

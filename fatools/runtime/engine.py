@@ -52,9 +52,20 @@ class Engine:
 
     name = "engine"
 
-    def ready(self, owner: Any, file: ModelFile | None, *, name: str = "model",
-              example: tuple[int, ...] | None = None, detector: bool = False, optimize: bool = True,
-              half: bool = False, int8: bool = False, bf16: bool = False, required: bool = False) -> ReadyModel:
+    def ready(
+        self,
+        owner: Any,
+        file: ModelFile | None,
+        *,
+        name: str = "model",
+        example: tuple[int, ...] | None = None,
+        detector: bool = False,
+        optimize: bool = True,
+        half: bool = False,
+        int8: bool = False,
+        bf16: bool = False,
+        required: bool = False,
+    ) -> ReadyModel:
         """Make ``owner.model`` (a facetorch detector or predictor, loaded from ``file``, the
         resolution's ``ModelFile``) ready to run on this engine, in place.
 

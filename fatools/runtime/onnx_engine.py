@@ -63,21 +63,43 @@ class OnnxEngine(Engine):
     def __init__(self, fallback: Engine | None = None) -> None:
         self.fallback = fallback or TorchEngine()
 
-    def ready(self, owner: Any, file: ModelFile | None, *, name: str = "model",
-              example: tuple[int, ...] | None = None, detector: bool = False, optimize: bool = True,
-              half: bool = False, int8: bool = False, bf16: bool = False, required: bool = False) -> ReadyModel:
+    def ready(
+        self,
+        owner: Any,
+        file: ModelFile | None,
+        *,
+        name: str = "model",
+        example: tuple[int, ...] | None = None,
+        detector: bool = False,
+        optimize: bool = True,
+        half: bool = False,
+        int8: bool = False,
+        bf16: bool = False,
+        required: bool = False,
+    ) -> ReadyModel:
         if not half and not bf16 and example is not None:  # fp16 and bf16 are torch's precisions
             quantise = int8 and not is_convolutional_model(owner.model)
             model = onnx_model(name, example, detector, quantise, required, file)
             if model is not None:
                 owner.model = model
                 return ReadyModel(model, InputFormat(int8=quantise), self.name)
-        return self.fallback.ready(owner, file, name=name, example=example, detector=detector, optimize=optimize,
-                                   half=half, int8=int8, bf16=bf16, required=required)
+        return self.fallback.ready(
+            owner,
+            file,
+            name=name,
+            example=example,
+            detector=detector,
+            optimize=optimize,
+            half=half,
+            int8=int8,
+            bf16=bf16,
+            required=required,
+        )
 
 
-def onnx_model(name: str, example: tuple[int, ...], detector: bool, int8: bool, required: bool,
-               file: ModelFile | None) -> OnnxModel | None:
+def onnx_model(
+    name: str, example: tuple[int, ...], detector: bool, int8: bool, required: bool, file: ModelFile | None
+) -> OnnxModel | None:
     """The model loaded from ``file`` (the resolution's) as an OnnxModel (its export made
     once when missing), or None when the model must run on torch; ``required``
     (``--backend onnx``) turns None into an error."""
@@ -89,7 +111,9 @@ def onnx_model(name: str, example: tuple[int, ...], detector: bool, int8: bool, 
         return _fallback(name, "its model file is not known", required)
     model_file, store_name = file.path, file.name
     try:
-        path, info = onnx_export.ensure_export(model_file, file.sha256, example, detector, store_name, int8=int8)
+        path, info = onnx_export.ensure_export(
+            model_file, file.sha256, example, detector, store_name, int8=int8
+        )
     except ModelMissingError as exc:
         if required:
             raise
@@ -98,20 +122,31 @@ def onnx_model(name: str, example: tuple[int, ...], detector: bool, int8: bool, 
     except derived.DamagedError as exc:  # the float32 export the int8 form is made from
         return _fallback(name, str(exc), required)
     if path is None:
-        return _fallback(name, f"its ONNX export failed ({info.get('error')}); "
-                               f"`fa-models prepare {store_name} --force` tries again", required)
+        return _fallback(
+            name,
+            f"its ONNX export failed ({info.get('error')}); "
+            f"`fa-models prepare {store_name} --force` tries again",
+            required,
+        )
     # An export damaged after its check could still open and give wrong outputs (bytes
     # overwritten in its weights): the record's hash decides, at a stat's cost.
     why = derived.damage(path, info)
     if why is not None:
-        return _fallback(name, f"its ONNX export {path} is damaged ({why}); "
-                               f"{onnx_export.remake_hint(store_name, path)}", required)
+        return _fallback(
+            name,
+            f"its ONNX export {path} is damaged ({why}); {onnx_export.remake_hint(store_name, path)}",
+            required,
+        )
     try:
         return OnnxModel(path, info, torch.get_num_threads())
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors share no base but Exception
-        return _fallback(name, f"its ONNX export {path} does not open in ONNX Runtime "
-                               f"({onnx_export.ort_message(exc)}); "
-                               f"{onnx_export.remake_hint(store_name, path)}", required)
+    except Exception as exc:
+        return _fallback(
+            name,
+            f"its ONNX export {path} does not open in ONNX Runtime "
+            f"({onnx_export.ort_message(exc)}); "
+            f"{onnx_export.remake_hint(store_name, path)}",
+            required,
+        )
 
 
 def _fallback(name: str, why: str, required: bool) -> None:

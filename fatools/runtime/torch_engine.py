@@ -41,7 +41,8 @@ import re
 import sys
 import tempfile
 import warnings
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -53,8 +54,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("fatools")
 
-_CONVOLUTIONS = ("aten::_convolution", "aten::conv2d", "aten::mkldnn_convolution", "aten::conv1d", "aten::conv3d")
-_PRODUCTS = ("aten::linear", "aten::addmm", "aten::matmul", "aten::mm", "aten::bmm", "quantized::linear_dynamic")
+_CONVOLUTIONS = (
+    "aten::_convolution",
+    "aten::conv2d",
+    "aten::mkldnn_convolution",
+    "aten::conv1d",
+    "aten::conv3d",
+)
+_PRODUCTS = (
+    "aten::linear",
+    "aten::addmm",
+    "aten::matmul",
+    "aten::mm",
+    "aten::bmm",
+    "quantized::linear_dynamic",
+)
 
 
 def _count(graph: Any, kinds: tuple[str, ...]) -> int:
@@ -79,9 +93,20 @@ class TorchEngine(Engine):
 
     name = "torch"
 
-    def ready(self, owner: Any, file: ModelFile | None, *, name: str = "model",
-              example: tuple[int, ...] | None = None, detector: bool = False, optimize: bool = True,
-              half: bool = False, int8: bool = False, bf16: bool = False, required: bool = False) -> ReadyModel:
+    def ready(
+        self,
+        owner: Any,
+        file: ModelFile | None,
+        *,
+        name: str = "model",
+        example: tuple[int, ...] | None = None,
+        detector: bool = False,
+        optimize: bool = True,
+        half: bool = False,
+        int8: bool = False,
+        bf16: bool = False,
+        required: bool = False,
+    ) -> ReadyModel:
         """``Engine.ready`` on torch; ``file`` and ``detector`` are not needed here.
 
         ``optimize=False``, ``half=False``, ``int8=False`` and ``bf16=False`` leave the
@@ -104,8 +129,10 @@ class TorchEngine(Engine):
                 try:
                     with torch.inference_mode():
                         owner.model(fmt.apply(torch.zeros(example, device=getattr(owner, "device", "cpu"))))
-                except Exception as exc:  # noqa: BLE001 - any failure means: not in fp16
-                    log.info("%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160])
+                except Exception as exc:
+                    log.info(
+                        "%s: runs in float32 (fp16 failed: %s)", name, str(exc).strip().splitlines()[-1][:160]
+                    )
                     with quiet_torchscript():
                         owner.model = owner.load_model()
                     fmt = _prepare(owner, optimize, False, name)
@@ -163,7 +190,7 @@ def int8_supported() -> bool:
     """
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic_jit  # noqa: F401
-    except Exception:  # noqa: BLE001 - absent or broken: not supported
+    except Exception:
         return False
     return any(engine != "none" for engine in torch.backends.quantized.supported_engines)
 
@@ -183,13 +210,17 @@ def _quantize_linears(owner: Any, name: str) -> bool:
         with quiet_torchscript(), _quantizer_notice_hidden(), warnings.catch_warnings():
             # torch 2.3 notes, while it prepares the graph, that .grad of a non-leaf tensor is
             # not populated: fatools never reads gradients.
-            warnings.filterwarnings("ignore", message=r"The \.grad attribute of a Tensor that is not a leaf",
-                                    category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message=r"The \.grad attribute of a Tensor that is not a leaf", category=UserWarning
+            )
             quantized = quantize_dynamic_jit(model.eval(), {"": per_channel_dynamic_qconfig})
         count = _count(quantized.inlined_graph, ("quantized::linear_dynamic",))
-    except Exception as exc:  # noqa: BLE001 - no int8 here means float32, not a failed run
-        log.warning("%s: stays float32 (int8 quantisation failed: %s)", name,
-                    str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__)
+    except Exception as exc:
+        log.warning(
+            "%s: stays float32 (int8 quantisation failed: %s)",
+            name,
+            str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__,
+        )
         return False
     if not count:
         return False  # no Linear layers: nothing to gain
@@ -201,8 +232,10 @@ def _quantize_linears(owner: Any, name: str) -> bool:
 # torch >= 2.13 prints, from C++ and so past Python's warning filters, that quantised
 # tensor creation is deprecated, once, while quantize_dynamic_jit packs the weights.  It
 # still works; --int8's way off it is the ONNX Runtime backend (see fatools.models.torchscript).
-_QUANTIZER_NOTICE = re.compile(r"^\[W[^\]]*Quantizer\.cpp:\d+\] Warning: torch\.quantize_per_tensor.*?(\(function \w+\(\)\)|$)",
-                               re.MULTILINE)
+_QUANTIZER_NOTICE = re.compile(
+    r"^\[W[^\]]*Quantizer\.cpp:\d+\] Warning: torch\.quantize_per_tensor.*?(\(function \w+\(\)\)|$)",
+    re.MULTILINE,
+)
 
 
 @contextlib.contextmanager
@@ -247,7 +280,7 @@ def _prepare(owner: Any, optimize: bool, half: bool, name: str) -> InputFormat:
             with quiet_torchscript():
                 model = torch.jit.freeze(loaded.eval())
             channels_last, frozen = convolutional, True
-        except Exception as exc:  # noqa: BLE001 - any model facetorch can run must still run
+        except Exception as exc:
             log.debug("%s: runs as loaded (cannot be frozen: %s)", name, exc)
     owner.model = model
     log.debug("%s: frozen=%s channels_last=%s fp16=%s", name, frozen, channels_last, half)

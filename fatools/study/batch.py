@@ -30,19 +30,20 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fatools.errors import FatoolsError, Interrupted
+from fatools.live import is_live
 from fatools.models.request import Resolution, resolve
 from fatools.run import Resumed, RunOptions, VideoAnalyzer
+from fatools.signals import StopSignals
 from fatools.study import outdir
 from fatools.study.inputs import Input, fingerprint
 from fatools.versions import package_versions
-from fatools.live import is_live
-from fatools.signals import StopSignals
 
 log = logging.getLogger("fatools")
 
@@ -64,6 +65,7 @@ class Outcome:
 
 # -- identity -----------------------------------------------------------------------
 
+
 def results_options(options: RunOptions, item: Input, resolution: Resolution) -> dict:
     """The options that change an input's records, summary or exports' content (not batch
     sizes, device, backend, progress or where models live: device and backend move
@@ -74,9 +76,15 @@ def results_options(options: RunOptions, item: Input, resolution: Resolution) ->
     predict.pop("backend", None)
     detect = asdict(options.detect)
     detect.pop("backend", None)
-    results = {"sampling": asdict(options.sampling_for(item.path)), "detector": resolution.detector,
-               "detect": detect, "predict": predict, "track": asdict(options.track),
-               "summary": asdict(options.summary), "config_sha256": resolution.config_sha256}
+    results = {
+        "sampling": asdict(options.sampling_for(item.path)),
+        "detector": resolution.detector,
+        "detect": detect,
+        "predict": predict,
+        "track": asdict(options.track),
+        "summary": asdict(options.summary),
+        "config_sha256": resolution.config_sha256,
+    }
     return json.loads(json.dumps(results))  # as run.json holds them (tuples are lists there)
 
 
@@ -88,12 +96,19 @@ def run_record(item: Input, options: RunOptions, resolution: Resolution, **field
     """run.json for ``item`` analysed with ``options`` and the models ``resolution`` names
     (the name and sha256 of each: what a result depends on)."""
     results = results_options(options, item, resolution)
-    record = {"schema": SCHEMA, "type": "run",
-              "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
-              "options": results, "options_fingerprint": options_fingerprint(results),
-              "models": resolution.hashes(),
-              "versions": package_versions(), "device": options.device,
-              "backend": options.predict.backend, "host": socket.gethostname(), "pid": os.getpid()}
+    record = {
+        "schema": SCHEMA,
+        "type": "run",
+        "input": {"path": item.path, "kind": item.kind, **fingerprint(item)},
+        "options": results,
+        "options_fingerprint": options_fingerprint(results),
+        "models": resolution.hashes(),
+        "versions": package_versions(),
+        "device": options.device,
+        "backend": options.predict.backend,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
     record.update(fields)
     return record
 
@@ -101,11 +116,16 @@ def run_record(item: Input, options: RunOptions, resolution: Resolution, **field
 def differences(previous: dict, current: dict) -> list[str]:
     """What makes a previous run's results not this run's: its input, options or models."""
     why = []
-    for key, name in ((("input", "sha256_sampled"), "the input's content"), (("input", "size"), "the input's size")):
+    for key, name in (
+        (("input", "sha256_sampled"), "the input's content"),
+        (("input", "size"), "the input's size"),
+    ):
         if previous.get(key[0], {}).get(key[1]) != current[key[0]][key[1]] and name not in why:
             why.append(name)
     if previous.get("options_fingerprint") != current["options_fingerprint"]:
-        changed = sorted(k for k in current["options"] if previous.get("options", {}).get(k) != current["options"][k])
+        changed = sorted(
+            k for k in current["options"] if previous.get("options", {}).get(k) != current["options"][k]
+        )
         why.append(f"options ({', '.join(changed) or 'fingerprint'})")
     if previous.get("models") != current["models"]:
         why.append("models")
@@ -126,9 +146,17 @@ def plan(previous: dict | None, current: dict, formats: tuple[str, ...], force: 
 
 # -- the batch ----------------------------------------------------------------------
 
-def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force: bool = False,
-              fail_fast: bool = False, on_done: Callable[[Outcome], None] | None = None,
-              assets_dir: str | None = None) -> list[Outcome]:
+
+def run_batch(
+    items: list[Input],
+    dirs: list[str],
+    options: RunOptions,
+    *,
+    force: bool = False,
+    fail_fast: bool = False,
+    on_done: Callable[[Outcome], None] | None = None,
+    assets_dir: str | None = None,
+) -> list[Outcome]:
     """Analyse every input into its directory, each on its own: a failure is recorded and
     the next goes on (``fail_fast`` stops there).  The models load once, and only when
     some input needs them.  ``assets_dir`` (the results tree's root) holds the assets the
@@ -147,11 +175,17 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                     current = run_record(item, options, resolution)
                     previous = outdir.read_record(out)
                     # A live input is a new run each time: never skipped, resumed or refused.
-                    action = "fresh" if is_live(item.path, options.live) else plan(previous, current, formats, force)
+                    action = (
+                        "fresh"
+                        if is_live(item.path, options.live)
+                        else plan(previous, current, formats, force)
+                    )
                     if action == "refuse":
-                        raise RefusedError(f"{out}: holds results of another run (differs in: "
-                                           f"{', '.join(differences(previous, current))}); give --force to redo it, "
-                                           "or another -o")
+                        raise RefusedError(
+                            f"{out}: holds results of another run (differs in: "
+                            f"{', '.join(differences(previous, current))}); give --force to redo it, "
+                            "or another -o"
+                        )
                     if action == "skip":
                         log.info("%s: complete in %s; skipped", item.path, out)
                         outcome = Outcome(item, out_dir, "skipped", files=previous.get("files"))
@@ -162,8 +196,16 @@ def run_batch(items: list[Input], dirs: list[str], options: RunOptions, *, force
                             outdir.remove_results(out, previous)
                         if analyzer is None:
                             analyzer = VideoAnalyzer(options)
-                        outcome = _analyze(analyzer, item, out, current, formats, stop, assets_dir,
-                                           None if action == "fresh" else previous)
+                        outcome = _analyze(
+                            analyzer,
+                            item,
+                            out,
+                            current,
+                            formats,
+                            stop,
+                            assets_dir,
+                            None if action == "fresh" else previous,
+                        )
             except Interrupted:
                 raise
             except (FatoolsError, OSError, RuntimeError, ValueError) as exc:
@@ -190,12 +232,22 @@ def resume_fields(earlier: dict | None, resumed: Resumed | None) -> dict:
     attempts = (earlier or {}).get("attempts")
     # A records file without a run record, or one from before runs counted: one run at least.
     attempts = attempts if isinstance(attempts, int) and attempts >= 1 else 1
-    return {"attempts": attempts + 1,
-            "resumed_from": {"frame": resumed.frame, "t": resumed.t, "frames_kept": resumed.frames}}
+    return {
+        "attempts": attempts + 1,
+        "resumed_from": {"frame": resumed.frame, "t": resumed.t, "frames_kept": resumed.frames},
+    }
 
 
-def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, formats: tuple[str, ...],
-             stop: StopSignals, assets_dir: str | None = None, previous: dict | None = None) -> Outcome:
+def _analyze(
+    analyzer: VideoAnalyzer,
+    item: Input,
+    out: Path,
+    current: dict,
+    formats: tuple[str, ...],
+    stop: StopSignals,
+    assets_dir: str | None = None,
+    previous: dict | None = None,
+) -> Outcome:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     # Until the analysis says whether it keeps them, the records on disk are the earlier
     # runs': a kill before that must leave their count for the next run to add to.
@@ -205,8 +257,18 @@ def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, for
         resume = {"attempts": earlier.get("attempts", 1), "resumed_from": earlier.get("resumed_from")}
 
     def written(status: str, **fields: Any) -> None:
-        outdir.write_record(out, {**current, "status": status, "started": started, **resume,
-                           "frames_done": outdir.frames_done(out), "formats": list(formats), **fields})
+        outdir.write_record(
+            out,
+            {
+                **current,
+                "status": status,
+                "started": started,
+                **resume,
+                "frames_done": outdir.frames_done(out),
+                "formats": list(formats),
+                **fields,
+            },
+        )
 
     def on_start(resumed: Resumed | None) -> None:
         resume.update(resume_fields(earlier, resumed))
@@ -214,21 +276,36 @@ def _analyze(analyzer: VideoAnalyzer, item: Input, out: Path, current: dict, for
 
     written("running", ended=None, error=None, files=[])
     try:
-        result = analyzer.analyze(item.path, out, resume=True, should_stop=stop, assets_dir=assets_dir,
-                                  on_start=on_start)
+        result = analyzer.analyze(
+            item.path, out, resume=True, should_stop=stop, assets_dir=assets_dir, on_start=on_start
+        )
     except BaseException as exc:
         status = "partial" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
-        error = None if status == "partial" else (str(exc) if isinstance(exc, FatoolsError)
-                                                  else f"{type(exc).__name__}: {exc}")
+        error = (
+            None
+            if status == "partial"
+            else (str(exc) if isinstance(exc, FatoolsError) else f"{type(exc).__name__}: {exc}")
+        )
         written(status, ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), error=error, files=[])
         raise
     files = [str(p) for p in result.paths()]
-    written("complete", ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), error=None, files=files)
-    return Outcome(item, str(out), "resumed" if resume["resumed_from"] is not None else "analysed", files=files)
+    written(
+        "complete", ended=datetime.now(timezone.utc).isoformat(timespec="seconds"), error=None, files=files
+    )
+    return Outcome(
+        item, str(out), "resumed" if resume["resumed_from"] is not None else "analysed", files=files
+    )
 
 
-def _export_only(item: Input, out: Path, options: RunOptions, resolution: Resolution, previous: dict,
-                 formats: tuple[str, ...], assets_dir: str | None = None) -> Outcome:
+def _export_only(
+    item: Input,
+    out: Path,
+    options: RunOptions,
+    resolution: Resolution,
+    previous: dict,
+    formats: tuple[str, ...],
+    assets_dir: str | None = None,
+) -> Outcome:
     """The exports a complete result lacks, from its records (no model loads); the old
     exports go, so that every file in the directory comes from the same records."""
     from fatools.export import Export
@@ -236,8 +313,13 @@ def _export_only(item: Input, out: Path, options: RunOptions, resolution: Resolu
 
     summary = outdir.read_summary(out)
     outdir.remove_exports(out, previous)
-    exporter = Export(out, formats, expression_labels=resolution.expression_labels,
-                      min_quality=options.summary.min_quality, assets_dir=assets_dir)
+    exporter = Export(
+        out,
+        formats,
+        expression_labels=resolution.expression_labels,
+        min_quality=options.summary.min_quality,
+        assets_dir=assets_dir,
+    )
     try:
         for record in read_paths([str(out / outdir.RECORDS)]):
             exporter.add(record)
@@ -246,8 +328,15 @@ def _export_only(item: Input, out: Path, options: RunOptions, resolution: Resolu
         raise
     result = exporter.finish(summary, {"video_path": item.path, "models": previous.get("models")})
     files = [str(p) for p in result.paths()] + [str(out / outdir.RECORDS), str(out / outdir.SUMMARY)]
-    outdir.write_record(out, {**previous, "formats": list(formats), "files": files,
-                       "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    outdir.write_record(
+        out,
+        {
+            **previous,
+            "formats": list(formats),
+            "files": files,
+            "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     log.info("%s: complete in %s; wrote the exports it lacked (%s)", item.path, out, ", ".join(formats))
     return Outcome(item, str(out), "exported", files=files)
 
@@ -271,4 +360,3 @@ def report(outcomes: list[Outcome], total: int) -> str:
     if len(outcomes) < total:
         parts.append(f"{total - len(outcomes)} not started (--fail-fast)")
     return ", ".join(parts)
-

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any
 
 from fatools.export.formatting import get
 from fatools.facs import AU45, CODES
@@ -23,12 +24,28 @@ AUS = [*CODES, AU45.code]
 
 def columns(labels: Iterable[str]) -> list[str]:
     """The table's columns, for these expression labels."""
-    return (["level", "input", "output_dir", "status", "error", "track", "duration_s", "frames_analysed",
-             "frames_with_faces", "faces", "tracks", "seconds_seen", "most_common_emotion"]
-            + [f"emotion_{label.lower()}" for label in labels]
-            + ["valence_mean", "valence_sd", "arousal_mean", "arousal_sd", "blinks", "blinks_per_minute"]
-            + [f"{code}_rate" for code in AUS] + [f"{code}_mean" for code in CODES]
-            + ["options_fingerprint", "models", "device", "fatools_version"])
+    return (
+        [
+            "level",
+            "input",
+            "output_dir",
+            "status",
+            "error",
+            "track",
+            "duration_s",
+            "frames_analysed",
+            "frames_with_faces",
+            "faces",
+            "tracks",
+            "seconds_seen",
+            "most_common_emotion",
+        ]
+        + [f"emotion_{label.lower()}" for label in labels]
+        + ["valence_mean", "valence_sd", "arousal_mean", "arousal_sd", "blinks", "blinks_per_minute"]
+        + [f"{code}_rate" for code in AUS]
+        + [f"{code}_mean" for code in CODES]
+        + ["options_fingerprint", "models", "device", "fatools_version"]
+    )
 
 
 def result_dirs(roots: Iterable[str]) -> Iterator[Path]:
@@ -43,11 +60,17 @@ def result_dirs(roots: Iterable[str]) -> Iterator[Path]:
 def _figures(stats: dict, labels: list[str]) -> dict:
     """The columns a video's overall statistics or a track's give."""
     au = stats.get("au") or {}
-    row = {"faces": stats.get("faces"), "seconds_seen": stats.get("seconds"),
-           "most_common_emotion": get(stats, "emotion", "most_common"),
-           "valence_mean": get(stats, "valence", "mean"), "valence_sd": get(stats, "valence", "std"),
-           "arousal_mean": get(stats, "arousal", "mean"), "arousal_sd": get(stats, "arousal", "std"),
-           "blinks": get(stats, "blinks", "count"), "blinks_per_minute": get(stats, "blinks", "per_minute")}
+    row = {
+        "faces": stats.get("faces"),
+        "seconds_seen": stats.get("seconds"),
+        "most_common_emotion": get(stats, "emotion", "most_common"),
+        "valence_mean": get(stats, "valence", "mean"),
+        "valence_sd": get(stats, "valence", "std"),
+        "arousal_mean": get(stats, "arousal", "mean"),
+        "arousal_sd": get(stats, "arousal", "std"),
+        "blinks": get(stats, "blinks", "count"),
+        "blinks_per_minute": get(stats, "blinks", "per_minute"),
+    }
     distribution = get(stats, "emotion", "distribution") or {}
     for label in labels:
         row[f"emotion_{label.lower()}"] = distribution.get(label)
@@ -65,10 +88,18 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
     except (OSError, ValueError) as exc:
         yield {"level": "video", "output_dir": str(directory), "status": "unreadable", "error": str(exc)}
         return
-    base = {"input": get(record, "input", "path"), "output_dir": str(directory), "status": record.get("status"),
-            "error": record.get("error"), "options_fingerprint": record.get("options_fingerprint"),
-            "models": " ".join(f"{m.get('name')}:{str(m.get('sha256'))[:12]}" for m in record.get("models") or []),
-            "device": record.get("device"), "fatools_version": get(record, "versions", "fatools")}
+    base = {
+        "input": get(record, "input", "path"),
+        "output_dir": str(directory),
+        "status": record.get("status"),
+        "error": record.get("error"),
+        "options_fingerprint": record.get("options_fingerprint"),
+        "models": " ".join(
+            f"{m.get('name')}:{str(m.get('sha256'))[:12]}" for m in record.get("models") or []
+        ),
+        "device": record.get("device"),
+        "fatools_version": get(record, "versions", "fatools"),
+    }
     summary = None
     if record.get("status") == "complete":
         try:
@@ -80,32 +111,46 @@ def rows(directory: Path, labels: list[str]) -> Iterator[dict]:
         yield {"level": "video", **base, "frames_analysed": record.get("frames_done")}
         return
     tracks = video.get("tracks") or []
-    yield {"level": "video", **base, "duration_s": get(video, "metadata", "duration"),
-           "frames_analysed": get(video, "frames", "sampled"), "frames_with_faces": get(video, "frames", "with_faces"),
-           "tracks": len(tracks), **_figures(video.get("overall") or {}, labels)}
+    yield {
+        "level": "video",
+        **base,
+        "duration_s": get(video, "metadata", "duration"),
+        "frames_analysed": get(video, "frames", "sampled"),
+        "frames_with_faces": get(video, "frames", "with_faces"),
+        "tracks": len(tracks),
+        **_figures(video.get("overall") or {}, labels),
+    }
     for track in tracks:
         yield {"level": "track", **base, "track": track.get("track"), **_figures(track, labels)}
 
 
-def collect(roots: Iterable[str], handle: IO[str], labels: Iterable[str], index: Any = None,
-            design: tuple[list[str], Callable[[Path], dict]] | None = None,
-            directories: Iterable[Path] | None = None) -> dict[str, int]:
+def collect(
+    roots: Iterable[str],
+    handle: IO[str],
+    labels: Iterable[str],
+    index: Any = None,
+    design: tuple[list[str], Callable[[Path], dict]] | None = None,
+    directories: Iterable[Path] | None = None,
+) -> dict[str, int]:
     """Write the table of every result below ``roots`` (or of ``directories``) as CSV to
     ``handle``, and each input's row to ``index`` (a fatools.study.index.StudyIndex) when
     given; counts by status.  ``design``: the study design's columns (first in the table)
     and, per result directory, their cells (fatools.study.design)."""
     labels = list(labels)
     extra, cells_of = design if design else ([], None)
-    writer = csv.DictWriter(handle, fieldnames=[*extra, *columns(labels)], extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(
+        handle, fieldnames=[*extra, *columns(labels)], extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     counts: dict[str, int] = {}
-    for directory in (result_dirs(roots) if directories is None else directories):
+    for directory in result_dirs(roots) if directories is None else directories:
         cells = cells_of(directory) if cells_of else {}
         for row in rows(directory, labels):
             row.update(cells)
             if row["level"] == "track" and cells.get("participant_track") not in (None, ""):
-                row["role"] = "participant" if str(row.get("track")) == str(cells["participant_track"]) else "other"
+                row["role"] = (
+                    "participant" if str(row.get("track")) == str(cells["participant_track"]) else "other"
+                )
             writer.writerow(row)
             if row["level"] == "video":
                 if index is not None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Iterable
 
 from fatools.errors import FatoolsError
 
@@ -43,7 +43,9 @@ class Design:
 
     source: str
     key: str = "input"  # the first column's name
-    columns: list[str] = field(default_factory=list)  # the design columns, table order, key and participant_track aside
+    columns: list[str] = field(
+        default_factory=list
+    )  # the design columns, table order, key and participant_track aside
     rows: list[tuple[int, str, dict]] = field(default_factory=list)  # (line, input key, cells)
     pattern: re.Pattern | None = None
 
@@ -63,8 +65,10 @@ def read_design(path: str) -> Design:
         try:
             header = next(reader, None)
             if not header or len(header) < 2:
-                raise DesignError(f"{path}:1: the header needs the input's column and at least one more "
-                                  f"({', '.join(KNOWN)}, {TRACK} or your own); see fa-collect(1), DESIGN")
+                raise DesignError(
+                    f"{path}:1: the header needs the input's column and at least one more "
+                    f"({', '.join(KNOWN)}, {TRACK} or your own); see fa-collect(1), DESIGN"
+                )
             names = [h.strip() for h in header]
             lowered = [n.lower() if n.lower() in (*KNOWN, TRACK) else n for n in names]
             if len(set(lowered)) != len(lowered) or not all(lowered):
@@ -84,8 +88,9 @@ def read_design(path: str) -> Design:
                     try:
                         cells[TRACK] = int(cells[TRACK])
                     except ValueError:
-                        raise DesignError(f"{where}: {TRACK} {cells[TRACK]!r} is not a track id (a whole number)") \
-                            from None
+                        raise DesignError(
+                            f"{where}: {TRACK} {cells[TRACK]!r} is not a track id (a whole number)"
+                        ) from None
                 else:
                     cells.pop(TRACK, None)
                 design.rows.append((reader.line_num, key, cells))
@@ -119,7 +124,7 @@ def fits(key: str, path: str) -> bool:
     if key == path:
         return True
     want, have = _parts(key), _parts(path)
-    if want and len(want) <= len(have) and have[len(have) - len(want):] == want:
+    if want and len(want) <= len(have) and have[len(have) - len(want) :] == want:
         return True
     return len(want) == 1 and PurePath(path).stem == key
 
@@ -145,11 +150,15 @@ def match(design: Design, inputs: Iterable[str]) -> tuple[dict[str, dict], list[
         if not hits:
             unknown.append(f"{design.source}:{line}: {key}: no such input in the study")
         elif len(hits) > 1:
-            duplicate.append(f"{design.source}:{line}: {key} fits {len(hits)} inputs ({', '.join(hits[:3])}"
-                             f"{', ...' if len(hits) > 3 else ''}); give more of the path")
+            duplicate.append(
+                f"{design.source}:{line}: {key} fits {len(hits)} inputs ({', '.join(hits[:3])}"
+                f"{', ...' if len(hits) > 3 else ''}); give more of the path"
+            )
         elif hits[0] in owner:
-            duplicate.append(f"{design.source}:{line}: {key}: a second row for {hits[0]} (the first is line "
-                             f"{owner[hits[0]]})")
+            duplicate.append(
+                f"{design.source}:{line}: {key}: a second row for {hits[0]} (the first is line "
+                f"{owner[hits[0]]})"
+            )
         else:
             owner[hits[0]] = line
             found[hits[0]] = cells
@@ -173,9 +182,10 @@ def validate(design: Design, inputs: Iterable[str], allow_partial: bool, warn) -
     ``warn`` gets each line instead."""
     found, problems = match(design, inputs)
     if problems and not allow_partial:
-        more = f"\n(--allow-partial goes on with what fits)"
-        raise DesignError(f"the design does not fit the study ({len(problems)} problems):\n"
-                          + "\n".join(problems) + more)
+        more = "\n(--allow-partial goes on with what fits)"
+        raise DesignError(
+            f"the design does not fit the study ({len(problems)} problems):\n" + "\n".join(problems) + more
+        )
     for line in problems:
         warn(line)
     return found

@@ -23,11 +23,21 @@ from fatools.study.collect import AUS, result_dirs, rows
 _PAGE = Path(__file__).with_name("index.html")
 
 # (heading, row key or None for a computed cell, kind): "n" cells sort as numbers.
-COLUMNS = [("status", "status", "s"), ("input", "input", "s"), ("duration (s)", "duration_s", "n"),
-           ("frames analysed", "frames_analysed", "n"), ("frames with faces", "frames_with_faces", "n"),
-           ("faces", "faces", "n"), ("tracks", "tracks", "n"), ("most common expression", "most_common_emotion", "s"),
-           ("valence mean", "valence_mean", "n"), ("arousal mean", "arousal_mean", "n"),
-           ("blinks per minute", "blinks_per_minute", "n"), ("most active AU", None, "s"), ("error", "error", "s")]
+COLUMNS = [
+    ("status", "status", "s"),
+    ("input", "input", "s"),
+    ("duration (s)", "duration_s", "n"),
+    ("frames analysed", "frames_analysed", "n"),
+    ("frames with faces", "frames_with_faces", "n"),
+    ("faces", "faces", "n"),
+    ("tracks", "tracks", "n"),
+    ("most common expression", "most_common_emotion", "s"),
+    ("valence mean", "valence_mean", "n"),
+    ("arousal mean", "arousal_mean", "n"),
+    ("blinks per minute", "blinks_per_minute", "n"),
+    ("most active AU", None, "s"),
+    ("error", "error", "s"),
+]
 
 
 def report_of(directory: str) -> str | None:
@@ -73,14 +83,22 @@ class StudyIndex:
     """``index.html`` being written: ``add`` each video row of the table, then ``close``
     (or ``abort``, which leaves nothing under the final name)."""
 
-    def __init__(self, path: str | Path, title: str = "fatools study index", design: list[str] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, title: str = "fatools study index", design: list[str] | None = None
+    ) -> None:
         """``design``: the study design's columns (fa-collect --design), shown after the
         input, where the text filter finds them too."""
-        self.columns = [*COLUMNS[:2], *((name.replace("_", " "), name, "s") for name in design or []), *COLUMNS[2:]]
+        self.columns = [
+            *COLUMNS[:2],
+            *((name.replace("_", " "), name, "s") for name in design or []),
+            *COLUMNS[2:],
+        ]
         self.path = Path(path)
         self.base = self.path.parent.resolve()
         head, self._tail = _PAGE.read_text(encoding="utf-8").split("{{rows}}")
-        heads = "".join(f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in self.columns)
+        heads = "".join(
+            f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in self.columns
+        )
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")  # shards may write at once
         self.handle = open(self.tmp, "w", encoding="utf-8")
         self.handle.write(head.replace("{{title}}", html.escape(title)).replace("{{heads}}", heads))

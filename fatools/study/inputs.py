@@ -20,15 +20,30 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from fatools.errors import FatoolsError
 from fatools.video import IMAGE_EXTENSIONS, is_image_path
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".mts",
-                    ".m2ts", ".ts", ".3gp", ".ogv"}
+VIDEO_EXTENSIONS = {
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".mts",
+    ".m2ts",
+    ".ts",
+    ".3gp",
+    ".ogv",
+}
 
 
 class InputError(FatoolsError):
@@ -96,8 +111,10 @@ def expand(paths: Iterable[str]) -> list[Input]:
                 raise InputError(f"{path}: cannot read this folder (permissions)")
             found = _search(path)
             if not found:
-                raise InputError(f"{path}: no videos ({', '.join(sorted(VIDEO_EXTENSIONS))}) and no images "
-                                 f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder or below")
+                raise InputError(
+                    f"{path}: no videos ({', '.join(sorted(VIDEO_EXTENSIONS))}) and no images "
+                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder or below"
+                )
         else:
             if not os.access(path, os.R_OK):
                 raise InputError(f"{path}: cannot read this file (permissions)")
@@ -115,8 +132,9 @@ def layout(inputs: list[Input], out_dir: str) -> list[str]:
     if len(inputs) == 1:
         return [out_dir]
     absolute = [os.path.abspath(item.path) for item in inputs]
-    root = os.path.commonpath([os.path.dirname(p) if item.kind != "images" else p
-                               for p, item in zip(absolute, inputs)])
+    root = os.path.commonpath(
+        [os.path.dirname(p) if item.kind != "images" else p for p, item in zip(absolute, inputs)]
+    )
     if any(os.path.normpath(p) == root for p, item in zip(absolute, inputs) if item.kind == "images"):
         root = os.path.dirname(root)  # a folder of stills names its own directory
     rel = []

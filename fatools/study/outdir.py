@@ -24,8 +24,8 @@ import contextlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from fatools.errors import FatoolsError
 from fatools.records import RecordWriter, dumps
@@ -57,6 +57,7 @@ def write_json(path: Path, data: dict) -> Path:
 
 
 # -- the records --------------------------------------------------------------------
+
 
 class RecordsFile:
     """The records file of ``out``, written as records arrive under ``PART``, renamed to
@@ -137,6 +138,7 @@ def frames_done(out: Path) -> int:
 
 # -- the summary and the run record -------------------------------------------------
 
+
 def write_summary(out: Path, summary: dict) -> Path:
     return write_json(out / SUMMARY, summary)
 
@@ -167,6 +169,7 @@ def write_record(out: Path, record: dict) -> None:
 
 # -- the lock and removal -----------------------------------------------------------
 
+
 class LockedError(FatoolsError):
     """Another process is writing into the same output directory."""
 
@@ -184,7 +187,9 @@ def locked(out: Path) -> Iterator[None]:
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise LockedError(f"{out}: {holder} is writing into it; wait for it to end, or give another -o") from None
+            raise LockedError(
+                f"{out}: {holder} is writing into it; wait for it to end, or give another -o"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"fa-run pid {os.getpid()} on {socket.gethostname()}\n")

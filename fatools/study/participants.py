@@ -72,8 +72,10 @@ def choose(tracks: dict[Any, TrackStats], stated: Any = None) -> tuple[Any, str]
         for track in tracks:
             if str(track) == str(stated):
                 return track, "design"
-        raise ValueError(f"participant_track {stated} is not a track of this video (tracks: "
-                         f"{', '.join(str(t) for t in tracks) or 'none'})")
+        raise ValueError(
+            f"participant_track {stated} is not a track of this video (tracks: "
+            f"{', '.join(str(t) for t in tracks) or 'none'})"
+        )
     if not tracks:
         return None, "none"
     best = max(tracks.values(), key=lambda s: (s.presence_size, s.faces, -_order(s.track)))
@@ -107,13 +109,18 @@ class VideoIdentity:
 def check_identity(videos: list[VideoIdentity], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """Set each video's status and similarity; one line per mismatched video."""
     lines = []
-    chosen = {id(v): v.tracks[v.track].embedding for v in videos if v.track is not None and v.track in v.tracks}
+    chosen = {
+        id(v): v.tracks[v.track].embedding for v in videos if v.track is not None and v.track in v.tracks
+    }
     for video in videos:
         mine = chosen.get(id(video))
         if video.participant is None or mine is None:
             continue
-        others = [chosen[id(o)] for o in videos if o is not video and o.participant == video.participant
-                  and chosen.get(id(o)) is not None]
+        others = [
+            chosen[id(o)]
+            for o in videos
+            if o is not video and o.participant == video.participant and chosen.get(id(o)) is not None
+        ]
         if not others:
             continue
         reference = np.mean(others, axis=0)
@@ -123,21 +130,33 @@ def check_identity(videos: list[VideoIdentity], threshold: float = DEFAULT_THRES
             continue
         video.status = "mismatch"
         hints = []
-        alternatives = [(_cos(stats.embedding, reference), t) for t, stats in video.tracks.items()
-                        if t != video.track and stats.embedding is not None]
+        alternatives = [
+            (_cos(stats.embedding, reference), t)
+            for t, stats in video.tracks.items()
+            if t != video.track and stats.embedding is not None
+        ]
         if alternatives:
             sim, track = max(alternatives, key=lambda pair: pair[0])
             if sim >= threshold:
-                hints.append(f"its track {track} looks like them ({sim:.2f}): was another person picked? "
-                             f"(participant_track in the design chooses)")
-        strangers = [(_cos(mine, chosen[id(o)]), o) for o in videos if o.participant not in (None, video.participant)
-                     and chosen.get(id(o)) is not None]
+                hints.append(
+                    f"its track {track} looks like them ({sim:.2f}): was another person picked? "
+                    f"(participant_track in the design chooses)"
+                )
+        strangers = [
+            (_cos(mine, chosen[id(o)]), o)
+            for o in videos
+            if o.participant not in (None, video.participant) and chosen.get(id(o)) is not None
+        ]
         if strangers:
             sim, other = max(strangers, key=lambda pair: pair[0])
             if sim >= threshold:
-                hints.append(f"it looks like {other.participant} in {other.input} ({sim:.2f}): swapped files?")
-        video.message = (f"{video.input}: identity mismatch: participant {video.participant}'s track {video.track} "
-                         f"is not the person of their other videos (similarity {video.similarity:.2f} < {threshold:g})"
-                         + ("; " + "; ".join(hints) if hints else ""))
+                hints.append(
+                    f"it looks like {other.participant} in {other.input} ({sim:.2f}): swapped files?"
+                )
+        video.message = (
+            f"{video.input}: identity mismatch: participant {video.participant}'s track {video.track} "
+            f"is not the person of their other videos (similarity {video.similarity:.2f} < {threshold:g})"
+            + ("; " + "; ".join(hints) if hints else "")
+        )
         lines.append(video.message)
     return lines

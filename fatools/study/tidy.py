@@ -26,9 +26,10 @@ import csv
 import math
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,10 @@ def parse_duration(text: str) -> float:
     hit = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|sec|m|min|h)?\s*", str(text))
     if not hit:
         raise ValueError(f"{text!r} is not a duration (10s, 500ms, 2min, 1h)")
-    value = float(hit.group(1)) * {"ms": 0.001, "s": 1, "sec": 1, None: 1, "m": 60, "min": 60, "h": 3600}[hit.group(2)]
+    value = (
+        float(hit.group(1))
+        * {"ms": 0.001, "s": 1, "sec": 1, None: 1, "m": 60, "min": 60, "h": 3600}[hit.group(2)]
+    )
     if value <= 0:
         raise ValueError(f"{text!r}: a window must be longer than 0 s")
     return value
@@ -58,16 +62,44 @@ def measures(labels: Iterable[str]) -> list[str]:
 
 
 def long_columns(design_columns: list[str]) -> list[str]:
-    return [*design_columns, "input", "track", "role", "track_rule", "identity", "segment_type", "segment",
-            "onset", "offset", "faces", "seconds", "measure", "value", "reference", "reference_faces",
-            "reference_median", "reference_sd", "delta", "z"]
+    return [
+        *design_columns,
+        "input",
+        "track",
+        "role",
+        "track_rule",
+        "identity",
+        "segment_type",
+        "segment",
+        "onset",
+        "offset",
+        "faces",
+        "seconds",
+        "measure",
+        "value",
+        "reference",
+        "reference_faces",
+        "reference_median",
+        "reference_sd",
+        "delta",
+        "z",
+    ]
 
 
 def participant_columns(design_columns: list[str], names: list[str]) -> list[str]:
     carried = [c for c in design_columns if c not in ("participant", "session", "condition")]
-    return (["participant", *carried, "videos", "videos_complete", "videos_with_face", "faces", "minutes_with_face",
-             "identity_mismatches", "reference", "reference_faces"]
-            + [f"{m}_{stat}" for m in names for stat in ("mean", "median")])
+    return [
+        "participant",
+        *carried,
+        "videos",
+        "videos_complete",
+        "videos_with_face",
+        "faces",
+        "minutes_with_face",
+        "identity_mismatches",
+        "reference",
+        "reference_faces",
+    ] + [f"{m}_{stat}" for m in names for stat in ("mean", "median")]
 
 
 @dataclass
@@ -158,12 +190,17 @@ def _values(video: Video, labels: list[str]) -> dict[Any, tuple[np.ndarray, np.n
             probs = get(face, "au", "probs") or {}
             scores = get(face, "expression", "scores") or {}
             va = face.get("va") or {}
-            row = ([probs.get(c, math.nan) for c in codes] + [scores.get(label, math.nan) for label in labels]
-                   + [va.get("valence", math.nan), va.get("arousal", math.nan)])
+            row = (
+                [probs.get(c, math.nan) for c in codes]
+                + [scores.get(label, math.nan) for label in labels]
+                + [va.get("valence", math.nan), va.get("arousal", math.nan)]
+            )
             times, rows = per.setdefault(track, ([], []))
             times.append(t)
             rows.append([math.nan if v is None else v for v in row])
-    return {track: (np.asarray(times, float), np.asarray(rows, float)) for track, (times, rows) in per.items()}
+    return {
+        track: (np.asarray(times, float), np.asarray(rows, float)) for track, (times, rows) in per.items()
+    }
 
 
 def segments(times: np.ndarray, video: Video, window: float | None, events: list[Event]):
@@ -197,8 +234,9 @@ class Reference:
     sd: np.ndarray
 
 
-def reference(videos: list[Video], data: dict, kind: str, baseline: str | None, events: list[Event],
-              width: int) -> Reference:
+def reference(
+    videos: list[Video], data: dict, kind: str, baseline: str | None, events: list[Event], width: int
+) -> Reference:
     """The participant's reference faces over their videos: all of them ("person") or
     those in the baseline events ("baseline")."""
     parts = []
@@ -234,8 +272,9 @@ class Writer:
         self.path = path
         self.parquet = str(Path(path).with_suffix(".parquet")) if path.endswith(".csv") else f"{path}.parquet"
         self.columns = columns
-        self.schema = pa.schema([(c, pa.string() if c in text else pa.int64() if c in COUNTS else pa.float64())
-                                 for c in columns])
+        self.schema = pa.schema(
+            [(c, pa.string() if c in text else pa.int64() if c in COUNTS else pa.float64()) for c in columns]
+        )
         self.tmp = [f"{p}.part" for p in (self.path, self.parquet)]
         self.handle = open(self.tmp[0], "w", encoding="utf-8", newline="")
         self.csv = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -251,7 +290,9 @@ class Writer:
             return
         for row in rows:
             self.csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        table = pa.Table.from_pylist([{c: row.get(c) for c in self.columns} for row in rows], schema=self.schema)
+        table = pa.Table.from_pylist(
+            [{c: row.get(c) for c in self.columns} for row in rows], schema=self.schema
+        )
         if self.pq is None:
             self.pq = pq.ParquetWriter(self.tmp[1], self.schema)
         self.pq.write_table(table)
@@ -280,13 +321,34 @@ class Writer:
 
 
 def _text(design_columns: list[str]) -> set[str]:
-    return {*design_columns, "input", "track", "role", "track_rule", "identity", "segment_type", "segment",
-            "measure", "reference", "participant"}
+    return {
+        *design_columns,
+        "input",
+        "track",
+        "role",
+        "track_rule",
+        "identity",
+        "segment_type",
+        "segment",
+        "measure",
+        "reference",
+        "participant",
+    }
 
 
-def write_tables(videos: list[Video], labels: list[str], design_columns: list[str], *, long_path: str | None,
-                 participants_path: str | None, window: float | None, events: list[Event], normalize: str,
-                 baseline: str | None, warn: Callable[[str], None]) -> list[str]:
+def write_tables(
+    videos: list[Video],
+    labels: list[str],
+    design_columns: list[str],
+    *,
+    long_path: str | None,
+    participants_path: str | None,
+    window: float | None,
+    events: list[Event],
+    normalize: str,
+    baseline: str | None,
+    warn: Callable[[str], None],
+) -> list[str]:
     """Write the long and per-participant tables (each as CSV and Parquet); their paths."""
     names = measures(labels)
     design_columns = [c for c in design_columns if c != "participant"]
@@ -295,22 +357,29 @@ def write_tables(videos: list[Video], labels: list[str], design_columns: list[st
     try:
         long = Writer(long_path, long_columns(design_columns), _text(design_columns)) if long_path else None
         writers.append(long)
-        people = (Writer(participants_path, participant_columns(design_columns, names), _text(design_columns))
-                  if participants_path else None)
+        people = (
+            Writer(participants_path, participant_columns(design_columns, names), _text(design_columns))
+            if participants_path
+            else None
+        )
         writers.append(people)
         groups: dict[str | None, list[Video]] = {}
         for video in videos:
             groups.setdefault(video.participant, []).append(video)
         for participant in sorted(groups, key=lambda p: (p is None, p or "")):
             group = groups[participant]
-            data = {id(v): (_values(v, labels) if v.status == "complete" and v.identity else {}) for v in group}
+            data = {
+                id(v): (_values(v, labels) if v.status == "complete" and v.identity else {}) for v in group
+            }
             ref = None
             if normalize != "none" and participant is not None:
                 ref = reference(group, data, normalize, baseline, events, len(names))
                 if ref.faces == 0:
-                    warn(f"participant {participant}: no faces of theirs in the {normalize} reference"
-                         + (f" (events labelled {baseline!r})" if normalize == "baseline" else "")
-                         + "; their rows are not normalised")
+                    warn(
+                        f"participant {participant}: no faces of theirs in the {normalize} reference"
+                        + (f" (events labelled {baseline!r})" if normalize == "baseline" else "")
+                        + "; their rows are not normalised"
+                    )
             if long is not None:
                 for video in group:
                     long.write(_long_rows(video, data[id(video)], names, design_columns, window, events, ref))
@@ -324,8 +393,15 @@ def write_tables(videos: list[Video], labels: list[str], design_columns: list[st
         raise
 
 
-def _long_rows(video: Video, data: dict, names: list[str], design_columns: list[str], window: float | None,
-               events: list[Event], ref: Reference | None) -> list[dict]:
+def _long_rows(
+    video: Video,
+    data: dict,
+    names: list[str],
+    design_columns: list[str],
+    window: float | None,
+    events: list[Event],
+    ref: Reference | None,
+) -> list[dict]:
     rows = []
     if not data or video.identity is None:
         return rows
@@ -334,9 +410,14 @@ def _long_rows(video: Video, data: dict, names: list[str], design_columns: list[
     for track in sorted(data, key=lambda t: (t != chosen, str(t))):
         times, values = data[track]
         participant = track == chosen
-        head = {**base, "input": video.input, "track": str(track), "role": "participant" if participant else "other",
-                "track_rule": getattr(video.identity, "rule", None) if participant else None,
-                "identity": video.identity.status if participant else None}
+        head = {
+            **base,
+            "input": video.input,
+            "track": str(track),
+            "role": "participant" if participant else "other",
+            "track_rule": getattr(video.identity, "rule", None) if participant else None,
+            "identity": video.identity.status if participant else None,
+        }
         if not participant:
             head["participant"] = None  # another person: the design's participant is not them
         for kind, name, onset, offset, mask in segments(times, video, window, events):
@@ -346,20 +427,40 @@ def _long_rows(video: Video, data: dict, names: list[str], design_columns: list[
                 value = means[j]
                 if not math.isfinite(value):
                     continue
-                row = {**head, "segment_type": kind, "segment": name, "onset": _num(onset), "offset": _num(offset),
-                       "faces": faces, "seconds": _num(faces * video.interval) if video.interval else None,
-                       "measure": measure, "value": _num(value), "reference": "none"}
+                row = {
+                    **head,
+                    "segment_type": kind,
+                    "segment": name,
+                    "onset": _num(onset),
+                    "offset": _num(offset),
+                    "faces": faces,
+                    "seconds": _num(faces * video.interval) if video.interval else None,
+                    "measure": measure,
+                    "value": _num(value),
+                    "reference": "none",
+                }
                 if participant and ref is not None and ref.faces:
                     median, sd = ref.median[j], ref.sd[j]
-                    row.update(reference=ref.kind, reference_faces=ref.faces, reference_median=_num(median),
-                               reference_sd=_num(sd), delta=_num(value - median),
-                               z=_num((value - median) / sd) if sd and math.isfinite(sd) and sd > 0 else None)
+                    row.update(
+                        reference=ref.kind,
+                        reference_faces=ref.faces,
+                        reference_median=_num(median),
+                        reference_sd=_num(sd),
+                        delta=_num(value - median),
+                        z=_num((value - median) / sd) if sd and math.isfinite(sd) and sd > 0 else None,
+                    )
                 rows.append(row)
     return rows
 
 
-def _person_row(participant: str, group: list[Video], data: dict, names: list[str], design_columns: list[str],
-                ref: Reference | None) -> dict:
+def _person_row(
+    participant: str,
+    group: list[Video],
+    data: dict,
+    names: list[str],
+    design_columns: list[str],
+    ref: Reference | None,
+) -> dict:
     row: dict[str, Any] = {"participant": participant}
     for column in design_columns:
         if column in ("participant", "session", "condition"):
@@ -375,11 +476,16 @@ def _person_row(participant: str, group: list[Video], data: dict, names: list[st
             with_face += 1
             seconds += len(values) * (video.interval or 0.0)
     stacked = np.concatenate(parts) if parts else np.empty((0, len(names)))
-    row.update(videos=len(group), videos_complete=sum(v.status == "complete" for v in group),
-               videos_with_face=with_face, faces=len(stacked), minutes_with_face=_num(seconds / 60),
-               identity_mismatches=sum(1 for v in group if v.identity and v.identity.status == "mismatch"),
-               reference=ref.kind if ref is not None and ref.faces else "none",
-               reference_faces=ref.faces if ref is not None else None)
+    row.update(
+        videos=len(group),
+        videos_complete=sum(v.status == "complete" for v in group),
+        videos_with_face=with_face,
+        faces=len(stacked),
+        minutes_with_face=_num(seconds / 60),
+        identity_mismatches=sum(1 for v in group if v.identity and v.identity.status == "mismatch"),
+        reference=ref.kind if ref is not None and ref.faces else "none",
+        reference_faces=ref.faces if ref is not None else None,
+    )
     if len(stacked):
         import warnings
 

@@ -23,8 +23,8 @@ import io
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from fatools.models import store
 from fatools.models.catalogue import MODELS
@@ -55,17 +55,16 @@ def standin_bytes(name: str) -> bytes:
     return buffer.getvalue()
 
 
-def build_standins(
-    directory: str | os.PathLike[str], names: Iterable[str] | None = None
-) -> dict[str, Path]:
+def build_standins(directory: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, Path]:
     """Write stand-ins for ``names`` (default: every catalogue model) into the store at
     ``directory``, replacing what is there; return name -> installed path."""
     written: dict[str, Path] = {}
     for name in names if names is not None else MODELS:
         store.spec(name)  # a FatoolsError for unknown names, before writing anything
         content = standin_bytes(name)
-        written[name] = store.install_written(name, directory, lambda path: path.write_bytes(content),
-                                              "standin", "fatools.testing")
+        written[name] = store.install_written(
+            name, directory, lambda path: path.write_bytes(content), "standin", "fatools.testing"
+        )
     return written
 
 
@@ -83,7 +82,7 @@ def run_builder(prog: str, build: Callable[[], dict[str, Path]]) -> int:
     """Exit status of a ``python -m`` store builder: a line per model written, or one error line."""
     try:
         written = build()
-    except Exception as exc:  # noqa: BLE001 - one line, like the fa-* tools
+    except Exception as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     for name, path in written.items():

@@ -22,8 +22,6 @@ the box (``LANDMARKS_REL``), encoded like RetinaFace's: ``prior_c + lm * 0.1 * p
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import torch
 from torch import Tensor, nn
 
@@ -39,8 +37,8 @@ class BrightBoxRetinaFace(nn.Module):
         # Input is BGR minus the BGR mean; adding it back restores 0..255 values.
         self.register_buffer("mean_bgr", torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1))
         self.register_buffer("lm_rel", torch.tensor(LANDMARKS_REL, dtype=torch.float32))
-        self.steps: List[int] = [8, 16, 32]
-        self.min_sizes: List[List[int]] = [[16, 32], [64, 128], [256, 512]]
+        self.steps: list[int] = [8, 16, 32]
+        self.min_sizes: list[list[int]] = [[16, 32], [64, 128], [256, 512]]
         self.var0: float = 0.1
         self.var1: float = 0.2
         self.threshold: float = 127.5
@@ -57,11 +55,14 @@ class BrightBoxRetinaFace(nn.Module):
         idx = torch.arange(n, device=dark.device).expand(dark.shape)
         count = dark.long().cumsum(dim=-1)
         table = torch.full(dark.shape[:-1] + (n + 1,), -1, dtype=torch.long, device=dark.device)
-        table = table.scatter(-1, torch.where(dark, count, torch.zeros_like(count)),
-                              torch.where(dark, idx, torch.full_like(idx, -1)))
+        table = table.scatter(
+            -1,
+            torch.where(dark, count, torch.zeros_like(count)),
+            torch.where(dark, idx, torch.full_like(idx, -1)),
+        )
         return table.gather(-1, count)
 
-    def _runs(self, bright: Tensor) -> Tuple[Tensor, Tensor]:
+    def _runs(self, bright: Tensor) -> tuple[Tensor, Tensor]:
         """Along the last dim: the first index of each pixel's bright run and the index after it."""
         n = bright.shape[-1]
         dark = ~bright
@@ -69,7 +70,7 @@ class BrightBoxRetinaFace(nn.Module):
         end = (n - 1 - self._last_dark(dark.flip([-1]))).flip([-1])
         return start, end
 
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         torch._assert(
             x.dim() == 4 and x.shape[1] == 3,
             "fatools stand-in detector: expected input [B,3,H,W], got " + str(x.shape),
@@ -80,9 +81,9 @@ class BrightBoxRetinaFace(nn.Module):
         img = x + self.mean_bgr
         bright = img.amin(dim=1) > self.threshold
 
-        locs: List[Tensor] = []
-        confs: List[Tensor] = []
-        lms: List[Tensor] = []
+        locs: list[Tensor] = []
+        confs: list[Tensor] = []
+        lms: list[Tensor] = []
         for level in range(len(self.steps)):
             step = self.steps[level]
             fh = (height + step - 1) // step
@@ -112,9 +113,9 @@ class BrightBoxRetinaFace(nn.Module):
             off = torch.maximum((pcx - bcx).abs() / bw, (pcy - bcy).abs() / bh).clamp(max=0.5)
             lx = x1.unsqueeze(-1) + self.lm_rel[:, 0] * bw.unsqueeze(-1)
             ly = y1.unsqueeze(-1) + self.lm_rel[:, 1] * bh.unsqueeze(-1)
-            level_loc: List[Tensor] = []
-            level_conf: List[Tensor] = []
-            level_lm: List[Tensor] = []
+            level_loc: list[Tensor] = []
+            level_conf: list[Tensor] = []
+            level_lm: list[Tensor] = []
             for k in range(len(self.min_sizes[level])):
                 m = float(self.min_sizes[level][k])
                 unit = self.var0 * m

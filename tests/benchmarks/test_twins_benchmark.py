@@ -31,7 +31,9 @@ def test_twins_are_recorded_as_twins(twin_store: Path) -> None:
     for name in ("au", "fer", "va", "align", "align-meta", "retinaface"):
         info = store.read_source(name, twin_store)
         assert info is not None and info["source"] == "twin" and info["seed"] == twins.SEED, name
-    assert twins.is_twin_store(twin_store, ["au", "fer", "va", "align", "align-meta", "retinaface", "retinaface-mnet"])
+    assert twins.is_twin_store(
+        twin_store, ["au", "fer", "va", "align", "align-meta", "retinaface", "retinaface-mnet"]
+    )
     assert not twins.is_twin_store(twin_store, ["embed"])
 
 
@@ -99,11 +101,18 @@ def test_speed_help_runs() -> None:
         assert option in proc.stdout
 
 
-@pytest.mark.skipif(os.environ.get("FATOOLS_BENCH_SMOKE") != "1", reason="set FATOOLS_BENCH_SMOKE=1 (about 30 s)")
+@pytest.mark.skipif(
+    os.environ.get("FATOOLS_BENCH_SMOKE") != "1", reason="set FATOOLS_BENCH_SMOKE=1 (about 30 s)"
+)
 def test_speed_smoke_runs_both_sides(tmp_path: Path, mnet_weights: Path) -> None:
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([*SPEED, "--smoke", "--work", str(tmp_path), "--json", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*SPEED, "--smoke", "--work", str(tmp_path), "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     sides = result["cases"]["mnet"]["sides"]
@@ -121,20 +130,42 @@ def test_summary_ratios_and_ceiling_per_round() -> None:
     """Ratios are medians of per-round ratios; the ceiling is the seed's wall over the side's model time."""
 
     def run(side: str, r: int, wall: float, forward: float) -> dict:
-        return {"side": side, "round": r, "wall_s": wall, "frames": 10, "faces": 40, "faces_per_frame": [4] * 10,
-                "fps": 10 / wall, "faces_per_s": 40 / wall, "forward_s": forward, "overhead": wall / forward,
-                "stages": {}}
+        return {
+            "side": side,
+            "round": r,
+            "wall_s": wall,
+            "frames": 10,
+            "faces": 40,
+            "faces_per_frame": [4] * 10,
+            "fps": 10 / wall,
+            "faces_per_s": 40 / wall,
+            "forward_s": forward,
+            "overhead": wall / forward,
+            "stages": {},
+        }
 
-    runs = [run("seed", 0, 20.0, 16.0), run("default", 0, 12.5, 12.0),
-            run("seed", 1, 30.0, 24.0), run("default", 1, 15.0, 14.0),
-            run("seed", 2, 21.0, 17.0), run("default", 2, 14.0, 10.0)]
+    runs = [
+        run("seed", 0, 20.0, 16.0),
+        run("default", 0, 12.5, 12.0),
+        run("seed", 1, 30.0, 24.0),
+        run("default", 1, 15.0, 14.0),
+        run("seed", 2, 21.0, 17.0),
+        run("default", 2, 14.0, 10.0),
+    ]
     sides = report.summarise(runs, ["seed", "default"], 3)["sides"]
     default = sides["default"]
     assert default["speedup_per_round"] == [1.6, 2.0, 1.5]
     assert default["speedup_median"] == 1.6
     # 20/12, 30/14, 21/10: the median is 2.1 (round 3), not a ratio of medians.
     assert default["speedup_ceiling_median"] == 2.1
-    printed = report.table({"machine": {"cpu": "x", "cores": 2}, "date": "d", "device": "cpu", "targets": {},
-                           "cases": {"mnet": {"description": "t", "sides": sides}}})
+    printed = report.table(
+        {
+            "machine": {"cpu": "x", "cores": 2},
+            "date": "d",
+            "device": "cpu",
+            "targets": {},
+            "cases": {"mnet": {"description": "t", "sides": sides}},
+        }
+    )
     default_row = next(line for line in printed.splitlines() if line.startswith("default"))
     assert default_row.split()[1:3] == ["0.714", "1.60x"] and default_row.endswith("2.10x")
