@@ -29,10 +29,10 @@ SAMPLE_PHOTO ?= $(if $(wildcard $(SHARED)/testdata/faces/family4.jpg),$(SHARED)/
 # with --no-deps (fatools declares its real dependencies); on the pinned stack with them.
 FACETORCH := facetorch==0.6.2
 PIP := $(BIN)/python -m pip install --quiet
-INSTALL_current = $(PIP) -c constraints/current.txt -e '.[test]' && $(PIP) --no-deps '$(FACETORCH)'
+INSTALL_current = $(PIP) -c constraints/current.txt -e '.[test,lint]' && $(PIP) --no-deps '$(FACETORCH)'
 INSTALL_pinned = $(PIP) -c constraints/pinned.txt -e '.[test]' '$(FACETORCH)'
 
-.PHONY: install system-deps feat-envs test test-stacks test-part wheel-smoke demo clean
+.PHONY: install system-deps feat-envs lint test test-stacks test-part wheel-smoke demo clean
 
 # The virtual environment, brought up to date when the dependencies change.
 # fatools/versions.py: the version is read from it at install time (pyproject dynamic), so a bump reinstalls.
@@ -70,6 +70,13 @@ system-deps:
 # workers on two cores were slower than two).
 TEST_WORKERS ?= 2
 PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
+
+# ruff's lint and format check and mypy, with the versions and rules pyproject.toml pins.
+LINT_PATHS := fatools tests benchmarks scripts
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 test: install system-deps feat-envs
 	FATOOLS_FEAT_VENVS=$(STACK_VENVS) $(BIN)/python -m pytest -q $(PYTEST_WORKERS)
