@@ -188,7 +188,7 @@ class BatchDetector:
         data = self.face_detector.preprocessor.run(data)
         loc, conf, landmarks = self.face_detector.inference(self.input_format.apply(data.tensor))[:3]
         faces = self.postprocess(loc, conf, landmarks, geo, images_bgr[0].shape[1], images_bgr[0].shape[0])
-        return list(zip(faces, batch))
+        return list(zip(faces, batch, strict=True))
 
     def postprocess(
         self,
@@ -216,9 +216,9 @@ class BatchDetector:
         prior_idx = top_idx[keep]
         cand_scores = top_scores[keep]
         p = priors[prior_idx]
-        l = loc[image_idx, prior_idx]
-        centres = p[:, :2] + l[:, :2] * var0 * p[:, 2:]
-        sizes = p[:, 2:] * torch.exp(l[:, 2:] * var1)
+        offsets = loc[image_idx, prior_idx]
+        centres = p[:, :2] + offsets[:, :2] * var0 * p[:, 2:]
+        sizes = p[:, 2:] * torch.exp(offsets[:, 2:] * var1)
         boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1) * scale.repeat(2)
         lms = landmarks[image_idx, prior_idx].view(-1, 5, 2)
         lms = (p[:, None, :2] + lms * var0 * p[:, None, 2:]) * scale
@@ -234,7 +234,7 @@ class BatchDetector:
         kept_boxes = geo.to_original(boxes[kept]).tolist()
         kept_lms = geo.to_original(lms[kept].reshape(-1, 10)).tolist()
         ranks = [0] * batch_size
-        for b, score, box, lm in zip(kept_images, kept_scores, kept_boxes, kept_lms):
+        for b, score, box, lm in zip(kept_images, kept_scores, kept_boxes, kept_lms, strict=True):
             ranks[b] += 1
             if ranks[b] > self.keep_top_k or score <= self.score_threshold:
                 continue
@@ -277,7 +277,7 @@ def detect_frames(
         results, inputs = detector.detect_with_inputs(
             [frame.image for frame in working], [where(frame.record) for frame in working]
         )
-        for i, (frame, faces) in enumerate(zip(working, results)):
+        for i, (frame, faces) in enumerate(zip(working, results, strict=True)):
             for face in faces:  # measured on the original pixels, while the stage has them
                 face["quality"] = assess(face, sharpness(frame.image, face["box"]))
             frame.record["faces"] = faces

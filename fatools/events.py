@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import IO, Any
 
 from fatools.errors import FatoolsError
 from fatools.face_stats import FaceStats, rounded
@@ -53,13 +53,17 @@ def _seconds(text: str, column: str, where: str) -> float:
     return value
 
 
-def read_events(path: str) -> list[Event]:
-    """The events of a CSV file, in file order; EventsError names the line of any problem."""
+def _open_events(path: str) -> IO[str]:
+    # Opened apart from the reading, so that only a failed open becomes this message.
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        return open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise EventsError(f"{path}: cannot read the events file ({exc.strerror})") from None
-    with handle:
+
+
+def read_events(path: str) -> list[Event]:
+    """The events of a CSV file, in file order; EventsError names the line of any problem."""
+    with _open_events(path) as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip().lower() for c in (reader.fieldnames or [])]
         reader.fieldnames = columns
