@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fatools.errors import FatoolsError
-from fatools.export.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from fatools.export.formats import DEFAULT_FORMATS, parse_formats
 
 log = logging.getLogger("fatools")
 
@@ -157,7 +157,6 @@ class Export:
     def add(self, record: dict) -> None:
         from fatools.records import faces_of, is_frame, is_header
 
-        job = self.job
         if is_header(record):
             video = self._video(record.get("video"))
             video.header = {k: v for k, v in record.items() if k not in ("schema", "type")}

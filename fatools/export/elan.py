@@ -59,7 +59,7 @@ CONSTRAINTS = [
 
 
 def ms(seconds: float) -> int:
-    return max(0, int(round(seconds * 1000)))
+    return max(0, round(seconds * 1000))
 
 
 def media_link(video: Any, out_dir: Path) -> tuple[str, str, str] | None:

@@ -166,7 +166,9 @@ class HtmlSink(Sink):
                     "x": _list(x, 3),
                     "valence": _list(valence),
                     "arousal": _list(arousal),
-                    "expression": {name: _list(values) for name, values in zip(label_names, exp)},
+                    "expression": {
+                        name: _list(values) for name, values in zip(label_names, exp, strict=True)
+                    },
                     "au": [_list(values, 3) for values in au],
                     "au_codes": HEAT_CODES,
                     "episodes": [

@@ -87,7 +87,7 @@ def draw(image: np.ndarray, faces: list[dict]) -> None:
         box = face.get("box")
         if not (isinstance(box, list) and len(box) == 4 and all(number(v) is not None for v in box)):
             continue
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(v) for v in box)
         col = colour(face.get("track"))
         size = max(x2 - x1, 1)
         thick = max(2, size // 90)
@@ -102,7 +102,7 @@ def draw(image: np.ndarray, faces: list[dict]) -> None:
             if face.get("confidence") is not None:
                 text += f" {100 * face['confidence']:.0f}%"
         _label(image, text, (x1, y1 - 4), col, scale, above=True)
-        aus = [code for code in face.get("aus") or []][:8]
+        aus = list(face.get("aus") or [])[:8]
         if aus:
             _label(image, " ".join(aus), (x1, y2 + 4), col, scale * 0.85, above=False)
         if face.get("va") is not None:

@@ -160,7 +160,7 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
     ax_v, ax_a = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
     ax_c = fig.add_subplot(grid[:, 1])
     colours = [f"C{i % 10}" for i in range(len(tracks))]
-    for (track, arrays), colour in zip(tracks, colours):
+    for (track, arrays), colour in zip(tracks, colours, strict=True):
         x, valence, arousal = arrays.x, arrays.valence, arrays.arousal
         dense = len(x) > 200  # markers only where single samples can still be told apart
         for ax, y in ((ax_v, valence), (ax_a, arousal)):
@@ -263,7 +263,7 @@ def emotions_figure(
     order = [n for n in known if n in names] + sorted(n for n in names if n not in known)
     extra = iter(f"C{i}" for i in range(10))
     colours = {n: EMOTION_COLOURS.get(n) or next(extra, "black") for n in order}
-    for ax, (label, x, codes) in zip(axes, rows):
+    for ax, (label, x, codes) in zip(axes, rows, strict=True):
         which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
         totals = np.bincount(which[codes >= 0], minlength=len(edges) - 1).astype(float)
         bottom = np.zeros(len(edges) - 1)

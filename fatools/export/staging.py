@@ -105,7 +105,8 @@ class ScratchFiles:
             self.close()
             if key not in self.paths:
                 self.paths[key] = self.staging.temp()
-            self.handle = open(self.paths[key], "ab")
+            # Kept open across calls, closed by close() on the next key or at the end.
+            self.handle = open(self.paths[key], "ab")  # noqa: SIM115
             self.current = key
         return self.handle
 

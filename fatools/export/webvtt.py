@@ -21,7 +21,7 @@ from fatools.records import expression_of, number
 
 def timestamp(seconds: float) -> str:
     """WebVTT's HH:MM:SS.mmm."""
-    total = max(0, int(round(seconds * 1000)))
+    total = max(0, round(seconds * 1000))
     hours, rest = divmod(total, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
@@ -83,7 +83,8 @@ class WebVttSink(Sink):
         if self.current != video_name:
             if self.handle is not None:
                 self.handle.close()
-            self.handle = open(state.handle_path, "a", encoding="utf-8")
+            # Kept open across calls, closed on the next video or at the end.
+            self.handle = open(state.handle_path, "a", encoding="utf-8")  # noqa: SIM115
             self.current = video_name
         state.cues += 1
         self.handle.write(
