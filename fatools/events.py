@@ -14,6 +14,7 @@ minute of visible face.  Memory grows with events x tracks, never with frames.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO, Any
@@ -198,7 +199,9 @@ class EventWindows:
             cell.stats.add(face, probs, on, blink, [])
             cell.blinks += blink_onset
 
-    def result(self, interval: float | None, last_t: float | None, track_key) -> list[dict]:
+    def result(
+        self, interval: float | None, last_t: float | None, track_key: Callable[[Any], tuple]
+    ) -> list[dict]:
         if self.events and last_t is not None and self.events[-1].onset > last_t + (interval or 0) + EPS:
             late = max(self.events, key=lambda e: e.onset)
             raise EventsError(
@@ -227,7 +230,7 @@ class EventWindows:
             )
         return rows
 
-    def _baseline(self, interval: float | None, track_key) -> dict[Any, dict]:
+    def _baseline(self, interval: float | None, track_key: Callable[[Any], tuple]) -> dict[Any, dict]:
         """Per track, the statistics of every baseline event pooled."""
         pooled: dict[Any, _Cell] = {}
         frames = 0

@@ -140,11 +140,11 @@ class FaceStats:
             mine = self.quadrants.get(quadrant, [0.0, 0])
             self.quadrants[quadrant] = [mine[0] + cell[0], mine[1] + cell[1]]
         for code, cell in other.au.items():
-            mine = self.au.get(code)
+            have = self.au.get(code)
             self.au[code] = (
                 list(cell)
-                if mine is None
-                else [mine[0] + cell[0], mine[1] + cell[1], None if cell[2] is None else mine[2] + cell[2]]
+                if have is None
+                else [have[0] + cell[0], have[1] + cell[1], None if cell[2] is None else have[2] + cell[2]]
             )
 
     def summary(self, interval: float | None, top: int, blinks: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def intensity(probability: float, threshold: float = 0.5) -> str | None:
     return INTENSITY_LABELS[index]
 
 
-def eye_aspect_ratio(landmarks68: np.ndarray) -> float:
+def eye_aspect_ratio(landmarks68: npt.ArrayLike) -> float:
     """Mean eye aspect ratio of both eyes from 68 iBUG landmarks (x, y[, z]) in pixels."""
     points = np.asarray(landmarks68, dtype=float)[:, :2]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fatools.records import number
+from fatools.records import number, object_of
 
 VERDICTS = ("poor", "fair", "good")
 CROP = 112  # the side the crop is resized to before its Laplacian is measured
@@ -36,7 +36,7 @@ def sharpness(image_bgr: np.ndarray, box: list[float]) -> float | None:
 
     height, width = image_bgr.shape[:2]
     x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
-    x2, y2 = min(int(round(box[2])), width), min(int(round(box[3])), height)
+    x2, y2 = min(round(box[2]), width), min(round(box[3]), height)
     if x2 - x1 < 2 or y2 - y1 < 2:
         return None
     crop = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
@@ -48,7 +48,7 @@ def sharpness(image_bgr: np.ndarray, box: list[float]) -> float | None:
 def assess(face: dict, sharp: float | None = None) -> dict:
     """The face's quality: its measures and their verdict (``sharp`` when newly measured,
     else the one the face's ``quality`` already has)."""
-    previous = face.get("quality") if isinstance(face.get("quality"), dict) else {}
+    previous = object_of(face.get("quality"))
     box = face.get("box")
     size = None
     if isinstance(box, list) and len(box) == 4 and all(number(v) is not None for v in box):

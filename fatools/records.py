@@ -60,6 +60,12 @@ def number(value: Any) -> int | float | None:
     return None
 
 
+def object_of(value: Any) -> dict[str, Any]:
+    """The value when it is an object (a dict), else an empty one: a missing or malformed
+    object reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
 def where(record: dict) -> str:
     """How messages name a record: its video and frame."""
     return f"{record.get('video')}: frame {record.get('frame')}"
@@ -100,8 +106,8 @@ def faces_of(record: dict) -> list[dict] | None:
 
 def _derived_blink(face: dict) -> dict | None:
     au = face.get("au")
-    derived = au.get("derived") if isinstance(au, dict) and isinstance(au.get("derived"), dict) else {}
-    blink = derived.get(AU45.code)
+    derived = au.get("derived") if isinstance(au, dict) else None
+    blink = derived.get(AU45.code) if isinstance(derived, dict) else None
     return blink if isinstance(blink, dict) else None
 
 
@@ -232,17 +238,21 @@ def read_records(stream: IO[bytes], source: str = "<stdin>", on_error: str = "fa
             log.warning("skipped: %s", exc)
 
 
+def _open_records(path: str) -> IO[bytes]:
+    # Opened apart from the reading, so that only a failed open becomes this message.
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot open records ({exc.strerror})") from None
+
+
 def read_paths(paths: Iterable[str], on_error: str = "fail") -> Iterator[dict]:
     """Records from each path in turn; ``-`` is standard input."""
     for path in paths:
         if path == "-":
             yield from read_records(sys.stdin.buffer, "<stdin>", on_error)
             continue
-        try:
-            handle = open(path, "rb")
-        except OSError as exc:
-            raise RecordError(f"{path}: cannot open records ({exc.strerror})") from None
-        with handle:
+        with _open_records(path) as handle:
             yield from read_records(handle, path, on_error)
 
 

@@ -328,7 +328,7 @@ class Tracker:
         self._tracks = [tr for tr in self._tracks if t - tr.t <= self.options.max_gap + TIME_EPS]
 
         ids = self._associate(boxes, embeddings, t)
-        faces = [_with_track(face, track_id) for face, track_id in zip(record["faces"], ids)]
+        faces = [_with_track(face, track_id) for face, track_id in zip(record["faces"], ids, strict=True)]
         out = dict(record)
         out["faces"] = faces
         return out
@@ -363,13 +363,17 @@ class Tracker:
                 overlap[i] = np.maximum(overlap[i], motion)
         similarity = np.full(shape, np.nan)
         for dim in {e.shape for e in embeddings if e is not None}:  # one size unless models were mixed
-            faces = [j for j, e in enumerate(embeddings) if e is not None and e.shape == dim]
-            rows = [
-                i for i, tr in enumerate(tracks) if tr.embedding is not None and tr.embedding.shape == dim
+            seen = [(j, e) for j, e in enumerate(embeddings) if e is not None and e.shape == dim]
+            known_tracks = [
+                (i, tr.embedding)
+                for i, tr in enumerate(tracks)
+                if tr.embedding is not None and tr.embedding.shape == dim
             ]
-            if rows:
-                gallery = np.stack([tracks[i].embedding for i in rows])
-                similarity[np.ix_(rows, faces)] = gallery @ np.stack([embeddings[j] for j in faces]).T
+            if known_tracks:
+                faces = [j for j, _ in seen]
+                rows = [i for i, _ in known_tracks]
+                gallery = np.stack([e for _, e in known_tracks])
+                similarity[np.ix_(rows, faces)] = gallery @ np.stack([e for _, e in seen]).T
         known = ~np.isnan(similarity)
         sim = np.where(known, similarity, 0.0)
         overlapping = (overlap >= options.iou_threshold) | reach

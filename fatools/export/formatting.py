@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fatools.facs import AU45, BY_CODE, CODES, intensity
-from fatools.records import au_probs, au_threshold, blink_of, number
+from fatools.records import au_probs, au_threshold, blink_of, number, object_of
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,12 @@ def au_rows(face: dict) -> Iterator[AURow]:
     threshold = au_threshold(face)
     listed = au.get("active")
     active_set = set(listed) if isinstance(listed, list) else None
-    details = au.get("details") if isinstance(au.get("details"), dict) else {}
+    details = object_of(au.get("details"))
     known = [c for c in CODES if c in probs] + [c for c in probs if c not in BY_CODE and c != AU45.code]
     for code in known:
         score = number(probs[code])
         active = code in active_set if active_set is not None else (score is not None and score > threshold)
-        detail = details.get(code) if isinstance(details.get(code), dict) else {}
+        detail = object_of(details.get(code))
         unit = BY_CODE.get(code)
         level = detail.get("intensity")
         if level is None and active and score is not None:

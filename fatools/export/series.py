@@ -19,7 +19,7 @@ import numpy as np
 
 from fatools.export.sinks import Job, Sink, Video
 from fatools.facs import ACTION_UNITS, AU45
-from fatools.records import blink_of, expression_of, number, va_of
+from fatools.records import au_probs, blink_of, expression_of, number, va_of
 
 HEAT_CODES = [u.code for u in ACTION_UNITS if u.code.startswith("AU")] + [AU45.code]
 
@@ -131,7 +131,7 @@ class SeriesSink(Sink):
             series.t.append(t)
             series.frame.append(frame)
             au = face.get("au")
-            probs = au.get("probs") if isinstance(au, dict) and isinstance(au.get("probs"), dict) else {}
+            probs = au_probs(face) or {}
             if state.threshold is None and isinstance(au, dict) and number(au.get("threshold")) is not None:
                 state.threshold = float(au["threshold"])
             blink = blink_of(face)

@@ -46,7 +46,7 @@ from typing import Any
 from fatools.export.csv_export import CsvSink
 from fatools.export.sinks import Job, Video
 from fatools.facs import ACTION_UNITS
-from fatools.records import blink_of, box_of, expression_of, number, pose_of, va_of
+from fatools.records import au_probs, blink_of, box_of, expression_of, number, pose_of, va_of
 
 
 def _column(code: str) -> str:
@@ -135,8 +135,7 @@ class WideCsv(CsvSink):
 
     def rows_of(self, video: Video, record: dict, faces: list[dict]) -> Iterable[list[Any]]:
         for index, face in enumerate(faces):
-            au = face.get("au")
-            probs = au.get("probs") if isinstance(au, dict) and isinstance(au.get("probs"), dict) else {}
+            probs = au_probs(face) or {}
             blink = blink_of(face)
             scores = expression_of(face).get("scores")
             # Labels matched without case, so "happiness" or "HAPPINESS" from other tools also land.
