@@ -145,6 +145,46 @@ def test_index_in_chromium(study, chromium):
     assert all(u.startswith(("file://", "data:", "blob:")) for u in requested(page))
 
 
+def test_index_filters_by_each_design_column(study, chromium, tmp_path):
+    """With --design, the page offers a choice per design column (and the identity
+    verdict); choices combine with each other and with the status choice."""
+    design = tmp_path / "design.csv"
+    design.write_text(
+        "video,participant,session,condition\n"
+        "a.mp4,P1,s1,rest\nb.mp4,P2,s1,task\nbad.mp4,P1,s2,task\nkilled.mp4,P2,s2,rest\n"
+    )
+    _collect(str(study / "results"), "-o", str(tmp_path / "study.csv"), "--design", str(design))
+    page, _ = chromium.open(tmp_path / "index.html", "return document.getElementById('shown').textContent")
+    options = page.execute_script(
+        "return Array.from(document.querySelectorAll('#choices select'))"
+        ".map(s => [s.id, Array.from(s.options).map(o => o.textContent)])"
+    )
+    assert options == [
+        ["filter-participant", ["every participant", "P1", "P2"]],
+        ["filter-session", ["every session", "s1", "s2"]],
+        ["filter-condition", ["every condition", "rest", "task"]],
+        ["filter-identity", ["every identity", "(none)", "unchecked"]],
+    ]
+
+    def choose(select: str, value: str) -> list[str]:
+        page.execute_script(
+            f"const s = document.getElementById('{select}'); s.value = '{value}';"
+            "s.dispatchEvent(new Event('change'));"
+        )
+        return page.execute_script(
+            "return Array.from(document.querySelectorAll('#index tbody tr')).filter(r => !r.hidden)"
+            ".map(r => r.cells[1].textContent.split('/').pop().split(' ')[0]).sort()"
+        )
+
+    assert choose("filter-participant", "P1") == ["a.mp4", "bad.mp4"]
+    assert choose("filter-condition", "task") == ["bad.mp4"]
+    assert choose("status", "complete") == []
+    assert choose("filter-condition", "") == ["a.mp4"]
+    assert choose("filter-identity", "") == ["a.mp4"] and choose("status", "") == ["a.mp4", "bad.mp4"]
+    assert page.execute_script("return document.getElementById('shown').textContent") == "2 shown"
+    assert not console_errors(page)
+
+
 def test_index_of_thousands(study, tmp_path, chromium):
     """3,000 inputs (copies of one result's records, each with its own duration)."""
     source = study / "results" / "a"

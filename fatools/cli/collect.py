@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from fatools.cli import options
+
+if TYPE_CHECKING:
+    from fatools.study.tidy import Video
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,23 +81,23 @@ from fatools.cli import options
 @options.trust_config_option
 @options.command("fa-collect")
 def cli(
-    roots,
-    output,
-    index_path,
-    no_index,
-    design_path,
-    participant_from,
-    allow_partial,
-    long_path,
-    participants_path,
-    window,
-    events,
-    baseline,
-    normalize,
-    identity_threshold,
-    config_path,
-    trust_config,
-):
+    roots: tuple[str, ...],
+    output: str,
+    index_path: str | None,
+    no_index: bool,
+    design_path: str | None,
+    participant_from: str | None,
+    allow_partial: bool,
+    long_path: str | None,
+    participants_path: str | None,
+    window: str | None,
+    events: str | None,
+    baseline: str | None,
+    normalize: str,
+    identity_threshold: float,
+    config_path: str | None,
+    trust_config: bool,
+) -> None:
     """Collect fa-run's results below ROOTS into one CSV table.
 
     One row per input (level "video": status, duration, frames analysed, faces, tracks,
@@ -141,11 +148,11 @@ def cli(
     index = None
     if index_path:
         try:
+            shown = study.design_columns if study is not None else []
             index = StudyIndex(
                 index_path,
-                design=study.design_columns + ["participant_track", "identity"]
-                if study is not None and study.design_columns
-                else None,
+                design=[*shown, "participant_track", "identity"] if shown else None,
+                filters=[*shown, "identity"],
             )
         except OSError as exc:
             raise FatoolsError(
@@ -184,13 +191,13 @@ class Study:
     """The results with their design: each directory's cells, the participant's track and
     the identity check (pass one over the records), ready for the tables."""
 
-    def __init__(self, videos, design_columns, **table_options) -> None:
+    def __init__(self, videos: list[Video], design_columns: list[str], **table_options: Any) -> None:
         self.videos = videos
         self.design_columns = design_columns
         self.table_options = table_options
         self.by_dir = {video.directory: video for video in videos}
 
-    def cells(self, directory):
+    def cells(self, directory: Path) -> dict[str, Any]:
         video = self.by_dir.get(directory)
         if video is None:
             return {}
@@ -204,7 +211,7 @@ class Study:
             )
         return cells
 
-    def collect_args(self) -> dict:
+    def collect_args(self) -> dict[str, Any]:
         extra = [
             *self.design_columns,
             "participant_track",
@@ -215,7 +222,7 @@ class Study:
         ]
         return {"design": (extra, self.cells), "directories": [video.directory for video in self.videos]}
 
-    def write_tables(self, labels) -> list[str]:
+    def write_tables(self, labels: Iterable[str]) -> list[str]:
         from fatools.study.tidy import write_tables
 
         return write_tables(self.videos, list(labels), self.design_columns, warn=_warn, **self.table_options)
@@ -226,17 +233,17 @@ def _warn(line: str) -> None:
 
 
 def prepare_study(
-    roots,
-    design_path,
-    participant_from,
-    allow_partial,
-    long_path,
-    participants_path,
-    window,
-    events,
-    baseline,
-    normalize,
-    identity_threshold,
+    roots: tuple[str, ...],
+    design_path: str | None,
+    participant_from: str | None,
+    allow_partial: bool,
+    long_path: str | None,
+    participants_path: str | None,
+    window: str | None,
+    events: str | None,
+    baseline: str | None,
+    normalize: str,
+    identity_threshold: float,
 ) -> Study:
     """Every option of the study side checked, the design joined to the results and their
     tracks read, before anything is written."""

@@ -61,8 +61,8 @@ def _number(value: Any) -> float | None:
 
 
 def _most_active(row: dict) -> tuple[str, float | None]:
-    rates = [(_number(row.get(f"{code}_rate")), code) for code in AUS]
-    rates = [(rate, code) for rate, code in rates if rate is not None]
+    read = [(_number(row.get(f"{code}_rate")), code) for code in AUS]
+    rates = [(rate, code) for rate, code in read if rate is not None]
     if not rates:
         return "", None
     rate, code = max(rates, key=lambda pair: pair[0])  # ties: the catalogue's first
@@ -84,10 +84,15 @@ class StudyIndex:
     (or ``abort``, which leaves nothing under the final name)."""
 
     def __init__(
-        self, path: str | Path, title: str = "fatools study index", design: list[str] | None = None
+        self,
+        path: str | Path,
+        title: str = "fatools study index",
+        design: list[str] | None = None,
+        filters: list[str] | None = None,
     ) -> None:
         """``design``: the study design's columns (fa-collect --design), shown after the
-        input, where the text filter finds them too."""
+        input, where the text filter finds them too; ``filters``: those of them the page
+        offers a choice of values for (participant, session, condition, ..., identity)."""
         self.columns = [
             *COLUMNS[:2],
             *((name.replace("_", " "), name, "s") for name in design or []),
@@ -96,11 +101,16 @@ class StudyIndex:
         self.path = Path(path)
         self.base = self.path.parent.resolve()
         head, self._tail = _PAGE.read_text(encoding="utf-8").split("{{rows}}")
+        choose = set(filters or [])
         heads = "".join(
-            f'<th data-kind="{kind}" tabindex="0">{html.escape(name)}</th>' for name, _, kind in self.columns
+            f'<th data-kind="{kind}"'
+            + (f' data-filter="{html.escape(key)}"' if key in choose else "")
+            + f' tabindex="0">{html.escape(name)}</th>'
+            for name, key, kind in self.columns
         )
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")  # shards may write at once
-        self.handle = open(self.tmp, "w", encoding="utf-8")
+        # Open until close() or abort(): rows are written as fa-collect finds them.
+        self.handle = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115
         self.handle.write(head.replace("{{title}}", html.escape(title)).replace("{{heads}}", heads))
 
     def _link(self, target: str) -> str:
