@@ -95,7 +95,11 @@ def test_onnx_records_equal_torch_records_within_1e_4(clip, mixed_store, tmp_pat
                 pb = fb[key]["probs" if key == "au" else "scores"]
                 assert np.allclose(list(pa.values()), list(pb.values()), atol=1e-4), key
             assert abs(fa["va"]["valence"] - fb["va"]["valence"]) <= 1e-4
-            assert np.allclose(fa["landmarks3d"], fb["landmarks3d"], atol=2e-2)
+            # README: landmarks within 1e-4 of the face's size beyond their 0.01 px rounding.
+            x0, y0, x1, y1 = fb["box"]
+            size = max(x1 - x0, y1 - y0)
+            diff = np.abs(np.array(fa["landmarks3d"]) - np.array(fb["landmarks3d"]))
+            assert diff.max() <= 0.01 + 1e-4 * size + 1e-9, (diff.max(), size)
 
 
 def test_an_export_silences_only_torchs_known_notices(mixed_store, tmp_path, monkeypatch):
@@ -261,7 +265,8 @@ def test_the_store_listing_shows_each_export_and_its_difference(mixed_store):
     assert " ok(" in mnet
     as_json = CliRunner().invoke(models_cli, ["list", "--json", "--models-dir", str(mixed_store)])
     row = next(json.loads(line) for line in as_json.output.splitlines() if '"retinaface-mnet"' in line)
-    assert row["onnx"]["state"] == "ok" and row["onnx"]["max_abs_diff"] <= 1e-4 * 10
+    # The export's own check: 1e-4 of each output's scale (the detector's box offsets exceed 1).
+    assert row["onnx"]["state"] == "ok" and row["onnx"]["max_abs_diff"] <= row["onnx"]["tolerance"]
 
 
 def test_fa_models_prepare_makes_the_exports_a_run_would_make(mixed_store, tmp_path):

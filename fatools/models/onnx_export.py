@@ -387,7 +387,12 @@ def export_status(model_file: str | Path, source_sha256: str) -> dict:
     why = derived.damage(path, info)
     if why is not None:
         return {"state": "damaged", "error": why, "path": str(path)}
-    return {"state": "ok", "max_abs_diff": info.get("max_abs_diff"), "path": str(path)}
+    return {
+        "state": "ok",
+        "max_abs_diff": info.get("max_abs_diff"),
+        "tolerance": info.get("tolerance"),
+        "path": str(path),
+    }
 
 
 def ensure_export(
