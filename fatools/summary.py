@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fatools.errors import FatoolsError
 from fatools.face_stats import BLINK, FaceStats, as_float, au_key, duration_seconds, rounded
@@ -36,6 +36,9 @@ from fatools.records import (
     record_time,
     track_order,
 )
+
+if TYPE_CHECKING:
+    from fatools.events import Event, EventWindows
 
 log = logging.getLogger("fatools")
 
@@ -116,7 +119,10 @@ class _Track:
 
     def __init__(self, track_id: Any) -> None:
         self.id, self.stats = track_id, FaceStats()
-        self.first = self.last = self.first_frame = self.last_frame = None
+        self.first: float | None = None
+        self.last: float | None = None
+        self.first_frame: int | None = None
+        self.last_frame: int | None = None
         self.last_seq = 0
         self.open: dict[str, _Episode] = {}
         self.events: list[tuple] = []  # (episode, au, offset or None when deferred, end reason)
@@ -231,7 +237,9 @@ class _Video:
             self.faces_max
         ) = 0
         self.left_out = 0  # faces below --min-quality: in the records, not in the statistics
-        self.first = self.last = self.prev_t = None
+        self.first: float | None = None
+        self.last: float | None = None
+        self.prev_t: float | None = None
         self.seconds = [0.0, 0]
         self.intervals: dict[int, list] = {}  # 0.1 ms bucket -> [count, sum of intervals]
         self.mode: int | None = None
@@ -239,7 +247,7 @@ class _Video:
         self.tracks: dict[Any, _Track] = {}
         self.extra = FaceStats()  # faces no track follows: counted in overall only
         self.warned: set[str] = set()
-        self.windows = None  # fatools.events.EventWindows with --events
+        self.windows: EventWindows | None = None  # with --events
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self.warned:
@@ -302,7 +310,8 @@ class _Video:
             self.with_faces += 1
         else:
             self.without_faces += 1
-        active = self.windows.frame(t) if self.windows is not None else []
+        windows = self.windows
+        active = windows.frame(t) if windows is not None else []
         options = self.options
         for face in faces:
             probs = au_probs(face)
@@ -337,9 +346,9 @@ class _Video:
                 t, frame, seq, probs, on, min(options.off_threshold, on), blink, ear, options.min_duration
             )
             track.last_seq = seq
-            if active:
+            if windows is not None and active:
                 blink_episode = track.open.get(BLINK)
-                self.windows.face(
+                windows.face(
                     active,
                     track_id,
                     face,
@@ -432,12 +441,13 @@ class Summarizer:
     def __init__(self, options: SummaryOptions | None = None, **fields: Any) -> None:
         self.options = options if options is not None else SummaryOptions(**fields)
         self._videos: dict[Any, _Video] = {}
-        self._events = None
+        self._events: tuple[str, list[Event]] | None = None  # the events file and what it holds
         if self.options.events is not None:
             from fatools.events import check_baseline, read_events
 
-            self._events = read_events(self.options.events)
-            check_baseline(self._events, self.options.baseline, self.options.events)
+            events = read_events(self.options.events)
+            check_baseline(events, self.options.baseline, self.options.events)
+            self._events = (self.options.events, events)
 
     def _video(self, name: Any) -> _Video:
         video = self._videos.get(name)
@@ -446,7 +456,8 @@ class Summarizer:
             if self._events is not None:
                 from fatools.events import EventWindows
 
-                video.windows = EventWindows(self._events, name, self.options.events, self.options.baseline)
+                path, events = self._events
+                video.windows = EventWindows(events, name, path, self.options.baseline)
         return video
 
     def add(self, record: dict) -> None:
