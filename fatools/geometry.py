@@ -150,8 +150,8 @@ def square_box(box: list[float]) -> tuple[int, int, int, int]:
     x1, y1, x2, y2 = box
     side = max(x2 - x1, y2 - y1)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    size = max(int(round(side)), 1)
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    size = max(round(side), 1)
     return left, top, left + size, top + size
 
 

@@ -228,7 +228,7 @@ class FacePredictors:
                 frame_crops, frame_rois = self._exact_crops(frame)
             else:
                 frame_crops, frame_rois = self._default_crops(frame.image, faces)
-            for face, crop, roi in zip(faces, frame_crops, frame_rois):
+            for face, crop, roi in zip(faces, frame_crops, frame_rois, strict=True):
                 if crop is None:
                     continue  # facetorch drops a face whose squared box leaves the frame
                 crops.append(crop)
@@ -327,7 +327,7 @@ def bf16_wanted(device: torch.device, force: bool = False) -> bool:
 
 
 def au_fields(scores: np.ndarray, threshold: float) -> dict:
-    probs = {code: round(float(p), 6) for code, p in zip(facs.CODES, scores)}
+    probs = {code: round(float(p), 6) for code, p in zip(facs.CODES, scores, strict=True)}
     active = [code for code, p in probs.items() if p > threshold]
     details = {}
     for code in active:
@@ -347,7 +347,7 @@ def expression_fields(logits: np.ndarray, labels: list[str]) -> dict:
     return {
         "label": labels[best],
         "confidence": round(float(probs[best]), 6),
-        "scores": {label: round(float(p), 6) for label, p in zip(labels, probs)},
+        "scores": {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)},
     }
 
 

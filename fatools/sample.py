@@ -78,7 +78,7 @@ def write_video(
     try:
         for frame in frames:
             if stream is None:
-                stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
+                stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps)
                 stream.height, stream.width = frame.shape[:2]
                 stream.pix_fmt = "yuv420p"
                 stream.gop_size = gop
@@ -106,7 +106,7 @@ def pan_zoom_clip(
     from fatools.video import read_image
 
     photo = read_image(photo_path)
-    frames = max(int(round(seconds * fps)), 1)
+    frames = max(round(seconds * fps), 1)
     views = camera_path((photo.shape[1], photo.shape[0]), size, frames, zoom, pan)
     write_video(render(photo, views, size), out_path, fps)
     return views

@@ -126,7 +126,7 @@ def _rotation(stream, first_frame=None) -> int:
     rotation = getattr(first_frame, "rotation", None) if first_frame is not None else None
     if rotation is None:
         rotation = -int(stream.metadata.get("rotate", 0) or 0)
-    return int(round(rotation)) % 360
+    return round(rotation) % 360
 
 
 def probe(path: str) -> VideoInfo:
@@ -154,7 +154,7 @@ def probe(path: str) -> VideoInfo:
             duration = container.duration / 1_000_000
         frame_count = stream.frames or None
         if frame_count is None and fps and duration:
-            frame_count = int(round(fps * duration))
+            frame_count = round(fps * duration)
         return VideoInfo(
             video=path,
             fps=fps,

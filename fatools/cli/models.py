@@ -96,8 +96,8 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
-        click.echo("  ".join(cells + [line[-1]]))
+        cells = [cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, line[-1]]))  # the last column unpadded
 
 
 @cli.command("fetch")
