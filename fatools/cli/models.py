@@ -81,7 +81,7 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
             "ok": f"ok({onnx.get('max_abs_diff') or 0:.0e})",
             "failed": "failed",
             "damaged": "damaged",
-        }.get(onnx.get("state"), "-")
+        }.get(str(onnx.get("state")), "-")
         table.append(
             (
                 row["name"],

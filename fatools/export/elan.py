@@ -81,7 +81,7 @@ def media_link(video: Any, out_dir: Path) -> tuple[str, str, str] | None:
 
 def _label(event: dict) -> str:
     code = event.get("au")
-    unit = BY_CODE.get(code)
+    unit = BY_CODE.get(code) if isinstance(code, str) else None
     peak = number(event.get("peak"))
     apex = number(event.get("apex"))
     text = f"{code} {unit.name}" if unit else str(code)

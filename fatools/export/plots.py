@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,11 @@ from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import safe_name
 from fatools.facs import ACTION_UNITS, AU45
 from fatools.records import track_order
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("fatools")
 
@@ -72,7 +77,7 @@ def _cell_edges(x: np.ndarray, step: float) -> tuple[np.ndarray, list[int]]:
     return np.asarray(edges), gaps
 
 
-def _note(fig, text: str | None) -> None:
+def _note(fig: Figure, text: str | None) -> None:
     """A line at the foot of a figure saying what it leaves out (not only on stderr)."""
     if text:
         fig.text(0.01, 0.005, text, fontsize=9, color="dimgrey", ha="left", va="bottom")
@@ -82,7 +87,7 @@ def track_name(track: Any) -> str:
     return "untracked faces" if track is None else f"track {track}"
 
 
-def _frame_axis(ax, timed: bool) -> None:
+def _frame_axis(ax: Axes, timed: bool) -> None:
     """Frame indices are whole numbers: no ticks at 0.5."""
     if not timed:
         from matplotlib.ticker import MaxNLocator
@@ -90,13 +95,13 @@ def _frame_axis(ax, timed: bool) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _figure(size: tuple[int, int]):
+def _figure(size: tuple[int, int]) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, layout="constrained")
 
 
-def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold: float):
+def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold: float) -> Figure:
     """AU scores of one track over time: one row per AU, colour = score, hatched = not seen.
 
     ``step`` is the video's sampling interval: a longer absence of the track is a gap.
@@ -134,7 +139,7 @@ def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold:
     return fig
 
 
-def _active_colormap(threshold: float):
+def _active_colormap(threshold: float) -> Colormap:
     """Pale blues below the activity threshold, yellow to dark red above it, so that
     active stretches stand out at a glance and their strength still reads."""
     from matplotlib import colormaps
@@ -151,7 +156,7 @@ def _active_colormap(threshold: float):
     return ListedColormap(colours, name="fatools_active").with_extremes(bad=(0, 0, 0, 0))
 
 
-def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, timed: bool):
+def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, timed: bool) -> Figure:
     """Valence and arousal of each track over time (left) and on the circumplex (right)."""
     from matplotlib.patches import Circle
 
@@ -253,7 +258,7 @@ def emotions_figure(
     title: str,
     timed: bool,
     known: tuple[str, ...] = (),
-):
+) -> Figure:
     """Share of faces with each predicted emotion, in time bins, for all faces and the main tracks."""
     fig = _figure(EMOTIONS_SIZE)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
@@ -304,7 +309,7 @@ def emotions_figure(
     return fig
 
 
-def _save(job: Job, fig, name: str) -> None:
+def _save(job: Job, fig: Figure, name: str) -> None:
     """Write ``fig`` as a PNG and free it.
 
     A figure is a web of reference cycles (artists and their figure, axes, callbacks),
@@ -351,11 +356,11 @@ class PlotSink(Sink):
                 f"Tracks shown: {', '.join('untracked' if t is None else str(t) for t in kept)} "
                 f"(the {MAX_TRACKS} with most faces of {len(ranked)}; the summary and tables have all)"
             )
-        shown = sorted(ranked[:MAX_TRACKS], key=lambda kv: track_order(kv[0]))
+        in_order = sorted(ranked[:MAX_TRACKS], key=lambda kv: track_order(kv[0]))
         threshold = state.threshold if state.threshold is not None else 0.5
         suffix = job.suffix(video)
         arrays = {track: TrackArrays(series, timed) for track, series in ranked[:MAX_TRACKS]}
-        shown = [(track, arrays[track]) for track, _ in shown if len(arrays[track].x)]
+        shown = [(track, arrays[track]) for track, _ in in_order if len(arrays[track].x)]
         for track, track_arrays in shown:
             if np.isnan(track_arrays.au).all():
                 continue  # no action units for this track: an empty heatmap says nothing

@@ -27,9 +27,9 @@ def describe(code: str) -> str:
     return unit.description if unit else "not in the FACS catalogue"
 
 
-def _name(code: str) -> str:
-    unit = AU45 if code == AU45.code else BY_CODE.get(code)
-    return unit.name if unit else code
+def _name(code: Any) -> str:
+    unit = AU45 if code == AU45.code else BY_CODE.get(code) if isinstance(code, str) else None
+    return unit.name if unit else str(code)
 
 
 def _order(code: Any) -> tuple[int, str]:
@@ -350,14 +350,10 @@ def events_section(events: list) -> list[str]:
                     f"arousal {_signed(diff.get('arousal_mean'))}",
                 ]
                 dau = diff.get("au") or {}
-                moved = sorted(
-                    (
-                        (c, number(v.get("activation_rate")))
-                        for c, v in dau.items()
-                        if isinstance(v, dict) and number(v.get("activation_rate"))
-                    ),
-                    key=lambda kv: (-abs(kv[1]), _order(kv[0])),
-                )[:3]
+                rates = ((c, number(v.get("activation_rate"))) for c, v in dau.items() if isinstance(v, dict))
+                moved = sorted(((c, d) for c, d in rates if d), key=lambda kv: (-abs(kv[1]), _order(kv[0])))[
+                    :3
+                ]
                 if moved:
                     dparts.append(", ".join(f"{c} {100 * d:+.1f} pts" for c, d in moved))
                 if number(diff.get("blinks_per_minute")) is not None:

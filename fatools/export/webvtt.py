@@ -11,6 +11,7 @@ only the open cue of each video is held.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import IO, Any
 
 from fatools.export.formatting import active_list
@@ -50,7 +51,7 @@ def cue_text(faces: list[dict]) -> str:
 class _Open:
     __slots__ = ("clock", "cues", "handle_path", "last", "start", "text")
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: Path) -> None:
         self.clock = Clock()
         self.start: float | None = None
         self.last: float | None = None
@@ -78,9 +79,9 @@ class WebVttSink(Sink):
             state = self.videos[video.name] = _Open(path)
         return state
 
-    def _write(self, video_name: Any, state: _Open, end: float) -> None:
+    def _write(self, video_name: Any, state: _Open, start: float, end: float) -> None:
         # One file open at a time: a stream of many videos must not run out of descriptors.
-        if self.current != video_name:
+        if self.current != video_name or self.handle is None:
             if self.handle is not None:
                 self.handle.close()
             # Kept open across calls, closed on the next video or at the end.
@@ -88,7 +89,7 @@ class WebVttSink(Sink):
             self.current = video_name
         state.cues += 1
         self.handle.write(
-            f"\n{state.cues}\n{timestamp(state.start)} --> {timestamp(max(end, state.start))}\n{state.text}\n"
+            f"\n{state.cues}\n{timestamp(start)} --> {timestamp(max(end, start))}\n{state.text}\n"
         )
         state.start = state.last = None
         state.text = ""
@@ -100,12 +101,13 @@ class WebVttSink(Sink):
         state = self._state(video)
         state.clock.tick(t)
         text = cue_text(faces) if faces else ""
-        if state.start is not None:
+        if state.start is not None and state.last is not None:  # a cue is open (both are set together)
             continuous = state.clock.continues(state.last, t)
             if continuous and text == state.text:
                 state.last = t
                 return
-            self._write(video.name, state, t if continuous else state.last + (state.clock.interval or 0.0))
+            end = t if continuous else state.last + (state.clock.interval or 0.0)
+            self._write(video.name, state, state.start, end)
         if text:
             state.start = state.last = t
             state.text = text
@@ -119,9 +121,10 @@ class WebVttSink(Sink):
         job = self.job
         for video in job.videos.values():
             state = self._state(video)
-            if state.start is not None:
+            if state.start is not None and state.last is not None:
                 interval = number((job.video_summary(video).get("time") or {}).get("sampling_interval"))
-                self._write(video.name, state, state.last + (interval or state.clock.interval or 0.0))
+                end = state.last + (interval or state.clock.interval or 0.0)
+                self._write(video.name, state, state.start, end)
         self.abort()
         for video in job.videos.values():
             job.staging.stage(
