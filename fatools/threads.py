@@ -15,6 +15,7 @@ membership file than the machine's (``CGROUP_ROOT``, ``PROC_CGROUP``): the tests
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -100,10 +101,9 @@ def apply(threads: int | None = None) -> int:
     import torch
 
     torch.set_num_threads(count)
-    try:
+    # Only settable before torch's first parallel work: after that, keep what it has.
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(min(count, 4))
-    except RuntimeError:  # only settable before torch's first parallel work; keep what it has
-        pass
     cv2.setNumThreads(count)
     _decode_threads = count
     return count

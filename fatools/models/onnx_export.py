@@ -267,7 +267,7 @@ def _max_difference(module: Any, sess: Any, inputs: list[Any]) -> tuple[float, f
         if len(got) != len(expected):
             raise ValueError(f"{len(got)} outputs, TorchScript gives {len(expected)}")
         count = len(expected)
-        for out, ref in zip(got, expected):
+        for out, ref in zip(got, expected, strict=True):
             ref = ref.float().numpy()
             if out.shape != ref.shape:
                 raise ValueError(f"output shape {out.shape}, TorchScript gives {ref.shape}")
@@ -345,7 +345,8 @@ def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], de
         fp32, int8 = session(fp32_file), session(tmp)
         worst = 0.0
         for x in inputs:
-            for a, b in zip(fp32.run(None, {INPUT_NAME: x.numpy()}), int8.run(None, {INPUT_NAME: x.numpy()})):
+            feed = {INPUT_NAME: x.numpy()}
+            for a, b in zip(fp32.run(None, feed), int8.run(None, feed), strict=True):
                 if not np.isfinite(b).all():
                     raise ValueError("the int8 model gives non-finite outputs")
                 worst = max(worst, float(np.abs(a - b).max()) if a.size else 0.0)

@@ -23,7 +23,6 @@ import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +36,7 @@ from facetorch.base import BaseDownloader  # noqa: E402 - after the one-line che
 
 log = logging.getLogger("fatools")
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: sha256 of biubug6's ``mobilenet0.25_Final.pth``; the only weights this module converts.
 PTH_SHA256 = "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220"

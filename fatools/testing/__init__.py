@@ -62,9 +62,11 @@ def build_standins(directory: str | os.PathLike[str], names: Iterable[str] | Non
     for name in names if names is not None else MODELS:
         store.spec(name)  # a FatoolsError for unknown names, before writing anything
         content = standin_bytes(name)
-        written[name] = store.install_written(
-            name, directory, lambda path: path.write_bytes(content), "standin", "fatools.testing"
-        )
+
+        def write(path: Path, content: bytes = content) -> None:  # bound now, not at the loop's end
+            path.write_bytes(content)
+
+        written[name] = store.install_written(name, directory, write, "standin", "fatools.testing")
     return written
 
 
