@@ -101,11 +101,13 @@ def compare(reference: list[dict], variant: list[dict]) -> dict:
             if best is None or iou(face["box"], best["box"]) < 0.5:
                 continue
             counts["matched"] += 1
-            diffs["box"] += list(zip(face["box"], best["box"]))
+            diffs["box"] += list(zip(face["box"], best["box"], strict=True))
             diffs["score"].append((face["score"], best["score"]))
             if "landmarks3d" in face and "landmarks3d" in best:
                 diffs["landmarks"] += [
-                    (p[i], q[i]) for p, q in zip(face["landmarks3d"], best["landmarks3d"]) for i in (0, 1)
+                    (p[i], q[i])
+                    for p, q in zip(face["landmarks3d"], best["landmarks3d"], strict=True)
+                    for i in (0, 1)
                 ]
             if "au" in face and "probs" in face["au"]:
                 diffs["au"] += [(face["au"]["probs"][k], best["au"]["probs"][k]) for k in face["au"]["probs"]]

@@ -81,7 +81,7 @@ def write_records(path: Path, tracks: int, seconds: float, rate: float = 6.0, fp
                     {
                         "schema": 1,
                         "video": str(path.with_suffix(".mp4")),
-                        "frame": int(round(t * fps)),
+                        "frame": round(t * fps),
                         "t": round(t, 4),
                         "width": 1280,
                         "height": 720,

@@ -78,7 +78,7 @@ def summarise(runs: list[dict], names: list[str], rounds: int) -> dict:
         seed_counts = by[("seed", 0)]["faces_per_frame"]
         mine = by[(name, 0)]["faces_per_frame"]
         out["sides"][name]["frames_with_other_face_count_than_seed"] = sum(
-            a != b for a, b in zip(seed_counts, mine)
+            a != b for a, b in zip(seed_counts, mine, strict=True)
         )
     return out
 

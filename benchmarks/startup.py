@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         name: {"wall": [], "cpu": [], "import": [], "per_input": []} for name in sides
     }
     copies = _copies(work, clip, args.inputs) if args.inputs > 1 else []
-    for name, root in sides.items():  # warm the page cache and any first-use files (ONNX exports)
+    for root in sides.values():  # warm the page cache and any first-use files (ONNX exports)
         out = Path(tempfile.mkdtemp(prefix="fatools-startup-"))
         _child(
             [

@@ -303,7 +303,7 @@ def build_twins(
             written["align-meta"] = _install(
                 "align-meta",
                 store_dir,
-                lambda path: torch.save(meta, path),
+                lambda path, m=meta: torch.save(m, path),
                 f"fatools stand-in 3DMM meta padded to {BFM_VERTICES} vertices",
             )
     if detector in ("mnet", "both"):

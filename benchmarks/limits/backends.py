@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         session = onnx_export.session(onnx_file, 2)
         x = torch.randn(batch, 3, h, w) * (60 if detector else 1)
 
-        def on_torch(t):
+        # This round's model, format and session, bound now rather than looked up when called.
+        def on_torch(t, owner=owner, fmt=fmt):
             with torch.inference_mode():
                 return owner.model(fmt.apply(t))
 
-        def on_onnx(t):
+        def on_onnx(t, session=session):
             return session.run(None, {"input": t.numpy()})
 
         on_torch(x), on_onnx(x)
@@ -109,7 +110,9 @@ def au_profile(store: Path) -> None:
         session.run(None, {"input": x})
     trace = session.end_profiling()
     by_op: collections.Counter = collections.Counter()
-    for event in json.load(open(trace)):
+    with open(trace) as handle:
+        events = json.load(handle)
+    for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             by_op[event["args"]["op_name"]] += event["dur"]
     os.unlink(trace)
