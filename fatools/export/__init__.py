@@ -18,9 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fatools.errors import FatoolsError
 from fatools.export.formats import DEFAULT_FORMATS, parse_formats
+
+if TYPE_CHECKING:
+    from fatools.export.sinks import Video
+    from fatools.summary import SummaryOptions
 
 log = logging.getLogger("fatools")
 
@@ -207,7 +212,7 @@ class Export:
             sink.abort()
         self.staging.cleanup()
 
-    def _video(self, name: object):
+    def _video(self, name: object) -> Video:
         from fatools.export.sinks import Video
 
         try:
@@ -225,7 +230,7 @@ def export(
     formats: Iterable[str] = DEFAULT_FORMATS,
     *,
     summary: dict | None = None,
-    summary_options=None,
+    summary_options: SummaryOptions | None = None,
     analysis_metadata: dict | None = None,
     timestamp: str | None = None,
     keep_analysis: bool = False,
@@ -268,4 +273,7 @@ def export(
         # Whatever stopped us (a bad record, a full disk, ^C), no half file keeps a final name.
         job.abort()
         raise
-    return job.finish(summarizer.result() if summarizer is not None else summary, analysis_metadata)
+    if summarizer is not None:
+        summary = summarizer.result()
+    assert summary is not None  # given, or computed above
+    return job.finish(summary, analysis_metadata)

@@ -30,7 +30,7 @@ import numpy as np
 
 from fatools.export.plots import track_name
 from fatools.export.series import HEAT_CODES, TrackArrays, TrackSeries, VideoSeries
-from fatools.export.sinks import Sink, Video
+from fatools.export.sinks import Job, Sink, Video
 from fatools.records import expression_of, number, track_order
 from fatools.versions import package_versions
 from fatools.video import is_image_path
@@ -74,7 +74,7 @@ class HtmlSink(Sink):
     trusted_faces = True  # the boxes drawn are those of the faces the series keep
     fmt = "html"
 
-    def __init__(self, job) -> None:
+    def __init__(self, job: Job) -> None:
         super().__init__(job)
         # Expression probabilities per track, aligned with the series' samples.
         self.probs: dict[Any, dict[Any, dict[str, array]]] = {}
@@ -116,7 +116,7 @@ class HtmlSink(Sink):
         job = self.job
         wrote = False
         for video in job.videos.values():
-            self._page(video, job.series.videos.get(video.name))
+            self._page(video)
             wrote = True
         if not wrote:
             return
@@ -182,8 +182,12 @@ class HtmlSink(Sink):
             )
         return out
 
-    def _page(self, video: Video, state: VideoSeries | None) -> None:
+    def page_data(self, video: Video) -> dict:
+        """What the page of ``video`` shows (its ``DATA``), from what the records gave so far:
+        report.html's at the end of an export, the live page's (``export.live_page``) while
+        a run goes on."""
         job = self.job
+        state = job.series.videos.get(video.name)
         timed = state is not None and not np.isnan(np.frombuffer(state.all_t)).any()
         header = video.header or {}
         source = header.get("video") or (str(video.name) if video.name is not None else None)
@@ -196,7 +200,7 @@ class HtmlSink(Sink):
         if kind == "video" and "overlay" in job.formats:  # made by this export: H.264, the source's clock
             media = f"facial_analysis{suffix}_{job.timestamp}.mp4"
         summary = job.video_summary(video)
-        data = {
+        return {
             "video": str(video.name),
             "media": media,
             "original": original,
@@ -218,16 +222,25 @@ class HtmlSink(Sink):
             "frames": summary.get("frames") or {},
             "events": [_event(e) for e in summary.get("events") or [] if isinstance(e, dict)],
         }
-        text = _PAGE.read_text(encoding="utf-8")
-        payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
-        page = (
-            text.replace("{{title}}", html.escape(f"fatools report: {video.name}"))
-            .replace("{{plotly}}", html.escape(self._script_src()))
-            .replace("{{data}}", payload)
-        )
+
+    def _page(self, video: Video) -> None:
+        job = self.job
+        page = render_page(self.page_data(video), f"fatools report: {video.name}", self._script_src())
         path = job.staging.temp()
         path.write_text(page, encoding="utf-8")
-        job.staging.stage(self.fmt, path, f"report{suffix}.html")
+        job.staging.stage(self.fmt, path, f"report{job.suffix(video)}.html")
+
+
+def render_page(data: dict, title: str, plotly_src: str) -> str:
+    """The report page (report_page.html) with ``data`` as its ``DATA``; ``data["live"]``
+    set makes it the live page, which follows the server's events (fatools.serve)."""
+    payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
+    return (
+        _PAGE.read_text(encoding="utf-8")
+        .replace("{{title}}", html.escape(title))
+        .replace("{{plotly}}", html.escape(plotly_src))
+        .replace("{{data}}", payload)
+    )
 
 
 def _media_kind(source: str, header: dict) -> str:

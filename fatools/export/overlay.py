@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -27,6 +28,13 @@ from fatools.export.formatting import active_list
 from fatools.export.sinks import Job, Sink, Video
 from fatools.export.staging import ScratchFiles
 from fatools.records import expression_of, number, va_of
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
+
+Colour = tuple[int, int, int]  # BGR, as OpenCV draws
 
 log = logging.getLogger("fatools")
 
@@ -47,7 +55,7 @@ UNTRACKED = (255, 255, 255)
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
 
 
-def colour(track: Any) -> tuple[int, int, int]:
+def colour(track: Any) -> Colour:
     if isinstance(track, int) and not isinstance(track, bool):
         return PALETTE[track % len(PALETTE)]
     return UNTRACKED if track is None else PALETTE[hash(str(track)) % len(PALETTE)]
@@ -109,7 +117,9 @@ def draw(image: np.ndarray, faces: list[dict]) -> None:
             _va_marker(image, face["va"], (x2 + 4, y1), max(24, size // 4), col)
 
 
-def _label(image: np.ndarray, text: str, origin: tuple[int, int], col, scale: float, above: bool) -> None:
+def _label(
+    image: np.ndarray, text: str, origin: tuple[int, int], col: Colour, scale: float, above: bool
+) -> None:
     import cv2
 
     font = cv2.FONT_HERSHEY_SIMPLEX
@@ -121,7 +131,7 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], col, scale: fl
     cv2.putText(image, text, (x + 2, top + th), font, scale, col, 1, cv2.LINE_AA)
 
 
-def _va_marker(image: np.ndarray, va: list, corner: tuple[int, int], side: int, col) -> None:
+def _va_marker(image: np.ndarray, va: list, corner: tuple[int, int], side: int, col: Colour) -> None:
     """A small square: valence across (-1..1), arousal up, a dot where the face is."""
     import cv2
 
@@ -183,7 +193,7 @@ class OverlaySink(Sink):
             job.staging.stage(self.fmt, path, f"facial_analysis{job.suffix(video)}_{job.timestamp}.mp4")
 
 
-def _annotations(path: str):
+def _annotations(path: str) -> Iterator[tuple[int, list[dict]]]:
     """(frame, faces) of each sampled frame, in order, read one line at a time."""
     with open(path, "rb") as handle:
         for line in handle:
@@ -192,7 +202,7 @@ def _annotations(path: str):
 
 
 def write_overlay(
-    source: str, annotations: str, out_path: str, total: int | None = None, progress: bool | None = None
+    source: str, annotations: str, out_path: str, total: float | None = None, progress: bool | None = None
 ) -> None:
     """Decode ``source`` once and write it to ``out_path`` (MP4) with the annotations drawn."""
     import av
@@ -215,13 +225,13 @@ def write_overlay(
         out = av.open(out_path, "w", format="mp4")
         try:
             vout = _video_stream(out, vin, info.width, info.height)
-            aout = None
+            audio: tuple[AudioStream, AudioStream] | None = None  # (in, out)
             transcode_audio = ain is not None and ain.codec_context.name not in MP4_AUDIO
             if ain is not None:
                 if transcode_audio:
-                    aout = out.add_stream("aac", rate=ain.codec_context.sample_rate or 48000)
+                    audio = (ain, out.add_stream("aac", rate=ain.codec_context.sample_rate or 48000))
                 else:
-                    aout = out.add_stream_from_template(ain)
+                    audio = (ain, out.add_stream_from_template(ain))
             items = _annotations(annotations)
             pending = next(items, None)
             faces: list[dict] = []
@@ -229,16 +239,18 @@ def write_overlay(
             streams = [vin] + ([ain] if ain is not None else [])
             for packet in container.demux(*streams):
                 if packet.stream.type == "audio":
+                    if audio is None:
+                        continue  # never: the audio stream is demuxed only when it has an output
                     if transcode_audio:
-                        for frame in packet.decode():
-                            frame.pts = None
-                            for encoded in aout.encode(frame):
+                        for sound in audio[0].decode(packet):
+                            sound.pts = None
+                            for encoded in audio[1].encode(sound):
                                 out.mux(encoded)
                     elif packet.dts is not None:
-                        packet.stream = aout
+                        packet.stream = audio[1]
                         out.mux(packet)
                     continue
-                for frame in packet.decode():
+                for frame in vin.decode(packet):
                     image = _rotate(frame.to_ndarray(format="bgr24"), info.rotation)
                     while pending is not None and pending[0] <= index:
                         faces = pending[1]
@@ -253,8 +265,8 @@ def write_overlay(
                     progress_line.update()
             for encoded in vout.encode():
                 out.mux(encoded)
-            if aout is not None and transcode_audio:
-                for encoded in aout.encode():
+            if audio is not None and transcode_audio:
+                for encoded in audio[1].encode():
                     out.mux(encoded)
         except av.error.FFmpegError as exc:
             raise FatoolsError(f"{source}: drawing the overlay failed ({exc})") from None
@@ -263,12 +275,13 @@ def write_overlay(
             progress_line.close()
 
 
-def _video_stream(out, vin, width: int, height: int):
+def _video_stream(out: OutputContainer, vin: VideoStream, width: int, height: int) -> VideoStream:
     stream = out.add_stream("libx264", rate=vin.average_rate or 25)
     stream.width, stream.height = width, height
     # 4:2:0 needs even sizes; an odd-sized video keeps its size in 4:4:4.
     stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-    stream.time_base = vin.time_base
-    stream.codec_context.time_base = vin.time_base
+    if vin.time_base is not None:  # always, for a demuxed stream; the encoder's default otherwise
+        stream.time_base = vin.time_base
+        stream.codec_context.time_base = vin.time_base
     stream.options = {"crf": "20", "preset": "veryfast"}
     return stream
