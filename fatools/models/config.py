@@ -92,7 +92,8 @@ def check_targets(cfg: DictConfig, path: str | os.PathLike[str]) -> None:
 def _load(path: str | os.PathLike[str], trust: bool = False) -> DictConfig:
     """The user's configuration file as written, checked for what it may run."""
     try:
-        cfg = OmegaConf.load(path)
+        # As a string: OmegaConf reads any path-like that is not a pathlib.Path as an open file.
+        cfg = OmegaConf.load(os.fspath(path))
     except OSError as exc:
         raise FatoolsError(f"{path}: cannot read the configuration ({exc.strerror})") from None
     except Exception as exc:
@@ -119,15 +120,21 @@ def read_config(path: str | os.PathLike[str] | None, trust: bool = False) -> tup
     global reads
     reads += 1
     if path is None:
-        return OmegaConf.create(bundled_config_text()), None
+        return _bundled(), None
     cfg = _load(path, trust)
     choices = short_form_choices(cfg, path)
     if choices is not None:
         # The seed tool's short form names models, nothing else; each names fatools' own
         # model for its task (one per task), so fatools' own configuration is what runs,
         # with the detector it names (resolve_detector: as --detector would).
-        return OmegaConf.create(bundled_config_text()), choices.get("detector")
+        return _bundled(), choices.get("detector")
     return cfg, None
+
+
+def _bundled() -> DictConfig:
+    cfg = OmegaConf.create(bundled_config_text())
+    assert isinstance(cfg, DictConfig)  # the bundled file is a mapping
+    return cfg
 
 
 def _read(path: str | os.PathLike[str] | None, trust: bool = False) -> DictConfig:
@@ -139,7 +146,7 @@ def _short_form(analyzer: DictConfig) -> str | None:
     sections = [("detector", analyzer.get("detector"))]
     predictors = analyzer.get("predictor")
     if isinstance(predictors, DictConfig):
-        sections += [(f"predictor.{key}", value) for key, value in predictors.items()]
+        sections += [(f"predictor.{key!s}", value) for key, value in predictors.items()]
     for where, section in sections:
         if (
             isinstance(section, DictConfig)
@@ -206,7 +213,7 @@ def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[st
 
     for key in cfg:
         if key != "analyzer":
-            refuse(f"{key}: {holds}; give {full}")
+            refuse(f"{key!s}: {holds}; give {full}")
     sections: list[tuple[str, str, object]] = []
     for key, value in cfg.analyzer.items():
         if key == "detector":
@@ -215,10 +222,10 @@ def short_form_choices(cfg: DictConfig, path: str | os.PathLike[str]) -> dict[st
             for task, section in value.items():
                 if task not in catalogue.TASKS:
                     refuse(
-                        f"analyzer.predictor.{task}: fatools has no {task} predictor; it has "
+                        f"analyzer.predictor.{task!s}: fatools has no {task!s} predictor; it has "
                         f"{', '.join(catalogue.TASKS)}"
                     )
-                sections.append((f"predictor.{task}", str(task), section))
+                sections.append((f"predictor.{task!s}", str(task), section))
         else:
             refuse(f"analyzer.{key}: {holds}; fatools' options (--device, ...) set the rest, or give {full}")
     mapped: list[tuple[str, str, str]] = []

@@ -39,6 +39,7 @@ import logging
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def supported_ir_version() -> int:
     (milliseconds, once a process)."""
     import onnx
 
-    ir = onnx.IR_VERSION
+    ir = int(onnx.IR_VERSION)
     while ir > 3:
         problem = _ir_problem(ir)
         if problem is None:
@@ -202,7 +203,11 @@ def _export(module: Any, example: Any, target: Path, detector: bool) -> None:
     with quiet_torchscript(), warnings.catch_warnings():
         for message in _EXPORT_NOTICES:
             warnings.filterwarnings("ignore", message=message)
-        arguments = {"opset_version": OPSET, "input_names": [INPUT_NAME], "dynamic_axes": {INPUT_NAME: axes}}
+        arguments: dict[str, Any] = {
+            "opset_version": OPSET,
+            "input_names": [INPUT_NAME],
+            "dynamic_axes": {INPUT_NAME: axes},
+        }
         try:
             torch.onnx.export(module, (example,), str(target), dynamo=False, **arguments)
         except TypeError as exc:
@@ -276,7 +281,9 @@ def _max_difference(module: Any, sess: Any, inputs: list[Any]) -> tuple[float, f
     return worst, bound, kind, count
 
 
-def build_export(model_file: str | Path, source_sha256: str, example: tuple[int, ...], detector: bool):
+def build_export(
+    model_file: str | Path, source_sha256: str, example: tuple[int, ...], detector: bool
+) -> Callable[[Path], dict]:
     """The ``derived.ensure`` builder of a checked float32 export."""
 
     def build(tmp: Path) -> dict:
@@ -316,7 +323,9 @@ def build_export(model_file: str | Path, source_sha256: str, example: tuple[int,
     return build
 
 
-def build_int8(fp32_file: Path, source_sha256: str, example: tuple[int, ...], detector: bool):
+def build_int8(
+    fp32_file: Path, source_sha256: str, example: tuple[int, ...], detector: bool
+) -> Callable[[Path], dict]:
     """The ``derived.ensure`` builder of the int8 (dynamic MatMul quantisation) file."""
 
     def build(tmp: Path) -> dict:
@@ -405,9 +414,8 @@ def ensure_export(
     int8: bool = False,
 ) -> tuple[Path | None, dict]:
     """The checked export of a model (made now when missing), or None and why not."""
-    path = onnx_path(model_file, source_sha256)
     path, info = derived.ensure(
-        path,
+        onnx_path(model_file, source_sha256),
         build_export(model_file, source_sha256, example, detector),
         what=f"the ONNX export of {name}",
         prepare_hint=f"fa-models prepare {name}",

@@ -88,7 +88,7 @@ _resolved: dict[ModelRequest, tuple[Resolution, tuple]] = {}
 def stamps(paths: Iterable[str | os.PathLike[str]]) -> tuple:
     """What a stat of each path says (size, mtime, inode; None when gone), to notice a file
     that moved since."""
-    out = []
+    out: list[tuple[str, None] | tuple[str, int, int, int]] = []
     for path in paths:
         try:
             stat = os.stat(path)

@@ -23,6 +23,7 @@ import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -175,6 +176,11 @@ class RetinaFaceHeads(nn.Module):
     ``_Head``, the published state-dict names); TorchScript cannot take a ModuleList as an
     argument, hence a method on the module rather than a function.
     """
+
+    if TYPE_CHECKING:  # for mypy only: TorchScript would read class annotations as attribute types
+        ClassHead: nn.ModuleList
+        BboxHead: nn.ModuleList
+        LandmarkHead: nn.ModuleList
 
     def heads(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loc, class logits, landmarks)`` of the three pyramid levels, concatenated."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # torch's own wording: "`torch.jit.load` is deprecated. Please switch to `torch.export`."
@@ -100,6 +100,9 @@ def _dynamo_deferred() -> Iterator[None]:
         return importlib.import_module("torch._dynamo.utils").is_compile_supported(*args, **kwargs)
 
     class Deferred(types.ModuleType):
+        utils: types.ModuleType  # set on the package below
+        is_compile_supported: Callable[..., Any]  # set on torch._dynamo.utils below
+
         def __getattr__(self, attr: str) -> Any:  # anything else: the real module
             if attr.startswith("__"):
                 raise AttributeError(attr)  # what inspect and importlib probe modules for

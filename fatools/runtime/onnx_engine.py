@@ -108,7 +108,8 @@ def onnx_model(
     from fatools.models import derived, onnx_export
 
     if file is None:
-        return _fallback(name, "its model file is not known", required)
+        _fallback(name, "its model file is not known", required)
+        return None
     model_file, store_name = file.path, file.name
     try:
         path, info = onnx_export.ensure_export(
@@ -120,37 +121,41 @@ def onnx_model(
         log.warning("%s: runs on torch: %s", name, str(exc).split(": ", 1)[-1])
         return None
     except derived.DamagedError as exc:  # the float32 export the int8 form is made from
-        return _fallback(name, str(exc), required)
+        _fallback(name, str(exc), required)
+        return None
     if path is None:
-        return _fallback(
+        _fallback(
             name,
             f"its ONNX export failed ({info.get('error')}); "
             f"`fa-models prepare {store_name} --force` tries again",
             required,
         )
+        return None
     # An export damaged after its check could still open and give wrong outputs (bytes
     # overwritten in its weights): the record's hash decides, at a stat's cost.
     why = derived.damage(path, info)
     if why is not None:
-        return _fallback(
+        _fallback(
             name,
             f"its ONNX export {path} is damaged ({why}); {onnx_export.remake_hint(store_name, path)}",
             required,
         )
+        return None
     try:
         return OnnxModel(path, info, torch.get_num_threads())
     except Exception as exc:
-        return _fallback(
+        _fallback(
             name,
             f"its ONNX export {path} does not open in ONNX Runtime "
             f"({onnx_export.ort_message(exc)}); "
             f"{onnx_export.remake_hint(store_name, path)}",
             required,
         )
+        return None
 
 
 def _fallback(name: str, why: str, required: bool) -> None:
+    """Refuse (``required``), or say why the model runs on torch."""
     if required:
         raise FatoolsError(f"{name}: cannot run on ONNX Runtime: {why}; use --backend torch")
     log.warning("%s: runs on torch: %s", name, why)
-    return None
