@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import chain
+from typing import TYPE_CHECKING
 
 from fatools.detect import BatchDetector, detect_frames
 from fatools.frames import input_frames
@@ -12,6 +13,9 @@ from fatools.predict import FacePredictors, predict_frames
 from fatools.stream import prefetch
 from fatools.track import TrackOptions, track_records
 from fatools.video import Sampling
+
+if TYPE_CHECKING:
+    from fatools.live import LiveRun
 
 
 def analysed_records(
@@ -24,7 +28,7 @@ def analysed_records(
     frame_batch: int | None = None,
     replay: Iterable[dict] = (),
     skip_through: int | None = None,
-    live=None,
+    live: LiveRun | None = None,
 ) -> Iterator[dict]:
     """fa-frames | fa-detect | fa-predict | fa-track, on ``path``: its records, one by one.
 

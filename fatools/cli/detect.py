@@ -17,24 +17,24 @@ from fatools.cli import options
 @options.on_error_option
 @options.command("fa-detect")
 def cli(
-    inputs,
-    detector,
-    det_size,
-    score_threshold,
-    min_face,
-    facetorch_exact,
-    optimize,
-    fp16,
-    backend,
-    detect_batch,
-    threads,
-    device,
-    config_path,
-    trust_config,
-    models_dir,
-    verify,
-    on_error,
-):
+    inputs: tuple[str, ...],
+    detector: str | None,
+    det_size: int,
+    score_threshold: float | None,
+    min_face: float,
+    facetorch_exact: bool,
+    optimize: bool,
+    fp16: bool,
+    backend: str,
+    detect_batch: int | None,
+    threads: int | None,
+    device: str,
+    config_path: str | None,
+    trust_config: bool,
+    models_dir: str | None,
+    verify: bool,
+    on_error: str,
+) -> None:
     """Find faces in the frames of a record stream.
 
     Reads frame records (files or standard input), decodes the frames they refer to

@@ -65,22 +65,22 @@ def _json_object(path: str, what: str) -> dict:
 @options.on_error_option
 @options.command("fa-export")
 def cli(
-    inputs,
-    output_dir,
-    formats,
-    timestamp,
-    summary_path,
-    metadata_path,
-    on_threshold,
-    off_threshold,
-    min_duration,
-    episode_gap,
-    top,
-    events,
-    baseline,
-    min_quality,
-    on_error,
-):
+    inputs: tuple[str, ...],
+    output_dir: str,
+    formats: tuple[str, ...],
+    timestamp: str | None,
+    summary_path: str | None,
+    metadata_path: str | None,
+    on_threshold: float | None,
+    off_threshold: float,
+    min_duration: float,
+    episode_gap: float | None,
+    top: int,
+    events: str | None,
+    baseline: str | None,
+    min_quality: str | None,
+    on_error: str,
+) -> None:
     """Export records as files people and other tools read.
 
     Reads records (from fa-predict, ideally after fa-track) once and writes into

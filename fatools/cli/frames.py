@@ -40,24 +40,24 @@ log = logging.getLogger("fatools")
 @options.on_error_option
 @options.command("fa-frames")
 def cli(
-    inputs,
-    every,
-    sample_fps,
-    start,
-    end,
-    max_frames,
-    images_dir,
-    image_format,
-    probe_only,
-    no_header,
-    on_error,
-    input_format,
-    input_options,
-    no_drop,
-    reconnect,
-    stall_timeout,
-    live_duration,
-):
+    inputs: tuple[str, ...],
+    every: int | None,
+    sample_fps: float | None,
+    start: float,
+    end: float | None,
+    max_frames: int | None,
+    images_dir: str | None,
+    image_format: str,
+    probe_only: bool,
+    no_header: bool,
+    on_error: str,
+    input_format: str | None,
+    input_options: tuple[str, ...],
+    no_drop: bool,
+    reconnect: int,
+    stall_timeout: str,
+    live_duration: str | None,
+) -> None:
     """Sample frames from videos, images or folders of images.
 
     Writes one JSON frame record per sampled frame to stdout

@@ -11,12 +11,17 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fatools.errors import FatoolsError
 from fatools.versions import __version__
+
+if TYPE_CHECKING:
+    from fatools.live import LiveOptions
+    from fatools.summary import SummaryOptions
+    from fatools.video import Sampling
 
 log = logging.getLogger("fatools")
 
@@ -396,17 +401,19 @@ def live_from(
     reconnect: int,
     stall_timeout: str,
     live_duration: str | None,
-):
+) -> LiveOptions:
     """The LiveOptions the live options describe (usage errors for bad values)."""
     from fatools.live import LiveOptions, parse_duration, parse_input_options
 
     try:
+        stall = parse_duration(stall_timeout)
+        assert stall is not None  # a text parses to seconds or raises ValueError
         return LiveOptions(
             input_format=input_format,
             input_options=parse_input_options(input_options),
             drop=not no_drop,
             reconnect=reconnect,
-            stall_timeout=parse_duration(stall_timeout),
+            stall_timeout=stall,
             duration=parse_duration(live_duration),
         )
     except ValueError as exc:
@@ -424,7 +431,7 @@ def refuse_clock_for_stills(
 
 def sampling_from(
     every: int | None, sample_fps: float | None, start: float, end: float | None, max_frames: int | None
-):
+) -> Sampling:
     """The Sampling the sampling options describe (usage errors for contradictions)."""
     from fatools.video import Sampling
 
@@ -603,7 +610,7 @@ def summary_from(
     events: str | None = None,
     baseline: str | None = None,
     min_quality: str | None = None,
-):
+) -> SummaryOptions:
     """The SummaryOptions the summary options describe (usage errors for contradictions;
     a bad events file is a FatoolsError naming its line, found before any work starts)."""
     from fatools.events import check_events_options

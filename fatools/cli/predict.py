@@ -21,25 +21,25 @@ from fatools.cli import options
 @options.on_error_option
 @options.command("fa-predict")
 def cli(
-    inputs,
-    tasks,
-    au_threshold,
-    facetorch_exact,
-    face_batch,
-    optimize,
-    fp16,
-    backend,
-    int8,
-    bf16,
-    frame_batch,
-    threads,
-    device,
-    config_path,
-    trust_config,
-    models_dir,
-    verify,
-    on_error,
-):
+    inputs: tuple[str, ...],
+    tasks: tuple[str, ...],
+    au_threshold: float,
+    facetorch_exact: bool,
+    face_batch: int | None,
+    optimize: bool,
+    fp16: bool,
+    backend: str,
+    int8: bool,
+    bf16: bool,
+    frame_batch: int | None,
+    threads: int | None,
+    device: str,
+    config_path: str | None,
+    trust_config: bool,
+    models_dir: str | None,
+    verify: bool,
+    on_error: str,
+) -> None:
     """Predict facial actions for every detected face.
 
     Reads records with "faces" (from fa-detect), crops each face from its frame and adds

@@ -4,6 +4,7 @@ over one input or a whole study."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -59,25 +60,25 @@ from fatools.cli import options
 )
 @options.command("fa-run")
 def cli(
-    inputs,
-    from_lists,
-    output_dir,
-    shard,
-    force,
-    fail_fast,
-    threads,
-    design_path,
-    participant_from,
-    allow_partial,
-    input_format,
-    input_options,
-    no_drop,
-    reconnect,
-    stall_timeout,
-    live_duration,
-    checkpoint,
-    **values,
-):
+    inputs: tuple[str, ...],
+    from_lists: tuple[str, ...],
+    output_dir: str,
+    shard: str | None,
+    force: bool,
+    fail_fast: bool,
+    threads: int | None,
+    design_path: str | None,
+    participant_from: str | None,
+    allow_partial: bool,
+    input_format: str | None,
+    input_options: tuple[str, ...],
+    no_drop: bool,
+    reconnect: int,
+    stall_timeout: str,
+    live_duration: str | None,
+    checkpoint: str | None,
+    **values: Any,
+) -> None:
     """Analyse videos, images or folders of them in one process; write every result into
     a directory.
 

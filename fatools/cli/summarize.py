@@ -19,18 +19,18 @@ log = logging.getLogger("fatools")
 @options.on_error_option
 @options.command("fa-summarize")
 def cli(
-    inputs,
-    on_threshold,
-    off_threshold,
-    min_duration,
-    episode_gap,
-    top,
-    events,
-    baseline,
-    min_quality,
-    pretty,
-    on_error,
-):
+    inputs: tuple[str, ...],
+    on_threshold: float | None,
+    off_threshold: float,
+    min_duration: float,
+    episode_gap: float | None,
+    top: int,
+    events: str | None,
+    baseline: str | None,
+    min_quality: str | None,
+    pretty: bool,
+    on_error: str,
+) -> None:
     """Summarize a record stream as one JSON object.
 
     Reads records (from fa-predict, ideally after fa-track) and writes per video and per

@@ -33,7 +33,14 @@ from fatools.cli import options
 )
 @options.on_error_option
 @options.command("fa-track")
-def cli(inputs, track_gap, iou_threshold, embed_threshold, min_similarity, on_error):
+def cli(
+    inputs: tuple[str, ...],
+    track_gap: float,
+    iou_threshold: float,
+    embed_threshold: float,
+    min_similarity: float,
+    on_error: str,
+) -> None:
     """Link faces across frames into tracks.
 
     Reads records with "faces" (from fa-detect or fa-predict) and writes each again
