@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -74,11 +75,16 @@ def write_video(
     import av
 
     container = av.open(path, mode="w")
-    stream = None
+    stream: av.VideoStream | None = None
     try:
         for frame in frames:
             if stream is None:
-                stream = container.add_stream(codec, rate=round(fps) if float(fps).is_integer() else fps)
+                # A Fraction: PyAV takes a rate's numerator and denominator, which a float
+                # has not (29.97 failed); 1001 keeps NTSC's 30000/1001 exact.
+                added = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+                if not isinstance(added, av.VideoStream):
+                    raise ValueError(f"{codec}: not a video codec")
+                stream = added
                 stream.height, stream.width = frame.shape[:2]
                 stream.pix_fmt = "yuv420p"
                 stream.gop_size = gop

@@ -68,6 +68,20 @@ def test_sample_tool_makes_a_clip_from_it(tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "builtin:grace_hopper" in bad.stderr
 
 
+@pytest.mark.parametrize("fps, rate", [(29.97, "2997/100"), (30000 / 1001, "30000/1001"), (25.0, "25")])
+def test_write_video_takes_a_fractional_frame_rate(tmp_path, fps, rate):
+    # PyAV reads a rate's numerator and denominator: a float such as 29.97 used to fail.
+    import av
+    import numpy as np
+
+    from fatools.sample import write_video
+
+    out = tmp_path / "clip.mp4"
+    write_video(iter([np.zeros((32, 32, 3), np.uint8)] * 2), str(out), fps=fps)
+    with av.open(str(out)) as container:
+        assert str(container.streams.video[0].average_rate) == rate
+
+
 @pytest.mark.parametrize(
     "shared, photo", [("/nonexistent-shared", "builtin:grace_hopper"), (None, "family4.jpg")]
 )
