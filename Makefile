@@ -47,9 +47,21 @@ install: $(STAMP)
 # What the tests use from Debian: the ffmpeg CLI (variable-frame-rate and rotated clips),
 # GNU parallel, SLURM with munge (a one-node cluster the scheduler tests start), and
 # headless Chromium with its driver (the HTML report's browser tests, through Selenium),
-# and man (make wheel-smoke finds the installed pages with `man -w`).
+# and man (make wheel-smoke finds the installed pages with `man -w`); the live-input servers
+# of tests/test_live_servers.py: nginx with its RTMP module, and GStreamer's RTSP server run
+# by Debian's python3 (python3-gi, the typelib, the plugins of its test pipeline:
+# videotestsrc, x264enc, rtph264pay). Those are libraries, not commands: their pair names a
+# file the package installs (`command -v` finds any existing path; `*` is the multiarch
+# directory). Installing libnginx-mod-rtmp pulls in nginx, which Debian may start as a
+# service on port 80 where an init system runs; the tests start their own.
 SYSTEM_TOOLS := ffmpeg:ffmpeg parallel:parallel sbatch:slurm-wlm slurmctld:slurmctld slurmd:slurmd munged:munge \
-	chromium:chromium chromedriver:chromium-driver man:man-db
+	chromium:chromium chromedriver:chromium-driver man:man-db \
+	/usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp \
+	/usr/lib/python3/dist-packages/gi/__init__.py:python3-gi \
+	/usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib:gir1.2-gst-rtsp-server-1.0 \
+	/usr/lib/*/gstreamer-1.0/libgstvideotestsrc.so:gstreamer1.0-plugins-base \
+	/usr/lib/*/gstreamer-1.0/libgstrtp.so:gstreamer1.0-plugins-good \
+	/usr/lib/*/gstreamer-1.0/libgstx264.so:gstreamer1.0-plugins-ugly
 system-deps:
 	@missing=; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; package=$${pair##*:}; \

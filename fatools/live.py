@@ -24,6 +24,7 @@ left is a clean end.  ``duration`` ends the run after that many wall seconds; ``
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import re
@@ -32,11 +33,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fatools.errors import VideoError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fatools.stream import Frame
+    from fatools.study.outdir import RecordsFile
+    from fatools.summary import Summarizer
+    from fatools.video import Sampling
 
 log = logging.getLogger("fatools")
 
@@ -111,35 +120,118 @@ def wallclock(seconds: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _open(path: str, options: LiveOptions):
+def _ffmpeg_options(options: LiveOptions, device: bool) -> dict[str, str]:
+    """FFmpeg's options for the input: low-latency defaults a live source needs (FFmpeg's
+    would buffer 5 s before the first frame), then --input-option's, which win."""
+    opts = {} if device else {"analyzeduration": "1000000", "probesize": "500000"}
+    opts.update(dict(options.input_options))
+    return opts
+
+
+class Relay:
+    """The system's ``ffmpeg`` command reading a protocol PyAV's own FFmpeg lacks (the
+    wheels are built without libsrt, for one), its video copied as MPEG-TS into a pipe
+    that PyAV reads.  A read waits at most ``stall_timeout`` for data (then ``TimeoutError``,
+    a stall); the relay's exit is the end of the stream, and its last error line is kept."""
+
+    def __init__(self, path: str, options: LiveOptions) -> None:
+        import shutil
+        import subprocess
+        import tempfile
+
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise VideoError(
+                f"{path}: this PyAV's FFmpeg cannot read that protocol, and there is no ffmpeg "
+                "command to relay it; install FFmpeg"
+            )
+        command = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        if options.input_format:
+            command += ["-f", options.input_format]
+        for key, value in _ffmpeg_options(options, False).items():
+            command += [f"-{key}", value]
+        # Only the video, as it came (no decoding here): PyAV decodes it from the pipe.
+        command += ["-i", path, "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "-flush_packets", "1", "-"]
+        self.path, self.stall_timeout = path, options.stall_timeout
+        self.wait = max(options.stall_timeout, 5.0)  # until the first data: the sender may take a moment
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close(), with the relay)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.errors
+        )
+        assert self.process.stdout is not None
+        self.fd = self.process.stdout.fileno()
+
+    def read(self, size: int) -> bytes:
+        import os
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], self.wait)
+        if not ready:
+            raise TimeoutError(f"{self.path}: timed out: no data for {self.wait:g} s")
+        self.wait = self.stall_timeout
+        return os.read(self.fd, size)
+
+    def reason(self) -> str:
+        """The relay's last error line (why it could not open, or why it ended)."""
+        self.errors.seek(0)
+        lines = self.errors.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "the relay ended"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.errors.close()
+
+
+class _Source:
+    """An opened live source: PyAV's container, and the relay feeding it, if any."""
+
+    def __init__(self, container: Any, relay: Relay | None = None) -> None:
+        self.container, self.relay = container, relay
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        finally:
+            if self.relay is not None:
+                self.relay.close()
+
+
+def _open(path: str, options: LiveOptions) -> _Source:
     import av
 
     url = "pipe:0" if path == "-" else path
-    # Low-latency defaults a live source needs (FFmpeg's would buffer 5 s before the first
-    # frame); --input-option overrides them.
-    given = dict(options.input_options)
-    opts = {"analyzeduration": "1000000", "probesize": "500000"}
-    if options.input_format in DEVICE_FORMATS:
-        opts = {}
-    opts.update(given)
-    kwargs: dict[str, Any] = {"options": opts}
+    device = options.input_format in DEVICE_FORMATS
+    kwargs: dict[str, Any] = {"options": _ffmpeg_options(options, device)}
     if options.input_format:
         kwargs["format"] = options.input_format
     if path != "-":
         # (opening, reading): a sender may take a moment to start; a stall is seen at once.
         kwargs["timeout"] = (max(options.stall_timeout, 5.0), options.stall_timeout)
+    relay = None
     try:
-        container = av.open(url, **kwargs)
-    except av.error.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
+        try:
+            container = av.open(url, **kwargs)
+        except av.error.ProtocolNotFoundError:
+            relay = Relay(path, options)
+            container = av.open(relay, format="mpegts", options=_ffmpeg_options(options, False))
+    except (av.error.FFmpegError, TimeoutError) as exc:
+        reason = relay.reason() if relay is not None else getattr(exc, "strerror", None) or str(exc)
+        if relay is not None:
+            relay.close()
         raise VideoError(
             f"{path}: cannot open the live source ({reason}); check the address, the sender and "
             "--input-format/--input-option"
         ) from None
     if not container.streams.video:
         container.close()
+        if relay is not None:
+            relay.close()
         raise VideoError(f"{path}: has no video stream; give a video source")
-    return container
+    return _Source(container, relay)
 
 
 @dataclass
@@ -213,7 +305,7 @@ class LiveReader:
     def __init__(
         self,
         path: str,
-        sampling,
+        sampling: Sampling,
         options: LiveOptions = LiveOptions(),
         want_pixels: bool = True,
         stats: LiveStats | None = None,
@@ -278,7 +370,7 @@ class LiveReader:
                     self.stats.ended = "duration"
                     break
                 try:
-                    container = _open(self.path, options)
+                    source = _open(self.path, options)
                 except VideoError as exc:
                     if failures >= options.reconnect or self._stop.is_set():
                         if self.info is None:
@@ -295,6 +387,7 @@ class LiveReader:
                     self._backoff(failures)
                     continue
                 reason = "end of stream"
+                container = source.container
                 try:
                     stream = container.streams.video[0]
                     stream.thread_type = "AUTO"
@@ -349,10 +442,8 @@ class LiveReader:
                         else f"error ({exc})"
                     )
                 finally:
-                    try:
-                        container.close()
-                    except Exception:
-                        pass
+                    with contextlib.suppress(Exception):  # a source that failed may fail to close too
+                        source.close()
                 if self._stop.is_set() or self.path == "-" or failures >= options.reconnect:
                     if self.stats.ended is None:  # the consumer may have ended it first (--duration)
                         self.stats.ended = (
@@ -387,7 +478,7 @@ class LiveReader:
         delay = min(0.5 * 2 ** (attempt - 1), 10.0)
         self._stop.wait(delay)
 
-    def _set_info(self, stream, frame, rotation: int) -> None:
+    def _set_info(self, stream: Any, frame: Any, rotation: int) -> None:
         rate = stream.average_rate or stream.guessed_rate
         width, height = frame.width, frame.height
         if rotation in (90, 270):
@@ -467,14 +558,14 @@ class LiveReader:
 
 def live_frames(
     path: str,
-    sampling,
+    sampling: Sampling,
     options: LiveOptions,
     pixels: bool,
     header: bool = True,
     stats: LiveStats | None = None,
     should_stop: Callable[[], Any] | None = None,
     captured: collections.deque | None = None,
-):
+) -> Iterator[Frame]:
     """fa-frames' records (as ``stream.Frame``) of a live source: a header, then one per kept
     frame with ``wallclock`` and ``dropped``; ``captured`` (a deque) gets (frame, capture
     time) of each, for the latency of the record that leaves last."""
@@ -520,23 +611,23 @@ class LiveRun:
         self.latency = LatencySink(self.stats)
         self._last_checkpoint: float | None = None
 
-    def frames(self, path: str, sampling, pixels: bool, header: bool = True):
+    def frames(self, path: str, sampling: Sampling, pixels: bool, header: bool = True) -> Iterator[Frame]:
         return live_frames(
             path, sampling, self.options, pixels, header, self.stats, self.should_stop, self.latency.captured
         )
 
-    def records_file(self, out):
+    def records_file(self, out: Path) -> RecordsFile:
         """fa-run's records file for a live input: ``frames.jsonl`` itself, growing as it runs."""
         from fatools.study import outdir
 
         records = outdir.RecordsFile.__new__(outdir.RecordsFile)
         records.path = records.part = out / outdir.RECORDS
-        records.handle = open(records.path, "wb")
+        records.handle = open(records.path, "wb")  # noqa: SIM115 (closed by RecordsFile.finish)
         records.skip = 0
         records.writer = outdir.RecordWriter(records.handle)
         return records
 
-    def written(self, record: dict, out, summarizer, checkpoint: float | None) -> None:
+    def written(self, record: dict, out: Path, summarizer: Summarizer, checkpoint: float | None) -> None:
         """A record is in the records file: its latency counted, and every ``checkpoint``
         seconds the summary so far written (atomically) to ``summary.json``."""
         self.latency.written(record)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,14 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from fatools.live import LiveOptions, LiveReader, is_live, parse_duration, parse_input_options
 from fatools.video import Sampling
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run(["which", "ffmpeg"], capture_output=True).returncode != 0,
-    reason="needs the ffmpeg command",
-)
+
+@pytest.fixture(autouse=True)
+def _ffmpeg() -> None:
+    require(shutil.which("ffmpeg") is not None, "needs the ffmpeg command (make system-deps)")
+
 
 BIN = Path(sys.executable).parent
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -204,9 +207,10 @@ def test_fa_run_live_sigint(tmp_path, standin_store):
     """fa-run on standard input: frames.jsonl grows while it runs, --checkpoint writes
     summary.json, SIGINT ends it with every output written and exit 130."""
     out = tmp_path / "out"
-    # A plain grey picture: the stand-in detector finds few or no faces in it, so each frame is quick.
+    # A black picture at its own size: the stand-in detector finds no faces in it (a grey one
+    # is a face filling the frame), so each frame is quick.
     sender = subprocess.Popen(
-        SEND + ["-i", "color=c=gray:size=320x240:rate=10", "-t", "60"] + TS + ["-"], stdout=subprocess.PIPE
+        [*SEND, "-i", "color=c=black:size=320x240:rate=10", "-t", "60", *TS, "-"], stdout=subprocess.PIPE
     )
     env = {**os.environ, "FATOOLS_MODELS": str(standin_store)}
     run = subprocess.Popen(
@@ -223,6 +227,8 @@ def test_fa_run_live_sigint(tmp_path, standin_store):
             "1s",
             "--backend",
             "torch",
+            "--det-size",
+            "0",
             "--no-progress",
         ],
         stdin=sender.stdout,

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from fatools.live import LiveOptions
+    from fatools.video import Sampling
 
 log = logging.getLogger("fatools")
 
 
-def frames_live(inputs, sampling, live_options, no_header: bool, on_error: str) -> None:
+def frames_live(
+    inputs: Iterable[str],
+    sampling: Sampling,
+    live_options: LiveOptions | None,
+    no_header: bool,
+    on_error: str,
+) -> None:
     from fatools.errors import FatoolsError
     from fatools.frames import records_for
-    from fatools.live import LiveRun, is_live
+    from fatools.live import LiveOptions, LiveRun, is_live
     from fatools.records import RecordWriter
     from fatools.signals import StopSignals
 
@@ -28,7 +40,7 @@ def frames_live(inputs, sampling, live_options, no_header: bool, on_error: str) 
                     for record in records_for(path, sampling, header=not no_header):
                         writer.write(record)
                     continue
-                run = LiveRun(live_options, should_stop=stop)
+                run = LiveRun(live_options or LiveOptions(), should_stop=stop)
                 try:
                     for record in records_for(path, sampling, header=not no_header, live=run):
                         writer.write(record)
@@ -41,5 +53,6 @@ def frames_live(inputs, sampling, live_options, no_header: bool, on_error: str) 
                 if on_error != "skip":
                     raise
                 log.warning("skipped: %s", exc)
-    if stop():
-        sys.exit(128 + stop())
+    signum = stop()
+    if signum:
+        sys.exit(128 + signum)
