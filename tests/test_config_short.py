@@ -77,6 +77,18 @@ def test_resnet50_is_retinaface_and_a_given_detector_wins(tmp_path):
     assert resolve_detector(None, loose) == "retinaface-mnet"
 
 
+def test_a_path_like_configuration_path_is_read(tmp_path):
+    # OmegaConf opens a str or a pathlib.Path and took any other os.PathLike for an open file.
+    class Where:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def __fspath__(self) -> str:
+            return self.path
+
+    assert resolve_detector(None, Where(write(tmp_path, MNET_FER))) == "retinaface-mnet"
+
+
 def test_a_full_configuration_is_not_short_form(tmp_path):
     from fatools.models.config import bundled_config_text
 
