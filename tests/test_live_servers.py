@@ -350,7 +350,7 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     """fa-run's pipeline on an RTMP stream with its predictor step made far slower than the
     camera (0.3 s a frame; every frame of 25 fps sampled): the newest frame wins, the drops
     are counted per record and in the summary, and the latency stays bounded by the queue
-    (4 frames waiting) instead of growing with the run: the last frame analysed is one of
+    (2 frames waiting) instead of growing with the run: the last frame analysed is one of
     the last captured (without drops it would be about the 10th)."""
     import fatools.pipeline
     from fatools.live import LiveOptions
@@ -387,10 +387,10 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     summary = json.loads((tmp_path / "summary.json").read_text())["live"]
     assert summary["ended"] == "duration" and len(frames) == summary["analysed"] >= 4, summary
     counted = sum(f["dropped"] for f in frames)
-    assert summary["dropped"] >= 2 * len(frames) and summary["dropped"] - 4 <= counted <= summary["dropped"]
+    assert summary["dropped"] >= 2 * len(frames) and summary["dropped"] - 2 <= counted <= summary["dropped"]
     assert frames[-1]["frame"] >= summary["frames"] - 1 - 6, (frames[-1], summary)  # among the newest
     assert all(f["faces"] == [] for f in frames)
-    # Bounded by the queue: 4 waiting frames and the one in analysis, at the pace measured.
+    # Bounded by the queue: 2 waiting frames and the one in analysis (3 at the pace measured, and slack).
     pace = summary["seconds"] / summary["analysed"]
     latency = summary["latency_ms"]
-    assert latency["p50"] <= 6 * 1000 * pace, (latency, pace)
+    assert latency["p50"] <= 4 * 1000 * pace, (latency, pace)
