@@ -13,6 +13,8 @@ tool's JSON (its README's ``results['frame_results']`` is a mistake there).
 ``analyze_video_facial_actions`` is the seed's name for ``analyze_video``.
 """
 
+from typing import Any
+
 from fatools.versions import __version__
 
 # Reached through __getattr__, from fatools.run, on first use.
@@ -28,7 +30,7 @@ _LAZY = (
 __all__ = ["FacialActionVideoAnalyzer", "__version__", "analyze_video", "analyze_video_facial_actions"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Lazy, so that `import fatools` (and every command's --help) does not load torch.
     if name in _LAZY:
         from fatools import run

@@ -273,13 +273,13 @@ def detect_frames(
     """
     provenance = detector.provenance()
     for batch in batches(frames, batch_size, same_shape=True):
-        working = [frame for frame in batch if frame.image is not None]
+        working = [(frame, frame.image) for frame in batch if frame.image is not None]
         results, inputs = detector.detect_with_inputs(
-            [frame.image for frame in working], [where(frame.record) for frame in working]
+            [image for _, image in working], [where(frame.record) for frame, _ in working]
         )
-        for i, (frame, faces) in enumerate(zip(working, results, strict=True)):
+        for i, ((frame, image), faces) in enumerate(zip(working, results, strict=True)):
             for face in faces:  # measured on the original pixels, while the stage has them
-                face["quality"] = assess(face, sharpness(frame.image, face["box"]))
+                face["quality"] = assess(face, sharpness(image, face["box"]))
             frame.record["faces"] = faces
             frame.record["detection"] = provenance
             if not faces:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+
 from fatools.errors import FatoolsError
 
+if TYPE_CHECKING:
+    import torch
 
-def resolve_device(spec: str = "auto"):
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
     """A torch.device for ``spec``; ``auto`` takes the GPU when there is one."""
     import torch
 
@@ -46,7 +55,7 @@ def configure_cuda() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def default_batch_size(device, model: str) -> int:
+def default_batch_size(device: torch.device, model: str) -> int:
     """Frames (``detector``; ``frames``: frames whose faces are predicted together) or faces
     (a predictor's name) per batch, chosen per model and device.
 
@@ -62,7 +71,7 @@ def default_batch_size(device, model: str) -> int:
     return {"detector": 1, "frames": 8, "va": 8, "align": 8}.get(model, 4)
 
 
-def upload(tensor, device):
+def upload(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A host tensor on ``device``: on CUDA through (cached) pinned memory, asynchronously,
     so the copy overlaps the work already queued on the GPU."""
     if device.type == "cuda":
@@ -108,11 +117,17 @@ class Halving:
         self.limit: int | None = None  # the largest chunk known to fit, once one did not
         self.warned = False
 
-    def map(self, run, items: list, size: int, names: list[str] | None = None) -> list:
+    def map(
+        self,
+        run: Callable[[list[Item]], Iterable[Result]],
+        items: list[Item],
+        size: int,
+        names: list[str] | None = None,
+    ) -> list[Result]:
         """``run(chunk)`` gives one result per item of the chunk; the results of all items."""
         import logging
 
-        out: list = []
+        out: list[Result] = []
         start = 0
         while start < len(items):
             count = min(size, self.limit or size, len(items) - start)

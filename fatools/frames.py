@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fatools.errors import VideoError
 from fatools.records import frame_record
@@ -20,6 +21,9 @@ from fatools.video import (
     write_image,
 )
 
+if TYPE_CHECKING:
+    from fatools.live import LiveRun
+
 
 def input_frames(
     path: str,
@@ -29,7 +33,7 @@ def input_frames(
     image_format: str = "png",
     header: bool = True,
     skip_through: int | None = None,
-    live=None,
+    live: LiveRun | None = None,
 ) -> Iterator[Frame]:
     """The frames of any supported input (a video, an image, a folder of images, or a live
     source: standard input, a URL, a device), as fa-frames' records, with their pixels
@@ -53,7 +57,7 @@ def records_for(
     images_dir: str | None = None,
     image_format: str = "png",
     header: bool = True,
-    live=None,
+    live: LiveRun | None = None,
 ) -> Iterator[dict]:
     """fa-frames' records for any supported input (``live``: as ``input_frames``)."""
     return (
@@ -85,6 +89,7 @@ def _video_frames(
     ):
         extra = {}
         if images_dir is not None:
+            assert decoded.image is not None  # asked for: want_pixels
             image_path = os.path.join(images_dir, f"{stem}-{decoded.index:06d}.{image_format}")
             write_image(image_path, decoded.image)
             extra["image"] = image_path

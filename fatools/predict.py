@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -146,14 +146,17 @@ class FacePredictors:
         self.halving = {
             task: Halving(f"the {task} model", "use --fp16 or --device cpu") for task in options.tasks
         }
-        self.unifier = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
-        self.detector_transform = None
+        # facetorch's objects (untyped): its unifier and detector transform in facetorch-exact
+        # mode, its landmark and pose utilizer with the align task.
+        self.unifier: Any | None = instantiate(cfg.analyzer.unifier) if options.facetorch_exact else None
+        self.detector_transform: Any | None = None
         if options.facetorch_exact:
             self.detector_transform = instantiate(cfg.analyzer.detector.preprocessor.transform)
-        self.align = None
+        self.align: Any | None = None
         if "align" in options.tasks:
             # The landmark/pose maths runs per face; on the CPU that costs no device syncs.
             align_cfg = OmegaConf.to_container(cfg.analyzer.utilizer.align, resolve=True)
+            assert isinstance(align_cfg, dict)  # the utilizer's section is a mapping
             align_cfg["device"] = {"_target_": "torch.device", "type": "cpu"}
             self.align = instantiate(align_cfg)
 
@@ -181,6 +184,8 @@ class FacePredictors:
         resized, the detector's mean subtracted), an integer squared box, the 380 px unifier."""
         from facetorch.datastruct import Location
 
+        transform, unifier = self.detector_transform, self.unifier
+        assert transform is not None and unifier is not None  # made in facetorch-exact mode
         record = frame.record
         geo = from_detection(record)
         if geo is None or not record["detection"].get("square_pad"):
@@ -190,19 +195,20 @@ class FacePredictors:
             )
         resized = frame.det_input
         if resized is None:
+            assert frame.image is not None  # predict's frames have their pixels
             resized = detector_input([frame.image], record["detection"].get("det_size"), True, self.device)[
                 0
             ][0]
         # facetorch crops faces from the detector's input after its mean is subtracted
         # (its colour flip is undone by the post-processor's): reproduce that.
-        tensor = self.detector_transform(resized.unsqueeze(0))[0]
+        tensor = transform(resized.unsqueeze(0))[0]
         crops, rois = [], []
         for face in record["faces"]:
             d = torch.round(torch.tensor(geo.box_to_detector(face["box"]))).int().tolist()
             loc = Location(x1=d[0], y1=d[1], x2=d[2], y2=d[3])
             loc.form_square()
             crop = tensor[:, loc.y1 : loc.y2, loc.x1 : loc.x2]
-            crops.append(None if 0 in crop.shape else self.unifier.transform(crop))
+            crops.append(None if 0 in crop.shape else unifier.transform(crop))
             rois.append((loc.x1, loc.y1, loc.x2, loc.y2, geo))
         return crops, rois
 
@@ -224,9 +230,11 @@ class FacePredictors:
             faces = frame.record.get("faces")
             if not faces:
                 continue
+            frame_crops: Sequence[torch.Tensor | None]
             if self.options.facetorch_exact:
                 frame_crops, frame_rois = self._exact_crops(frame)
             else:
+                assert frame.image is not None  # predict's frames have their pixels
                 frame_crops, frame_rois = self._default_crops(frame.image, faces)
             for face, crop, roi in zip(faces, frame_crops, frame_rois, strict=True):
                 if crop is None:
@@ -297,6 +305,7 @@ class FacePredictors:
         box = list(roi[:4])
         # facetorch's Lmk3DMeshPose maths (sparse landmarks and pose only: the dense
         # mesh costs far more and nothing downstream uses it).
+        assert self.align is not None  # made with the align task, whose outputs these are
         vertices = self.align._compute_sparse_vert(param, box, transform_space=True)
         angles, _ = self.align._compute_pose(param, box)
         points = vertices.T.numpy().astype(float)

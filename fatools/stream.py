@@ -16,7 +16,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -180,8 +180,10 @@ def prefetch(items: Iterable[Any], size: int = 16) -> Iterator[Any]:
         except BaseException as exc:
             buffer.put(_Failure(exc))
         finally:
-            with contextlib.suppress(Exception):
-                items.close()  # type: ignore[attr-defined] - a generator's decoder, in its own thread
+            close = getattr(items, "close", None)  # a generator's: its decoder closes in this thread
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     worker = threading.Thread(target=produce, name="fatools-decode", daemon=True)
     worker.start()
@@ -225,7 +227,8 @@ def resume_point(records: list[dict], detect_batch: int, frame_batch: int) -> in
             cuts.add(total)
         return cuts
 
-    detected = [Frame(r, _Shape(r) if is_frame(r) else None) for r in records]
-    predicted = [Frame(r, _Shape(r) if has_faces(r) else None) for r in records]
+    # batches reads only the shape of a frame's pixels: a _Shape stands in for them.
+    detected = [Frame(r, cast(np.ndarray, _Shape(r)) if is_frame(r) else None) for r in records]
+    predicted = [Frame(r, cast(np.ndarray, _Shape(r)) if has_faces(r) else None) for r in records]
     common = ends(detected, detect_batch, True) & ends(predicted, frame_batch, False)
     return max(common, default=0)

@@ -57,9 +57,9 @@ def _read_quota(directory: Path) -> float | None:
         if v2.is_file():
             quota, period = v2.read_text(encoding="ascii").split()[:2]
             return None if quota == "max" else int(quota) / int(period)
-        quota = int((directory / "cpu.cfs_quota_us").read_text(encoding="ascii"))
-        period = int((directory / "cpu.cfs_period_us").read_text(encoding="ascii"))
-        return None if quota <= 0 else quota / period
+        quota_us = int((directory / "cpu.cfs_quota_us").read_text(encoding="ascii"))
+        period_us = int((directory / "cpu.cfs_period_us").read_text(encoding="ascii"))
+        return None if quota_us <= 0 else quota_us / period_us
     except (OSError, ValueError, ZeroDivisionError):
         return None
 

@@ -16,10 +16,16 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fatools.errors import VideoError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -105,7 +111,7 @@ def _check_file(path: str) -> None:
         raise VideoError(f"{path}: empty file; give a video or an image")
 
 
-def _open_container(path: str):
+def _open_container(path: str) -> InputContainer:
     import av
 
     _check_file(path)
@@ -122,7 +128,7 @@ def _open_container(path: str):
     return container
 
 
-def _rotation(stream, first_frame=None) -> int:
+def _rotation(stream: VideoStream, first_frame: VideoFrame | None = None) -> int:
     rotation = getattr(first_frame, "rotation", None) if first_frame is not None else None
     if rotation is None:
         rotation = -int(stream.metadata.get("rotate", 0) or 0)
@@ -188,7 +194,7 @@ class _RawFrame:
 
     __slots__ = ("_frame", "_rotation", "height", "index", "t", "width")
 
-    def __init__(self, index: int, t: float, frame, rotation: int) -> None:
+    def __init__(self, index: int, t: float, frame: VideoFrame, rotation: int) -> None:
         self.index, self.t, self._frame, self._rotation = index, t, frame, rotation
         self.width, self.height = frame.width, frame.height
         if rotation in (90, 270):
@@ -224,7 +230,10 @@ def _decode(path: str, threads: int = 0) -> Iterator[_RawFrame]:
                 if rotation is None:
                     rotation = _rotation(stream, frame)
                 # A frame without a timestamp (rare, broken muxers) continues the clock.
-                t = float((frame.pts - start_pts) * time_base) if frame.pts is not None else t + period
+                if frame.pts is not None and time_base is not None:
+                    t = float((frame.pts - start_pts) * time_base)
+                else:
+                    t += period
                 yield _RawFrame(index, t, frame, rotation)
             finished = True
         except av.error.FFmpegError as exc:
@@ -234,10 +243,10 @@ def _decode(path: str, threads: int = 0) -> Iterator[_RawFrame]:
         finally:
             if not finished:
                 _drain(stream)
-            frames.close()
+            frames.close()  # type: ignore[attr-defined]  # a generator; PyAV's stub says Iterator
 
 
-def _drain(stream) -> None:
+def _drain(stream: VideoStream) -> None:
     """Flush a decoder left mid-stream before its container closes.
 
     With frame threading, closing a decoder whose threads still hold frames can hang

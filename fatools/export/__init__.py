@@ -14,6 +14,7 @@ under a final name.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,7 +84,7 @@ class Export:
         keep_analysis: bool = False,
         expression_labels: Iterable[str] | None = None,
         min_quality: str | None = None,
-        assets_dir: str | Path | None = None,
+        assets_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         from fatools.export.sinks import Job
         from fatools.export.staging import Staging

@@ -22,6 +22,8 @@ the box (``LANDMARKS_REL``), encoded like RetinaFace's: ``prior_c + lm * 0.1 * p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
@@ -31,6 +33,10 @@ LANDMARKS_REL = [(0.3, 0.35), (0.7, 0.35), (0.5, 0.55), (0.35, 0.75), (0.65, 0.7
 
 class BrightBoxRetinaFace(nn.Module):
     """RetinaFace's input/output contract over a bright-rectangle finder (no learnt weights)."""
+
+    if TYPE_CHECKING:  # the buffers, for mypy only (TorchScript would read class annotations)
+        mean_bgr: Tensor
+        lm_rel: Tensor
 
     def __init__(self) -> None:
         super().__init__()

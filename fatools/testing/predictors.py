@@ -10,6 +10,7 @@ that catches pre-processing mistakes that the real models would silently absorb.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,10 @@ AU_ACTIVE = (4, 9, 21)
 
 class LinearHead(nn.Module):
     """Pooled image statistics -> fixed linear map -> an output squashing matching the model."""
+
+    if TYPE_CHECKING:  # the buffers, for mypy only (TorchScript would read class annotations)
+        weight: Tensor
+        bias: Tensor
 
     def __init__(self, name: str, size: int, weight: Tensor, bias: Tensor, head: str, scale: float) -> None:
         super().__init__()
