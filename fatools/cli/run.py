@@ -174,7 +174,9 @@ def cli(
         sys.exit(1)
 
 
-def check_design(design_path, participant_from, allow_partial, inputs) -> None:
+def check_design(
+    design_path: str | None, participant_from: str | None, allow_partial: bool, inputs: list[str]
+) -> None:
     """The design checked against every input (all shards') before any model loads; fa-collect
     joins it to the results (give it --design there too)."""
     from fatools.study import design
@@ -183,6 +185,7 @@ def check_design(design_path, participant_from, allow_partial, inputs) -> None:
         table = design.load(design_path, participant_from)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    assert table is not None
     design.validate(
         table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True)
     )
