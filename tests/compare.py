@@ -27,7 +27,8 @@ def _compare(ours: Any, theirs: Any, path: str, problems: list[str], pixels: flo
     elif isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             problems.append(f"{path}: {len(ours)} vs {len(theirs)} items")
-        for i, (a, b) in enumerate(zip(ours, theirs)):
+        # strict=False: a length difference is reported above, and the items both have still compared.
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
             _compare(a, b, f"{path}[{i}]", problems, pixels, values)
     elif isinstance(ours, float) or isinstance(theirs, float):
         tolerance = pixels if any(name in path for name in PIXEL_FIELDS) else values

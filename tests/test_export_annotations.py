@@ -3,6 +3,8 @@ webvtt-py) and checked against the summary's episodes and the records they came 
 
 from __future__ import annotations
 
+import itertools
+
 import pympi
 import pytest
 import webvtt
@@ -91,7 +93,7 @@ def test_webvtt_parses_and_its_cues_carry_the_episodes(annotated):
     # webvtt-py's *_in_seconds drop the milliseconds: times are read in milliseconds.
     spans = [(c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), c.text) for c in captions]
     assert [s for s, _, _ in spans] == sorted(s for s, _, _ in spans)
-    for a, b in zip(spans, spans[1:]):
+    for a, b in itertools.pairwise(spans):
         assert a[0] < a[1] <= b[0]  # cues do not overlap
 
     def text_at(seconds):

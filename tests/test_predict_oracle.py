@@ -153,7 +153,7 @@ def input_differences(records: list[dict], frames_bgr: list[np.ndarray], capture
     worst = {}
     faces = [
         (frame[:, :, ::-1], face["box"])
-        for record, frame in zip(records, frames_bgr)
+        for record, frame in zip(records, frames_bgr, strict=True)
         for face in record["faces"]
     ]
     references = [oracle.reference_inputs(rgb, box, captures) for rgb, box in faces]
@@ -256,10 +256,12 @@ def field_differences(store: Path, records: list[dict], frames_bgr: list[np.ndar
         worst[field] = max(worst.get(field, 0.0), float(value))
 
     pairs = [
-        (face, frame[:, :, ::-1]) for record, frame in zip(records, frames_bgr) for face in record["faces"]
+        (face, frame[:, :, ::-1])
+        for record, frame in zip(records, frames_bgr, strict=True)
+        for face in record["faces"]
     ]
     expected = expected_fields(store, [(rgb, face["box"]) for face, rgb in pairs])
-    for (face, _), want in zip(pairs, expected):
+    for (face, _), want in zip(pairs, expected, strict=True):
         keep("au", np.abs(np.array(list(face["au"]["probs"].values())) - want["au"]).max())
         keep(
             "expression",

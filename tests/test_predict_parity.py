@@ -118,7 +118,7 @@ def parity_differences(data, scale, pad_x, pad_y, record, tasks=TASKS) -> dict[s
     def keep(field: str, value: float) -> None:
         worst[field] = max(worst.get(field, 0.0), float(value))
 
-    for ours, theirs, det in zip(faces, data.faces, dets):
+    for ours, theirs, det in zip(faces, data.faces, dets, strict=True):
         box = to_original(det[:4].reshape(2, 2), scale, pad_x, pad_y).reshape(4)
         keep("box", np.abs(np.array(ours["box"]) - box).max())
         keep("score", abs(ours["score"] - float(det[4])))

@@ -147,7 +147,7 @@ def cells(read: dict, accessor: str) -> list[dict]:
     block = read[accessor]
     assert "error" not in block, f"fex.{accessor}: {block['error']}"
     assert block["columns"], f"fex.{accessor} has no columns"
-    return [dict(zip(block["columns"], row)) for row in block["rows"]]
+    return [dict(zip(block["columns"], row, strict=True)) for row in block["rows"]]
 
 
 @pytest.mark.parametrize("name", ["video", "photo"])
@@ -207,7 +207,7 @@ def test_a_users_first_calls_give_the_records_answers(pyfeat, tables, name):
     got = read[name]
     means = got["aus.mean()"]
     assert "error" not in means, means
-    mean = dict(zip(means["index"], means["values"]))
+    mean = dict(zip(means["index"], means["values"], strict=True))
     for code, column in AU_COLUMNS.items():
         assert mean[column] == pytest.approx(sum(f["au"]["probs"][code] for _, f in faces) / len(faces)), (
             column

@@ -124,6 +124,11 @@ def _faces(path: Path) -> list[list[dict]]:
     return [r["faces"] for r in records if r.get("type") != "video"]
 
 
+def _flat(frames: list[list[dict]]) -> list[dict]:
+    """Every face of every frame, in order."""
+    return [face for faces in frames for face in faces]
+
+
 def _assert_same_faces(a: list[list[dict]], b: list[list[dict]], tol: float) -> None:
     assert [len(f) for f in a] == [len(f) for f in b] and sum(map(len, a)) > 0
     for frame_a, frame_b in zip(a, b, strict=True):
@@ -170,7 +175,7 @@ def test_auto_device_takes_the_gpu_when_there_is_one(monkeypatch):
     from fatools.runtime import resolve_backend
 
     for available, device, backend in ((True, "cuda", "torch"), (False, "cpu", "onnx")):
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
         chosen = resolve_device("auto")
         assert chosen.type == device and resolve_backend("auto", chosen) == backend
 
@@ -278,16 +283,14 @@ def test_fp16_runs_the_whole_analysis_and_says_so(clip, standin_store, tmp_path)
         outputs.append(_faces(path))
     # Half precision rounds to about 3 decimal digits: same faces, close values.
     assert [len(f) for f in outputs[0]] == [len(f) for f in outputs[1]]
-    for fa, fb in zip(sum(outputs[0], []), sum(outputs[1], []), strict=True):
+    for fa, fb in zip(_flat(outputs[0]), _flat(outputs[1]), strict=True):
         assert np.allclose(fa["box"], fb["box"], atol=1.0)
         assert np.allclose(list(fa["au"]["probs"].values()), list(fb["au"]["probs"].values()), atol=2e-2)
 
 
 @pytest.mark.skipif(not int8_supported(), reason="this torch has no TorchScript dynamic quantisation")
 def test_int8_quantises_only_the_au_model_and_says_so(clip, standin_store, tmp_path):
-    outputs = [
-        sum(_faces(path), []) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)
-    ]
+    outputs = [_flat(_faces(path)) for path in run_with_and_without("--int8", clip, standin_store, tmp_path)]
     assert len(outputs[0]) == len(outputs[1]) > 0
     au_moved = False
     for fp32, int8 in zip(*outputs, strict=True):

@@ -210,14 +210,16 @@ def test_analyzer_finds_the_squares(result) -> None:
     found = [to_original(det[:4].tolist()) for det in result.det.dets]
     for x, y, side, _ in SQUARES:
         truth = [x, y, x + side, y + side]
-        best = min(found, key=lambda box: max(abs(a - b) for a, b in zip(box, truth)))
-        assert max(abs(a - b) for a, b in zip(best, truth)) <= 2.0, (best, truth)
+        best = min(found, key=lambda box: max(abs(a - b) for a, b in zip(box, truth, strict=True)))
+        assert max(abs(a - b) for a, b in zip(best, truth, strict=True)) <= 2.0, (best, truth)
     for face in result.faces:
         loc = face.loc
         assert any(
             max(
                 abs(a - b)
-                for a, b in zip(to_original([loc.x1, loc.y1, loc.x2, loc.y2]), [x, y, x + s, y + s])
+                for a, b in zip(
+                    to_original([loc.x1, loc.y1, loc.x2, loc.y2]), [x, y, x + s, y + s], strict=True
+                )
             )
             <= 2.0
             for x, y, s, _ in SQUARES
@@ -262,7 +264,7 @@ def test_align_gives_landmarks_in_the_box_and_a_frontal_pose(result) -> None:
         assert other["pose"]["translation"].shape == (3,)
         xy = lmk[:2].T
 
-        def ear(idx: list[int]) -> float:
+        def ear(idx: list[int], xy: torch.Tensor = xy) -> float:  # this face's points
             p = xy[idx]
             return float(((p[1] - p[5]).norm() + (p[2] - p[4]).norm()) / (2 * (p[0] - p[3]).norm()))
 

@@ -6,6 +6,7 @@ against the known paths of the two faces."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -92,7 +93,7 @@ def mot_counts(records, frames: int, dy: int):
                     break
         if "B" not in seen:
             hidden.append(i)
-    switches = sum(sum(1 for p, q in zip(ids, ids[1:]) if p != q) for ids in assigned.values())
+    switches = sum(sum(1 for p, q in itertools.pairwise(ids) if p != q) for ids in assigned.values())
     fragmented = sum(len(set(ids)) - 1 for ids in assigned.values())
     return switches, fragmented, hidden, assigned
 

@@ -80,7 +80,7 @@ def test_r50_twin_is_the_mobilenet_plus_zero(twin_store: Path) -> None:
     mnet = torch.jit.load(str(store.model_path("retinaface-mnet", twin_store)))
     x = torch.rand(2, 3, 96, 160, generator=torch.Generator().manual_seed(1)) * 255 - 117
     with torch.no_grad(), torch.jit.optimized_execution(False):
-        for a, b in zip(r50(x), mnet(x)):
+        for a, b in zip(r50(x), mnet(x), strict=True):
             assert a.shape == b.shape
             torch.testing.assert_close(a, b)
     # The ResNet-50 branch is really there: about 27M parameters against the MobileNet's 0.4M.
