@@ -115,7 +115,7 @@ def test_an_export_silences_only_torchs_known_notices(mixed_store, tmp_path, mon
     real = torch.onnx.export
 
     def export_saying_more(*args, **kwargs):
-        warnings.warn("a notice nobody has seen", UserWarning)
+        warnings.warn("a notice nobody has seen", UserWarning, stacklevel=1)  # raised where torch's are
         return real(*args, **kwargs)
 
     said = []

@@ -433,7 +433,7 @@ def test_shards_cover_every_input_once_whatever_the_order():
     keys = [f"v{i:02d}.mp4" for i in range(11)]
     for n in (1, 2, 3, 5):
         chosen = [sorted(keys[i] for i in shard(keys, k, n)) for k in range(n)]
-        assert sorted(sum(chosen, [])) == sorted(keys)
+        assert sorted(key for keys_of_shard in chosen for key in keys_of_shard) == sorted(keys)
         shuffled = list(reversed(keys))
         assert [sorted(shuffled[i] for i in shard(shuffled, k, n)) for k in range(n)] == chosen
     assert parse_shard("1/4") == (1, 4)

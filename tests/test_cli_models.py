@@ -126,7 +126,7 @@ def test_console_script_lists(standins: Path) -> None:
     exe = Path(sys.executable).with_name("fa-models")
     command = [str(exe)] if exe.exists() else [shutil.which("fa-models") or "fa-models"]
     env = dict(os.environ, FATOOLS_MODELS=str(standins))
-    proc = subprocess.run(command + ["list"], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([*command, "list"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1 + len(catalogue.MODELS)

@@ -194,11 +194,11 @@ def test_an_option_name_means_one_thing_on_every_command():
                 )
             if canonical is not None:
                 meanings.setdefault(canonical, {}).setdefault(
-                    _meaning(param) + (repr(param.default),), []
+                    (*_meaning(param), repr(param.default)), []
                 ).append(where)
     differing = {name: list(by.values()) for name, by in meanings.items() if len(by) > 1}
     assert not differing, f"options whose meaning differs between commands: {differing}"
-    for alias, by_prog in LEGACY_ALIASES.items():
+    for alias in LEGACY_ALIASES:
         assert alias not in meanings, f"{alias} is an old spelling: no command may take it as its own option"
 
 

@@ -32,7 +32,7 @@ def test_a_changed_file_is_refused(monkeypatch, tmp_path):
     monkeypatch.setitem(
         sample.BUILTIN_PHOTOS, "grace_hopper", ("grace_hopper.jpg", "0" * 64, "https://example")
     )
-    with pytest.raises(FatoolsError, match="not the pinned grace_hopper.jpg"):
+    with pytest.raises(FatoolsError, match=r"not the pinned grace_hopper\.jpg"):
         builtin_photo("grace_hopper")
 
 

@@ -203,7 +203,7 @@ def test_bad_frame_references(mnet_store, tmp_path, faces_dir):
     result = CliRunner().invoke(detect_cli, args, input=lines)
     assert result.exit_code == 1
     assert "frame 99 is past the end" in result.stderr and str(clip) in result.stderr
-    result = CliRunner().invoke(detect_cli, args + ["--on-error", "skip"], input=lines)
+    result = CliRunner().invoke(detect_cli, [*args, "--on-error", "skip"], input=lines)
     assert result.exit_code == 0
     out = [json.loads(x) for x in result.stdout.splitlines()]
     assert [r["frame"] for r in out] == [0]

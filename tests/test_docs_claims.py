@@ -35,7 +35,7 @@ def paragraphs(path: Path) -> list[str]:
             current = []
         else:
             current.append(line)
-    return found + ["\n".join(current)]
+    return [*found, "\n".join(current)]
 
 
 def test_every_claim_names_its_test():

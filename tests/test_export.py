@@ -279,7 +279,7 @@ def assert_analysis_of(doc, records):
             assert au["active_action_units"] == face["au"]["active"] and au["total_active"] == len(
                 face["au"]["active"]
             )
-            assert list(au["interpretations"]) == CODES + ["AU45"]
+            assert list(au["interpretations"]) == [*CODES, "AU45"]
             for code, p in face["au"]["probs"].items():
                 item = au["interpretations"][code]
                 assert item["score"] == p and item["active"] == (p > 0.5)
@@ -407,7 +407,7 @@ def test_au_timeline_one_row_per_au_per_face_per_frame(exported, records):
     assert len(df) == len(faces) * (len(CODES) + 1)
     rows = df.itertuples(index=False)
     for record, index, face in faces:
-        for code in CODES + ["AU45"]:
+        for code in [*CODES, "AU45"]:
             row = next(rows)
             assert (row.frame_index, row.timestamp_seconds, row.face_id, row.track, row.action_unit) == (
                 record["frame"],

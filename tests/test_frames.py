@@ -96,7 +96,7 @@ def test_fps_sampling_on_cfr_matches_every(cfr):
 )
 @settings(max_examples=200, deadline=None)
 def test_fps_sampler_keeps_first_frame_of_every_period(gaps, rate):
-    times = list(np.cumsum([0.0] + gaps))
+    times = list(np.cumsum([0.0, *gaps]))
     sampler = Sampler(Sampling(fps=rate))
     kept = [t for i, t in enumerate(times) if sampler.keep(i, t)]
     period = 1 / rate

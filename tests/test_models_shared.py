@@ -234,7 +234,7 @@ def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(base / "home"), "FATOOLS_MODELS": str(root)}
 
         proc = subprocess.run(
-            prefix + [str(BIN / "fa-run"), str(stills), "-o", str(base / "out")],
+            [*prefix, str(BIN / "fa-run"), str(stills), "-o", str(base / "out")],
             capture_output=True,
             text=True,
             env=env,
@@ -259,7 +259,7 @@ def test_a_read_only_store_is_never_written(standin_store: Path) -> None:
             "    sys.exit(1)\n"
         )
         proc = subprocess.run(
-            prefix + [sys.executable, "-c", script, str(root / "fer" / "model.pt")],
+            [*prefix, sys.executable, "-c", script, str(root / "fer" / "model.pt")],
             capture_output=True,
             text=True,
             timeout=120,

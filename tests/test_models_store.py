@@ -407,7 +407,7 @@ def test_import_rejects_incomplete_meta(tmp_path: Path) -> None:
 
 
 def test_import_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FatoolsError, match="nowhere.pt: no such file"):
+    with pytest.raises(FatoolsError, match=r"nowhere\.pt: no such file"):
         store.import_model("va", tmp_path / "nowhere.pt", tmp_path)
 
 

@@ -102,7 +102,7 @@ def test_a_config_naming_other_code_is_refused_unless_trusted(standin_store: Pat
     env = dict(os.environ, FATOOLS_MODELS=str(standin_store))
     base = [BIN / "fa-run", str(stills), "--tasks", "fer", "--config", str(config_path)]
     proc = subprocess.run(
-        base + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, env=env, timeout=300
+        [*base, "-o", str(tmp_path / "refused")], capture_output=True, text=True, env=env, timeout=300
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == [
@@ -114,7 +114,7 @@ def test_a_config_naming_other_code_is_refused_unless_trusted(standin_store: Pat
     assert not (tmp_path / "refused" / "run.json").exists()
 
     proc = subprocess.run(
-        base + ["--trust-config", "-o", str(tmp_path / "trusted")],
+        [*base, "--trust-config", "-o", str(tmp_path / "trusted")],
         capture_output=True,
         text=True,
         env=env,

@@ -146,7 +146,7 @@ def test_a_changed_model_stops_a_run_unless_no_verify(own_store: Path, tmp_path:
     squares_image(stills / "a.png")
     command = [BIN / "fa-run", str(stills), "--tasks", "va", "--models-dir", str(own_store)]
     proc = subprocess.run(
-        command + ["-o", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300
+        [*command, "-o", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 1
     digest = hashlib.sha256(changed).hexdigest()
@@ -158,7 +158,7 @@ def test_a_changed_model_stops_a_run_unless_no_verify(own_store: Path, tmp_path:
     assert not (tmp_path / "refused" / "frames.jsonl").exists()
 
     proc = subprocess.run(
-        command + ["--no-verify", "-o", str(tmp_path / "used")], capture_output=True, text=True, timeout=300
+        [*command, "--no-verify", "-o", str(tmp_path / "used")], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     run = json.loads((tmp_path / "used" / "run.json").read_text())

@@ -54,7 +54,7 @@ def test_newer_schema_is_refused():
 
 
 def test_missing_records_file_names_it(tmp_path):
-    with pytest.raises(RecordError, match="nope.jsonl: cannot open records"):
+    with pytest.raises(RecordError, match=r"nope\.jsonl: cannot open records"):
         list(read_paths([str(tmp_path / "nope.jsonl")]))
 
 

@@ -273,7 +273,7 @@ def test_each_video_has_its_own_ids_and_everything_else_passes_through():
     first[3]["faces"][0]["note"] = "user field"
     other = {"schema": 1, "type": "summary", "faces": [{"box": [0, 0, 1, 1]}]}
     undetected = {"schema": 1, "video": "two.mp4", "frame": 5, "t": 0.2, "width": 1280, "height": 720}
-    records = first + [other] + second + [undetected]
+    records = [*first, other, *second, undetected]
     out = run(records)
     assert len(out) == len(records)
     for before, after in zip(records, out, strict=True):
