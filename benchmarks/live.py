@@ -11,9 +11,11 @@ count and the stream does not arrive as a backlog.
 Two model sets: the real RetinaFace-MobileNet0.25 with stand-in predictors (``standin``),
 and the compute twins (``twins``: facetorch's architectures, seeded weights, the real
 MobileNet0.25). For each: the given rates (default 5 and 10 sampled fps), then the highest
-rate of ``--search`` with nothing dropped (ascending until a rate drops frames).
+rate of ``--search`` with nothing dropped, searched from half the rate analysis kept up
+with in those runs (``capacity_fps``: frames analysed per wall second), up while nothing
+drops and down while something does; a search run lasts at least 8 samples.
 
-    .venv/bin/python -m benchmarks.live                      # both sets, about 10 minutes on 2 cores
+    .venv/bin/python -m benchmarks.live                      # both sets, 10 to 20 minutes on 2 cores
     .venv/bin/python -m benchmarks.live --sets standin --seconds 10 --search ""   # a quick look
     .venv/bin/python -m benchmarks.live --json live.json
 
@@ -108,14 +110,44 @@ def line(name: str, live: dict[str, Any]) -> str:
     )
 
 
+def rates(text: str) -> list[float]:
+    return [float(r) for r in text.split(",") if r]
+
+
+def highest_sustained(
+    clip: Path, store: Path, candidates: list[float], capacity: float, seconds: float, name: str
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """The highest of ``candidates`` with nothing dropped, from the highest at or below half
+    ``capacity``, up while nothing drops and down while something does. A run lasts long
+    enough for 8 samples at least."""
+    if not candidates:
+        return None, []
+    below = [i for i, rate in enumerate(candidates) if rate <= capacity / 2]
+    i = below[-1] if below else 0
+    tried: dict[float, dict[str, Any]] = {}
+    sustained = None
+    while 0 <= i < len(candidates) and candidates[i] not in tried:
+        rate = candidates[i]
+        tried[rate] = one_run(clip, store, rate, max(seconds, 8 / rate))
+        print(line(name, tried[rate]) + "  [search]", flush=True)
+        if tried[rate]["dropped"] == 0:
+            sustained = rate if sustained is None else max(sustained, rate)
+            i += 1
+        elif sustained is not None:
+            break
+        else:
+            i -= 1
+    return sustained, list(tried.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.live", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="standin,twins", help="model sets: standin, twins [%(default)s]")
     parser.add_argument("--rates", default="5,10", help="sampled rates to measure [%(default)s]")
     parser.add_argument(
         "--search",
-        default="0.5,1,2,3,4,5,6,8,10,12",
-        help="rates tried, ascending, for the highest with no drop",
+        default="0.1,0.2,0.3,0.5,0.75,1,1.5,2,3,4,5,6,8,10,12",
+        help="rates among which to find the highest with nothing dropped [%(default)s]",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="wall seconds of each run [%(default)s]")
     parser.add_argument(
@@ -140,18 +172,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in [s for s in args.sets.split(",") if s]:
         store = stores[name]()
         runs = []
-        for rate in [float(r) for r in args.rates.split(",") if r]:
+        for rate in rates(args.rates):
             runs.append(one_run(clip, store, rate, args.seconds))
             print(line(name, runs[-1]), flush=True)
-        sustained = None
-        search = []
-        for rate in [float(r) for r in args.search.split(",") if r]:
-            search.append(one_run(clip, store, rate, args.seconds))
-            print(line(name, search[-1]) + "  [search]", flush=True)
-            if search[-1]["dropped"]:
-                break
-            sustained = rate
-        result["sets"][name] = {"runs": runs, "search": search, "sustained_fps": sustained}
+        # Analysis keeps up with about this many frames a second (when it cannot keep up,
+        # it analyses back to back): the search starts below it and goes up, or down.
+        capacity = max((r["analysed"] / r["seconds"] for r in runs), default=1.0)
+        sustained, search = highest_sustained(
+            clip, store, sorted(rates(args.search)), capacity, args.seconds, name
+        )
+        result["sets"][name] = {
+            "runs": runs, "capacity_fps": round(capacity, 3), "search": search, "sustained_fps": sustained,
+        }  # fmt: skip
         if search:
             print(f"{name}: highest sampled rate with nothing dropped: {sustained} fps", flush=True)
     if args.json:

@@ -4,11 +4,15 @@ over one input or a whole study."""
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fatools.cli import options
+
+if TYPE_CHECKING:
+    from fatools.serve import LiveServer
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +62,7 @@ from fatools.cli import options
     metavar="DURATION",
     help="Live input: rewrite summary.json (atomically) this often while the run goes on (60s, 5m).",
 )
+@options.serve_option
 @options.command("fa-run")
 def cli(
     inputs: tuple[str, ...],
@@ -77,6 +82,7 @@ def cli(
     stall_timeout: str,
     live_duration: str | None,
     checkpoint: str | None,
+    serve: tuple[str, int] | None,
     **values: Any,
 ) -> None:
     """Analyse videos, images or folders of them in one process; write every result into
@@ -136,6 +142,9 @@ def cli(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options.apply_threads(threads)
+    server = live_page(serve, run.summary.min_quality)
+    if server is not None:
+        run = replace(run, observer=server.page)
 
     def printed(outcome: batch.Outcome) -> None:
         if outcome.status in ("analysed", "resumed", "exported"):
@@ -150,13 +159,19 @@ def cli(
         elif outcome.status == "failed" and len(items) > 1:
             click.echo(f"fa-run: failed: {outcome.error}", err=True)
 
+    ended = "failed"
     try:
         outcomes = batch.run_batch(
             items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed, assets_dir=shared
         )
+        ended = "complete" if all(o.status != "failed" for o in outcomes) else "failed"
     except Interrupted as exc:
+        ended = "stopped"
         click.echo(f"fa-run: {exc}", err=True)
         sys.exit(128 + exc.signum)
+    finally:
+        if server is not None:
+            server.close(ended)
     failed = [o for o in outcomes if o.status == "failed"]
     if shared is not None and "html" in (run.formats or DEFAULT_FORMATS):
         from fatools.study.index import write_index
@@ -189,6 +204,18 @@ def check_design(
     design.validate(
         table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True)
     )
+
+
+def live_page(address: tuple[str, int] | None, min_quality: str | None) -> LiveServer | None:
+    """fa-run --serve's server, listening (None without the option); its URL on stderr."""
+    if address is None:
+        return None
+    from fatools.export.live_page import LivePage
+    from fatools.serve import LiveServer
+
+    server = LiveServer(LivePage(min_quality), *address).start()
+    click.echo(f"fa-run: live page at {server.url} (no authentication)", err=True)
+    return server
 
 
 def main() -> None:
