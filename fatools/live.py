@@ -138,7 +138,7 @@ class Relay:
     that PyAV reads.  A read waits at most ``stall_timeout`` for data (then ``TimeoutError``,
     a stall); the relay's exit is the end of the stream, and its last error line is kept."""
 
-    def __init__(self, path: str, options: LiveOptions) -> None:
+    def __init__(self, path: str, options: LiveOptions, stopped: Callable[[], bool] = lambda: False) -> None:
         import shutil
         import subprocess
         import tempfile
@@ -156,7 +156,7 @@ class Relay:
             command += [f"-{key}", value]
         # Only the video, as it came (no decoding here): PyAV decodes it from the pipe.
         command += ["-i", path, "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "-flush_packets", "1", "-"]
-        self.path, self.stall_timeout = path, options.stall_timeout
+        self.path, self.stall_timeout, self.stopped = path, options.stall_timeout, stopped
         self.wait = max(options.stall_timeout, 5.0)  # until the first data: the sender may take a moment
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close(), with the relay)
         self.process = subprocess.Popen(
@@ -169,9 +169,13 @@ class Relay:
         import os
         import select
 
-        ready, _, _ = select.select([self.fd], [], [], self.wait)
-        if not ready:
-            raise TimeoutError(f"{self.path}: timed out: no data for {self.wait:g} s")
+        # In slices, so that a stop (SIGINT) is seen at once rather than after the timeout.
+        deadline = time.monotonic() + self.wait
+        while not select.select([self.fd], [], [], 0.2)[0]:
+            if self.stopped():
+                return b""  # the end of the stream, as the reader is stopping
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.path}: timed out: no data for {self.wait:g} s")
         self.wait = self.stall_timeout
         return os.read(self.fd, size)
 
@@ -204,7 +208,7 @@ class _Source:
                 self.relay.close()
 
 
-def _open(path: str, options: LiveOptions) -> _Source:
+def _open(path: str, options: LiveOptions, stopped: Callable[[], bool] = lambda: False) -> _Source:
     import av
 
     url = "pipe:0" if path == "-" else path
@@ -220,7 +224,7 @@ def _open(path: str, options: LiveOptions) -> _Source:
         try:
             container = av.open(url, **kwargs)
         except av.error.ProtocolNotFoundError:
-            relay = Relay(path, options)
+            relay = Relay(path, options, stopped)
             container = av.open(relay, format="mpegts", options=_ffmpeg_options(options, False))
     except (av.error.FFmpegError, TimeoutError) as exc:
         reason = relay.reason() if relay is not None else getattr(exc, "strerror", None) or str(exc)
@@ -374,7 +378,7 @@ class LiveReader:
                     self.stats.ended = "duration"
                     break
                 try:
-                    source = _open(self.path, options)
+                    source = _open(self.path, options, self._stop.is_set)
                 except VideoError as exc:
                     if failures >= options.reconnect or self._stop.is_set():
                         if self.info is None:
