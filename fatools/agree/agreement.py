@@ -1,11 +1,10 @@
-"""Agreement of fatools with human coders (the library behind fa-agree).
-
-``agree(results, {"coder": [paths]})`` reads fatools' records and each reference coding,
-aligns them on the video's clock (``align``), and returns an ``Agreement`` whose
-``table`` has a row per rater, reference, unit (an AU, ``mean``, ``expression``,
-``valence``, ``arousal``) and video, plus pooled rows (``video`` = ``all``) with 95%
-bootstrap intervals (``*_lo``, ``*_hi``). ``write_html`` (fatools.agree.page) draws it
-as a page: the table, fatools beside the coder-vs-coder figure, and a timeline per AU."""
+"""fa-agree's run: ``agree(results, {"coder": [paths]})`` reads fatools' records and each
+reference coding, aligns them on the video's clock (``align``), and returns an
+``Agreement`` whose ``table`` has a row per rater, reference, unit (an AU, ``mean``,
+``expression``, ``valence``, ``arousal``) and video, plus pooled rows (``video`` =
+``all``) with 95% bootstrap intervals (``*_lo``, ``*_hi``). ``write_html``
+(fatools.agree.page) draws it as a page: the table, fatools beside the coder-vs-coder
+figure, and a timeline per AU."""
 
 from __future__ import annotations
 
@@ -22,6 +21,8 @@ from fatools.agree.compute import ALL, Pairing, between_coders, pairs_of
 from fatools.agree.readers import Coding, read_coding
 from fatools.agree.results import Video, read_results
 from fatools.errors import FatoolsError
+
+__all__ = ["ALL", "PROTOCOLS", "Agreement", "Compared", "agree"]
 
 COLUMNS = [
     "video",
@@ -250,7 +251,7 @@ def agree(
         rows += between_coders(coders, shared, keep)
     table = pd.DataFrame(rows)
     table = table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
-    settings = {
+    settings: dict[str, object] = {
         "protocol": protocol,
         "presence": presence,
         "first_frame": first,
@@ -264,6 +265,3 @@ def agree(
     }
     settings.update(coders=coders, raters=["fatools", *raters])
     return Agreement(table, pd.DataFrame(report), confusion, settings, compared)
-
-
-__all__ = ["ALL", "PROTOCOLS", "Agreement", "Compared", "agree"]

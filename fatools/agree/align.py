@@ -70,11 +70,12 @@ def _frames(
         steps = np.diff(np.sort(ref_t[np.isfinite(ref_t)]))
         rate = 1.0 / float(np.median(steps)) if len(steps) else (fps or video.fps or 1.0)
     else:
-        rate = fps or video.fps
-        if not rate:
+        given = fps or video.fps
+        if not given:
             raise FatoolsError(
                 f"{coding.source}: the video's frame rate is unknown; give the reference's (--reference-fps)"
             )
+        rate = given
         ref_t = (table.frame.to_numpy(dtype=float) - first) / rate
     order = np.argsort(ref_t, kind="stable")
     sorted_t = ref_t[order]

@@ -23,13 +23,13 @@ class Pairing:
         rater: str,
         reference: str,
         per_video: list[tuple[str, dict[str, Source], np.ndarray]],
-        threshold,
+        threshold: str | float | None,
         tolerance: float,
-        block: float,
+        block: float | None,
         resamples: int,
         seed: int,
         aus: list[str] | None,
-    ):
+    ) -> None:
         self.rater, self.reference = rater, reference
         self.videos = per_video  # (video name, sources, times)
         self.threshold, self.tolerance, self.block = threshold, tolerance, block
@@ -84,14 +84,14 @@ class Pairing:
             f1 = stats.occ_from_sums(sums)["f1"]
             best[f] = float(GRID[np.nanargmax(f1)]) if np.isfinite(f1).any() else 0.5
         self.chosen[au] = f"{best[1]:.2f}/{best[0]:.2f}"  # fold 0's threshold (tuned on fold 1), fold 1's
-        for d, fd in zip(data, folds):
+        for d, fd in zip(data, folds, strict=True):
             d["pred"] = (d["score"] > np.where(fd == 0, best[0], best[1])).astype(float)
 
     def run(self) -> Pairing:
         first = self.videos[0][1]
         rater, ref = first[self.rater], first[self.reference]
         aus = [a for a in ref.occ if a in rater.occ and (self.aus is None or a in self.aus)]
-        for name, sources, _ in self.videos[1:]:
+        for _, sources, _ in self.videos[1:]:
             aus += [
                 a
                 for a in sources[self.reference].occ
@@ -142,10 +142,9 @@ class Pairing:
                 for u in np.unique(units):
                     m = units == u
                     lo, hi = d["t"][m].min(), d["t"][m].max() + 1e-9
-                    on = lambda evs: [e for e in evs if lo <= e[0] <= hi]  # noqa: E731
                     parts = [
                         stats.occ_sums(d["ref"][m], d["pred"][m]),
-                        stats.event_sums(on(ev_ref), on(ev_pred), self.tolerance),
+                        stats.event_sums(_within(ev_ref, lo, hi), _within(ev_pred, lo, hi), self.tolerance),
                     ]
                     parts.append(stats.pair_sums(d["ri"][m], d["pi"][m]) if intensity else np.full(8, np.nan))
                     unit_sums.append(np.concatenate(parts))
@@ -169,7 +168,7 @@ class Pairing:
             figures.update({k: float(v) for k, v in stats.events_from_sums(np.sum(whole_events, 0)).items()})
             figures["threshold"] = self.chosen.get(au)
 
-            def compute(s, intensity=intensity):
+            def compute(s: np.ndarray, intensity: bool = intensity) -> dict:
                 out = {**stats.occ_from_sums(s[..., :4]), **stats.events_from_sums(s[..., 4:9])}
                 if intensity:
                     out.update({k: v for k, v in stats.pair_from_sums(s[..., 9:]).items() if k in stats.CONT})
@@ -198,7 +197,7 @@ class Pairing:
         if len({len(s) for s in sums}) == 1:
             stacked = np.stack(sums, 1)  # units x AUs x sums
 
-            def compute(s):
+            def compute(s: np.ndarray) -> dict:
                 with np.errstate(all="ignore"):
                     import warnings
 
@@ -254,6 +253,11 @@ class Pairing:
                 compute = lambda s: {k: v for k, v in stats.pair_from_sums(s).items() if k in stats.VA}  # noqa: E731
                 ci = stats.bootstrap(np.array(per_unit), compute, self.resamples, self.seed)
                 self.rows.append(self._row(ALL, dim, len(r), stats.continuous(r, p), ci))
+
+
+def _within(events: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    """The events whose onset lies in [lo, hi] (a bootstrap unit's span)."""
+    return [e for e in events if lo <= e[0] <= hi]
 
 
 def between_coders(

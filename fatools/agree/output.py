@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fatools.agree import Agreement
+from fatools.agree.agreement import Agreement
 from fatools.agree.page import write_html
 from fatools.models.derived import write_atomic
 
@@ -20,9 +20,17 @@ def save(
 ) -> None:
     """Write whichever of the table, the JSON and the page are given a path."""
     if table is not None:
-        write_atomic(Path(table), lambda tmp: result.table.to_csv(tmp, index=False))
+
+        def write_table(tmp: Path) -> None:
+            result.table.to_csv(tmp, index=False)
+
+        write_atomic(Path(table), write_table)
     if json_file is not None:
         text = json.dumps(result.to_json(), indent=1, default=str)
-        write_atomic(Path(json_file), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+        def write_json(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+        write_atomic(Path(json_file), write_json)
     if html is not None:
         write_html(result, html)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fatools.agree import ALL, Agreement, Compared
+from fatools.agree.agreement import ALL, Agreement, Compared
 from fatools.agree.compute import pairs_of
 
 _PAGE = Path(__file__).with_name("agree_page.html")
@@ -57,12 +59,12 @@ _OCCURRENCE = ("f1", "kappa", "precision", "recall", "accuracy", "base_rate", "p
 _INTENSITY = ("icc", "pearson", "mae")
 
 
-def _number(value) -> float | None:
+def _number(value: Any) -> float | None:
     try:
-        value = float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(value) else value
+    return None if math.isnan(number) else number
 
 
 def _applies(row: dict) -> set[str]:
@@ -112,7 +114,7 @@ def table_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def _au_order(units) -> list[str]:
+def _au_order(units: Iterable[object]) -> list[str]:
     from fatools.agree.readers import _order
 
     return sorted({str(u) for u in units} - {"mean", "expression", "valence", "arousal"}, key=_order)
@@ -158,11 +160,11 @@ def chart(table: pd.DataFrame, coders: list[str], raters: list[str]) -> dict:
                         figure(pooled[(pooled.rater == a) & (pooled.reference == b)], au, metric)
                         for a, b in mine
                     ]
-                    each = [e for e in each if e is not None]
-                    if len(each) <= 1:
-                        values.append(each[0] if each else None)
+                    rated = [e for e in each if e is not None]
+                    if len(rated) <= 1:
+                        values.append(rated[0] if rated else None)
                     else:
-                        defined = [e[0] for e in each if e[0] is not None]
+                        defined = [e[0] for e in rated if e[0] is not None]
                         values.append([float(np.mean(defined)) if defined else None, None, None])
                 name = (
                     f"{mine[0][0]} vs {mine[0][1]}"
@@ -183,7 +185,7 @@ def _runs(codes: np.ndarray, t: np.ndarray, end: np.ndarray) -> list[list]:
     starts, stops = np.concatenate([[0], change]), np.concatenate([change, [len(codes)]])
     return [
         [round(float(t[a]), 3), round(float(end[b - 1]), 3), int(codes[a])]
-        for a, b in zip(starts, stops)
+        for a, b in zip(starts, stops, strict=True)
         if codes[a] != 0
     ]
 
@@ -233,7 +235,7 @@ def timelines(video: Compared, coders: list[str], raters: list[str], out_dir: Pa
             for name in references
             if au in sources[name].occ
         }
-        versus = {}
+        versus: dict[str, dict[str, list]] = {}
         for reference in references:
             for rater in raters:
                 scored = video.scored.get((rater, reference, au))

@@ -72,7 +72,7 @@ def read_eaf(path: Path) -> Coding:
     except Exception as exc:
         raise FatoolsError(f"{path}: not an ELAN file ({exc})") from None
     coding = Coding(str(path), "elan", "intervals", pd.DataFrame(), stem=path.stem)
-    rows: list[tuple] = []
+    rows: list[tuple[float, float, str, object]] = []
     for tier in eaf.get_tier_names():
         tier_au = codes.parse_au(tier)
         tier_expr = codes.expression(tier)
@@ -81,8 +81,8 @@ def read_eaf(path: Path) -> Coding:
             if tier_au:
                 intensity = codes.letter_or_number(value) if value else None
                 if value and intensity is None:
-                    parsed = codes.parse_au(value)
-                    intensity = parsed[1] if parsed and parsed[0] == tier_au[0] else None
+                    written = codes.parse_au(value)
+                    intensity = written[1] if written and written[0] == tier_au[0] else None
                 if _note(coding, tier_au[0]) and intensity != 0:
                     rows.append((onset, offset, tier_au[0], np.nan if intensity is None else intensity))
             elif tier_expr:
@@ -101,7 +101,7 @@ def read_eaf(path: Path) -> Coding:
     return _with_intervals(coding, rows)
 
 
-def _with_intervals(coding: Coding, rows: list[tuple]) -> Coding:
+def _with_intervals(coding: Coding, rows: list[tuple[float, float, str, object]]) -> Coding:
     """``coding`` holding ``rows`` (onset, offset, unit, value), each AU's scale named: an
     intensity when every interval of it has one, else occurrence."""
     coding.table = pd.DataFrame(rows, columns=["onset", "offset", "unit", "value"])
@@ -128,7 +128,7 @@ def read_intervals(path: Path, table: pd.DataFrame) -> Coding:
     if code_col is None:
         raise FatoolsError(f"{path}: an interval table needs a code column (code, au or label)")
     coding = Coding(str(path), "intervals", "intervals", pd.DataFrame(), stem=path.stem)
-    rows = []
+    rows: list[tuple[float, float, str, object]] = []
     for _, row in table.iterrows():
         text = str(row[code_col]).strip()
         level = codes.letter_or_number(row[level_col]) if level_col and pd.notna(row[level_col]) else None
@@ -190,7 +190,7 @@ def read_frame_table(path: Path, table: pd.DataFrame, fmt: str = "frames") -> Co
     for code, found in by_code.items():
         if not _note(coding, code):
             continue
-        col = found.get("_r") or found.get(None) or found.get("_c")
+        col = found.get("_r") or found.get(None) or found["_c"]
         values = pd.to_numeric(table[col], errors="coerce").where(lambda v: v != UNKNOWN)
         out[code] = values
         intensity = col == found.get("_r") or (col == found.get(None) and (values > 1).any())

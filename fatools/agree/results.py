@@ -66,7 +66,7 @@ def _area(face: dict) -> float:
 def read_video(path: Path, track: object = None) -> Video:
     """The records of one video; ``track`` None: the main track."""
     header: dict | None = None
-    frames: list[tuple[int, float | None, list[dict]]] = []
+    frames: list[tuple[int | None, float | None, list[dict]]] = []
     for record in rec.read_paths([str(path)]):
         if rec.is_header(record):
             header = header or record

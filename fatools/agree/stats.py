@@ -8,6 +8,8 @@ a constant series) are NaN, never 0."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,7 +18,7 @@ CONT = ("icc", "pearson", "mae")
 VA = ("ccc", "pearson", "rmse")
 
 
-def _div(a, b):
+def _div(a: Any, b: Any) -> np.ndarray:
     a, b = np.asarray(a, float), np.asarray(b, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
@@ -89,7 +91,7 @@ def icc_sums(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([[len(m), (m.sum(1) ** 2).sum(), (m**2).sum()], m.sum(0)])
 
 
-def icc3_from_sums(s: np.ndarray):
+def icc3_from_sums(s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, float)
     n, rows2, squares, cols = s[..., 0], s[..., 1], s[..., 2], s[..., 3:]
     k = cols.shape[-1]
@@ -197,7 +199,7 @@ def events(present: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     edges = np.diff(np.concatenate([[0], present.astype(int), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(t[a], t[b] if b < len(t) else t[-1] + step) for a, b in zip(starts, ends)]
+    return [(t[a], t[b] if b < len(t) else t[-1] + step) for a, b in zip(starts, ends, strict=True)]
 
 
 def _match(ref: list[float], pred: list[float], tolerance: float) -> int:
@@ -205,10 +207,13 @@ def _match(ref: list[float], pred: list[float], tolerance: float) -> int:
     pairs = sorted(
         (abs(r - p), i, j) for i, r in enumerate(ref) for j, p in enumerate(pred) if abs(r - p) <= tolerance
     )
-    used_r, used_p, matched = set(), set(), 0
+    used_r: set[int] = set()
+    used_p: set[int] = set()
+    matched = 0
     for _, i, j in pairs:
         if i not in used_r and j not in used_p:
-            used_r.add(i), used_p.add(j)
+            used_r.add(i)
+            used_p.add(j)
             matched += 1
     return matched
 
@@ -224,10 +229,12 @@ def event_sums(ref_events: list, pred_events: list, tolerance: float) -> np.ndar
         for j, p in enumerate(pred_events)
         if abs(r[0] - p[0]) <= tolerance and abs(r[1] - p[1]) <= tolerance
     ]
-    used_r, used_p = set(), set()
+    used_r: set[int] = set()
+    used_p: set[int] = set()
     for i, j in pairs:
         if i not in used_r and j not in used_p:
-            used_r.add(i), used_p.add(j)
+            used_r.add(i)
+            used_p.add(j)
             both += 1
     return np.array([on, off, both, len(pred_events), len(ref_events)], float)
 
@@ -244,7 +251,7 @@ def events_from_sums(s: np.ndarray) -> dict:
 # -- between coders --------------------------------------------------------------------
 
 
-def alpha(matrix: np.ndarray, level: str) -> float:
+def alpha(matrix: np.ndarray, level: Literal["nominal", "ordinal", "interval", "ratio"]) -> float:
     """Krippendorff's alpha of a coders x frames matrix (NaN: not coded), by ``krippendorff``."""
     import krippendorff
 
@@ -257,7 +264,7 @@ def alpha(matrix: np.ndarray, level: str) -> float:
 # -- bootstrap -------------------------------------------------------------------------
 
 
-def bootstrap(per_unit: np.ndarray, compute, resamples: int, seed: int) -> dict:
+def bootstrap(per_unit: np.ndarray, compute: Callable[[np.ndarray], dict], resamples: int, seed: int) -> dict:
     """95% percentile intervals of ``compute(sums)`` with the units (videos or time blocks)
     drawn with replacement; ``per_unit`` is units x sums (any trailing shape)."""
     units = len(per_unit)

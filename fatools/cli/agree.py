@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
 from fatools.cli import options
 
 
-def _named(values: tuple[str, ...], what: str) -> dict[str, list[str]]:
+def _named(values: tuple[str, ...], what: str) -> dict[str, list[str | Path]]:
     """``NAME=PATH`` or ``PATH`` (named after the file) into {name: [paths]}; a name repeated gathers its files."""
-    from pathlib import Path
-
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[str | Path]] = {}
     for value in values:
         name, sep, path = value.partition("=")
         if not sep:
@@ -136,24 +137,24 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str | 
 )
 @options.command("fa-agree")
 def cli(
-    results,
-    references,
-    raters,
-    protocol,
-    aus,
-    threshold,
-    track,
-    tracks_path,
-    reference_fps,
-    first_frame,
-    tolerance,
-    block,
-    resamples,
-    seed,
-    output,
-    json_path,
-    html_path,
-):
+    results: tuple[str, ...],
+    references: tuple[str, ...],
+    raters: tuple[str, ...],
+    protocol: str | None,
+    aus: str | None,
+    threshold: str | float,
+    track: str | None,
+    tracks_path: str | None,
+    reference_fps: float | None,
+    first_frame: int | None,
+    tolerance: float,
+    block: float | None,
+    resamples: int,
+    seed: int,
+    output: str,
+    json_path: str | None,
+    html_path: str | None,
+) -> None:
     """Agreement of fatools' RESULTS (fa-run's directories, a study tree, or frames.jsonl) with
     human coders: occurrence F1, precision, recall, kappa; intensity ICC(3,1), Pearson, MAE;
     expression accuracy and macro-F1; valence/arousal CCC; onset/offset event F1; each AU
@@ -168,17 +169,18 @@ def cli(
     from fatools.agree.output import save
     from fatools.errors import FatoolsError
 
-    keep = None
+    keep: list[str] | None = None
     if aus:
-        keep = [parse_au(a)[0] if parse_au(a) else None for a in aus.split(",") if a.strip()]
-        if None in keep:
+        parsed = [parse_au(a) for a in aus.split(",") if a.strip()]
+        keep = [p[0] for p in parsed if p is not None]
+        if len(keep) < len(parsed) or not keep:
             raise click.BadParameter(f"{aus}: not AU codes", param_hint="--aus")
-    tracks = None
+    tracks: dict[Any, Any] | None = None
     if tracks_path:
         table = pd.read_csv(tracks_path, dtype=str)
         if not {"video", "track"} <= set(table.columns):
             raise click.BadParameter("needs columns video and track", param_hint="--tracks")
-        tracks = dict(zip(table.video, table.track))
+        tracks = dict(zip(table.video, table.track, strict=True))
     result = agree(
         list(results),
         _named(references, "--reference"),
