@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ class RunOptions:
     progress: bool | None = None  # None: when stderr is a terminal
     live: Any = None  # fatools.live.LiveOptions for a live input (None: the defaults)
     checkpoint: float | None = None  # live input: seconds between rewrites of summary.json while it runs
+    # fa-run --serve: told of each frame's pixels (``pixels``) and each record (``add``) as
+    # the run goes (fatools.export.live_page.LivePage); not an option of the results.
+    observer: Any = field(default=None, compare=False, repr=False)
 
     @property
     def model_request(self) -> ModelRequest:
@@ -267,6 +270,7 @@ class VideoAnalyzer:
             replay,
             skip_through,
             live=live,
+            on_pixels=options.observer.pixels if options.observer is not None else None,
         )
 
     def _resume(self, out: Path) -> tuple[int | None, Resumed | None]:
@@ -370,6 +374,8 @@ class VideoAnalyzer:
                 records_file.add(record)
                 summarizer.add(record)
                 exporter.add(record)
+                if options.observer is not None:
+                    options.observer.add(record)
                 frames += record.get("type", "frame") == "frame"
                 if live is not None:  # a signal ends the live source; the records in flight still come
                     live.written(record, out, summarizer, options.checkpoint)
@@ -405,7 +411,8 @@ class VideoAnalyzer:
 
 def _options_dict(options: RunOptions, detector: str) -> dict:
     """The options as the exports' provenance lists them, with the detector that ran."""
-    values = asdict(replace(options, detector=detector))
+    values = asdict(replace(options, detector=detector, observer=None))
+    values.pop("observer")
     for key in ("live", "checkpoint"):  # a file's provenance as before the live options came
         if values.get(key) is None:
             values.pop(key, None)

@@ -394,6 +394,28 @@ def live_options(prog: str) -> Callable[[Any], Any]:
     )
 
 
+def _serve_address(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, int] | None:
+    from fatools.serve import parse_address
+
+    if value is None:
+        return None
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+serve_option = click.option(
+    "--serve",
+    default=None,
+    metavar="[HOST:]PORT",
+    callback=_serve_address,
+    help="Serve a live page of the run at http://HOST:PORT/ while it goes on: the frame last analysed "
+    "with its boxes, the timelines growing (HOST 127.0.0.1 unless given; 0.0.0.0: every interface; "
+    "port 0: any free one). No authentication: whoever reaches the port sees the page.",
+)
+
+
 def live_from(
     input_format: str | None,
     input_options: tuple[str, ...],
