@@ -195,6 +195,27 @@ def test_disfa_directory_with_protocol(clip, tmp_path):
     assert set(result.table.unit) == {"AU12", "AU6", "AU4", "mean"} - {"AU4"}  # AU4 not coded
 
 
+def test_disfa_counts_from_one_and_pyfeat_from_zero(clip, tmp_path):
+    records, au12 = clip
+    n = len(au12)
+    (tmp_path / "SN001_au12.txt").write_text("".join(f"{i + 1},{3 * v}\n" for i, v in enumerate(au12)))
+    pd.DataFrame({"frame": np.arange(n), "FaceRectX": 0, "AU12": au12 * 0.9}).to_csv(
+        tmp_path / "fex.csv", index=False
+    )
+    disfa = {"disfa": [tmp_path / "SN001_au12.txt"]}
+    for protocol in (None, "disfa-plus"):  # DISFA's 1 is the video's first frame, py-feat's 0, either way
+        result = agree(records, disfa, {"pyfeat": [tmp_path / "fex.csv"]}, protocol=protocol, resamples=0)
+        assert row(result, "AU12")["f1"] == 1.0 and row(result, "AU12", "pyfeat")["f1"] == 1.0
+        report = result.alignment.set_index("source").reference_first_frame
+        assert report["disfa"] == 1 and report["pyfeat"] == 0
+    given = agree(records, disfa, {"pyfeat": [tmp_path / "fex.csv"]}, first_frame=0, resamples=0)
+    report = given.alignment.set_index("source").reference_first_frame
+    assert report["disfa"] == 0 and report["pyfeat"] == 0  # a coder's as given, a tool's its own
+    assert (
+        row(given, "AU12")["f1"] == row(given, "AU12", "pyfeat")["f1"] < 1.0
+    )  # both against a shifted coder
+
+
 def test_bp4d_unknown_and_fps_mismatch(clip, tmp_path):
     records, au12 = clip
     n = len(au12)

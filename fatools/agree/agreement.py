@@ -172,7 +172,7 @@ def agree(
         results = [results]
     proto = PROTOCOLS[protocol] if protocol else None
     presence = proto.presence if proto else 1.0
-    first = first_frame if first_frame is not None else (proto.first_frame if proto else 0)
+    default_first = proto.first_frame if proto else 0
     keep = list(aus) if aus else (list(proto.aus) if proto else None)
     videos = read_results(list(results), tracks, track)
     raters = raters or {}
@@ -200,8 +200,9 @@ def agree(
                 "tool" if name in raters else "coder",
                 presence,
                 reference_fps,
-                first,
+                first_frame,
                 keep,
+                default_first,
             )
             report.append(
                 {
@@ -254,7 +255,9 @@ def agree(
     settings: dict[str, object] = {
         "protocol": protocol,
         "presence": presence,
-        "first_frame": first,
+        "first_frame": first_frame
+        if first_frame is not None
+        else f"{default_first}, DISFA's files 1, py-feat's 0",
         "threshold": threshold,
         "tolerance_s": tolerance,
         "block_s": block or "10 s, or a tenth of a shorter video",

@@ -1,7 +1,8 @@
 """Alignment on the video's own clock: each reference sampled at fatools' frames.
 
-A per-frame reference's frame N is at (N - first_frame) / fps, fps the reference's own
-(a time column), the one given, or the video's; each sampled frame takes the nearest
+A per-frame reference's frame N is at (N - first) / fps, fps the reference's own (a time
+column), the one given, or the video's, and ``first`` its number for the video's first
+frame (``numbering``); each sampled frame takes the nearest
 reference sample within half a sampling period, or none (counted). Reference samples
 fatools did not sample are left out and counted. An interval reference is read at each
 sampled frame's time (onset <= t < offset)."""
@@ -87,6 +88,7 @@ def _frames(
     rows = order[pick]
     rep = source.report
     rep.update(
+        reference_first_frame=None if "time" in table and table.time.notna().any() else first,
         reference_samples=len(ref_t),
         reference_rate=round(rate, 4),
         reference_end_s=float(np.nanmax(ref_t)) + 1.0 / rate if len(ref_t) else 0.0,
@@ -149,6 +151,15 @@ def _intervals(video: Video, coding: Coding, source: Source, presence: float) ->
     )
 
 
+def numbering(coding: Coding, role: str, given: int | None, default: int) -> int:
+    """The number a file gives the video's first frame: a tool's table keeps its format's own
+    (py-feat counts from 0 whatever the references do); a coder's is the one given
+    (--first-frame), else its format's (DISFA's: 1), else the default (0, or the protocol's)."""
+    if coding.first_frame is not None and (role == "tool" or given is None):
+        return coding.first_frame
+    return given if given is not None else default
+
+
 def align(
     video: Video,
     codings: list[Coding],
@@ -156,8 +167,9 @@ def align(
     role: str = "coder",
     presence: float = 1.0,
     fps: float | None = None,
-    first_frame: int = 0,
+    first_frame: int | None = None,
     aus: list[str] | None = None,
+    default_first: int = 0,
 ) -> Source:
     """One rater's codings of ``video`` (several files merge: DISFA's file per AU) on its sampled frames."""
     source = _empty(video, name, role)
@@ -165,7 +177,7 @@ def align(
     for coding in codings:
         part = _empty(video, name, role)
         (
-            _frames(video, coding, part, presence, fps, first_frame)
+            _frames(video, coding, part, presence, fps, numbering(coding, role, first_frame, default_first))
             if coding.kind == "frames"
             else _intervals(video, coding, part, presence)
         )

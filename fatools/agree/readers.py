@@ -38,6 +38,9 @@ class Coding:
     scale: dict[str, str] = field(default_factory=dict)
     unknown: Counter = field(default_factory=Counter)  # codes fatools has no figure for
     stem: str = ""  # the name the video is matched by
+    # The file's own number for the video's first frame, where its format fixes one (DISFA's
+    # files count from 1, py-feat's from 0); None: the one given (--first-frame) or the default.
+    first_frame: int | None = None
 
     @property
     def aus(self) -> list[str]:
@@ -200,11 +203,13 @@ def read_frame_table(path: Path, table: pd.DataFrame, fmt: str = "frames") -> Co
 
 
 def read_disfa(path: Path) -> Coding:
-    """DISFA's layout: one file per AU (``SN001_au12.txt``), lines ``frame,intensity`` (frames from 1)."""
+    """DISFA's layout: one file per AU (``SN001_au12.txt``), lines ``frame,intensity``, frames
+    from 1 (the video's first frame is 1 unless --first-frame says otherwise)."""
     match = re.search(r"^(.*?)[_-]?au0*(\d+)$", path.stem, re.IGNORECASE)
     table = pd.read_csv(path, header=None, names=["frame", f"AU{int(match.group(2))}"])  # type: ignore[union-attr]
     coding = read_frame_table(path, table, "disfa")
     coding.stem = match.group(1)  # type: ignore[union-attr]
+    coding.first_frame = 1
     for code in coding.scale:
         coding.scale[code] = "intensity"
     return coding
@@ -225,11 +230,12 @@ def read_openface(path: Path, table: pd.DataFrame) -> Coding:
 
 
 def read_pyfeat(path: Path, table: pd.DataFrame) -> Coding:
-    """py-feat's Fex CSV: frame, AUnn probabilities (present at 0.5), expression probabilities; the first face per frame."""
+    """py-feat's Fex CSV: frame (from 0, as py-feat counts them, whatever --first-frame says),
+    AUnn probabilities (present at 0.5), expression probabilities; the first face per frame."""
     if "frame" in table:
         table = table.drop_duplicates("frame")
     out = pd.DataFrame({"frame": table["frame"] if "frame" in table else np.arange(len(table))})
-    coding = Coding(str(path), "py-feat", "frames", out, stem=path.stem)
+    coding = Coding(str(path), "py-feat", "frames", out, stem=path.stem, first_frame=0)
     for col in table.columns:
         au = _au_column(col)
         if au and _note(coding, au[0]):

@@ -89,7 +89,8 @@ def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str | 
 @click.option(
     "--first-frame",
     type=int,
-    help="The references' number for the video's first frame [default: 0; 1 with a --protocol].",
+    help="The references' number for the video's first frame [default: 0; 1 for DISFA's files and with "
+    "a --protocol]; other tools' tables keep their own (py-feat's: 0).",
 )
 @click.option(
     "--tolerance",
