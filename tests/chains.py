@@ -8,16 +8,24 @@ pipe; what the stages have over a real one is this process's loaded models
 (``fatools.models.loading``) instead of a torch import and a model build per process, 3-5 s
 each.  The commands as processes, joined by real pipes, are tests/test_run.py's
 test_fa_run_equals_the_pipe (fa-frames | fa-detect | fa-predict | fa-track | tee |
-fa-summarize: fa-run's records and summary equal theirs), tests/test_stack.py's
-test_no_warning_reaches_the_terminal and tests/test_frames.py's `fa-frames | head -1`.
+fa-summarize: fa-run's records and summary equal theirs, and under PYTHONWARNINGS=always
+no stage prints a ``WARNING``), tests/test_closed_pipe.py's `fa-track | head -n 1` and
+tests/test_frames.py's `fa-frames | head -1`.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 from click.testing import CliRunner
+
+# A warning as each source prints one: Python's (``FILE:LINE: CATEGORY: message``, every
+# category's name ending in Warning), torch's C++ TORCH_WARN (``[W1206 12:00:00.1 PID
+# file.cpp:12] Warning: ...``) and ONNX Runtime's logger (``[W:onnxruntime:...]``).  The real
+# commands' standard error must hold none (tests/test_stack.py, tests/test_run.py).
+WARNING = re.compile(r"^\S.*:\d+: \w*Warning: |^\[W\d{4} [^\]]*\] Warning: |\[W:onnxruntime:", re.M)
 
 
 def _commands() -> dict:

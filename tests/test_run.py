@@ -19,7 +19,7 @@ import fatools
 from fatools.cli.run import cli as run_cli
 from fatools.runtime.torch_engine import int8_supported
 from fatools.sample import write_video
-from tests.chains import chain
+from tests.chains import WARNING, chain
 
 BIN = Path(sys.executable).parent
 
@@ -41,19 +41,22 @@ def clip(tmp_path_factory) -> Path:
 
 def run_pipe(command: str, store: Path) -> bytes:
     """``command``'s standard output; under bash's pipefail, so a failing stage fails it,
-    not only the last one."""
+    not only the last one, and under the strictest warning filter (every warning shown),
+    so that a warning any stage prints reaches its standard error and fails it."""
     proc = subprocess.run(
         [shutil.which("bash"), "-c", f"set -o pipefail; {command}"],
         capture_output=True,
-        env={"PATH": str(BIN), "FATOOLS_MODELS": str(store)},
+        env={"PATH": str(BIN), "FATOOLS_MODELS": str(store), "PYTHONWARNINGS": "always"},
     )
     assert proc.returncode == 0, proc.stderr.decode()
+    assert not WARNING.search(proc.stderr.decode()), proc.stderr.decode()
     return proc.stdout
 
 
 def test_fa_run_equals_the_pipe(clip, standin_store, tmp_path):
     """The commands as processes joined by real pipes (the other tests that compare fa-run
-    with the commands run them in this process: tests/chains.py)."""
+    with the commands run them in this process: tests/chains.py), none of them printing a
+    warning (the pipe of tests/test_stack.py's test_no_warning_reaches_the_terminal)."""
     out = tmp_path / "run"
     result = CliRunner().invoke(
         run_cli,
