@@ -63,26 +63,17 @@ def test_min_quality_keeps_faces_without_a_verdict():
     assert split(faces, "good") == ([faces[0], faces[3]], 2) and split(faces, None) == (faces, 0)
 
 
-def test_detect_and_predict_write_quality(tmp_path, mixed_store, faces_dir):
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_detect_and_predict_write_quality(mixed_store, faces_dir):
+    """The stage commands, in this process (tests/chains.py): each stage's exit status is
+    checked, as pipefail would, and its models are the process's loaded ones."""
+    from chains import chain
 
-    env_bin = Path(sys.executable).parent
-    # Under pipefail: fa-frames or fa-detect failing fails the pipe, not only fa-predict.
-    proc = subprocess.run(
-        [
-            shutil.which("bash"),
-            "-c",
-            f"set -o pipefail; {env_bin}/fa-frames '{faces_dir / 'family4.jpg'}' "
-            f"| {env_bin}/fa-detect --detector retinaface-mnet | {env_bin}/fa-predict --tasks align",
-        ],
-        capture_output=True,
-        env={"FATOOLS_MODELS": str(mixed_store), "PATH": str(env_bin)},
+    out = chain(
+        f"fa-frames '{faces_dir / 'family4.jpg'}' | fa-detect --detector retinaface-mnet "
+        "| fa-predict --tasks align",
+        mixed_store,
     )
-    assert proc.returncode == 0, proc.stderr.decode()
-    record = [json.loads(line) for line in proc.stdout.splitlines()][-1]
+    record = [json.loads(line) for line in out.splitlines()][-1]
     assert len(record["faces"]) == 4
     for face in record["faces"]:
         quality = face["quality"]
