@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from clips import h264_clip, numbered_frame, probe_pts, rotated_copy, vfr_clip, write_clip
+from clips import looped_h264_clip, numbered_frame, probe_pts, rotated_copy, vfr_clip, write_clip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -223,7 +223,7 @@ def test_usage_errors_exit_2(cfr):
 
 
 def test_broken_pipe_is_quiet(tmp_path, ffmpeg):
-    clip = h264_clip(tmp_path / "long.mp4", seconds=8)
+    clip = looped_h264_clip(tmp_path / "long.mp4", seconds=8)
     proc = subprocess.run(
         f"'{BIN / 'fa-frames'}' '{clip}' | head -1", shell=True, capture_output=True, text=True
     )
@@ -233,7 +233,7 @@ def test_broken_pipe_is_quiet(tmp_path, ffmpeg):
 
 def test_stream_is_flushed_per_line(tmp_path, ffmpeg):
     """The first record arrives before decoding ends (lines are flushed, not buffered)."""
-    clip = h264_clip(tmp_path / "long.mp4", seconds=40, size="640x480")
+    clip = looped_h264_clip(tmp_path / "long.mp4", seconds=40, size="640x480")
     proc = subprocess.Popen([BIN / "fa-frames", str(clip)], stdout=subprocess.PIPE)
     first = proc.stdout.readline()
     still_running = proc.poll() is None
