@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -62,6 +60,16 @@ def fa_run(args: list[str]) -> None:
     assert result.exit_code == 0, result.output
 
 
+def fa_export(args: list[str]) -> None:
+    """fa-export in this process (no models: what a process would add is its imports)."""
+    from click.testing import CliRunner
+
+    from fatools.cli.export import cli
+
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+
+
 def _export(records: Path, out: Path, *formats: str, video: Path | None = None) -> Path:
     """fa-export of the report's records (no models), the header pointing at ``video``."""
     lines = records.read_text().splitlines()
@@ -73,19 +81,7 @@ def _export(records: Path, out: Path, *formats: str, video: Path | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     (out / "in.jsonl").write_text("\n".join(lines) + "\n")
     args = [a for f in formats for a in ("-f", f)]
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from fatools.cli.export import main; main()",
-            str(out / "in.jsonl"),
-            "-o",
-            str(out),
-            *args,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    fa_export([str(out / "in.jsonl"), "-o", str(out), *args])
     return out / "report.html"
 
 
@@ -333,20 +329,7 @@ def test_two_hours_stay_small(tmp_path, chromium):
 
     records = tmp_path / "long.jsonl"
     write_records(records, 1, 7200)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from fatools.cli.export import main; main()",
-            str(records),
-            "-o",
-            str(tmp_path / "out"),
-            "-f",
-            "html",
-            "-q",
-        ],
-        check=True,
-    )
+    fa_export([str(records), "-o", str(tmp_path / "out"), "-f", "html", "-q"])
     page_path = tmp_path / "out" / "report.html"
     assert page_path.stat().st_size < 1_000_000
     page, _ = chromium.open(page_path, "const e = document.getElementById('au'); return e && e.data", 60)
