@@ -135,8 +135,12 @@ def test_second_coder_inter_coder_and_consensus(clip, tmp_path):
     records, au12 = clip
     b = au12.copy()
     b[[10, 11, 12, 50]] = 1 - b[[10, 11, 12, 50]]
+    six = {
+        "a": blocks(len(au12), 25) * 3,
+        "b": blocks(len(au12), 25) * np.where(np.arange(len(au12)) % 3, 3, 2),
+    }
     for name, values in (("a", au12), ("b", b)):
-        pd.DataFrame({"frame": np.arange(len(au12)), "AU12": values}).to_csv(
+        pd.DataFrame({"frame": np.arange(len(au12)), "AU12": values, "AU6": six[name]}).to_csv(
             tmp_path / f"{name}.csv", index=False
         )
     result = agree(records, {"a": [tmp_path / "a.csv"], "b": [tmp_path / "b.csv"]}, resamples=100)
@@ -148,6 +152,40 @@ def test_second_coder_inter_coder_and_consensus(clip, tmp_path):
     )
     consensus = row(result, "AU12", reference="consensus")  # both coders: present where both say so
     assert consensus["base_rate"] == pytest.approx((au12 & b).mean())
+    intensity = row(result, "AU6", "coders")  # AU6 coded 0-5 by both: interval alpha and ICC(3,1) too
+    pair = np.stack([six["a"], six["b"]]).astype(float)
+    assert intensity["alpha_intensity"] == pytest.approx(
+        krippendorff.alpha(pair, level_of_measurement="interval")
+    )
+    assert intensity["icc"] == pytest.approx(stats.icc3(pair.T)) and 0 < intensity["icc"] < 1
+
+
+def test_valence_and_arousal_against_a_coder(tmp_path):
+    from scipy.stats import pearsonr
+    from sklearn.metrics import mean_squared_error
+
+    n = 120
+    rng = np.random.default_rng(5)
+    valence = np.sin(np.linspace(0, 6, n))  # fatools' valence; its arousal is 0 throughout
+    records = write_records(tmp_path / "frames.jsonl", {"AU12": np.full(n, 0.2)}, valence=valence)
+    coded = 0.8 * valence + 0.1 + rng.normal(0, 0.1, n)
+    arousal = rng.uniform(-0.5, 0.5, n)
+    pd.DataFrame({"frame": np.arange(n), "valence": coded, "arousal": arousal}).to_csv(
+        tmp_path / "va.csv", index=False
+    )
+    result = agree(records, {"va": [tmp_path / "va.csv"]}, resamples=200)
+    v = row(result, "valence")
+    ccc = (
+        2
+        * np.cov(coded, valence, bias=True)[0, 1]
+        / (coded.var() + valence.var() + (coded.mean() - valence.mean()) ** 2)
+    )
+    assert v["ccc"] == pytest.approx(ccc) and v["pearson"] == pytest.approx(pearsonr(coded, valence)[0])
+    assert v["rmse"] == pytest.approx(np.sqrt(mean_squared_error(coded, valence)))
+    assert v["ccc_lo"] <= v["ccc"] <= v["ccc_hi"] and v["n"] == n
+    a = row(result, "arousal")  # a constant rater: Pearson undefined (never 0), CCC 0 by its formula
+    assert np.isnan(a["pearson"]) and a["ccc"] == pytest.approx(0.0)
+    assert a["rmse"] == pytest.approx(np.sqrt(np.mean(arousal**2)))
 
 
 def test_elan_as_a_coder_writes_it(clip, tmp_path):
