@@ -99,21 +99,24 @@ def as_fatools(python: str) -> str:
     )
 
 
-# Runs each snippet in one namespace, as a reader pasting them in turn would; a
-# fatools error (the seed's configuration) is printed, and what the examples built is
-# printed last for the test to look at.
-DRIVER = """\
-import json, sys
-from fatools.errors import FatoolsError
-namespace = {}
-for path in sys.argv[1:]:
-    try:
-        exec(compile(open(path).read(), path, "exec"), namespace)
-    except FatoolsError as exc:
-        print(f"refused: {exc}")
-print(json.dumps({"valence_timeline": namespace["valence_timeline"],
-                  "attention_markers": namespace["attention_markers"]}))
-"""
+def paste_in_turn(paths: list[str]) -> None:
+    """Runs each snippet in one namespace, as a reader pasting them in turn would; a
+    fatools error (the seed's configuration) is printed, and what the examples built is
+    printed last for the test to look at."""
+    from fatools.errors import FatoolsError
+
+    namespace: dict = {}
+    for path in paths:
+        try:
+            exec(compile(Path(path).read_text(), path, "exec"), namespace)
+        except FatoolsError as exc:
+            print(f"refused: {exc}")
+    built = {
+        "valence_timeline": namespace["valence_timeline"],
+        "attention_markers": namespace["attention_markers"],
+    }
+    print(json.dumps(built))
+
 
 FRAMES = 16  # every 15th frame still gives two
 
@@ -173,7 +176,11 @@ def test_the_seed_command_lines_run_as_fa_run(seed_clip, standin_store, tmp_path
     assert frames_of == [[0, 5, 10, 15], [0, 10], [0, 5, 10, 15]]
 
 
-def test_the_seed_python_examples_run_on_fatools(seed_clip, standin_store, tmp_path):
+def test_the_seed_python_examples_run_on_fatools(seed_clip, standin_store, tmp_path, monkeypatch, capfd):
+    """The snippets run in this process (its loaded models; the shell's command line is
+    test_the_seed_command_lines_run_as_fa_run's, a fresh `import fatools`
+    test_dir_shows_the_api_and_import_stays_cheap's), everything they print captured at
+    the file descriptor, as a process's standard output would be."""
     for name in ("sample_video", "interview", "job_interview", "therapy_session", "lecture"):
         shutil.copy(seed_clip, tmp_path / f"{name}.mp4")
     (tmp_path / "custom_config.yaml").write_text(SEED_CONFIG_YAML)
@@ -185,16 +192,11 @@ def test_the_seed_python_examples_run_on_fatools(seed_clip, standin_store, tmp_p
     }
     for name, text in snippets.items():
         (tmp_path / name).write_text(text)
-    (tmp_path / "driver.py").write_text(DRIVER)
-    proc = subprocess.run(
-        [sys.executable, "driver.py", *snippets],
-        cwd=tmp_path,
-        env=environment(standin_store),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.splitlines()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FATOOLS_MODELS", str(standin_store))
+    capfd.readouterr()
+    paste_in_turn(list(snippets))
+    out = capfd.readouterr().out.splitlines()
     assert out[0] == "Analyzed 4 frames"  # frames 0, 5, 10, 15
     assert out[1] == "Most common emotion: Happiness"  # the stand-in's brightest-face expression
     assert out[2].startswith("Average valence: ") and -1 <= float(out[2].split(": ")[1]) <= 1
