@@ -254,6 +254,49 @@ def test_disfa_counts_from_one_and_pyfeat_from_zero(clip, tmp_path):
     )  # both against a shifted coder
 
 
+def test_disfa_plus_trials_of_one_name_in_two_subjects(tmp_path):
+    n, trial = 120, "A1_AU1_TrailNo_1"
+    truth = {"SN001": blocks(n, 20), "SN003": blocks(n, 15)}
+    roots = []
+    for subject, au12 in truth.items():
+        images = f"DISFAPlusDataset/Images/{subject}/{trial}"  # fa-run's records of the folder name it
+        roots.append(
+            write_records(
+                tmp_path / subject / "frames.jsonl", {"AU12": np.where(au12, 0.9, 0.1)}, images
+            ).parent
+        )
+        labels = tmp_path / "Labels" / subject / trial
+        labels.mkdir(parents=True)
+        (labels / "AU12.txt").write_text(
+            "AU12\n" + "".join(f"{i:03d}.jpg     {3 * v}\n" for i, v in enumerate(au12))
+        )
+        (labels / "AU6.txt").write_text("".join(f"{i:03d}.jpg 0\n" for i in range(n)))
+    result = agree(roots, {"plus": [tmp_path / "Labels"]}, protocol="disfa-plus", resamples=0)
+    for subject in truth:  # each subject's labels with its own trial, though the trials share a name
+        assert row(result, "AU12", video=f"{subject}/{trial}")["f1"] == 1.0
+    assert set(result.alignment.reference_first_frame) == {0} and set(
+        result.alignment.formats.map(tuple)
+    ) == {("disfa-plus",)}
+    one = agree(roots[1], {"plus": [tmp_path / "Labels"]}, resamples=0)  # one trial, the whole Labels folder
+    assert row(one, "AU12")["f1"] == 1.0 and row(one, "AU12")["base_rate"] == pytest.approx(
+        truth["SN003"].mean()
+    )
+
+
+def test_each_file_goes_to_the_video_named_longest_like_it(tmp_path):
+    truth = {"v1": blocks(80, 10), "v10": blocks(80, 16)}
+    roots = []
+    for name, au12 in truth.items():
+        records = write_records(
+            tmp_path / name / "frames.jsonl", {"AU12": np.where(au12, 0.9, 0.1)}, f"{name}.mp4"
+        )
+        roots.append(records.parent)
+        pd.DataFrame({"frame": np.arange(80), "AU12": au12}).to_csv(tmp_path / f"{name}_ann.csv", index=False)
+    refs = {"ann": [tmp_path / "v1_ann.csv", tmp_path / "v10_ann.csv"]}
+    result = agree(roots, refs, resamples=0)
+    assert row(result, "AU12", video="v1")["f1"] == row(result, "AU12", video="v10")["f1"] == 1.0
+
+
 def test_bp4d_unknown_and_fps_mismatch(clip, tmp_path):
     records, au12 = clip
     n = len(au12)

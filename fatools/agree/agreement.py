@@ -105,20 +105,44 @@ class Agreement:
         }
 
 
+def _match(stem: str, video: Video) -> tuple[int, int]:
+    """How well a coding's name fits a video: how many of the folders and name its stem shares
+    with the end of the video's path (``SN001/A1_AU1_TrailNo_1``); then, for a name that starts
+    with the video's (``SN001_au12``, ``clip_coder2``), the length of the video's (``v10_a``:
+    v10 before v1). (0, 0): it does not fit."""
+    mine, theirs = stem.split("/"), Path(video.path).with_suffix("").parts
+    shared = 0
+    while shared < min(len(mine), len(theirs)) and mine[-1 - shared] == theirs[-1 - shared]:
+        shared += 1
+    name = Path(video.path).stem
+    return shared, len(name) if name and mine[-1].startswith(name) else 0
+
+
 def _assign(codings: list[Coding], videos: list[Video], who: str) -> dict[str, list[Coding]]:
-    """Each coding to its video: the only one, else the video whose name its file name starts with (the longest)."""
+    """Each coding to the video it fits best (``_match``). With one video, every coding when
+    none fits it (``coder1.eaf``), else those that fit it best (a dataset's folder of many
+    videos' files)."""
     out: dict[str, list[Coding]] = {v.name: [] for v in videos}
+    if len(videos) == 1:
+        scores = [_match(c.stem, videos[0]) for c in codings]
+        best = max(scores, default=(0, 0))
+        out[videos[0].name] = [c for c, s in zip(codings, scores, strict=True) if s == best]
+        return out
     for coding in codings:
-        if len(videos) == 1:
-            out[videos[0].name].append(coding)
-            continue
-        names = [v.name for v in videos if coding.stem == v.name or coding.stem.startswith(v.name)]
-        if not names:
+        scores = [_match(coding.stem, v) for v in videos]
+        best = max(scores)
+        fits = [v for v, s in zip(videos, scores, strict=True) if s == best]
+        if best == (0, 0):
             raise FatoolsError(
                 f"{coding.source}: no video named like it among the results ({who}); name reference "
                 "files after their videos"
             )
-        out[max(names, key=len)].append(coding)
+        if len(fits) > 1:
+            raise FatoolsError(
+                f"{coding.source}: fits {', '.join(v.path for v in fits)} alike ({who}); name reference "
+                "files after their videos, or keep them in folders named as the videos' are"
+            )
+        out[fits[0].name].append(coding)
     return out
 
 

@@ -215,6 +215,31 @@ def read_disfa(path: Path) -> Coding:
     return coding
 
 
+def read_disfa_plus(path: Path) -> Coding:
+    """DISFA+'s layout: ``Labels/<subject>/<trial>/AU<N>.txt``, lines ``<image name> <intensity>``
+    (``000.jpg 2``; header lines skipped), matched to the trial's image folder. A frame's number is
+    its image's, and the first image named is the sequence's first frame (fatools numbers a
+    folder's images in name order from 0) unless --first-frame says otherwise."""
+    frames, levels = [], []
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        number = re.fullmatch(r"\D*(\d+)(\.\w+)?", parts[0]) if len(parts) >= 2 else None
+        level = codes.letter_or_number(parts[1]) if number else None
+        if number and level is not None:
+            frames.append(int(number.group(1)))
+            levels.append(level)
+    au = codes.parse_au(path.stem)
+    if not frames or au is None:
+        raise FatoolsError(f"{path}: no '<image> <intensity>' lines of an AU file (DISFA+'s layout)")
+    table = pd.DataFrame({"frame": frames, au[0]: levels})
+    coding = read_frame_table(path, table, "disfa-plus")
+    coding.stem = f"{path.parent.parent.name}/{path.parent.name}"
+    coding.first_frame = min(frames)
+    for code in coding.scale:
+        coding.scale[code] = "intensity"
+    return coding
+
+
 def read_openface(path: Path, table: pd.DataFrame) -> Coding:
     """OpenFace 2's CSV: frame, face_id, timestamp, success, AUnn_r (0-5) and AUnn_c (0/1); the first face."""
     table.columns = [c.strip() for c in table.columns]
@@ -269,6 +294,8 @@ def read_coding(path: str | Path) -> list[Coding]:
         head = path.read_text(errors="replace").split("\n", 1)[0]
         if re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", head):
             return [read_disfa(path)]
+        if path.suffix.lower() == ".txt" and codes.parse_au(path.stem):
+            return [read_disfa_plus(path)]
     try:
         table = pd.read_csv(path, sep=None, engine="python")
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:

@@ -138,4 +138,20 @@ def read_results(paths: list[str | Path], tracks: dict | None = None, track: obj
             if tracks and first.name in tracks:
                 first = read_video(records, tracks[first.name])
             videos.append(first)
+    _distinct_names(videos)
     return videos
+
+
+def _distinct_names(videos: list[Video]) -> None:
+    """Videos of one name (DISFA+'s trials, one folder per subject) named with as many of
+    their parent folders as tell them apart: ``SN001/A1_AU1_TrailNo_1``."""
+    for depth in range(2, 8):
+        counts: dict[str, int] = {}
+        for video in videos:
+            counts[video.name] = counts.get(video.name, 0) + 1
+        clashing = [v for v in videos if counts[v.name] > 1]
+        if not clashing:
+            return
+        for video in clashing:
+            parts = Path(video.path).with_suffix("").parts
+            video.name = "/".join(parts[-depth:])
