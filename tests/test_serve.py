@@ -85,6 +85,15 @@ def test_a_page_that_leaves_does_not_end_the_run():
         signal.signal(signal.SIGPIPE, old)
 
 
+def test_a_record_the_page_cannot_take_does_not_stop_the_run(caplog):
+    page = LivePage()
+    page.add({"type": "frame", "frame": 0, "t": 0.0, "width": 320, "height": 240, "faces": []})
+    page.add({"type": "frame", "video": ["unhashable"], "frame": 1, "faces": []})  # raises in the export
+    page.add({"type": "frame", "frame": 2, "t": 0.2, "width": 320, "height": 240, "faces": []})
+    assert page.failed and "live page: stops following the run" in caplog.text
+    assert page.snapshot()["frames"]["sampled"] == 1  # what came before
+
+
 def _watch(base: str, gates: list[threading.Event], seen: dict) -> None:
     """The page through the run: what it shows while the run is held at each gate."""
     live = "const l = window.fatoolsLive; "

@@ -40,6 +40,7 @@ class LivePage:
         self.lock = threading.Lock()
         self.version = 0  # counts the records added: a snapshot is new when this moved
         self.ended: str | None = None  # how the run ended, once it has
+        self.failed = False  # a record the page could not take: it shows what came before
         self._export: Any = None
         self._html: Any = None
         self._counts: dict[str, int] = {}
@@ -74,11 +75,19 @@ class LivePage:
     def add(self, record: dict) -> None:
         """A record of the run, as it is written (header first, for each input)."""
         with self.lock:
-            if self._export is None or (is_header(record) and self._counts.get("sampled")):
-                self._open()
-            self._export.add(record)
-            if is_frame(record):
-                self._frame(record)
+            if self.failed:
+                return
+            try:
+                if self._export is None or (is_header(record) and self._counts.get("sampled")):
+                    self._open()
+                self._export.add(record)
+                if is_frame(record):
+                    self._frame(record)
+            except Exception as exc:  # the page must not stop a run: it stops following it, and says so
+                self.failed = True
+                log.warning(
+                    "live page: stops following the run at this record (%s: %s)", type(exc).__name__, exc
+                )
             self.version += 1
 
     def end(self, how: str) -> None:
