@@ -121,6 +121,7 @@ class Server:
     def __init__(self, name: str, commands: list[list[str]], ready: Callable[[], bool], log: Path) -> None:
         self.name, self.commands, self.ready, self.log = name, commands, ready, log
         self.processes: list[subprocess.Popen] = []
+        self.keep: list[subprocess.Popen] = []  # what runs beside it and is not killed with it
 
     def start(self) -> Server:
         with open(self.log, "ab") as log:
@@ -246,7 +247,8 @@ def hls_server(work: Path) -> tuple[Server, str, tuple[str, ...]]:
     port = free_port()
     http = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(hls), str(port)]
     server = Server("http.server", [http], lambda: bound(port, "tcp"), work / "server.log")
-    server.keep = [subprocess.Popen(write, stdin=subprocess.DEVNULL, stderr=open(work / "writer.log", "wb"))]
+    with open(work / "writer.log", "wb") as log:
+        server.keep = [subprocess.Popen(write, stdin=subprocess.DEVNULL, stderr=log)]
     wait_until(lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 2, "HLS segments")
     return server, f"http://127.0.0.1:{port}/live.m3u8", ()
 
@@ -297,7 +299,7 @@ def servers(tmp_path_factory) -> Iterator[dict[str, tuple[Server, str, tuple[str
     for entry in started.values():
         if isinstance(entry, tuple):
             entry[0].kill()
-            for process in getattr(entry[0], "keep", []):
+            for process in entry[0].keep:
                 process.kill()
                 process.wait()
 
@@ -327,7 +329,7 @@ def test_server_killed_and_restarted(kind, outages):
     """The server is killed while fa-frames reads it and started again: one reconnect,
     marked on the first frame after the gap (``reconnected``, ``gap`` in wall seconds), the
     stream's clock going on across it, and SIGINT a clean end (exit 130, the summary line)."""
-    result = outages[kind]
+    result = outages.get(kind, AssertionError(f"{kind}: not done within 120 s"))
     if isinstance(result, BaseException):
         raise result
     log = result["log"]
