@@ -6,6 +6,10 @@ capture device (``/dev/videoN``), or anything given with ``--input-format`` (``v
 ``avfoundation``, ``dshow``, as FFmpeg names its devices).  Files keep their own path
 (``fatools.video``); nothing here changes how a file is read.
 
+PyAV's own FFmpeg opens the source; a protocol it lacks (``srt://``: PyPI's wheels have
+no libsrt) is opened by the ``ffmpeg`` command instead (``Relay``), which copies the
+video as MPEG-TS into a pipe that PyAV reads.
+
 A thread decodes the source as fast as it delivers (``LiveReader``), keeps the sampled
 frames (``t`` on the stream's clock, ``wallclock`` the UTC time it was decoded) and
 hands them over through a bounded queue.  When the consumer is slower than capture the
