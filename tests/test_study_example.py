@@ -6,6 +6,7 @@ model loads."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,12 @@ def test_worked_example(standin_store, tmp_path):
     other = long[(long.input.str.endswith("P01_s2.mp4")) & (long.role == "other")]
     assert len(other) and set(chosen.track) == {videos["P01_s2"]["participant_track"]}
     assert (long[long.role == "participant"].reference == "person").all()
+    # fa-run --design kept each input's design row in its run.json.
+    record = json.loads((work / "results" / "P01_s2" / "run.json").read_text())
+    assert record["design"] == {
+        "source": str(EXAMPLE / "design.csv"),
+        "row": {"participant": "P01", "session": "s2", "condition": "funny", "group": "A"},
+    }
     assert "effect condition[T.neutral]" in proc.stdout and "MixedLM" in proc.stdout
     assert (work / "participants.parquet").is_file() and (work / "index.html").is_file()
 

@@ -125,8 +125,11 @@ def cli(
         options.refuse_clock_for_stills(
             item.path, item.kind, values["sample_fps"], values["start"], values["end"]
         )
+    design = None
     if design_path or participant_from:
-        check_design(design_path, participant_from, allow_partial, [str(item.path) for item in items])
+        design = check_design(
+            design_path, participant_from, allow_partial, [str(item.path) for item in items]
+        )
     dirs = layout(items, output_dir)
     shared = output_dir if dirs != [output_dir] else None  # one plotly.min.js for the tree's pages
     if shard is not None:
@@ -162,7 +165,14 @@ def cli(
     ended = "failed"
     try:
         outcomes = batch.run_batch(
-            items, dirs, run, force=force, fail_fast=fail_fast, on_done=printed, assets_dir=shared
+            items,
+            dirs,
+            run,
+            force=force,
+            fail_fast=fail_fast,
+            on_done=printed,
+            assets_dir=shared,
+            design=design,
         )
         ended = "complete" if all(o.status != "failed" for o in outcomes) else "failed"
     except Interrupted as exc:
@@ -191,9 +201,10 @@ def cli(
 
 def check_design(
     design_path: str | None, participant_from: str | None, allow_partial: bool, inputs: list[str]
-) -> None:
-    """The design checked against every input (all shards') before any model loads; fa-collect
-    joins it to the results (give it --design there too)."""
+) -> dict[str, dict]:
+    """The design checked against every input (all shards') before any model loads; each
+    input's design record for its run.json (fa-collect joins the design to the results:
+    give it --design there too)."""
     from fatools.study import design
 
     try:
@@ -201,9 +212,10 @@ def check_design(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     assert table is not None
-    design.validate(
+    found = design.validate(
         table, inputs, allow_partial, lambda line: click.echo(f"fa-run: warning: {line}", err=True)
     )
+    return {path: design.record(table, found.get(path)) for path in inputs}
 
 
 def live_page(address: tuple[str, int] | None, min_quality: str | None) -> LiveServer | None:

@@ -5,7 +5,7 @@ Each output directory holds ``run.json`` (``run_record``): the input (path, size
 content fingerprint), the options that change results and their fingerprint, the
 models and their sha256, versions, device, host, times, status (``running``,
 ``complete``, ``partial``, ``failed`` with its error), frames done, the files written,
-and how many runs made the result (``attempts``) and what the last one kept of the
+the study design's row for the input (``design``, with fa-run --design) and how many runs made the result (``attempts``) and what the last one kept of the
 earlier ones' records (``resumed_from``; null when it kept nothing).
 
 Running the same command again (``plan``):
@@ -156,11 +156,16 @@ def run_batch(
     fail_fast: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
     assets_dir: str | None = None,
+    design: dict[str, dict] | None = None,
 ) -> list[Outcome]:
     """Analyse every input into its directory, each on its own: a failure is recorded and
     the next goes on (``fail_fast`` stops there).  The models load once, and only when
     some input needs them.  ``assets_dir`` (the results tree's root) holds the assets the
-    inputs' pages share.  Raises Interrupted when a signal stopped the batch."""
+    inputs' pages share.  ``design`` (fa-run --design): each input path's design record
+    (the table and its row), kept in run.json as ``design``; not part of the options'
+    fingerprint (a corrected design table is no reason to analyse again: a skipped or
+    re-exported result gets the new row).  Raises Interrupted when a signal stopped the
+    batch."""
     from fatools.export.formats import DEFAULT_FORMATS
 
     formats = options.formats or DEFAULT_FORMATS
@@ -168,11 +173,12 @@ def run_batch(
     analyzer: VideoAnalyzer | None = None
     outcomes: list[Outcome] = []
     with StopSignals("stopping at the next record (the records so far are kept)") as stop:
-        for item, out_dir in zip(items, dirs):
+        for item, out_dir in zip(items, dirs, strict=True):
             out = Path(out_dir)
             try:
                 with outdir.locked(out):
-                    current = run_record(item, options, resolution)
+                    row = {} if design is None else {"design": design.get(str(item.path))}
+                    current = run_record(item, options, resolution, **row)
                     previous = outdir.read_record(out)
                     # A live input is a new run each time: never skipped, resumed or refused.
                     action = (
@@ -180,16 +186,20 @@ def run_batch(
                         if is_live(item.path, options.live)
                         else plan(previous, current, formats, force)
                     )
-                    if action == "refuse":
+                    if action == "refuse" and previous is not None:
                         raise RefusedError(
                             f"{out}: holds results of another run (differs in: "
                             f"{', '.join(differences(previous, current))}); give --force to redo it, "
                             "or another -o"
                         )
-                    if action == "skip":
+                    if previous is not None and row and previous.get("design") != row["design"]:
+                        previous = {**previous, **row}
+                        if action == "skip":
+                            outdir.write_record(out, previous)
+                    if action == "skip" and previous is not None:
                         log.info("%s: complete in %s; skipped", item.path, out)
                         outcome = Outcome(item, out_dir, "skipped", files=previous.get("files"))
-                    elif action == "export":
+                    elif action == "export" and previous is not None:
                         outcome = _export_only(item, out, options, resolution, previous, formats, assets_dir)
                     else:
                         if action == "fresh" or (previous is None and not outdir.resumable(out)):

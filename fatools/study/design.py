@@ -22,9 +22,10 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import IO, Any
 
 from fatools.errors import FatoolsError
 
@@ -57,47 +58,54 @@ class Design:
 def read_design(path: str) -> Design:
     """The rows of a design CSV; DesignError naming the line of a malformed one."""
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            design = _rows(path, handle)
     except OSError as exc:
         raise DesignError(f"{path}: cannot read the design table ({exc.strerror})") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if not header or len(header) < 2:
-                raise DesignError(
-                    f"{path}:1: the header needs the input's column and at least one more "
-                    f"({', '.join(KNOWN)}, {TRACK} or your own); see fa-collect(1), DESIGN"
-                )
-            names = [h.strip() for h in header]
-            lowered = [n.lower() if n.lower() in (*KNOWN, TRACK) else n for n in names]
-            if len(set(lowered)) != len(lowered) or not all(lowered):
-                raise DesignError(f"{path}:1: column names must be unique and not empty ({', '.join(names)})")
-            design = Design(path, key=lowered[0], columns=[n for n in lowered[1:] if n != TRACK])
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                where = f"{path}:{reader.line_num}"
-                if len(row) != len(lowered):
-                    raise DesignError(f"{where}: {len(row)} cells for {len(lowered)} columns")
-                cells = {name: cell.strip() for name, cell in zip(lowered[1:], row[1:])}
-                key = row[0].strip()
-                if not key:
-                    raise DesignError(f"{where}: the row names no input")
-                if cells.get(TRACK):
-                    try:
-                        cells[TRACK] = int(cells[TRACK])
-                    except ValueError:
-                        raise DesignError(
-                            f"{where}: {TRACK} {cells[TRACK]!r} is not a track id (a whole number)"
-                        ) from None
-                else:
-                    cells.pop(TRACK, None)
-                design.rows.append((reader.line_num, key, cells))
-        except csv.Error as exc:
-            raise DesignError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
     if not design.rows:
         raise DesignError(f"{path}: no rows (one line per input after the header)")
+    return design
+
+
+def _rows(path: str, handle: IO[str]) -> Design:
+    """The header and rows of a design CSV (``read_design``)."""
+    reader = csv.reader(handle)
+    try:
+        header = next(reader, None)
+        if not header or len(header) < 2:
+            raise DesignError(
+                f"{path}:1: the header needs the input's column and at least one more "
+                f"({', '.join(KNOWN)}, {TRACK} or your own); see fa-collect(1), DESIGN"
+            )
+        names = [h.strip() for h in header]
+        lowered = [n.lower() if n.lower() in (*KNOWN, TRACK) else n for n in names]
+        if len(set(lowered)) != len(lowered) or not all(lowered):
+            raise DesignError(f"{path}:1: column names must be unique and not empty ({', '.join(names)})")
+        design = Design(path, key=lowered[0], columns=[n for n in lowered[1:] if n != TRACK])
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"{path}:{reader.line_num}"
+            if len(row) != len(lowered):
+                raise DesignError(f"{where}: {len(row)} cells for {len(lowered)} columns")
+            cells: dict[str, Any] = {
+                name: cell.strip() for name, cell in zip(lowered[1:], row[1:], strict=True)
+            }
+            key = row[0].strip()
+            if not key:
+                raise DesignError(f"{where}: the row names no input")
+            if cells.get(TRACK):
+                try:
+                    cells[TRACK] = int(cells[TRACK])
+                except ValueError:
+                    raise DesignError(
+                        f"{where}: {TRACK} {cells[TRACK]!r} is not a track id (a whole number)"
+                    ) from None
+            else:
+                cells.pop(TRACK, None)
+            design.rows.append((reader.line_num, key, cells))
+    except csv.Error as exc:
+        raise DesignError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
     return design
 
 
@@ -110,7 +118,7 @@ def pattern_design(regex: str) -> Design:
         raise ValueError(f"--participant-from {regex!r} is not a regular expression ({exc})") from None
     if "participant" not in pattern.groupindex:
         raise ValueError(f"--participant-from {regex!r} needs a named group (?P<participant>...)")
-    names = sorted(pattern.groupindex, key=pattern.groupindex.get)
+    names = sorted(pattern.groupindex, key=lambda name: pattern.groupindex[name])
     return Design(f"--participant-from {regex!r}", columns=names, pattern=pattern)
 
 
@@ -177,7 +185,16 @@ def load(design_path: str | None, participant_from: str | None) -> Design | None
     return None
 
 
-def validate(design: Design, inputs: Iterable[str], allow_partial: bool, warn) -> dict[str, dict]:
+def record(design: Design, cells: dict | None) -> dict:
+    """What run.json keeps of an input's design (fa-run --design): the table (or pattern)
+    and the input's row, null for an input without one (--allow-partial)."""
+    source = design.source if design.pattern is not None else os.path.abspath(design.source)
+    return {"source": source, "row": cells}
+
+
+def validate(
+    design: Design, inputs: Iterable[str], allow_partial: bool, warn: Callable[[str], None]
+) -> dict[str, dict]:
     """Each input's cells; DesignError with every problem unless ``allow_partial``, where
     ``warn`` gets each line instead."""
     found, problems = match(design, inputs)
