@@ -416,6 +416,22 @@ def test_pyfeat_and_openface_as_raters(clip, tmp_path):
     assert row(result, "AU12", "pyfeat")["f1"] == 1.0 and row(result, "AU12", "openface")["f1"] == 0.0
 
 
+def test_a_tool_that_skipped_frames(clip, tmp_path):
+    records, au12 = clip  # fatools: every frame; py-feat: every 5th (skip_frames=5), frames from 0
+    frames = np.arange(0, len(au12), 5)
+    pd.DataFrame({"frame": frames, "FaceRectX": 0, "AU12": au12[frames] * 0.9}).to_csv(
+        tmp_path / "fex.csv", index=False
+    )
+    pd.DataFrame({"frame": np.arange(len(au12)), "AU12": au12}).to_csv(tmp_path / "a.csv", index=False)
+    result = agree(records, {"a": [tmp_path / "a.csv"]}, {"pyfeat": [tmp_path / "fex.csv"]}, resamples=0)
+    report = result.alignment.set_index("source").loc["pyfeat"]
+    assert report["reference_period_s"] == pytest.approx(0.2) and report["extent"] == "same length"
+    # The frames it skipped are left out and counted, not given a neighbour's value.
+    assert report["fatools_frames_without_reference"] == len(au12) - len(frames)
+    pooled = row(result, "AU12", "pyfeat")
+    assert pooled["n"] == len(frames) and pooled["f1"] == 1.0
+
+
 def test_cli(clip, tmp_path):
     from fatools.cli.agree import cli
 

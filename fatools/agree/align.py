@@ -3,7 +3,8 @@
 A per-frame reference's frame N is at (N - first) / fps, fps the reference's own (a time
 column), the one given, or the video's, and ``first`` its number for the video's first
 frame (``numbering``); each sampled frame takes the nearest
-reference sample within half a sampling period, or none (counted). Reference samples
+reference sample within half a frame (of the reference's rate), or none (counted: a tool
+that skipped frames leaves them out, as fatools' own skipped frames are). Reference samples
 fatools did not sample are left out and counted. An interval reference is read at each
 sampled frame's time (onset <= t < offset)."""
 
@@ -78,6 +79,12 @@ def _frames(
             )
         rate = given
         ref_t = (table.frame.to_numpy(dtype=float) - first) / rate
+    # The reference's own sampling period: a frame's when it codes every frame, longer for a
+    # tool that sampled (py-feat's skip_frames): its last sample stands for that long. A frame
+    # still takes a sample only within half a frame: one the tool skipped is left out and
+    # counted, as the frames fatools skipped are, rather than given a neighbour's value.
+    steps = np.diff(np.sort(ref_t[np.isfinite(ref_t)]))
+    period = float(np.median(steps[steps > 0])) if (steps > 0).any() else 1.0 / rate
     order = np.argsort(ref_t, kind="stable")
     sorted_t = ref_t[order]
     pos = np.clip(np.searchsorted(sorted_t, t), 1, max(len(sorted_t) - 1, 1))
@@ -91,7 +98,8 @@ def _frames(
         reference_first_frame=None if "time" in table and table.time.notna().any() else first,
         reference_samples=len(ref_t),
         reference_rate=round(rate, 4),
-        reference_end_s=float(np.nanmax(ref_t)) + 1.0 / rate if len(ref_t) else 0.0,
+        reference_period_s=round(period, 6),
+        reference_end_s=float(np.nanmax(ref_t)) + period if len(ref_t) else 0.0,
         fatools_frames_without_reference=int((~ok).sum()),
         reference_samples_not_sampled=int(len(ref_t) - len(set(rows[ok].tolist()))),
     )

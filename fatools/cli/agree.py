@@ -204,8 +204,8 @@ def cli(
             f"fa-agree: {row['video']} / {row['source']}: {row['face_rule']} {row['track']}, "
             f"{row['frames_with_face']} of {row['fatools_frames']} sampled frames with the face"
             + (
-                f"; {row['fatools_frames_without_reference']} without a reference sample, "
-                f"{row['reference_samples_not_sampled']} reference samples not sampled"
+                f"; {int(row['fatools_frames_without_reference'])} without a reference sample, "
+                f"{int(row['reference_samples_not_sampled'])} reference samples not sampled"
                 if "reference_samples" in row and pd.notna(row.get("reference_samples"))
                 else ""
             )
