@@ -97,6 +97,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# Batch jobs scheduled as they come (the default waits up to 3 s to gather them).
+SchedulerParameters=batch_sched_delay=0
 MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
@@ -119,7 +121,7 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
             ).stdout
             if state.strip() == "idle":
                 return self
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise RuntimeError(f"the SLURM node did not come up: {state!r}; see {root}/slurmd.log")
 
     def _wait_for(self, path: Path, seconds: float = 15) -> None:

@@ -93,58 +93,6 @@ def without_input(rows: list[dict], names=SHORT) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "input"} for r in rows if Path(r["input"]).stem in names]
 
 
-def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, reference):
-    require(shutil.which("make") is not None, "make not installed")
-    work = tmp_path / "make"
-    work.mkdir()
-    shutil.copy(EXAMPLES / "make" / "Makefile", work / "Makefile")
-    short_videos(study, work)
-    variables = [f"FA_RUN_OPTIONS={' '.join(OPTIONS)}"]
-    first = subprocess.run(
-        ["make", "-j2", *variables],
-        cwd=work,
-        env=env(standin_store),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert first.returncode == 0, first.stderr
-    assert len(re.findall(r"^fa-run videos/", first.stdout, re.M)) == len(SHORT)
-    rows = table(work / "results" / "study.csv")
-    assert [r["status"] for r in rows if r["level"] == "video"] == ["complete"] * len(SHORT)
-    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(SHORT)
-    assert without_input(rows) == without_input(reference)
-    time.sleep(1.1)  # make compares modification times in seconds on some file systems
-    os.utime(work / "videos" / "c.mp4")
-    again = subprocess.run(
-        ["make", "-j2", *variables],
-        cwd=work,
-        env=env(standin_store),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert again.returncode == 0, again.stderr
-    assert re.findall(r"^fa-run (\S+)", again.stdout, re.M) == ["videos/c.mp4"]  # only the touched video
-
-
-def test_gnu_parallel_one_liner(study, standin_store, tmp_path, reference):
-    require(shutil.which("parallel") is not None, "GNU parallel not installed (make test installs it)")
-    readme = (EXAMPLES / "parallel" / "README.md").read_text()
-    line = next(line for line in readme.splitlines() if line.startswith("parallel "))
-    work = tmp_path / "parallel"
-    work.mkdir()
-    short_videos(study, work)
-    line = line.replace("--threads 1", f"--threads 1 {' '.join(OPTIONS)}")
-    proc = subprocess.run(
-        ["bash", "-c", line], cwd=work, env=env(standin_store), capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = table(work / "results" / "study.csv")
-    assert without_input(rows) == without_input(reference)
-    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(SHORT)  # the study's page
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     require(slurm_cluster.available(), "slurm-wlm and munge not installed (make test installs them)")
@@ -164,13 +112,15 @@ def _wait_done(cluster: slurm_cluster.Cluster, job: str, seconds: float = 600) -
         ).stdout
         if not queued.strip():
             return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise AssertionError(f"SLURM job {job} did not end in {seconds} s")
 
 
 def test_slurm_array_with_a_task_killed_mid_video(
-    study, standin_store, tmp_path, reference_run, reference, cluster
+    cluster, study, standin_store, tmp_path, reference_run, reference
 ):
+    """First in the module, the cluster first among its fixtures: slurmctld's first
+    scheduling pass comes some seconds after it starts, and the reference run fills them."""
     results = tmp_path / "results"
     script = EXAMPLES / "slurm" / "fatools-array.sbatch"
     args = [
@@ -216,3 +166,61 @@ def test_slurm_array_with_a_task_killed_mid_video(
     assert (results / "d" / "frames.jsonl").read_bytes() == (
         reference_run / "d" / "frames.jsonl"
     ).read_bytes()
+
+
+def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, reference):
+    require(shutil.which("make") is not None, "make not installed")
+    work = tmp_path / "make"
+    work.mkdir()
+    shutil.copy(EXAMPLES / "make" / "Makefile", work / "Makefile")
+    short_videos(study, work)
+    variables = [f"FA_RUN_OPTIONS={' '.join(OPTIONS)}"]
+    first = subprocess.run(
+        ["make", "-j2", *variables],
+        cwd=work,
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert first.returncode == 0, first.stderr
+    assert len(re.findall(r"^fa-run videos/", first.stdout, re.M)) == len(SHORT)
+    rows = table(work / "results" / "study.csv")
+    assert [r["status"] for r in rows if r["level"] == "video"] == ["complete"] * len(SHORT)
+    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(SHORT)
+    assert without_input(rows) == without_input(reference)
+    # Touched, as a user would, after the results: which make tells apart even where it
+    # compares modification times in whole seconds (the results set 10 s back, no sleep).
+    past = time.time() - 10
+    for path in (work / "results").rglob("*"):
+        os.utime(path, (past, past))
+    for path in (work / "videos").iterdir():
+        os.utime(path, (past - 10, past - 10))
+    os.utime(work / "videos" / "c.mp4")
+    again = subprocess.run(
+        ["make", "-j2", *variables],
+        cwd=work,
+        env=env(standin_store),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    assert re.findall(r"^fa-run (\S+)", again.stdout, re.M) == ["videos/c.mp4"]  # only the touched video
+
+
+def test_gnu_parallel_one_liner(study, standin_store, tmp_path, reference):
+    require(shutil.which("parallel") is not None, "GNU parallel not installed (make test installs it)")
+    readme = (EXAMPLES / "parallel" / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith("parallel "))
+    work = tmp_path / "parallel"
+    work.mkdir()
+    short_videos(study, work)
+    line = line.replace("--threads 1", f"--threads 1 {' '.join(OPTIONS)}")
+    proc = subprocess.run(
+        ["bash", "-c", line], cwd=work, env=env(standin_store), capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = table(work / "results" / "study.csv")
+    assert without_input(rows) == without_input(reference)
+    assert (work / "results" / "index.html").read_text().count("<tr><td") == len(SHORT)  # the study's page
