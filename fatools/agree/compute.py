@@ -228,7 +228,7 @@ class Pairing:
         for name, a, b, units in pairs:
             self.rows.append(self._row(name, "expression", len(a), stats.expressions(a, b, labels)))
             for u in np.unique(units):
-                per_unit.append(stats.expressions(a[units == u], b[units == u], labels)["confusion"])
+                per_unit.append(stats.confusion(a[units == u], b[units == u], labels))
         a, b = np.concatenate([x[1] for x in pairs]), np.concatenate([x[2] for x in pairs])
         figures = stats.expressions(a, b, labels)
         self.confusion = pd.DataFrame(figures["confusion"], index=labels, columns=labels)

@@ -180,6 +180,15 @@ def expressions(ref: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
         }
 
 
+def confusion(ref: np.ndarray, pred: np.ndarray, labels: list[str]) -> np.ndarray:
+    """The confusion matrix alone (a bootstrap unit's: one scikit-learn call, not three)."""
+    from sklearn.metrics import confusion_matrix
+
+    if len(ref) == 0:
+        return np.zeros((len(labels), len(labels)), int)
+    return confusion_matrix(ref, pred, labels=labels)
+
+
 def expr_from_confusion(c: np.ndarray) -> dict:
     c = np.asarray(c, float)
     tp = np.diagonal(c, axis1=-2, axis2=-1)
