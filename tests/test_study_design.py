@@ -391,3 +391,47 @@ def test_baseline_normalisation(study, tmp_path):
         "baseline",
     )
     assert code == 2 and "--normalize baseline needs --events and --baseline" in output
+
+
+def _documented_terms(section: str) -> list[str]:
+    """The column names a section of fatools-study(5) sets as its entries' terms, in order
+    (``.B x`` and ``.BR x ", " y`` after ``.TP``; ``.IB`` patterns as written)."""
+    import itertools
+    import shlex
+
+    page = (Path(__file__).resolve().parents[1] / "man" / "fatools-study.5").read_text()
+    text = page.split(f".SH {section}\n", 1)[1].split("\n.SH ", 1)[0].replace("\\-", "-")
+    lines = text.splitlines()
+    terms = []
+    for previous, line in itertools.pairwise(lines):
+        if previous == ".TP" and line.startswith((".B ", ".BR ")):
+            terms += shlex.split(line)[1::2]
+        elif previous == ".TP" and line.startswith(".IB "):
+            parts = shlex.split(line)[1:]
+            terms.append(" ".join(p.strip() for p in "".join(parts).replace("measure", "{m}").split(",")))
+    return terms
+
+
+def test_documented_columns_are_the_written_ones(person):
+    """fatools-study(5) names every column of the long and participants tables, in the order
+    they are written, and no other: the header fa-collect wrote is compared with the page."""
+    long = next(csv.reader(open(person / "long.csv")))
+    design = ["participant", "session", "condition", "group", "site"]
+    assert long[: len(design)] == design
+    assert _documented_terms("LONG TABLE") == long[len(design) :]
+    people = next(csv.reader(open(person / "people.csv")))
+    terms = _documented_terms("PARTICIPANTS TABLE")
+    assert terms[0] == "participant" and terms[-1] == "{m}_mean {m}_median"
+    fixed = terms[1:-1]
+    assert people[:3] == ["participant", "group", "site"]  # session and condition are per video
+    assert people[3 : 3 + len(fixed)] == fixed
+    names = [c[: -len("_mean")] for c in people[3 + len(fixed) :: 2]]
+    assert people[3 + len(fixed) :] == [f"{m}_{s}" for m in names for s in ("mean", "median")]
+    assert names[0] == "AU1" and names[-2:] == ["valence", "arousal"] and len(names) == MEASURES
+    assert set(_documented_terms("DESIGN TABLE")) == {
+        "participant",
+        "session",
+        "condition",
+        "group",
+        "participant_track",
+    }
