@@ -204,9 +204,12 @@ def align(
             )
         for code, count in coding.unknown.items():
             source.report["unknown_codes"][code] = source.report["unknown_codes"].get(code, 0) + count
-    face = video.table.face.to_numpy()
-    for frame in (source.occ, source.inten, source.va):
-        frame.loc[~face, :] = np.nan
+    face = video.table.face.to_numpy(dtype=bool)
+    # Frames without the compared face: no figure (where(), not loc[~face, :] = NaN, which
+    # pandas 3.0 refuses on a frame of no columns: a coder who coded no intensity).
+    source.occ = source.occ.where(np.broadcast_to(face[:, None], source.occ.shape))
+    source.inten = source.inten.where(np.broadcast_to(face[:, None], source.inten.shape))
+    source.va = source.va.where(np.broadcast_to(face[:, None], source.va.shape))
     source.labels = source.labels.where(face)
     if aus is not None:
         source.occ = source.occ[[a for a in source.occ if a in aus]]
