@@ -206,7 +206,8 @@ def align(
             source.report["unknown_codes"][code] = source.report["unknown_codes"].get(code, 0) + count
     face = video.table.face.to_numpy(dtype=bool)
     # Frames without the compared face: no figure (where(), not loc[~face, :] = NaN, which
-    # pandas 3.0 refuses on a frame of no columns: a coder who coded no intensity).
+    # pandas 3.0.6 refuses on a one-column frame built column by column: a coder's
+    # intensities of one AU).
     source.occ = source.occ.where(np.broadcast_to(face[:, None], source.occ.shape))
     source.inten = source.inten.where(np.broadcast_to(face[:, None], source.inten.shape))
     source.va = source.va.where(np.broadcast_to(face[:, None], source.va.shape))
