@@ -244,6 +244,19 @@ def test_person_baseline_is_the_median_of_their_faces(study):
     assert whole.value == pytest.approx(statistics.mean(frames[:FRAMES]), abs=1e-6)
     assert whole.delta == pytest.approx(whole.value - statistics.median(frames), abs=2e-6)
     assert whole.z == pytest.approx(whole.delta / statistics.stdev(frames), abs=1e-4)
+    # fa-collect's own table: the participant's track row gets its means against the same
+    # reference (delta, z); the interviewer's row and the video rows get none.
+    table = pd.read_csv(study / "study.csv")
+    tracks = table[(table.level == "track") & table.input.str.startswith(str(study / "videos" / "P01_"))]
+    mine = tracks[tracks.role == "participant"]
+    assert (
+        len(mine) == 2 and (mine.reference == "person").all() and (mine.reference_faces == len(frames)).all()
+    )
+    median, sd = statistics.median(frames), statistics.stdev(frames)
+    assert np.allclose(mine.AU12_mean_delta, mine.AU12_mean - median, atol=2e-6)
+    assert np.allclose(mine.AU12_mean_z, (mine.AU12_mean - median) / sd, atol=1e-4)
+    assert tracks[tracks.role == "other"].AU12_mean_delta.isna().all()
+    assert table[table.level == "video"].AU12_mean_delta.isna().all()
     people = pd.read_parquet(study / "people.parquet")
     assert people.set_index("participant").loc["P01", "AU12_median"] == pytest.approx(
         statistics.median(frames), abs=1e-6

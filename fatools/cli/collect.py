@@ -11,7 +11,7 @@ import click
 from fatools.cli import options
 
 if TYPE_CHECKING:
-    from fatools.study.tidy import Video
+    from fatools.study.tidy import Reference, Video
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,9 +65,10 @@ if TYPE_CHECKING:
     type=click.Choice(["none", "person", "baseline"]),
     default="none",
     show_default=True,
-    help="In the long table: each measure also as the difference from (delta) and z-score against the "
-    "participant's own median over all their videos (person) or over their --baseline events "
-    "(baseline); the raw value stays.",
+    help="Each measure also as the difference from (delta) and z-score against the participant's own "
+    "median over all their videos (person) or over their --baseline events (baseline): in the long "
+    "table, and for the participant's track rows of the table (AU means, valence and arousal means); "
+    "the raw values stay.",
 )
 @click.option(
     "--identity-threshold",
@@ -119,6 +120,7 @@ def cli(
 
     if no_index and index_path:
         raise click.UsageError("--index and --no-index contradict each other; give one")
+    labels = expression_labels(config_path, trust_config)
     study = None
     if (
         design_path
@@ -141,8 +143,8 @@ def cli(
             baseline,
             normalize,
             identity_threshold,
+            labels,
         )
-    labels = expression_labels(config_path, trust_config)
     if index_path is None and output != "-" and not no_index:
         index_path = os.path.join(os.path.dirname(os.path.abspath(output)), "index.html")
     index = None
@@ -181,7 +183,7 @@ def cli(
         if index is not None:
             index.abort()
     if study is not None and (long_path or participants_path):
-        for path in study.write_tables(labels):
+        for path in study.write_tables():
             click.echo(path)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no results found"
     click.echo(f"fa-collect: {summary}", err=True)
@@ -191,9 +193,18 @@ class Study:
     """The results with their design: each directory's cells, the participant's track and
     the identity check (pass one over the records), ready for the tables."""
 
-    def __init__(self, videos: list[Video], design_columns: list[str], **table_options: Any) -> None:
+    def __init__(
+        self,
+        videos: list[Video],
+        design_columns: list[str],
+        labels: list[str],
+        refs: dict[str, Reference] | None,
+        **table_options: Any,
+    ) -> None:
         self.videos = videos
         self.design_columns = design_columns
+        self.labels = labels
+        self.refs = refs  # each participant's reference (--normalize), for both tables
         self.table_options = table_options
         self.by_dir = {video.directory: video for video in videos}
 
@@ -220,12 +231,30 @@ class Study:
             "identity",
             "identity_similarity",
         ]
-        return {"design": (extra, self.cells), "directories": [video.directory for video in self.videos]}
+        args: dict[str, Any] = {
+            "design": (extra, self.cells),
+            "directories": [video.directory for video in self.videos],
+        }
+        if self.refs is not None:
+            from fatools.study.tidy import main_table_columns
 
-    def write_tables(self, labels: Iterable[str]) -> list[str]:
+            args["normalise"] = (main_table_columns(), self.normalised)
+        return args
+
+    def normalised(self, directory: Path, row: dict) -> dict:
+        """The participant's track row's figures against their reference (--normalize)."""
+        from fatools.study.tidy import normalise_row
+
+        video = self.by_dir.get(directory)
+        ref = self.refs.get(video.participant or "") if video is not None and self.refs else None
+        return normalise_row(row, ref, self.labels)
+
+    def write_tables(self) -> list[str]:
         from fatools.study.tidy import write_tables
 
-        return write_tables(self.videos, list(labels), self.design_columns, warn=_warn, **self.table_options)
+        return write_tables(
+            self.videos, self.labels, self.design_columns, warn=_warn, refs=self.refs, **self.table_options
+        )
 
 
 def _warn(line: str) -> None:
@@ -244,6 +273,7 @@ def prepare_study(
     baseline: str | None,
     normalize: str,
     identity_threshold: float,
+    labels: Iterable[str],
 ) -> Study:
     """Every option of the study side checked, the design joined to the results and their
     tracks read, before anything is written."""
@@ -252,7 +282,7 @@ def prepare_study(
     from fatools.study import outdir
     from fatools.study.collect import result_dirs
     from fatools.study.participants import check_identity
-    from fatools.study.tidy import parse_duration, scan
+    from fatools.study.tidy import parse_duration, references, scan
 
     try:
         table = design_module.load(design_path, participant_from)
@@ -288,9 +318,14 @@ def prepare_study(
     for line in check_identity([v.identity for v in videos if v.identity is not None], identity_threshold):
         click.echo(f"fa-collect: {line}", err=True)
     columns = [] if table is None else ["participant", *[c for c in table.columns if c != "participant"]]
+    refs = None
+    if normalize != "none":
+        refs = references(videos, list(labels), normalize, baseline, event_list, _warn)
     return Study(
         videos,
         columns,
+        list(labels),
+        refs,
         long_path=long_path,
         participants_path=participants_path,
         window=seconds,

@@ -131,15 +131,22 @@ def collect(
     index: Any = None,
     design: tuple[list[str], Callable[[Path], dict]] | None = None,
     directories: Iterable[Path] | None = None,
+    normalise: tuple[list[str], Callable[[Path, dict], dict]] | None = None,
 ) -> dict[str, int]:
     """Write the table of every result below ``roots`` (or of ``directories``) as CSV to
     ``handle``, and each input's row to ``index`` (a fatools.study.index.StudyIndex) when
     given; counts by status.  ``design``: the study design's columns (first in the table)
-    and, per result directory, their cells (fatools.study.design)."""
+    and, per result directory, their cells (fatools.study.design).  ``normalise``
+    (fa-collect --normalize): its columns (last in the table) and, for the participant's
+    track row, their values (fatools.study.tidy.normalise_row)."""
     labels = list(labels)
     extra, cells_of = design if design else ([], None)
+    normalised, normalise_of = normalise if normalise else ([], None)
     writer = csv.DictWriter(
-        handle, fieldnames=[*extra, *columns(labels)], extrasaction="ignore", lineterminator="\n"
+        handle,
+        fieldnames=[*extra, *columns(labels), *normalised],
+        extrasaction="ignore",
+        lineterminator="\n",
     )
     writer.writeheader()
     counts: dict[str, int] = {}
@@ -151,6 +158,8 @@ def collect(
                 row["role"] = (
                     "participant" if str(row.get("track")) == str(cells["participant_track"]) else "other"
                 )
+                if row["role"] == "participant" and normalise_of is not None:
+                    row.update(normalise_of(directory, row))
             writer.writerow(row)
             if row["level"] == "video":
                 if index is not None:

@@ -133,18 +133,22 @@ def layout(inputs: list[Input], out_dir: str) -> list[str]:
         return [out_dir]
     absolute = [os.path.abspath(item.path) for item in inputs]
     root = os.path.commonpath(
-        [os.path.dirname(p) if item.kind != "images" else p for p, item in zip(absolute, inputs)]
+        [os.path.dirname(p) if item.kind != "images" else p for p, item in zip(absolute, inputs, strict=True)]
     )
-    if any(os.path.normpath(p) == root for p, item in zip(absolute, inputs) if item.kind == "images"):
+    if any(
+        os.path.normpath(p) == root for p, item in zip(absolute, inputs, strict=True) if item.kind == "images"
+    ):
         root = os.path.dirname(root)  # a folder of stills names its own directory
     rel = []
-    for path, item in zip(absolute, inputs):
+    for path, item in zip(absolute, inputs, strict=True):
         relative = os.path.relpath(path, root)
         rel.append(relative if item.kind == "images" else os.path.splitext(relative)[0])
     counts: dict[str, int] = {}
     for name in rel:
         counts[name] = counts.get(name, 0) + 1
-    names = [os.path.relpath(p, root) if counts[name] > 1 else name for name, p in zip(rel, absolute)]
+    names = [
+        os.path.relpath(p, root) if counts[name] > 1 else name for name, p in zip(rel, absolute, strict=True)
+    ]
     return [os.path.join(out_dir, name) for name in names]
 
 

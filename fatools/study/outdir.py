@@ -26,6 +26,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from fatools.errors import FatoolsError
 from fatools.records import RecordWriter, dumps
@@ -71,10 +72,12 @@ class RecordsFile:
     def __init__(self, out: Path, keep: int | None = None, skip: int = 0) -> None:
         self.path = out / RECORDS
         self.part = out / PART
+        # Open for the writer's life (closed by its close or abort): records go out as they come.
+        self.handle: BinaryIO
         if keep is None:
-            self.handle = open(self.part, "wb")
+            self.handle = open(self.part, "wb")  # noqa: SIM115
         else:
-            self.handle = open(self.part, "r+b")
+            self.handle = open(self.part, "r+b")  # noqa: SIM115
             self.handle.truncate(keep)
             self.handle.seek(keep)
         self.skip = skip
@@ -180,8 +183,7 @@ def locked(out: Path) -> Iterator[None]:
     import fcntl
 
     out.mkdir(parents=True, exist_ok=True)
-    handle = open(out / LOCK, "a+", encoding="utf-8")
-    try:
+    with open(out / LOCK, "a+", encoding="utf-8") as handle:  # closing releases the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -195,8 +197,6 @@ def locked(out: Path) -> Iterator[None]:
         handle.write(f"fa-run pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield
-    finally:
-        handle.close()  # closing releases the lock
 
 
 def _remove(out: Path, names: list[str]) -> None:

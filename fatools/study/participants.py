@@ -109,9 +109,11 @@ class VideoIdentity:
 def check_identity(videos: list[VideoIdentity], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """Set each video's status and similarity; one line per mismatched video."""
     lines = []
-    chosen = {
-        id(v): v.tracks[v.track].embedding for v in videos if v.track is not None and v.track in v.tracks
-    }
+    chosen: dict[int, np.ndarray] = {}
+    for v in videos:
+        embedding = v.tracks[v.track].embedding if v.track is not None and v.track in v.tracks else None
+        if embedding is not None:
+            chosen[id(v)] = embedding
     for video in videos:
         mine = chosen.get(id(video))
         if video.participant is None or mine is None:
@@ -131,9 +133,9 @@ def check_identity(videos: list[VideoIdentity], threshold: float = DEFAULT_THRES
         video.status = "mismatch"
         hints = []
         alternatives = [
-            (_cos(stats.embedding, reference), t)
+            (_cos(embedding, reference), t)
             for t, stats in video.tracks.items()
-            if t != video.track and stats.embedding is not None
+            if t != video.track and (embedding := stats.embedding) is not None
         ]
         if alternatives:
             sim, track = max(alternatives, key=lambda pair: pair[0])

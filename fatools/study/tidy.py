@@ -26,7 +26,7 @@ import csv
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,7 @@ class Video:
         return self.cells.get("participant") or None
 
 
-def _frames(directory: Path):
+def _frames(directory: Path) -> Iterator[dict]:
     import orjson
 
     with open(directory / outdir.RECORDS, "rb") as handle:
@@ -203,7 +203,9 @@ def _values(video: Video, labels: list[str]) -> dict[Any, tuple[np.ndarray, np.n
     }
 
 
-def segments(times: np.ndarray, video: Video, window: float | None, events: list[Event]):
+def segments(
+    times: np.ndarray, video: Video, window: float | None, events: list[Event]
+) -> list[tuple[str, str, float, float | None, np.ndarray]]:
     """(segment_type, segment, onset, offset, mask of the faces in it), non-empty ones."""
     out = [("video", "all", 0.0, video.duration, np.ones(len(times), bool))]
     if window and len(times):
@@ -276,10 +278,11 @@ class Writer:
             [(c, pa.string() if c in text else pa.int64() if c in COUNTS else pa.float64()) for c in columns]
         )
         self.tmp = [f"{p}.part" for p in (self.path, self.parquet)]
-        self.handle = open(self.tmp[0], "w", encoding="utf-8", newline="")
+        # Open until close() or abort(): rows are written a participant at a time.
+        self.handle = open(self.tmp[0], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.csv = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         self.csv.writeheader()
-        self.pq = None
+        self.pq: Any = None  # a pyarrow.parquet.ParquetWriter once the first rows come
         self.rows = 0
 
     def write(self, rows: list[dict]) -> None:
@@ -336,6 +339,91 @@ def _text(design_columns: list[str]) -> set[str]:
     }
 
 
+def _by_participant(videos: list[Video]) -> dict[str | None, list[Video]]:
+    groups: dict[str | None, list[Video]] = {}
+    for video in videos:
+        groups.setdefault(video.participant, []).append(video)
+    return groups
+
+
+def _data(group: list[Video], labels: list[str]) -> dict[int, dict]:
+    return {id(v): (_values(v, labels) if v.status == "complete" and v.identity else {}) for v in group}
+
+
+def _checked(
+    participant: str, ref: Reference, baseline: str | None, warn: Callable[[str], None]
+) -> Reference:
+    if ref.faces == 0:
+        warn(
+            f"participant {participant}: no faces of theirs in the {ref.kind} reference"
+            + (f" (events labelled {baseline!r})" if ref.kind == "baseline" else "")
+            + "; their rows are not normalised"
+        )
+    return ref
+
+
+def references(
+    videos: list[Video],
+    labels: list[str],
+    normalize: str,
+    baseline: str | None,
+    events: list[Event],
+    warn: Callable[[str], None],
+) -> dict[str, Reference]:
+    """Each participant's reference (``--normalize person|baseline``), one participant's
+    records read at a time; a warning for a person with no face in theirs."""
+    found = {}
+    width = len(measures(labels))
+    for participant, group in _by_participant(videos).items():
+        if participant is None:
+            continue
+        found[participant] = _checked(
+            participant,
+            reference(group, _data(group, labels), normalize, baseline, events, width),
+            baseline,
+            warn,
+        )
+    return found
+
+
+# The main table's (fa-collect -o) figures that are a long-table measure's mean over a track's
+# faces: with --normalize, the participant's track row gets each one's delta and z.
+def normalised_columns() -> list[tuple[str, str]]:
+    """(the main table's column, the measure it is the mean of)."""
+    return [
+        *((f"{code}_mean", code) for code in CODES),
+        ("valence_mean", "valence"),
+        ("arousal_mean", "arousal"),
+    ]
+
+
+def main_table_columns() -> list[str]:
+    return ["reference", "reference_faces"] + [
+        f"{column}_{kind}" for column, _ in normalised_columns() for kind in ("delta", "z")
+    ]
+
+
+def normalise_row(row: dict, ref: Reference | None, labels: list[str]) -> dict:
+    """The normalised figures of a participant's track row of the main table."""
+    if ref is None or not ref.faces:
+        return {"reference": "none"}
+    names = measures(labels)
+    out: dict[str, Any] = {"reference": ref.kind, "reference_faces": ref.faces}
+    for column, measure in normalised_columns():
+        raw = row.get(column)
+        try:
+            value = float(raw) if raw is not None else math.nan
+        except (TypeError, ValueError):
+            continue
+        j = names.index(measure)
+        median, sd = ref.median[j], ref.sd[j]
+        if math.isfinite(value) and math.isfinite(median):
+            out[f"{column}_delta"] = _num(value - median)
+            if math.isfinite(sd) and sd > 0:
+                out[f"{column}_z"] = _num((value - median) / sd)
+    return out
+
+
 def write_tables(
     videos: list[Video],
     labels: list[str],
@@ -348,8 +436,10 @@ def write_tables(
     normalize: str,
     baseline: str | None,
     warn: Callable[[str], None],
+    refs: dict[str, Reference] | None = None,
 ) -> list[str]:
-    """Write the long and per-participant tables (each as CSV and Parquet); their paths."""
+    """Write the long and per-participant tables (each as CSV and Parquet); their paths.
+    ``refs``: the participants' references where ``references`` made them already."""
     names = measures(labels)
     design_columns = [c for c in design_columns if c != "participant"]
     design_columns = ["participant", *design_columns]
@@ -363,22 +453,20 @@ def write_tables(
             else None
         )
         writers.append(people)
-        groups: dict[str | None, list[Video]] = {}
-        for video in videos:
-            groups.setdefault(video.participant, []).append(video)
+        groups = _by_participant(videos)
         for participant in sorted(groups, key=lambda p: (p is None, p or "")):
             group = groups[participant]
-            data = {
-                id(v): (_values(v, labels) if v.status == "complete" and v.identity else {}) for v in group
-            }
+            data = _data(group, labels)
             ref = None
             if normalize != "none" and participant is not None:
-                ref = reference(group, data, normalize, baseline, events, len(names))
-                if ref.faces == 0:
-                    warn(
-                        f"participant {participant}: no faces of theirs in the {normalize} reference"
-                        + (f" (events labelled {baseline!r})" if normalize == "baseline" else "")
-                        + "; their rows are not normalised"
+                if refs is not None:
+                    ref = refs.get(participant)
+                else:
+                    ref = _checked(
+                        participant,
+                        reference(group, data, normalize, baseline, events, len(names)),
+                        baseline,
+                        warn,
                     )
             if long is not None:
                 for video in group:
@@ -402,7 +490,7 @@ def _long_rows(
     events: list[Event],
     ref: Reference | None,
 ) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     if not data or video.identity is None:
         return rows
     base = {c: video.cells.get(c) for c in design_columns}
