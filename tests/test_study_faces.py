@@ -281,3 +281,24 @@ def test_long_table_rows_columns_and_parquet(study):
             assert np.allclose(a.astype(float), b.astype(float), equal_nan=True, rtol=0, atol=1e-12), column
         else:
             assert (a.fillna("").astype(str) == b.fillna("").astype(str)).all(), column
+
+
+def test_collect_takes_the_design_fa_run_kept(study, tmp_path):
+    """Without --design, fa-collect joins the rows fa-run --design kept in run.json."""
+    from fatools.cli.collect import cli as collect_cli
+
+    done = CliRunner().invoke(
+        collect_cli, [str(study / "results"), "-o", str(tmp_path / "t.csv"), "--no-index"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "the design fa-run --design kept in run.json" in done.stderr
+    table = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
+    assert list(table.columns[:3]) == ["participant", "session", "condition"]
+    assert table.drop(columns="output_dir").equals(videos_table(study).drop(columns="output_dir"))
+
+
+def videos_table(study: Path) -> pd.DataFrame:
+    table = pd.read_csv(study / "study.csv", dtype=str, keep_default_na=False)
+    return table[
+        [c for c in table.columns if not c.startswith("reference") and not c.endswith(("_delta", "_z"))]
+    ]

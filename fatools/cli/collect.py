@@ -121,30 +121,20 @@ def cli(
     if no_index and index_path:
         raise click.UsageError("--index and --no-index contradict each other; give one")
     labels = expression_labels(config_path, trust_config)
-    study = None
-    if (
-        design_path
-        or participant_from
-        or long_path
-        or participants_path
-        or window
-        or events
-        or normalize != "none"
-    ):
-        study = prepare_study(
-            roots,
-            design_path,
-            participant_from,
-            allow_partial,
-            long_path,
-            participants_path,
-            window,
-            events,
-            baseline,
-            normalize,
-            identity_threshold,
-            labels,
-        )
+    study = prepare_study(
+        roots,
+        design_path,
+        participant_from,
+        allow_partial,
+        long_path,
+        participants_path,
+        window,
+        events,
+        baseline,
+        normalize,
+        identity_threshold,
+        labels,
+    )
     if index_path is None and output != "-" and not no_index:
         index_path = os.path.join(os.path.dirname(os.path.abspath(output)), "index.html")
     index = None
@@ -274,9 +264,10 @@ def prepare_study(
     normalize: str,
     identity_threshold: float,
     labels: Iterable[str],
-) -> Study:
+) -> Study | None:
     """Every option of the study side checked, the design joined to the results and their
-    tracks read, before anything is written."""
+    tracks read, before anything is written.  Without --design or --participant-from, the
+    design rows fa-run --design kept in the results' run.json; None without any design."""
     from fatools import events as events_module
     from fatools.study import design as design_module
     from fatools.study import outdir
@@ -290,34 +281,41 @@ def prepare_study(
         seconds = parse_duration(window) if window else None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if table is None and (long_path or participants_path or normalize != "none"):
-        raise click.UsageError(
-            "--long, --participants and --normalize need --design or --participant-from "
-            "(who each video's participant is)"
-        )
     if normalize == "baseline" and baseline is None:
         raise click.UsageError("--normalize baseline needs --events and --baseline LABEL")
-    if table is not None and not (long_path or participants_path) and (window or events):
+    if (window or events) and not (long_path or participants_path):
         raise click.UsageError("--window and --events cut the long table; give --long")
     event_list = []
     if events:
         event_list = events_module.read_events(events)
         events_module.check_baseline(event_list, baseline, events)
     directories = list(result_dirs(roots))
-    inputs = {}
+    inputs, kept = {}, {}
     for directory in directories:
         try:
-            inputs[directory] = str(outdir.load_record(directory).get("input", {}).get("path"))
+            record = outdir.load_record(directory)
+            inputs[directory] = str(record.get("input", {}).get("path"))
+            kept[inputs[directory]] = record.get("design")
         except (OSError, ValueError, AttributeError):
             inputs[directory] = str(directory)
-    found = design_module.validate(table, inputs.values(), allow_partial, _warn) if table is not None else {}
+    if table is not None:
+        found = design_module.validate(table, inputs.values(), allow_partial, _warn)
+        columns = ["participant", *[c for c in table.columns if c != "participant"]]
+    else:
+        columns, found = design_module.from_runs(kept, _warn)
+    if not columns:
+        if long_path or participants_path or normalize != "none":
+            raise click.UsageError(
+                "--long, --participants and --normalize need --design or --participant-from "
+                "(who each video's participant is), or results of fa-run --design"
+            )
+        return None
     videos = [scan(directory, found.get(inputs[directory], {})) for directory in directories]
     for video in videos:
         if video.error and video.status == "complete":
             _warn(video.error)
     for line in check_identity([v.identity for v in videos if v.identity is not None], identity_threshold):
         click.echo(f"fa-collect: {line}", err=True)
-    columns = [] if table is None else ["participant", *[c for c in table.columns if c != "participant"]]
     refs = None
     if normalize != "none":
         refs = references(videos, list(labels), normalize, baseline, event_list, _warn)

@@ -15,6 +15,9 @@ with it they are warnings and the inputs without a row get empty design cells.
 Without a table, ``--participant-from REGEX`` takes the design from each input's path
 (searched, not anchored): its named groups (``participant`` required; ``session``,
 ``condition``, ``group`` or any other name) become the columns.
+
+fa-run ``--design`` keeps each input's row in its run.json (``record``); fa-collect
+without either option joins those rows (``from_runs``).
 """
 
 from __future__ import annotations
@@ -190,6 +193,29 @@ def record(design: Design, cells: dict | None) -> dict:
     and the input's row, null for an input without one (--allow-partial)."""
     source = design.source if design.pattern is not None else os.path.abspath(design.source)
     return {"source": source, "row": cells}
+
+
+def from_runs(kept: dict[str, Any], warn: Callable[[str], None]) -> tuple[list[str], dict[str, dict]]:
+    """The design fa-run --design kept in run.json (``kept``: each input's ``design``
+    record, or None): its columns (participant first, participant_track aside) and each
+    input's cells; no columns where no result has a row.  An input without a row is a
+    warning (it gets empty cells), as with --allow-partial."""
+    found = {
+        path: dict(record["row"])
+        for path, record in kept.items()
+        if isinstance(record, dict) and isinstance(record.get("row"), dict)
+    }
+    if not found:
+        return [], {}
+    columns = list(dict.fromkeys(c for cells in found.values() for c in cells if c != TRACK))
+    if "participant" in columns:
+        columns.remove("participant")
+    sources = sorted({str(kept[path].get("source")) for path in found})
+    warn(f"the design fa-run --design kept in run.json ({', '.join(sources)}); --design here overrides it")
+    for path in kept:
+        if path not in found:
+            warn(f"{path}: no design row in its run.json")
+    return ["participant", *columns], found
 
 
 def validate(
