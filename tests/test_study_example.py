@@ -57,6 +57,9 @@ def test_worked_example(standin_store, tmp_path):
         "row": {"participant": "P01", "session": "s2", "condition": "funny", "group": "A"},
     }
     assert "effect condition[T.neutral]" in proc.stdout and "MixedLM" in proc.stdout
+    # The funny session's faces are tinted (make_clips.py): the model finds the condition's effect.
+    effect = float(proc.stdout.split("effect condition[T.neutral]: ", 1)[1].split()[0])
+    assert abs(effect) > 0.01, proc.stdout[-2000:]
     assert (work / "participants.parquet").is_file() and (work / "index.html").is_file()
 
 
