@@ -13,7 +13,9 @@ def main(path: str, measure: str = "valence") -> None:
     table = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
     # The participant's own face, in fixed windows, one measure; delta: the value minus the
     # person's own median over all their videos (fa-collect --normalize person).
-    rows = table[(table.role == "participant") & (table.segment_type == "window") & (table.measure == measure)]
+    rows = table[
+        (table.role == "participant") & (table.segment_type == "window") & (table.measure == measure)
+    ]
     rows = rows.dropna(subset=["delta"])
     print(f"{measure}: {len(rows)} windows of {rows.participant.nunique()} participants")
     with warnings.catch_warnings():

@@ -18,11 +18,11 @@ FRAMES = 10  # 0.4 s at 25 frames per second
 def frame(i: int, participant: int, interviewer: bool, funny: bool) -> np.ndarray:
     image = np.full((360, 640, 3), 15, np.uint8)
     x = 60 + 120 * participant + (i * 2) % 40
-    image[60:280, x:x + 200] = 250 - 5 * participant  # the participant: large, in every frame
+    image[60:280, x : x + 200] = 250 - 5 * participant  # the participant: large, in every frame
     if funny:
         # A warmer face in the funny session (BGR): the stand-in models answer to colour,
         # so the condition moves their figures and the mixed model has an effect to find.
-        image[60:280, x:x + 200, 0] = 190 - 5 * participant
+        image[60:280, x : x + 200, 0] = 190 - 5 * participant
     if interviewer:
         image[240:340, 540:620] = 240  # the interviewer: small, at the edge
     return image
