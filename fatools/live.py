@@ -404,6 +404,8 @@ class LiveReader:
                     stream = container.streams.video[0]
                     stream.thread_type = "AUTO"
                     time_base = stream.time_base
+                    rate = stream.average_rate or stream.guessed_rate
+                    step = 1.0 / float(rate) if rate else 0.0
                     start_pts = None
                     rotation = None
                     for frame in container.decode(stream):
@@ -423,8 +425,17 @@ class LiveReader:
                             if start_pts is None:
                                 start_pts = frame.pts
                             t = offset + float((frame.pts - start_pts) * time_base)
+                            if last_t is not None and t < last_t:
+                                # The stream's clock went back (RTSP re-bases its timestamps on
+                                # the first RTCP sender report; a sender may restart its clock):
+                                # t goes on from the last frame's, by one frame.
+                                t_next = last_t + step
+                                offset += t_next - t
+                                t = t_next
+                        elif last_t is not None and last_wall is not None:
+                            t = last_t + (now - last_wall)  # no timestamps: the wall's clock
                         else:
-                            t = offset + (now - (last_wall or now))
+                            t = offset
                         failures = 0
                         last_t, last_wall = t, now
                         this = index

@@ -4,6 +4,7 @@ consumer, --no-drop, --duration, and SIGINT on a live fa-run. Real ffmpeg sender
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -96,6 +97,28 @@ def test_stdin_pipe(tmp_path):
     assert all(ISO.match(f["wallclock"]) and f["dropped"] == 0 for f in frames)
     assert [f["wallclock"] for f in frames] == sorted(f["wallclock"] for f in frames)
     assert "live: 10 frames, 0 dropped" in done.stderr and "ended: end of stream" in done.stderr
+
+
+def test_clock_going_back_goes_on(tmp_path):
+    """Two MPEG-TS clips one after the other on standard input: the second's timestamps
+    start again (as RTSP's do when its first sender report re-bases them): t goes on,
+    one frame at a time, instead of going back."""
+    clip = tmp_path / "one.ts"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", *lavfi(1)[:2], "-t", "1", *TS, str(clip)],
+        check=True,
+        timeout=30,
+    )
+    done = subprocess.run(
+        ["bash", "-c", f"cat {clip} {clip} | {BIN / 'fa-frames'} - --no-drop"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    ts = [f["t"] for f in lines(done.stdout)[1:]]
+    assert len(ts) == 50 and ts[0] == 0.0, ts
+    assert [round(b - a, 3) for a, b in itertools.pairwise(ts)] == [0.04] * 49
 
 
 def udp_bound(port: int) -> bool:

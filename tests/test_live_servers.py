@@ -122,6 +122,7 @@ class Server:
         self.name, self.commands, self.ready, self.log = name, commands, ready, log
         self.processes: list[subprocess.Popen] = []
         self.keep: list[subprocess.Popen] = []  # what runs beside it and is not killed with it
+        self.down = 0.3  # seconds between its kill and its start in the outage test
 
     def start(self) -> Server:
         with open(self.log, "ab") as log:
@@ -247,6 +248,9 @@ def hls_server(work: Path) -> tuple[Server, str, tuple[str, ...]]:
     port = free_port()
     http = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(hls), str(port)]
     server = Server("http.server", [http], lambda: bound(port, "tcp"), work / "server.log")
+    # FFmpeg's HLS reader rides out a short outage (a playlist reload that fails is tried
+    # again, the segments it holds play on): down for longer than the stall timeout.
+    server.down = 2.0
     with open(work / "writer.log", "wb") as log:
         server.keep = [subprocess.Popen(write, stdin=subprocess.DEVNULL, stderr=log)]
     wait_until(lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 2, "HLS segments")
@@ -264,7 +268,7 @@ def kill_and_restart(server: Server, url: str, work: Path, extra: tuple[str, ...
         reader.wait(lambda frames: len(frames) >= 2, "the first frames")
         server.kill()
         down = time.monotonic()
-        time.sleep(0.3)
+        time.sleep(server.down)
         server.start()
         reader.wait(lambda frames: after_reconnect(frames) >= 1, "a frame after the reconnect")
         outage = time.monotonic() - down
@@ -286,10 +290,11 @@ def together(task: Callable[[str], None]) -> None:
 def servers(tmp_path_factory) -> Iterator[dict[str, tuple[Server, str, tuple[str, ...]] | BaseException]]:
     """One server of each kind for the module (killed at its end), started together."""
     started: dict[str, tuple[Server, str, tuple[str, ...]] | BaseException] = {}
+    work = {kind: tmp_path_factory.mktemp(kind) for kind in SERVERS}  # mktemp is not thread-safe
 
     def one(kind: str) -> None:
         try:
-            server, url, extra = SERVERS[kind](tmp_path_factory.mktemp(kind))
+            server, url, extra = SERVERS[kind](work[kind])
             started[kind] = (server.start(), url, extra)
         except BaseException as exc:  # a missing tool: that kind's test skips (fails under CI)
             started[kind] = exc
@@ -309,6 +314,7 @@ def outages(servers, tmp_path_factory) -> dict[str, dict | BaseException]:
     """Every kind's kill-and-restart, run at the same time (they mostly wait: a few seconds
     in all rather than one after another)."""
     results: dict[str, dict | BaseException] = {}
+    work = {kind: tmp_path_factory.mktemp(f"{kind}-reader") for kind in SERVERS}
 
     def one(kind: str) -> None:
         entry = servers[kind]
@@ -316,7 +322,7 @@ def outages(servers, tmp_path_factory) -> dict[str, dict | BaseException]:
             if isinstance(entry, BaseException):
                 raise entry
             server, url, extra = entry
-            results[kind] = kill_and_restart(server, url, tmp_path_factory.mktemp(f"{kind}-reader"), extra)
+            results[kind] = kill_and_restart(server, url, work[kind], extra)
         except BaseException as exc:
             results[kind] = exc
 
