@@ -250,7 +250,7 @@ def hls_server(work: Path) -> tuple[Server, str, tuple[str, ...]]:
     server = Server("http.server", [http], lambda: bound(port, "tcp"), work / "server.log")
     # FFmpeg's HLS reader rides out a short outage (a playlist reload that fails is tried
     # again, the segments it holds play on): down for longer than the stall timeout.
-    server.down = 2.0
+    server.down = 1.5
     with open(work / "writer.log", "wb") as log:
         server.keep = [subprocess.Popen(write, stdin=subprocess.DEVNULL, stderr=log)]
     wait_until(lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 2, "HLS segments")
@@ -380,7 +380,7 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
             yield frame
 
     monkeypatch.setattr(fatools.pipeline, "predict_frames", slow)
-    live = LiveOptions(duration=3.0, input_options=(("analyzeduration", "200000"),))
+    live = LiveOptions(duration=2.5, input_options=(("analyzeduration", "200000"),))
     options = run_options(
         every=1, det_size=None, models_dir=str(standin_store), backend="torch", formats=["json"], progress=False,
         live=live,
