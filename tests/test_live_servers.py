@@ -359,7 +359,7 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     camera (0.3 s a frame; every frame of 25 fps sampled): the newest frame wins, the drops
     are counted per record and in the summary, and the latency stays bounded by the queue
     (2 frames waiting) instead of growing with the run: the last frame analysed is one of
-    the last captured (without drops it would be about the 10th)."""
+    the last captured (without drops it would be one of the first)."""
     import fatools.pipeline
     from fatools.live import LiveOptions
     from fatools.run import VideoAnalyzer, run_options
