@@ -96,8 +96,9 @@ test: install system-deps feat-envs
 # The other ends of the supported range, beside the default stack: facetorch's pinned
 # torch 2.3.1 / numpy 1.26, and Python 3.13 on today's torch. Each runs the parity,
 # pipeline and export tests, and checks its records against the default stack's on a
-# clip. Their environments live outside the checkout, so a machine that has one reuses it.
-STACK_TESTS ?= tests/test_stack.py tests/test_predict_parity.py tests/test_run.py tests/test_export.py tests/test_detect_real.py
+# clip, and fa-agree's statistics (pandas and scikit-learn differ most between the stacks).
+# Their environments live outside the checkout, so a machine that has one reuses it.
+STACK_TESTS ?= tests/test_stack.py tests/test_predict_parity.py tests/test_run.py tests/test_export.py tests/test_detect_real.py tests/test_agree.py
 STACK_VENVS ?= $(HOME)/.cache/fatools/venvs
 test-stacks: install system-deps
 	$(MAKE) test-part STACK=pinned VENV=$(STACK_VENVS)/python3-pinned
