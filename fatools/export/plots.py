@@ -352,8 +352,15 @@ def _save(job: Job, fig: Figure, name: str) -> None:
     Clearing the figure and collecting now keeps one figure alive at a time; the
     collection is cheap inside ``_objects_so_far_frozen``.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
     path = job.staging.temp()
-    fig.savefig(path, format="png", dpi=DPI)
+    # What savefig does, less the extra draw it makes first for a layout engine: one
+    # draw runs the constrained layout and paints (~0.1 s a figure less, same pixels).
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    imsave(path, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI)
     job.staging.stage("plots", path, name)
     fig.clear()
     gc.collect()
