@@ -118,7 +118,23 @@ def _heat_labels() -> list[str]:
 HEAT_BOTTOM, HEAT_TOP = 47.7, 26.5  # x tick labels and label; title
 HEAT_AXES_RIGHT = 1291.9  # where the colour bar's gap begins
 HEAT_BAR = (1302.75, 41.3)  # colour bar: left edge and width; its labels to the right
-HEAT_PAD = 4.17 + 4.86 + 4.86  # figure padding, tick length, tick label padding
+LAYOUT_PAD = 4.17  # the engine's padding at the figure's edges (3 points)
+HEAT_PAD = LAYOUT_PAD + 4.86 + 4.86  # and the tick length and tick label padding
+
+
+def _axes_at(fig: Figure, size: tuple[int, int], rect: tuple[float, float, float, float]) -> Axes:
+    """Axes at ``rect``: left, bottom, width, height in pixels of a figure of ``size``."""
+    left, bottom, width, height = rect
+    return fig.add_axes((left / size[0], bottom / size[1], width / size[0], height / size[1]))
+
+
+# Where the constrained layout engine put the valence-arousal panels, in pixels, for
+# any data: their ticks and labels are the same text for every video.
+VA_AXES = {
+    "valence": (96.68, 399.39, 823.27, 298.44),
+    "arousal": (96.68, 47.67, 823.27, 298.44),
+    "circumplex": (1007.57, 130.61, 484.28, 484.28),  # square: equal aspect
+}
 
 
 def _heatmap_axes(fig: Figure, labels: list[str]) -> tuple[Axes, Axes]:
@@ -128,11 +144,9 @@ def _heatmap_axes(fig: Figure, labels: list[str]) -> tuple[Axes, Axes]:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg, reused by savefig
     font = FontProperties(size=9)
     widest = max(renderer.get_text_width_height_descent(label, font, ismath=False)[0] for label in labels)
-    width, height = HEATMAP_SIZE
-    left, tall = widest + HEAT_PAD, height - HEAT_BOTTOM - HEAT_TOP
-    ax = fig.add_axes((left / width, HEAT_BOTTOM / height, (HEAT_AXES_RIGHT - left) / width, tall / height))
-    bar = fig.add_axes((HEAT_BAR[0] / width, HEAT_BOTTOM / height, HEAT_BAR[1] / width, tall / height))
-    return ax, bar
+    left, tall = widest + HEAT_PAD, HEATMAP_SIZE[1] - HEAT_BOTTOM - HEAT_TOP
+    ax = _axes_at(fig, HEATMAP_SIZE, (left, HEAT_BOTTOM, HEAT_AXES_RIGHT - left, tall))
+    return ax, _axes_at(fig, HEATMAP_SIZE, (HEAT_BAR[0], HEAT_BOTTOM, HEAT_BAR[1], tall))
 
 
 def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold: float) -> Figure:
@@ -193,10 +207,10 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
     """Valence and arousal of each track over time (left) and on the circumplex (right)."""
     from matplotlib.patches import Circle
 
-    fig = _figure(VA_SIZE)
-    grid = fig.add_gridspec(2, 2, width_ratios=[1.7, 1])
-    ax_v, ax_a = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
-    ax_c = fig.add_subplot(grid[:, 1])
+    fig = _figure(VA_SIZE, layout=None)
+    ax_v, ax_a, ax_c = (
+        _axes_at(fig, VA_SIZE, VA_AXES[name]) for name in ("valence", "arousal", "circumplex")
+    )
     colours = [f"C{i % 10}" for i in range(len(tracks))]
     for (track, arrays), colour in zip(tracks, colours, strict=True):
         x, valence, arousal = arrays.x, arrays.valence, arrays.arousal
@@ -273,7 +287,7 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
     ax_c.set_xlabel("valence (negative .. positive)")
     ax_c.set_ylabel("arousal (calm .. excited)")
     ax_c.set_title("Circumplex: every face (dots), mean per track (X)")
-    fig.suptitle(title, fontsize=13)
+    fig.suptitle(title, fontsize=13, y=1 - LAYOUT_PAD / VA_SIZE[1])
     return fig
 
 
