@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 log = logging.getLogger("fatools")
 
@@ -307,7 +308,7 @@ def emotions_figure(
     known: tuple[str, ...] = (),
 ) -> Figure:
     """Share of faces with each predicted emotion, in time bins, for all faces and the main tracks."""
-    fig = _figure(EMOTIONS_SIZE)
+    fig = _figure(EMOTIONS_SIZE, layout=None)
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     every = np.concatenate([x for _, x, _ in rows]) if rows else np.zeros(0)
     edges = _bins(every, step) if len(every) else np.array([0.0, 1.0])
@@ -351,9 +352,32 @@ def emotions_figure(
     axes[-1].set_xlim(edges[0], edges[-1])
     _frame_axis(axes[-1], timed)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", title="predicted emotion")
-    fig.suptitle(title, fontsize=13)
+    legend = fig.legend(handles, labels, loc="upper right", title="predicted emotion")
+    _place_emotion_rows(fig, list(axes), legend)
+    fig.suptitle(title, fontsize=13, y=1 - LAYOUT_PAD / EMOTIONS_SIZE[1])
     return fig
+
+
+# Where the constrained layout engine put the emotion rows, in pixels: the same for any
+# data but for the legend's width (the model's class names), which is measured.
+EMOTION_MARGINS = (60.78, 47.67, 50.17)  # left: y labels; bottom: x ticks and label; top: titles
+EMOTION_ROW_GAP = 27.94  # a row's title and the tick marks of the row above
+EMOTION_LEGEND_GAP = 5.56
+
+
+def _place_emotion_rows(fig: Figure, axes: list[Axes], legend: Legend) -> None:
+    """The rows stacked between the margins, left of the legend in the top right corner."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg, reused by savefig
+    left, bottom, top = EMOTION_MARGINS
+    right = legend.get_window_extent(renderer).x0 - EMOTION_LEGEND_GAP
+    n = len(axes)
+    # The engine's padding between rows: 2 % of the height shared among them, 3 points at least.
+    gap = EMOTION_ROW_GAP + 2 * max(LAYOUT_PAD, 0.01 * EMOTIONS_SIZE[1] / n)
+    height = (EMOTIONS_SIZE[1] - bottom - top - (n - 1) * gap) / n
+    for i, ax in enumerate(axes):
+        y = bottom + (n - 1 - i) * (height + gap)
+        width, tall = EMOTIONS_SIZE
+        ax.set_position((left / width, y / tall, (right - left) / width, height / tall))
 
 
 def _save(job: Job, fig: Figure, name: str) -> None:
