@@ -182,7 +182,9 @@ def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold:
     ax.set_ylim(len(HEAT_CODES), 0)  # catalogue order from the top
     ax.set_xlabel(("time (s)" if timed else "frame index") + "; hatched: face not seen")
     _frame_axis(ax, timed)
-    ax.set_title(title, fontsize=13)
+    # y given: the title sits on the axes (nothing above them), without matplotlib
+    # measuring the axes at each draw to check that it may (~0.03 s an axes).
+    ax.set_title(title, fontsize=13, y=1.0)
     bar = fig.colorbar(mesh, cax=bar_ax)
     bar.set_label(f"AU score (0-1); active above {threshold:g} (yellow to red)")
     bar.ax.axhline(threshold, color="black", linewidth=1.5)
@@ -257,8 +259,8 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
         ax.set_ylim(-1.05, 1.05)
         ax.set_ylabel(f"{name}\n(-1 {low} .. +1 {high})")
         ax.grid(alpha=0.3)
-    ax_v.set_title("Valence over time")
-    ax_a.set_title("Arousal over time")
+    ax_v.set_title("Valence over time", y=1.0)
+    ax_a.set_title("Arousal over time", y=1.0)
     ax_a.set_xlabel("time (s)" if timed else "frame index")
     _frame_axis(ax_a, timed)
     ax_a.sharex(ax_v)
@@ -289,7 +291,7 @@ def va_figure(tracks: list[tuple[Any, TrackArrays]], step: float, title: str, ti
     ax_c.set_aspect("equal")
     ax_c.set_xlabel("valence (negative .. positive)")
     ax_c.set_ylabel("arousal (calm .. excited)")
-    ax_c.set_title("Circumplex: every face (dots), mean per track (X)")
+    ax_c.set_title("Circumplex: every face (dots), mean per track (X)", y=1.0)
     fig.suptitle(title, fontsize=13, y=1 - LAYOUT_PAD / VA_SIZE[1])
     return fig
 
@@ -346,6 +348,7 @@ def emotions_figure(
             f"{label}: {faces} face{'' if faces == 1 else 's'} with an expression (white: none)",
             fontsize=10,
             loc="left",
+            y=1.0,
         )
     width = edges[1] - edges[0]
     axes[-1].set_xlabel(
