@@ -118,7 +118,7 @@ def _heat_labels() -> list[str]:
 # fonts and sizes; fixed here because the engine measured every artist with an extra
 # draw, about 0.25 s a heatmap, to arrive at the same place for every track.  Only the
 # left margin depends on text that could change (the AU names): it is measured.
-HEAT_BOTTOM, HEAT_TOP = 47.7, 26.5  # x tick labels and label; title
+HEAT_BOTTOM, HEAT_TOP = 47.7, 26.5  # pixels: x tick labels and label; title
 HEAT_AXES_RIGHT = 1291.9  # where the colour bar's gap begins
 HEAT_BAR = (1302.75, 41.3)  # colour bar: left edge and width; its labels to the right
 LAYOUT_PAD = 4.17  # the engine's padding at the figure's edges (3 points)
@@ -379,9 +379,9 @@ def _place_emotion_rows(fig: Figure, axes: list[Axes], legend: Legend) -> None:
     # The engine's padding between rows: 2 % of the height shared among them, 3 points at least.
     gap = EMOTION_ROW_GAP + 2 * max(LAYOUT_PAD, 0.01 * EMOTIONS_SIZE[1] / n)
     height = (EMOTIONS_SIZE[1] - bottom - top - (n - 1) * gap) / n
+    width, tall = EMOTIONS_SIZE
     for i, ax in enumerate(axes):
         y = bottom + (n - 1 - i) * (height + gap)
-        width, tall = EMOTIONS_SIZE
         ax.set_position((left / width, y / tall, (right - left) / width, height / tall))
 
 
