@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -36,6 +37,20 @@ def _one_share_of_the_cpus_per_worker() -> None:
 
 
 _one_share_of_the_cpus_per_worker()
+
+
+@pytest.fixture(autouse=True)
+def _fatools_logger_as_found():
+    """A command run in-process (CliRunner) points the "fatools" logger at that run's
+    stderr, sets its level and stops it propagating: left so, a later test's ``caplog``
+    sees none of fatools' warnings, and whether it does depends on which tests ran
+    before it on the same worker. Each test ends with the logger as it found it."""
+    logger = logging.getLogger("fatools")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 def require(condition: bool, why: str) -> None:
