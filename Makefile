@@ -84,7 +84,7 @@ TEST_WORKERS ?= 2
 PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 # ruff's lint and format check and mypy, with the versions and rules pyproject.toml pins.
-LINT_PATHS := fatools tests benchmarks scripts
+LINT_PATHS := fatools tests benchmarks scripts examples
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
