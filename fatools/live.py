@@ -68,9 +68,11 @@ class LiveOptions:
     drop: bool = True  # newest frame wins when analysis is slower than capture
     # Sampled frames waiting for the consumer. When analysis is slower than capture the
     # queue stays full, and a frame waits for all those ahead of it: the latency is about
-    # (queue_size + 1) analysis times (2.5 s p50 at 4 on a 720p stream, benchmarks/README.md),
-    # so it is short; 2 still absorbs a frame that takes longer than the rest.
-    queue_size: int = 2
+    # (queue_size + 1) analysis times (benchmarks/README.md, "Live input"). Sources deliver
+    # in bursts (FFmpeg's MPEG-TS muxer flushes several frames at once, networks jitter):
+    # with 2, a burst dropped frames from a stream that analysis kept up with on average
+    # (tests/test_live.py::test_stdin_pipe on one core); 4 absorbs it.
+    queue_size: int = 4
     reconnect: int = 0  # reopen a dropped stream up to N times in a row
     stall_timeout: float = 10.0  # seconds without data before the stream counts as dropped
     duration: float | None = None  # stop after this many wall seconds

@@ -395,10 +395,17 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     summary = json.loads((tmp_path / "summary.json").read_text())["live"]
     assert summary["ended"] == "duration" and len(frames) == summary["analysed"] >= 4, summary
     counted = sum(f["dropped"] for f in frames)
-    assert summary["dropped"] >= 2 * len(frames) and summary["dropped"] - 2 <= counted <= summary["dropped"]
-    assert frames[-1]["frame"] >= summary["frames"] - 1 - 6, (frames[-1], summary)  # among the newest
+    waiting = LiveOptions().queue_size  # the frames the queue holds at most
+    assert (
+        summary["dropped"] >= 2 * len(frames)
+        and summary["dropped"] - waiting <= counted <= summary["dropped"]
+    )
+    assert frames[-1]["frame"] >= summary["frames"] - 1 - 2 * (waiting + 1), (
+        frames[-1],
+        summary,
+    )  # the newest
     assert all(f["faces"] == [] for f in frames)
-    # Bounded by the queue: 2 waiting frames and the one in analysis (3 at the pace measured, and slack).
+    # Bounded by the queue: the frames waiting and the one in analysis, at the pace measured, and one of slack.
     pace = summary["seconds"] / summary["analysed"]
     latency = summary["latency_ms"]
-    assert latency["p50"] <= 4 * 1000 * pace, (latency, pace)
+    assert latency["p50"] <= (waiting + 2) * 1000 * pace, (latency, pace)
