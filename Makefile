@@ -78,8 +78,9 @@ system-deps:
 # torch and ONNX Runtime threads spun against each other, 14.3 CPU minutes instead of 8.6).
 # Each test module runs whole on one worker (--dist loadscope), so that its module fixtures
 # (a browser, a SLURM cluster, parity models) start once. TEST_WORKERS=0: one process.
-# Measured on 2 Intel Xeon cores: 6 min 3 s (two unpinned workers: 10 min 19 s; three
-# workers on two cores were slower than two).
+# Measured on 2 Intel Xeon cores (538 tests): 5 min 31 s quiet, 5 min 55 s in a clean-clone
+# CI run (two unpinned workers: 10 min 19 s; three workers, pinned or unpinned with one
+# thread each, were slower than two: 7 min 56 s).
 TEST_WORKERS ?= 2
 PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
