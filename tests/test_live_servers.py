@@ -3,7 +3,8 @@ RTMP (nginx's RTMP module), SRT (an ffmpeg listener) and HLS (ffmpeg's segments 
 Python's http.server). Each server is killed while fa-frames reads from it and started
 again on the same port: the reader reconnects, the first frame after the gap says so, the
 clock goes on, and SIGINT ends it with its summary line. A deliberately slow predictor on
-the RTMP stream forces drops through fa-run's own pipeline: counted, latency bounded.
+the RTMP stream forces drops through fa-run's own pipeline: counted, latency bounded. A
+progressive HTTP download (an MP4 from http.server) is read whole.
 
 Small frames (320x240), senders that run until they are killed, every wait bounded. The
 Debian packages are in the Makefile's SYSTEM_TOOLS (make system-deps)."""
@@ -409,3 +410,45 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     pace = summary["seconds"] / summary["analysed"]
     latency = summary["latency_ms"]
     assert latency["p50"] <= (waiting + 2) * 1000 * pace, (latency, pace)
+
+
+def test_progressive_http_is_read_whole(tmp_path):
+    """A file downloaded as it plays (progressive HTTP, an MP4 with its index first), from
+    Python's http.server: a live source (`wallclock`, no frame count) read to its end with
+    --no-drop, every sampled frame there, `t` on the file's clock."""
+    require(shutil.which("ffmpeg") is not None, "ffmpeg not installed (make test installs it)")
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        [*FFMPEG, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2", *H264,
+         "-movflags", "+faststart", str(clip)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    port = free_port()
+    http = [
+        sys.executable,
+        "-m",
+        "http.server",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(tmp_path),
+        str(port),
+    ]
+    server = subprocess.Popen(http, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: bound(port, "tcp"), "http.server")
+        done = subprocess.run(
+            [str(BIN / "fa-frames"), f"http://127.0.0.1:{port}/clip.mp4", "--every", "5", "--no-drop"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        server.kill()
+        server.wait()
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    header, frames = records[0], records[1:]
+    assert header["live"] is True and header["frame_count"] is None
+    assert [f["frame"] for f in frames] == list(range(0, 50, 5))
+    assert [f["t"] for f in frames] == pytest.approx([i * 0.2 for i in range(10)], abs=1e-3)
+    assert all(f["dropped"] == 0 and "wallclock" in f for f in frames)
+    assert "ended: end of stream" in done.stderr
