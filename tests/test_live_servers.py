@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -124,6 +125,7 @@ class Server:
         self.processes: list[subprocess.Popen] = []
         self.keep: list[subprocess.Popen] = []  # what runs beside it and is not killed with it
         self.down = 0.3  # seconds between its kill and its start in the outage test
+        self.root: Path | None = None  # the folder an HTTP server serves
 
     def start(self) -> Server:
         with open(self.log, "ab") as log:
@@ -138,6 +140,13 @@ class Server:
     def _alive(self) -> None:
         for process in self.processes:
             assert process.poll() is None, f"{self.name} ended: {self.log.read_text()[-2000:]}"
+
+    def running(self) -> Server:
+        """Started again if a process of it ended (an SRT listener ends with its caller)."""
+        if any(process.poll() is not None for process in self.processes):
+            self.kill()
+            self.start()
+        return self
 
     def kill(self) -> None:
         for process in self.processes:
@@ -252,6 +261,7 @@ def hls_server(work: Path) -> tuple[Server, str, tuple[str, ...]]:
     # FFmpeg's HLS reader rides out a short outage (a playlist reload that fails is tried
     # again, the segments it holds play on): down for longer than the stall timeout.
     server.down = 1.5
+    server.root = hls  # what it serves: the progressive download's file goes there too
     with open(work / "writer.log", "wb") as log:
         server.keep = [subprocess.Popen(write, stdin=subprocess.DEVNULL, stderr=log)]
     wait_until(lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 2, "HLS segments")
@@ -412,38 +422,31 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
     assert latency["p50"] <= (waiting + 2) * 1000 * pace, (latency, pace)
 
 
-def test_progressive_http_is_read_whole(tmp_path):
-    """A file downloaded as it plays (progressive HTTP, an MP4 with its index first), from
-    Python's http.server: a live source (`wallclock`, no frame count) read to its end with
-    --no-drop, every sampled frame there, `t` on the file's clock."""
-    require(shutil.which("ffmpeg") is not None, "ffmpeg not installed (make test installs it)")
-    clip = tmp_path / "clip.mp4"
+@pytest.fixture(scope="module")
+def progressive(servers) -> str:
+    """A file downloaded as it plays (progressive HTTP: an MP4 with its index first, 2 s at
+    25 fps), from the HLS test's http.server."""
+    entry = servers["hls"]
+    if isinstance(entry, BaseException):
+        raise entry
+    server, url, _ = entry
+    assert server.root is not None
     subprocess.run(
         [*FFMPEG, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2", *H264,
-         "-movflags", "+faststart", str(clip)],
+         "-movflags", "+faststart", str(server.root / "clip.mp4")],
         check=True, timeout=60,
     )  # fmt: skip
-    port = free_port()
-    http = [
-        sys.executable,
-        "-m",
-        "http.server",
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        str(tmp_path),
-        str(port),
-    ]
-    server = subprocess.Popen(http, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: bound(port, "tcp"), "http.server")
-        done = subprocess.run(
-            [str(BIN / "fa-frames"), f"http://127.0.0.1:{port}/clip.mp4", "--every", "5", "--no-drop"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    finally:
-        server.kill()
-        server.wait()
+    return url.replace("live.m3u8", "clip.mp4")
+
+
+def test_progressive_http_is_read_whole(servers, progressive):
+    """A progressive download: a live source (`wallclock`, no frame count) read to its end
+    with --no-drop, every sampled frame there, `t` on the file's clock."""
+    servers["hls"][0].running()
+    done = subprocess.run(
+        [str(BIN / "fa-frames"), progressive, "--every", "5", "--no-drop"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     header, frames = records[0], records[1:]
@@ -452,3 +455,75 @@ def test_progressive_http_is_read_whole(tmp_path):
     assert [f["t"] for f in frames] == pytest.approx([i * 0.2 for i in range(10)], abs=1e-3)
     assert all(f["dropped"] == 0 and "wallclock" in f for f in frames)
     assert "ended: end of stream" in done.stderr
+
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def live_source(
+    kind: str, servers: dict, progressive: str
+) -> tuple[str, tuple[str, ...], Callable[[], None]]:
+    """The URL of a running source of ``kind``, fa-run's options for it, and what ends it."""
+    if kind == "progressive":
+        servers["hls"][0].running()
+        return progressive, (), lambda: None
+    if kind == "udp":  # an endless sender to a port nothing listens on until fa-run binds it
+        port = free_port(socket.SOCK_DGRAM)
+        url = f"udp://127.0.0.1:{port}"
+        send = FFMPEG + TESTSRC + H264 + ["-f", "mpegts", f"{url}?pkt_size=1316"]
+        sender = subprocess.Popen(send, stdin=subprocess.DEVNULL)
+
+        def end() -> None:
+            sender.kill()
+            sender.wait()
+
+        return url, (), end
+    entry = servers[kind]
+    if isinstance(entry, BaseException):
+        raise entry
+    server, url, extra = entry
+    server.running()
+    return url, extra, lambda: None
+
+
+@pytest.mark.parametrize("kind", ["rtsp", "srt", "hls", "udp", "progressive"])
+def test_fa_run_reads_the_source(kind, servers, progressive, standin_store, tmp_path):
+    """fa-run's analysis (in-process, the stand-in models, as the slow-stage test's: loaded
+    once) on each source only fa-frames read (RTMP: the slow-stage test; standard input:
+    tests/test_live.py): four sampled frames, their records on the stream's clock with a
+    wall-clock time, frames.jsonl and summary.json written, the summary's live figures."""
+    from fatools.live import LiveOptions, parse_input_options
+    from fatools.run import VideoAnalyzer, run_options
+
+    url, extra, end = live_source(kind, servers, progressive)
+    out = tmp_path / "out"
+    live = LiveOptions(
+        input_options=(("analyzeduration", "200000"), *parse_input_options(extra[1::2])), stall_timeout=5.0
+    )
+    options = run_options(
+        every=5, max_frames=4, det_size=None, models_dir=str(standin_store), backend="torch", formats=["json"],
+        progress=False, live=live,
+    )  # fmt: skip
+    try:
+        VideoAnalyzer(options).analyze(url, out)
+    finally:
+        end()
+    records = [json.loads(line) for line in (out / "frames.jsonl").read_bytes().splitlines()]
+    header, frames = records[0], records[1:]
+    assert header["type"] == "video" and header["live"] is True and header["video"] == url
+    live = json.loads((out / "summary.json").read_text())["live"]
+    assert live["ended"] == "end of sampling" and live["frames"] == 4, live
+    assert (
+        live["analysed"] == len(frames) == 4 - live["dropped"]
+        and sum(f["dropped"] for f in frames) <= live["dropped"]
+    )
+    assert live["latency_ms"]["p95"] >= live["latency_ms"]["p50"] > 0, live
+    assert all(ISO.match(f["wallclock"]) and f["width"] == 320 and "faces" in f for f in frames)
+    # The stream's clock: from 0 at the first frame, in whole frames of 25 fps, never ahead
+    # of the frames decoded (the wall's clock would give a download's frames, read at once,
+    # about the same time). Not "5 frames, 0.2 s": RTSP's keyframes here come as two
+    # pictures with one timestamp (x264's slices in packets of their own), counted twice.
+    ts, indices = [f["t"] for f in frames], [f["frame"] for f in frames]
+    assert ts[0] == 0.0 and ts == sorted(set(ts)), ts
+    assert all(abs(t * 25 - round(t * 25)) < 0.01 for t in ts), ts
+    assert 0.1 <= ts[-1] <= (indices[-1] - indices[0]) / 25 + 0.01, (ts, indices)
