@@ -96,7 +96,13 @@ def test_a_record_the_page_cannot_take_does_not_stop_the_run(caplog):
 
 def _watch(base: str, gates: list[threading.Event], seen: dict) -> None:
     """The page through the run: what it shows while the run is held at each gate."""
-    live = "const l = window.fatoolsLive; "
+    # What the page shows, with the per-track table's "faces" (read in the same script as
+    # the state: an event that came between would make them disagree).
+    live = (
+        "const l = window.fatoolsLive, row = [...document.querySelectorAll('#summary tr')]"
+        ".find(r => r.cells[0].textContent === 'faces'); "
+        "if (l) l.faces = row ? row.cells[1].textContent : null; "
+    )
     try:
         seen["page"] = browser()  # starts while the models load
         deadline = time.monotonic() + 60
@@ -134,8 +140,8 @@ def _watch(base: str, gates: list[threading.Event], seen: dict) -> None:
 
 def test_live_page_follows_the_run(tmp_path: Path, standin_store: Path, monkeypatch):
     """fa-run held twice (after its first frame, after its third and last) while the page
-    is read: the timelines grew and the frame changed between; the end is shown; every
-    request went to fa-run."""
+    is read: the timelines grew, the frame changed and the per-track table followed between;
+    the end is shown; every request went to fa-run."""
     clip = write_clip(tmp_path / "clip.mp4", 3, 25.0, (320, 240), _paint)
     port = free_port()
     base = f"http://127.0.0.1:{port}/"
@@ -178,6 +184,12 @@ def test_live_page_follows_the_run(tmp_path: Path, standin_store: Path, monkeypa
     first, second = seen["first"], seen["second"]
     assert second["points"] > first["points"] and second["sampled"] > first["sampled"]
     assert second["frame"] > first["frame"] and seen["plotted"] >= second["points"]
+    # The track's table while the run goes (before the end: it is held), not only after it.
+    assert not first["ended"] and not second["ended"]
+    assert first["faces"] == str(first["samples"]) and second["faces"] == str(second["samples"]), (
+        first,
+        second,
+    )
     assert seen["boxes"] >= 1
     assert seen["ended"] == "complete"
     assert seen["errors"] == []

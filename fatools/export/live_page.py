@@ -1,14 +1,18 @@
 """What the live page (``fa-run --serve``, fatools.serve) shows while a run goes on.
 
 The records go through the same sinks as report.html (``export.series`` and
-``export.html_report``, in an ``Export`` that is never finished, so it writes nothing),
-and ``snapshot`` gives the page's ``DATA`` as report.html's would be for the records so
-far, plus the frame last analysed: its boxes, and its picture, taken from the pipeline
-before detection (``pixels``) and kept, shrunk, only until its record comes.
+``export.html_report``, in an ``Export`` that is never finished, so it writes nothing)
+and through a ``Summarizer`` of their own, and ``snapshot`` gives the page's ``DATA`` as
+report.html's would be for the records so far: the timelines, and the per-track and
+frame tables from the summary of the records so far (its statistics are running ones, so
+a summary costs the same at any point of a run), plus the frame last analysed: its
+boxes, and its picture, taken from the pipeline before detection (``pixels``) and kept,
+shrunk, only until its record comes.
 
 The run's thread calls ``add`` and the decode thread ``pixels``; the server's threads
 call ``snapshot`` and ``frame_jpeg``: one lock keeps them apart, held by ``add`` for a
-record's bookkeeping and by ``snapshot`` while it reads the series (milliseconds).
+record's bookkeeping and by ``snapshot`` while it reads the series and summarises
+(milliseconds).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import logging
 import tempfile
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fatools.export.plots import track_name
 from fatools.records import faces_of, is_frame, is_header, number
+
+if TYPE_CHECKING:
+    from fatools.summary import Summarizer, SummaryOptions
 
 log = logging.getLogger("fatools")
 
@@ -34,8 +41,15 @@ KEEP_JPEGS = 4  # a page asks for the picture of a snapshot just after it came
 class LivePage:
     """A run's records and pictures as the live page shows them (see the module's docstring)."""
 
-    def __init__(self, min_quality: str | None = None, max_side: int = MAX_SIDE) -> None:
-        self.min_quality = min_quality  # as the run's: faces below it are left out of the timelines
+    def __init__(
+        self, min_quality: str | None = None, max_side: int = MAX_SIDE, summary: SummaryOptions | None = None
+    ) -> None:
+        from fatools.summary import SummaryOptions
+
+        # The run's summary options, so that the tables show what its summary.json will;
+        # without them, the defaults with ``min_quality``.
+        self.summary = summary if summary is not None else SummaryOptions(min_quality=min_quality)
+        self.min_quality = self.summary.min_quality  # faces below it are left out of the timelines
         self.max_side = max_side
         self.lock = threading.Lock()
         self.version = 0  # counts the records added: a snapshot is new when this moved
@@ -43,7 +57,8 @@ class LivePage:
         self.failed = False  # a record the page could not take: it shows what came before
         self._export: Any = None
         self._html: Any = None
-        self._counts: dict[str, int] = {}
+        self._summarizer: Summarizer | None = None
+        self._frames = 0  # frame records of this input
         self._current: dict | None = None  # the last frame record's time, size and boxes
         self._pictures: OrderedDict[Any, np.ndarray] = OrderedDict()
         self._picture: np.ndarray | None = None  # the last frame record's, when it was seen
@@ -78,10 +93,13 @@ class LivePage:
             if self.failed:
                 return
             try:
-                if self._export is None or (is_header(record) and self._counts.get("sampled")):
+                if self._export is None or (is_header(record) and self._frames):
                     self._open()
                 self._export.add(record)
+                assert self._summarizer is not None
+                self._summarizer.add(record)
                 if is_frame(record):
+                    self._frames += 1
                     self._frame(record)
             except Exception as exc:  # the page must not stop a run: it stops following it, and says so
                 self.failed = True
@@ -104,17 +122,15 @@ class LivePage:
             tempfile.gettempdir(), ("html",), expression_labels=(), min_quality=self.min_quality
         )
         self._html = next(sink for sink in self._export.sinks if sink.fmt == "html")
-        self._counts = {"sampled": 0, "with_faces": 0, "without_faces": 0, "faces": 0, "max_faces": 0}
+        from fatools.summary import Summarizer
+
+        self._summarizer = Summarizer(self.summary)
+        self._frames = 0
         # The pictures stay: the next input's first frames may be read before its header comes.
         self._current, self._picture = None, None
 
     def _frame(self, record: dict) -> None:
         faces = faces_of(record) or []
-        counts = self._counts
-        counts["sampled"] += 1
-        counts["with_faces" if faces else "without_faces"] += 1
-        counts["faces"] += len(faces)
-        counts["max_faces"] = max(counts["max_faces"], len(faces))
         index = record.get("frame")
         picture = self._pictures.pop(index, None)
         # Pictures of earlier frames whose records will not come (dropped, or already past).
@@ -145,18 +161,10 @@ class LivePage:
                 data = _empty()
             else:
                 video = list(self._export.job.videos.values())[-1]
+                assert self._summarizer is not None
+                # The page's tables (per track, frames, event windows) read the summary.
+                self._export.job.summary = self._summarizer.result()
                 data = self._html.page_data(video)
-                counts = self._counts
-                data["frames"] = {
-                    "sampled": counts["sampled"],
-                    "with_faces": counts["with_faces"],
-                    "without_faces": counts["without_faces"],
-                    "faces": counts["faces"],
-                    "faces_per_frame": {
-                        "mean": counts["faces"] / counts["sampled"] if counts["sampled"] else None,
-                        "max": counts["max_faces"],
-                    },
-                }
         data.update(kind="live", media=None, original=None, vtt=None)
         if current is not None:
             jpeg = _jpeg(picture) if picture is not None else None
