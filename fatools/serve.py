@@ -7,8 +7,9 @@ server-sent events (``/events``): each event is the whole ``DATA`` of the record
 as report.html's, so an event stays about half a MB a track however long the run), sent
 at most every ``interval`` seconds and only when records came.  A snapshot holds up the
 run's records while it reads the series (0.1 s for a track of 20,000 samples on a loaded
-2-core Xeon): the events come less often as they cost more, so that making them takes at
-most about a tenth of the time.  ``/frame.jpg?v=N`` is the picture of the frame snapshot N
+2-core Xeon) and summarises the records so far for the tables (0.04 s more for 20,000
+samples with 3,600 AU episodes): the events come less often as they cost more, so that
+making them takes at most about a tenth of the time.  ``/frame.jpg?v=N`` is the picture of the frame snapshot N
 shows.
 
 No authentication: the server listens on the loopback interface unless a host is given,
