@@ -21,8 +21,12 @@ Faults: a stream that stalls for ``stall_timeout`` seconds, fails, or ends (netw
 sources) is reopened up to ``reconnect`` times in a row with backoff; the first frame
 after it carries ``reconnected`` (the count) and ``gap`` (wall seconds without frames),
 and its ``t`` goes on from the wall time that passed.  End of stream without reconnects
-left is a clean end.  ``duration`` ends the run after that many wall seconds; ``stop()``
-(the consumer's signal check) ends it at once, cleanly.
+left is a clean end.  ``duration`` ends the run that many wall seconds after the first
+frame (connecting is not counted: ``--duration 10m`` is ten minutes of stream): no frame
+decoded after that is handed on, and those decoded before it and still waiting are (at
+most the queue's few, so the run ends a few analysis times late rather than throwing
+away the last moments of the stream).  ``stop()`` (the consumer's signal check) ends it
+at once, cleanly.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class LiveOptions:
     queue_size: int = 4
     reconnect: int = 0  # reopen a dropped stream up to N times in a row
     stall_timeout: float = 10.0  # seconds without data before the stream counts as dropped
-    duration: float | None = None  # stop after this many wall seconds
+    duration: float | None = None  # stop this many wall seconds after the first frame
 
 
 def is_live(path: str, options: LiveOptions | None = None) -> bool:
@@ -334,7 +338,8 @@ class LiveReader:
         self._opened = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="fatools-live", daemon=True)
-        self.deadline = time.monotonic() + options.duration if options.duration else None
+        # With ``duration``: when it is up (time.monotonic()), set at the first frame.
+        self.deadline: float | None = None
 
     # -- the reader thread ---------------------------------------------------------
 
@@ -377,10 +382,9 @@ class LiveReader:
         last_wall = None
         failures = 0
         pending_extra: dict = {}
-        deadline = self.deadline
         try:
             while not self._stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
                     self.stats.ended = "duration"
                     break
                 try:
@@ -415,13 +419,15 @@ class LiveReader:
                             reason = "stopped"
                             break
                         now = time.monotonic()
-                        if deadline is not None and now >= deadline:
+                        if self.deadline is not None and now >= self.deadline:
                             reason = self.stats.ended = "duration"
                             self._stop.set()
                             break
                         if rotation is None:
                             rotation = _rotation(stream, frame)
                         if self.info is None:
+                            if options.duration:
+                                self.deadline = now + options.duration
                             self._set_info(stream, frame, rotation)
                         if frame.pts is not None and time_base is not None:
                             if start_pts is None:

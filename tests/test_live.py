@@ -171,13 +171,14 @@ def test_udp_reconnect_marks_the_gap_and_sigint_ends_it():
 
 
 def test_duration_stops_a_live_run():
-    """--duration 2s on an endless sender: a clean end (exit 0) with about 2 s of frames."""
+    """--duration 1s on an endless sender: a clean end (exit 0) a second after the first
+    frame (connecting is not counted)."""
     sender = subprocess.Popen(
         SEND + lavfi(60) + TS + ["-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     try:
         done = subprocess.run(
-            [BIN / "fa-frames", "-", "--every", "5", "--duration", "2s"],
+            [BIN / "fa-frames", "-", "--every", "5", "--duration", "1s"],
             stdin=sender.stdout,
             capture_output=True,
             text=True,
@@ -189,7 +190,8 @@ def test_duration_stops_a_live_run():
         sender.wait()
     assert done.returncode == 0, done.stderr
     frames = lines(done.stdout)[1:]
-    assert len(frames) >= 3 and frames[-1]["t"] < 60
+    # Every 5th of 25 fps for a second of wall time, and what the pipe held when it began.
+    assert len(frames) >= 4 and frames[-1]["t"] < 3, frames
     assert "ended: duration" in done.stderr
 
 
@@ -224,6 +226,28 @@ def test_slow_consumer(tmp_path, drop, caplog):
         )
         assert "analysis is slower than capture" in caplog.text
     assert got[0].image.shape == (240, 320, 3)
+
+
+def test_duration_analyses_what_came_before_it_and_nothing_after(tmp_path):
+    """--duration with a consumer slower than capture (0.15 s a frame at 25 fps, the queue
+    full at the deadline): no frame decoded after the deadline is handed on; the frames
+    decoded before it and still waiting are (the run ends at most the queue's few analysis
+    times late, and the last second of the stream is not thrown away)."""
+    fifo, sender = _fifo_sender(tmp_path, 4)
+    options = LiveOptions(duration=0.5, input_options=(("analyzeduration", "200000"),))
+    try:
+        reader = LiveReader(fifo, Sampling(), options, want_pixels=False).start()
+        got = []
+        for item in reader.frames():
+            got.append((item, time.monotonic()))
+            time.sleep(0.15)
+    finally:
+        sender.kill()
+        sender.wait()
+    assert reader.stats.ended == "duration" and reader.deadline is not None
+    assert all(item.captured < reader.deadline for item, _ in got)
+    late = [item for item, handed in got if handed >= reader.deadline]
+    assert 1 <= len(late) <= options.queue_size, [(i.index, h - reader.deadline) for i, h in got]
 
 
 def test_fa_run_live_sigint(tmp_path, standin_store):

@@ -391,7 +391,7 @@ def test_slow_stage_drops_newest_wins(servers, standin_store, monkeypatch, tmp_p
             yield frame
 
     monkeypatch.setattr(fatools.pipeline, "predict_frames", slow)
-    live = LiveOptions(duration=2.5, input_options=(("analyzeduration", "200000"),))
+    live = LiveOptions(duration=2.0, input_options=(("analyzeduration", "200000"),))
     options = run_options(
         every=1, det_size=None, models_dir=str(standin_store), backend="torch", formats=["json"], progress=False,
         live=live,
