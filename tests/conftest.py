@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import scheduling
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FATOOLS_SHARED", ROOT.parent / "shared"))
@@ -37,6 +38,16 @@ def _one_share_of_the_cpus_per_worker() -> None:
 
 
 _one_share_of_the_cpus_per_worker()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Costliest modules first (tests/scheduling.py), so the workers end together."""
+    return scheduling.make_scheduler(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    scheduling.configure(config)
 
 
 @pytest.fixture(autouse=True)
