@@ -413,6 +413,7 @@ class LiveReader:
                     rate = stream.average_rate or stream.guessed_rate
                     step = 1.0 / float(rate) if rate else 0.0
                     start_pts = None
+                    untimed = False  # frames of this opening came without timestamps
                     rotation = None
                     for frame in container.decode(stream):
                         if self._stop.is_set():
@@ -432,6 +433,11 @@ class LiveReader:
                         if frame.pts is not None and time_base is not None:
                             if start_pts is None:
                                 start_pts = frame.pts
+                                if untimed and last_t is not None:
+                                    # RTSP's first picture comes before its timestamps
+                                    # (an RTP time not yet tied to the stream's): the
+                                    # first with one is the next frame, not t again.
+                                    offset = last_t + step
                             t = offset + float((frame.pts - start_pts) * time_base)
                             if last_t is not None and t < last_t:
                                 # The stream's clock went back (RTSP re-bases its timestamps on
@@ -442,8 +448,10 @@ class LiveReader:
                                 t = t_next
                         elif last_t is not None and last_wall is not None:
                             t = last_t + (now - last_wall)  # no timestamps: the wall's clock
+                            untimed = True
                         else:
                             t = offset
+                            untimed = True
                         failures = 0
                         last_t, last_wall = t, now
                         this = index
