@@ -94,6 +94,46 @@ def test_a_record_the_page_cannot_take_does_not_stop_the_run(caplog):
     assert page.snapshot()["frames"]["sampled"] == 1  # what came before
 
 
+def test_the_tables_follow_the_records_with_the_run_summary_options():
+    """The per-track table's figures are the summary of the records so far, with the
+    summary options the page is given (--top 1 here: one AU listed, not the default five)."""
+    from fatools.summary import SummaryOptions
+
+    def records(page: LivePage, n: int) -> None:
+        page.add({"schema": 1, "type": "video", "video": "cam", "fps": 5.0, "live": True})
+        for i in range(n):
+            probs = {"AU1": 0.9, "AU2": 0.8, "AU4": 0.7, "AU6": 0.6}
+            face = {
+                "track": 1,
+                "box": [10, 10, 90, 90],
+                "au": {"probs": probs},
+                "va": {"valence": 0.5, "arousal": 0.1},
+            }
+            page.add(
+                {
+                    "type": "frame",
+                    "video": "cam",
+                    "frame": i,
+                    "t": i / 5,
+                    "width": 320,
+                    "height": 240,
+                    "faces": [face],
+                }
+            )
+
+    default, top = LivePage(), LivePage(summary=SummaryOptions(top=1))
+    records(default, 3)
+    records(top, 3)
+    shown = default.snapshot()["tracks"][0]["summary"]
+    assert shown["faces"] == 3 and shown["last"] == 0.4 and shown["valence"]["mean"] == 0.5
+    assert (
+        len(shown["most_active_aus"]) == 4
+        and len(top.snapshot()["tracks"][0]["summary"]["most_active_aus"]) == 1
+    )
+    records(default, 2)  # a second input: its own figures
+    assert default.snapshot()["tracks"][0]["summary"]["faces"] == 2
+
+
 def _watch(base: str, gates: list[threading.Event], seen: dict) -> None:
     """The page through the run: what it shows while the run is held at each gate."""
     # What the page shows, with the per-track table's "faces" (read in the same script as
