@@ -117,8 +117,10 @@ def bound(port: int, table: str) -> bool:
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, limit: float = 20.0, alive: Callable[[], None] | None = None
+    condition: Callable[[], bool], what: str, limit: float = 120.0, alive: Callable[[], None] | None = None
 ) -> None:
+    # A generous limit: each wait also checks its processes are alive, so a server or reader
+    # that died fails at once; a slow start on a loaded machine (26 s seen) only waits.
     deadline = time.monotonic() + limit
     while not condition():
         if alive is not None:
@@ -185,7 +187,7 @@ class Follower:
     def frames(self) -> list[dict]:
         return [r for r in list(self.records) if r.get("type", "frame") == "frame"]
 
-    def wait(self, condition: Callable[[list[dict]], bool], what: str, limit: float = 20.0) -> None:
+    def wait(self, condition: Callable[[list[dict]], bool], what: str, limit: float = 120.0) -> None:
         def running() -> None:
             assert self.process.poll() is None, f"the reader ended: {self.log.read_text()[-2000:]}"
 

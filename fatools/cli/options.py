@@ -389,7 +389,7 @@ def live_options(prog: str) -> Callable[[Any], Any]:
             "live_duration",
             default=None,
             metavar="DURATION",
-            help="Live input: stop after this long (90, 90s, 10m, 1h30m) and finish cleanly.",
+            help="Live input: stop this long after the first frame (90, 90s, 10m, 1h30m) and finish cleanly.",
         ),
     )
 

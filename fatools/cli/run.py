@@ -13,6 +13,7 @@ from fatools.cli import options
 
 if TYPE_CHECKING:
     from fatools.serve import LiveServer
+    from fatools.summary import SummaryOptions
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,7 +146,7 @@ def cli(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     options.apply_threads(threads)
-    server = live_page(serve, run.summary.min_quality)
+    server = live_page(serve, run.summary)
     if server is not None:
         run = replace(run, observer=server.page)
 
@@ -218,14 +219,14 @@ def check_design(
     return {path: design.record(table, found.get(path)) for path in inputs}
 
 
-def live_page(address: tuple[str, int] | None, min_quality: str | None) -> LiveServer | None:
+def live_page(address: tuple[str, int] | None, summary: SummaryOptions) -> LiveServer | None:
     """fa-run --serve's server, listening (None without the option); its URL on stderr."""
     if address is None:
         return None
     from fatools.export.live_page import LivePage
     from fatools.serve import LiveServer
 
-    server = LiveServer(LivePage(min_quality), *address).start()
+    server = LiveServer(LivePage(summary=summary), *address).start()
     click.echo(f"fa-run: live page at {server.url} (no authentication)", err=True)
     return server
 
