@@ -29,6 +29,7 @@ from fatools.stream import Frame, batches, frames_from_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from fatools.models.catalogue import ModelFile
+    from fatools.models.request import ModelRequest
 
 FaceList = list[dict[str, Any]]
 
@@ -310,10 +311,30 @@ def build_detector(
 ) -> BatchDetector:
     """A new BatchDetector (facetorch's FaceDetector), its model checked first.  ``name``
     None: the detector a short-form ``config_path`` names, else retinaface.  (fa-run
-    keeps its models for a whole batch: ``fatools.models.loading``.)"""
-    from fatools.models.request import ModelRequest, resolve
+    keeps its models for a whole batch, fa-detect its detector:
+    ``fatools.models.loading``.)"""
+    from fatools.models.request import resolve
 
-    request = ModelRequest(
+    request = detector_request(
+        name, options, device, config_path, models_dir, trust_config=trust_config, verify=verify
+    )
+    return detector_for(resolve(request), options)
+
+
+def detector_request(
+    name: str | None,
+    options: DetectOptions,
+    device: str,
+    config_path: str | None,
+    models_dir: str | None,
+    *,
+    trust_config: bool,
+    verify: bool,
+) -> ModelRequest:
+    """What fa-detect asks of the model store: the detector alone."""
+    from fatools.models.request import ModelRequest
+
+    return ModelRequest(
         detector=name,
         tasks=(),
         device=device,
@@ -325,7 +346,6 @@ def build_detector(
         models_dir=models_dir,
         verify=verify,
     )
-    return detector_for(resolve(request), options)
 
 
 def detector_for(resolution: Any, options: DetectOptions) -> BatchDetector:

@@ -37,6 +37,7 @@ from fatools.stream import Frame, batches, frames_from_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from fatools.models.catalogue import ModelFile
+    from fatools.models.request import ModelRequest
 
 log = logging.getLogger("fatools")
 
@@ -419,10 +420,29 @@ def build_predictors(
     verify: bool = True,
 ) -> FacePredictors:
     """New facetorch predictors for ``options.tasks``, each model checked before any work.
-    (fa-run keeps its models for a whole batch: ``fatools.models.loading``.)"""
-    from fatools.models.request import ModelRequest, resolve
+    (fa-run keeps its models for a whole batch, fa-predict its predictors:
+    ``fatools.models.loading``.)"""
+    from fatools.models.request import resolve
 
-    request = ModelRequest(
+    request = predictors_request(
+        options, device, config_path, models_dir, trust_config=trust_config, verify=verify
+    )
+    return predictors_for(resolve(request), options)
+
+
+def predictors_request(
+    options: PredictOptions,
+    device: str,
+    config_path: str | None,
+    models_dir: str | None,
+    *,
+    trust_config: bool,
+    verify: bool,
+) -> ModelRequest:
+    """What fa-predict asks of the model store: the predictors of its tasks, no detector."""
+    from fatools.models.request import ModelRequest
+
+    return ModelRequest(
         tasks=tuple(options.tasks),
         detection=False,
         device=device,
@@ -436,7 +456,6 @@ def build_predictors(
         models_dir=models_dir,
         verify=verify,
     )
-    return predictors_for(resolve(request), options)
 
 
 def predictors_for(resolution: Any, options: PredictOptions) -> FacePredictors:

@@ -122,6 +122,32 @@ def test_a_user_config_file_is_read_once_and_names_the_detector(tmp_path, own_st
     assert (config.reads - reads, loading.builds - builds) == (1, 1)
 
 
+def test_fa_detect_and_fa_predict_in_one_process_load_once(tmp_path, own_store):
+    """fa-detect and fa-predict run again in one process (a notebook, the suite's chains)
+    reuse the detector and the predictors they loaded: one build each, then none."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fatools.cli.detect import cli as detect
+    from fatools.cli.predict import cli as predict
+    from fatools.models import loading
+
+    clip = write_clip(tmp_path / "clip.mp4", 4, paint=_square)
+    frames = "".join(json.dumps({"video": str(clip), "frame": i}) + "\n" for i in range(0, 4, 2))
+    builds = loading.builds
+    for round_ in range(2):
+        detected = CliRunner().invoke(detect, ["--models-dir", str(own_store), "-"], input=frames)
+        assert detected.exit_code == 0, detected.output
+        predicted = CliRunner().invoke(
+            predict, ["--models-dir", str(own_store), "--tasks", "va", "-"], input=detected.stdout
+        )
+        assert predicted.exit_code == 0, predicted.output
+        faces = [f for line in predicted.stdout.splitlines() for f in json.loads(line).get("faces") or []]
+        assert len(faces) == 2 and all("va" in f for f in faces)
+        assert loading.builds - builds == 2, f"round {round_}"
+
+
 def test_a_changed_model_file_is_verified_again(tmp_path, own_store):
     from fatools.errors import FatoolsError
     from fatools.run import VideoAnalyzer, run_options

@@ -42,17 +42,19 @@ def cli(
     "faces": [{"face", "box": [x1, y1, x2, y2], "score", "landmarks5"}], all in the
     original frame's pixels. Other records pass through unchanged.
     """
-    from fatools.detect import build_detector, detect_options, detect_records
+    from fatools.detect import detect_options, detect_records, detector_request
     from fatools.devices import default_batch_size
+    from fatools.models.loading import load_detector
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
     det_options = detect_options(
         det_size, facetorch_exact, score_threshold, min_face, optimize, fp16, backend
     )
-    batch_detector = build_detector(
+    request = detector_request(
         detector, det_options, device, config_path, models_dir, trust_config=trust_config, verify=verify
     )
+    batch_detector = load_detector(request, det_options)
     batch = detect_batch or default_batch_size(batch_detector.device, "detector")
     writer = RecordWriter()
     for record in detect_records(

@@ -49,7 +49,8 @@ def cli(
     "landmarks3d" and "pose" (68 3D landmarks in frame pixels; yaw, pitch, roll in
     degrees) and, with --tasks embed, "embedding". See fa-predict(1).
     """
-    from fatools.predict import build_predictors, predict_options, predict_records
+    from fatools.models.loading import load_predictors
+    from fatools.predict import predict_options, predict_records, predictors_request
     from fatools.records import RecordWriter, read_paths
 
     options.apply_threads(threads)
@@ -64,9 +65,10 @@ def cli(
         bf16=bf16,
         backend=backend,
     )
-    predictors = build_predictors(
+    request = predictors_request(
         predictor_options, device, config_path, models_dir, trust_config=trust_config, verify=verify
     )
+    predictors = load_predictors(request, predictor_options)
     writer = RecordWriter()
     for record in predict_records(
         read_paths(options.input_paths(inputs), on_error), predictors, frame_batch, on_error

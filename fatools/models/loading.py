@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fatools.models.request import ModelRequest, Resolution, resolve, stamps
 
@@ -53,12 +54,14 @@ class ModelSet:
         owners: list[Any] = [self.detector.face_detector]
         if self.predictors is not None:
             owners += list(self.predictors.predictors.values())
-        return [str(path) for owner in owners if (path := getattr(owner.model, "path", None)) is not None]
+        return _paths_of(owners)
 
 
 _lock = threading.Lock()
-_loaded: OrderedDict[tuple, tuple[ModelSet, tuple]] = OrderedDict()
-builds = 0  # model sets built by this process (a test checks a batch builds one)
+# key -> (what was built, the resolution it was built from, its files' stamps then)
+_loaded: OrderedDict[tuple, tuple[Any, Resolution, tuple]] = OrderedDict()
+T = TypeVar("T")
+builds = 0  # model sets and parts built by this process (a test checks a batch builds one)
 
 
 def _capacity() -> int:
@@ -73,9 +76,7 @@ def build_models(resolution: Resolution, detect: DetectOptions, predict: Predict
     from fatools.detect import detector_for
     from fatools.predict import predictors_for
 
-    global builds
     predictors = predictors_for(resolution, predict) if predict is not None and predict.tasks else None
-    builds += 1
     return ModelSet(resolution, detector_for(resolution, detect), predictors)
 
 
@@ -85,24 +86,63 @@ def load_models(
     """The ModelSet for ``request`` with these stage options, from this process's last
     ones when it is there and its files are unchanged."""
     resolution = resolve(request)
-    key = (request, detect, predict)
+    return _kept(
+        (request, detect, predict),
+        resolution,
+        lambda: build_models(resolution, detect, predict),
+        ModelSet.loaded_paths,
+    )
+
+
+def load_detector(request: ModelRequest, options: DetectOptions) -> BatchDetector:
+    """fa-detect's detector alone, kept like a ModelSet (a notebook or the test suite
+    running fa-detect in one process again and again loads it once)."""
+    from fatools.detect import detector_for
+
+    resolution = resolve(request)
+    return _kept(
+        ("detector", request, options),
+        resolution,
+        lambda: detector_for(resolution, options),
+        lambda detector: _paths_of([detector.face_detector]),
+    )
+
+
+def load_predictors(request: ModelRequest, options: PredictOptions) -> FacePredictors:
+    """fa-predict's predictors alone, kept like a ModelSet."""
+    from fatools.predict import predictors_for
+
+    resolution = resolve(request)
+    return _kept(
+        ("predictors", request, options),
+        resolution,
+        lambda: predictors_for(resolution, options),
+        lambda predictors: _paths_of(list(predictors.predictors.values())),
+    )
+
+
+def _paths_of(owners: list[Any]) -> list[str]:
+    return [str(path) for owner in owners if (path := getattr(owner.model, "path", None)) is not None]
+
+
+def _kept(key: tuple, resolution: Resolution, build: Callable[[], T], paths: Callable[[T], list[str]]) -> T:
+    """What ``build`` makes for ``key``: this process's earlier one when its resolution is
+    the current one and the files it was loaded from are unchanged, else a new one, kept."""
     with _lock:
         known = _loaded.get(key)
-        if (
-            known is not None
-            and known[0].resolution is resolution
-            and stamps(known[0].loaded_paths()) == known[1]
-        ):
+        if known is not None and known[1] is resolution and stamps(paths(known[0])) == known[2]:
             _loaded.move_to_end(key)
             return known[0]
         _loaded.pop(key, None)
-        models = build_models(resolution, detect, predict)
+        made = build()
+        global builds
+        builds += 1
         capacity = _capacity()
         if capacity:
-            _loaded[key] = (models, stamps(models.loaded_paths()))
+            _loaded[key] = (made, resolution, stamps(paths(made)))
             while len(_loaded) > capacity:
                 _loaded.popitem(last=False)
-        return models
+        return made
 
 
 def forget() -> None:
