@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -380,6 +381,26 @@ def _place_emotion_rows(fig: Figure, axes: list[Axes], legend: Legend) -> None:
         ax.set_position((left / width, y / tall, (right - left) / width, height / tall))
 
 
+# zlib's fastest level: the figures are flat colours and text, so a harder search saves
+# little (RGB at level 1 is within 10 % of matplotlib's RGBA at its level 6, often
+# smaller) and cost 10-25 ms a figure on a 2.8 GHz Xeon.
+PNG_COMPRESS_LEVEL = 1
+
+
+def _write_png(fig: Figure, path: Path) -> None:
+    """``fig`` drawn on its Agg canvas and written as an RGB PNG.
+
+    What ``savefig`` writes but without the alpha channel: the figure's background is
+    opaque, so a fourth byte per pixel said nothing and made zlib's work a third longer.
+    """
+    from PIL import Image
+
+    canvas = fig.canvas
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # type: ignore[attr-defined]  # Agg
+    Image.fromarray(rgb).save(path, format="png", compress_level=PNG_COMPRESS_LEVEL, dpi=(DPI, DPI))
+
+
 def _save(job: Job, fig: Figure, name: str) -> None:
     """Write ``fig`` as a PNG and free it.
 
@@ -391,7 +412,7 @@ def _save(job: Job, fig: Figure, name: str) -> None:
     collection is cheap inside ``_objects_so_far_frozen``.
     """
     path = job.staging.temp()
-    fig.savefig(path, format="png", dpi=DPI)
+    _write_png(fig, path)
     job.staging.stage("plots", path, name)
     fig.clear()
     gc.collect()
