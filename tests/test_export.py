@@ -528,6 +528,39 @@ def test_heatmap_shows_the_smile_where_it_was(exported):
     assert warm.sum() > 5000
 
 
+def test_a_heatmap_redrawn_for_another_track_is_the_one_drawn_afresh():
+    """A video's heatmaps share one figure, redrawn per track: nothing of the last track stays
+    (its cells, its time span), and a figure drawn for another threshold is not reused."""
+    from array import array
+
+    from fatools.export import plots
+    from fatools.export.series import HEAT_CODES, TrackArrays, TrackSeries
+
+    def track(times):
+        series = TrackSeries()
+        rng = np.random.default_rng(len(times))
+        for t in times:
+            series.t.append(t)
+            series.frame.append(t * 25)
+            series.au.extend(array("f", rng.random(len(HEAT_CODES))))
+            series.valence.append(0.0)
+            series.arousal.append(0.0)
+            series.labels.append(-1)
+        return TrackArrays(series, timed=True)
+
+    def pixels(fig):
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+    long, short = track([0.2 * k for k in range(60)]), track([2.0 + 0.2 * k for k in range(10)] + [6.0, 6.2])
+    fresh = pixels(plots.heatmap(short, 0.2, "track 1", True, 0.5))
+    shared = plots.heatmap(long, 0.2, "track 0", True, 0.5)
+    pixels(shared)
+    assert plots.heatmap(short, 0.2, "track 1", True, 0.5, reuse=shared) is shared
+    assert np.array_equal(pixels(shared), fresh)
+    assert plots.heatmap(short, 0.2, "track 1", True, 0.6, reuse=shared) is not shared
+
+
 def test_content_is_deterministic_apart_from_the_start_time(exported, records, tmp_path):
     out, first = exported
     second = export(iter(records), tmp_path, timestamp=TS, keep_analysis=True)

@@ -11,9 +11,11 @@ nor changes the backend of a notebook that calls it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,31 +143,84 @@ VA_AXES = {
 }
 
 
-def _heatmap_axes(fig: Figure, labels: list[str]) -> tuple[Axes, Axes]:
-    """The heatmap's axes and its colour bar's, at the places the layout engine chose."""
+@functools.cache
+def _heat_left() -> float:
+    """The heatmap axes' left edge in pixels: right of the widest AU name.
+
+    Measured once a process (the names are the catalogue's): measuring the 28 names
+    took ~20 ms a heatmap.
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg, reused by savefig
-    font = FontProperties(size=9)
-    widest = max(renderer.get_text_width_height_descent(label, font, ismath=False)[0] for label in labels)
-    left, tall = widest + HEAT_PAD, HEATMAP_SIZE[1] - HEAT_BOTTOM - HEAT_TOP
+    renderer, font = RendererAgg(1, 1, DPI), FontProperties(size=9)
+    widest = max(
+        renderer.get_text_width_height_descent(label, font, ismath=False)[0] for label in _heat_labels()
+    )
+    return float(widest) + HEAT_PAD
+
+
+# The heatmap figures being drawn and what for (the axis: time or frames; the threshold),
+# so that the next track's heatmap can reuse one.  Nothing here refers to the figure,
+# which is dropped from it when it is freed.
+_HEAT_FIGURES: weakref.WeakKeyDictionary[Figure, tuple[bool, float]] = weakref.WeakKeyDictionary()
+
+
+def _heatmap_frame(timed: bool, threshold: float) -> Figure:
+    """A heatmap without its cells and title: the AU names, the hatched background,
+    the axis labels and the colour bar, the same for every track of a video."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig = _figure(HEATMAP_SIZE)
+    left, tall = _heat_left(), HEATMAP_SIZE[1] - HEAT_BOTTOM - HEAT_TOP
     ax = _axes_at(fig, HEATMAP_SIZE, (left, HEAT_BOTTOM, HEAT_AXES_RIGHT - left, tall))
-    return ax, _axes_at(fig, HEATMAP_SIZE, (HEAT_BAR[0], HEAT_BOTTOM, HEAT_BAR[1], tall))
+    bar_ax = _axes_at(fig, HEATMAP_SIZE, (HEAT_BAR[0], HEAT_BOTTOM, HEAT_BAR[1], tall))
+    # Cells with no sample are transparent over a hatched background: "not seen", not "low".
+    ax.set_facecolor("white")
+    ax.patch.set_hatch("///")
+    ax.patch.set_edgecolor("#c8c8c8")
+    ax.axhline(len(HEAT_CODES) - 1, color="black", linewidth=1)
+    ax.set_yticks(np.arange(len(HEAT_CODES)) + 0.5, _heat_labels(), fontsize=9)
+    ax.set_ylim(len(HEAT_CODES), 0)  # catalogue order from the top
+    ax.set_xlabel(("time (s)" if timed else "frame index") + "; hatched: face not seen")
+    _frame_axis(ax, timed)
+    # The bar's own scale, not the cells': the cells change with the track, the bar does not.
+    scale = ScalarMappable(Normalize(0.0, 1.0), _active_colormap(threshold))
+    bar = fig.colorbar(scale, cax=bar_ax)
+    bar.set_label(f"AU score (0-1); active above {threshold:g} (yellow to red)")
+    bar.ax.axhline(threshold, color="black", linewidth=1.5)
+    _HEAT_FIGURES[fig] = (timed, threshold)
+    return fig
 
 
-def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold: float) -> Figure:
+def heatmap(
+    track: TrackArrays,
+    step: float,
+    title: str,
+    timed: bool,
+    threshold: float,
+    reuse: Figure | None = None,
+) -> Figure:
     """AU scores of one track over time: one row per AU, colour = score, hatched = not seen.
 
     ``step`` is the video's sampling interval: a longer absence of the track is a gap.
+    ``reuse``, the heatmap of another track, is redrawn with this track's cells and
+    title where it was drawn for the same axis and threshold: a new figure cost ~0.1 s
+    more (its axes and ticks made again, every text measured again).
     """
-    fig = _figure(HEATMAP_SIZE)
-    labels = _heat_labels()
-    ax, bar_ax = _heatmap_axes(fig, labels)
+    if reuse is not None and _HEAT_FIGURES.get(reuse) == (timed, threshold):
+        fig = reuse
+    else:
+        fig = _heatmap_frame(timed, threshold)
+    ax = fig.axes[0]  # then the colour bar's
+    for cells in list(ax.collections):  # the last track's
+        cells.remove()
     edges, gaps = _cell_edges(track.x, step)
     values = track.au
     if gaps:
         values = np.insert(values, gaps, np.nan, axis=1)
-    mesh = ax.pcolormesh(
+    ax.pcolormesh(
         edges,
         np.arange(len(HEAT_CODES) + 1),
         np.ma.masked_invalid(values),
@@ -174,21 +229,12 @@ def heatmap(track: TrackArrays, step: float, title: str, timed: bool, threshold:
         vmax=1.0,
         shading="flat",
     )
-    # Cells with no sample are transparent over a hatched background: "not seen", not "low".
-    ax.set_facecolor("white")
-    ax.patch.set_hatch("///")
-    ax.patch.set_edgecolor("#c8c8c8")
-    ax.axhline(len(HEAT_CODES) - 1, color="black", linewidth=1)
-    ax.set_yticks(np.arange(len(HEAT_CODES)) + 0.5, labels, fontsize=9)
-    ax.set_ylim(len(HEAT_CODES), 0)  # catalogue order from the top
-    ax.set_xlabel(("time (s)" if timed else "frame index") + "; hatched: face not seen")
-    _frame_axis(ax, timed)
+    # Where autoscaling put them for a new figure; a reused one would keep the extent
+    # of every track it has drawn.
+    ax.set_xlim(edges[0], edges[-1])
     # y given: the title sits on the axes (nothing above them), without matplotlib
     # measuring the axes at each draw to check that it may (~0.03 s an axes).
     ax.set_title(title, fontsize=13, y=1.0)
-    bar = fig.colorbar(mesh, cax=bar_ax)
-    bar.set_label(f"AU score (0-1); active above {threshold:g} (yellow to red)")
-    bar.ax.axhline(threshold, color="black", linewidth=1.5)
     return fig
 
 
@@ -393,16 +439,24 @@ def _write_png(fig: Figure, path: Path) -> None:
     What ``savefig`` writes but without the alpha channel: the figure's background is
     opaque, so a fourth byte per pixel said nothing and made zlib's work a third longer.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
-    canvas = fig.canvas
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # type: ignore[attr-defined]  # Agg
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
     Image.fromarray(rgb).save(path, format="png", compress_level=PNG_COMPRESS_LEVEL, dpi=(DPI, DPI))
 
 
 def _save(job: Job, fig: Figure, name: str) -> None:
-    """Write ``fig`` as a PNG and free it.
+    """Write ``fig`` as a PNG, staged under ``name``."""
+    path = job.staging.temp()
+    _write_png(fig, path)
+    job.staging.stage("plots", path, name)
+
+
+def _free(fig: Figure) -> None:
+    """Free ``fig`` now.
 
     A figure is a web of reference cycles (artists and their figure, axes, callbacks),
     so dropping it frees nothing until Python's cyclic collector happens to run: a video
@@ -411,9 +465,6 @@ def _save(job: Job, fig: Figure, name: str) -> None:
     Clearing the figure and collecting now keeps one figure alive at a time; the
     collection is cheap inside ``_objects_so_far_frozen``.
     """
-    path = job.staging.temp()
-    _write_png(fig, path)
-    job.staging.stage("plots", path, name)
     fig.clear()
     gc.collect()
 
@@ -475,18 +526,21 @@ class PlotSink(Sink):
         suffix = job.suffix(video)
         arrays = {track: TrackArrays(series, timed) for track, series in ranked[:MAX_TRACKS]}
         shown = [(track, arrays[track]) for track, _ in in_order if len(arrays[track].x)]
+        heat = None  # one figure for the tracks' heatmaps, redrawn for each (see heatmap)
         for track, track_arrays in shown:
             if np.isnan(track_arrays.au).all():
                 continue  # no action units for this track: an empty heatmap says nothing
-            fig = heatmap(
-                track_arrays, step, f"Action units over time: {track_name(track)}, {stem}", timed, threshold
-            )
+            title = f"Action units over time: {track_name(track)}, {stem}"
+            heat = heatmap(track_arrays, step, title, timed, threshold, reuse=heat)
             tag = "untracked" if track is None else f"track{safe_name(track)}"
-            _save(job, fig, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
+            _save(job, heat, f"au_heatmap{suffix}_{tag}_{job.timestamp}.png")
+        if heat is not None:
+            _free(heat)
         if any(not np.isnan(a.valence).all() for _, a in shown):
             fig = va_figure(shown, step, f"Valence and arousal: {stem}", timed)
             _note(fig, note)
             _save(job, fig, f"valence_arousal{suffix}_{job.timestamp}.png")
+            _free(fig)
         if state.label_names:
             labels = np.frombuffer(state.all_labels, dtype=np.int32)
             rows = [("All faces", x_all[known], labels[known])]
@@ -507,3 +561,4 @@ class PlotSink(Sink):
                     f"Rows: all faces, then the {EMOTION_ROWS - 1} tracks with most faces of {len(ranked)}",
                 )
             _save(job, fig, f"emotions{suffix}_{job.timestamp}.png")
+            _free(fig)
