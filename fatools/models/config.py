@@ -10,6 +10,7 @@ bundled file with the models it names (``short_form_choices``, ``resolve_detecto
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -132,6 +133,15 @@ def read_config(path: str | os.PathLike[str] | None, trust: bool = False) -> tup
 
 
 def _bundled() -> DictConfig:
+    """The bundled configuration, the caller's own copy (callers trim and change it)."""
+    return copy.deepcopy(_bundled_parsed())
+
+
+@functools.cache
+def _bundled_parsed() -> DictConfig:
+    # Parsed once a process: OmegaConf's YAML parse takes ~60 ms, a copy ~10 ms, and a
+    # process resolving several requests (a batch, a notebook, the test suite) read it
+    # hundreds of times.
     cfg = OmegaConf.create(bundled_config_text())
     assert isinstance(cfg, DictConfig)  # the bundled file is a mapping
     return cfg
