@@ -15,6 +15,8 @@ on frames from its decoder.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,6 +99,45 @@ def inside_stronger(box: list[float], stronger: list[list[float]]) -> bool:
     return False
 
 
+def priors_for(prior_box: Any, height: int, width: int) -> torch.Tensor:
+    """The priors facetorch's ``PriorBox`` makes for a height x width input, on the CPU.
+
+    Its ``forward`` is a Python loop over every anchor: 0.15-0.45 s for a 1080 px input,
+    paid by every detector (every fa-detect, every test) for every input size.  The same
+    numbers come from numpy: each value is computed in double precision by the same
+    operations, in the same order, then rounded to float32 as ``torch.Tensor`` rounds it.
+    The result is shared by every detector of the process: callers must not change it.
+    """
+    from facetorch.analyzer.detector.post import PriorBox
+
+    if type(prior_box) is not PriorBox:  # another class: its own rules
+        from facetorch.datastruct import Dimensions
+
+        return prior_box.forward(Dimensions(height, width))
+    sizes = tuple(tuple(float(s) for s in level) for level in prior_box.min_sizes)
+    return _priors(sizes, tuple(prior_box.steps), bool(prior_box.clip), height, width)
+
+
+@functools.lru_cache(maxsize=32)
+def _priors(
+    min_sizes: tuple[tuple[float, ...], ...], steps: tuple[int, ...], clip: bool, height: int, width: int
+) -> torch.Tensor:
+    levels = []
+    for sizes, step in zip(min_sizes, steps, strict=True):
+        rows, cols = math.ceil(height / step), math.ceil(width / step)
+        # PriorBox's order: row, column, then each size; centre x, centre y, width, height.
+        anchors = np.empty((rows, cols, len(sizes), 4))
+        anchors[..., 0] = ((np.arange(cols) + 0.5) * step / width)[None, :, None]
+        anchors[..., 1] = ((np.arange(rows) + 0.5) * step / height)[:, None, None]
+        anchors[..., 2] = np.array(sizes) / width
+        anchors[..., 3] = np.array(sizes) / height
+        levels.append(anchors.reshape(-1, 4))
+    out = torch.from_numpy(np.concatenate(levels).astype(np.float32))
+    if clip:
+        out.clamp_(min=0, max=1)
+    return out
+
+
 class BatchDetector:
     """facetorch's FaceDetector run on batches of frames, results in original pixels."""
 
@@ -153,12 +194,10 @@ class BatchDetector:
         return provenance
 
     def priors(self, det_height: int, det_width: int) -> torch.Tensor:
-        """facetorch's priors for an input size, made once per size (its PriorBox is a Python loop)."""
-        from facetorch.datastruct import Dimensions
-
+        """facetorch's priors for an input size, made once per size and device."""
         key = (det_height, det_width)
         if key not in self._priors:
-            self._priors[key] = self.prior_box.forward(Dimensions(det_height, det_width)).to(self.device)
+            self._priors[key] = priors_for(self.prior_box, det_height, det_width).to(self.device)
         return self._priors[key]
 
     def detect(self, images_bgr: list[np.ndarray]) -> list[FaceList]:
@@ -221,24 +260,34 @@ class BatchDetector:
         centres = p[:, :2] + offsets[:, :2] * var0 * p[:, 2:]
         sizes = p[:, 2:] * torch.exp(offsets[:, 2:] * var1)
         boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1) * scale.repeat(2)
-        lms = landmarks[image_idx, prior_idx].view(-1, 5, 2)
-        lms = (p[:, None, :2] + lms * var0 * p[:, None, 2:]) * scale
 
         # facetorch's NMS measures areas as (x2 - x1 + 1) * (y2 - y1 + 1); shifting the far
         # corner by one pixel makes torchvision's IoU identical to it.
         plus_one = torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device)
         kept = batched_nms(boxes + plus_one, cand_scores, image_idx, self.nms_threshold)
 
-        results: list[FaceList] = [[] for _ in range(batch_size)]
+        # Of the thousands of candidates, only the few that become faces are mapped back,
+        # landmarks decoded, and read out (NMS returns boxes by falling score: the first
+        # keep_top_k of an image above the score threshold).
         kept_images = image_idx[kept].tolist()
-        kept_scores = cand_scores[kept].tolist()
-        kept_boxes = geo.to_original(boxes[kept]).tolist()
-        kept_lms = geo.to_original(lms[kept].reshape(-1, 10)).tolist()
         ranks = [0] * batch_size
-        for b, score, box, lm in zip(kept_images, kept_scores, kept_boxes, kept_lms, strict=True):
+        chosen = []
+        for n, (b, score) in enumerate(zip(kept_images, cand_scores[kept].tolist(), strict=True)):
             ranks[b] += 1
             if ranks[b] > self.keep_top_k or score <= self.score_threshold:
                 continue
+            chosen.append(n)
+        faces = kept[chosen]
+        p = p[faces]
+        lms = landmarks[image_idx[faces], prior_idx[faces]].view(-1, 5, 2)
+        lms = (p[:, None, :2] + lms * var0 * p[:, None, 2:]) * scale
+
+        results: list[FaceList] = [[] for _ in range(batch_size)]
+        face_scores = cand_scores[faces].tolist()
+        face_boxes = geo.to_original(boxes[faces]).tolist()
+        face_lms = geo.to_original(lms.reshape(-1, 10)).tolist()
+        for n, score, box, lm in zip(chosen, face_scores, face_boxes, face_lms, strict=True):
+            b = kept_images[n]
             if self.options.clip_boxes:
                 box = [
                     min(max(box[0], 0.0), width),
