@@ -529,8 +529,9 @@ def test_heatmap_shows_the_smile_where_it_was(exported):
 
 
 def test_a_heatmap_redrawn_for_another_track_is_the_one_drawn_afresh():
-    """A video's heatmaps share one figure, redrawn per track: nothing of the last track stays
-    (its cells, its time span), and a figure drawn for another threshold is not reused."""
+    """A video's heatmaps share one figure, redrawn per track over its kept frame: the same
+    pixels as matplotlib's drawing of a new figure, nothing of the last track left (its
+    cells, its time span), and a figure drawn for another threshold is not reused."""
     from array import array
 
     from fatools.export import plots
@@ -548,16 +549,16 @@ def test_a_heatmap_redrawn_for_another_track_is_the_one_drawn_afresh():
             series.labels.append(-1)
         return TrackArrays(series, timed=True)
 
-    def pixels(fig):
-        fig.canvas.draw()
-        return np.asarray(fig.canvas.buffer_rgba()).copy()
+    def pixels(canvas):
+        return np.asarray(canvas.buffer_rgba()).copy()
 
     long, short = track([0.2 * k for k in range(60)]), track([2.0 + 0.2 * k for k in range(10)] + [6.0, 6.2])
-    fresh = pixels(plots.heatmap(short, 0.2, "track 1", True, 0.5))
+    fresh = plots.heatmap(short, 0.2, "track 1", True, 0.5)
+    fresh.canvas.draw()  # all of it, as savefig would
     shared = plots.heatmap(long, 0.2, "track 0", True, 0.5)
-    pixels(shared)
+    plots._draw(shared)
     assert plots.heatmap(short, 0.2, "track 1", True, 0.5, reuse=shared) is shared
-    assert np.array_equal(pixels(shared), fresh)
+    assert np.array_equal(pixels(plots._draw(shared)), pixels(fresh.canvas))
     assert plots.heatmap(short, 0.2, "track 1", True, 0.6, reuse=shared) is not shared
 
 
