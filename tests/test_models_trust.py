@@ -51,29 +51,23 @@ def test_import_refuses_a_pickle_that_runs_code(tmp_path: Path) -> None:
 
 
 def test_import_accepts_the_real_layout(tmp_path: Path) -> None:
+    """A file in the real models' layout (a stand-in written as `python -m fatools.testing`
+    writes it: tests/test_standins.py runs that command) is imported.  In this process: the
+    refusal above is the case that needs a process of its own."""
+    from click.testing import CliRunner
+
+    from fatools.cli.models import cli as models_cli
+    from fatools.testing import build_standins
+
     built = tmp_path / "built"
-    subprocess.run(
-        [sys.executable, "-m", "fatools.testing", str(built), "align-meta"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    build_standins(built, ["align-meta"])
     store_dir = tmp_path / "store"
-    proc = subprocess.run(
-        [
-            BIN / "fa-models",
-            "import",
-            "align-meta",
-            str(built / "align-meta" / "meta.pt"),
-            "--models-dir",
-            str(store_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = CliRunner().invoke(
+        models_cli,
+        ["import", "align-meta", str(built / "align-meta" / "meta.pt"), "--models-dir", str(store_dir)],
     )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == f"{store_dir / 'align-meta' / 'meta.pt'}\n"
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{store_dir / 'align-meta' / 'meta.pt'}\n"
 
 
 def _copying_config(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -113,14 +107,15 @@ def test_a_config_naming_other_code_is_refused_unless_trusted(standin_store: Pat
     assert not dst.exists(), "the refused configuration ran"
     assert not (tmp_path / "refused" / "run.json").exists()
 
-    proc = subprocess.run(
-        [*base, "--trust-config", "-o", str(tmp_path / "trusted")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    # Trusted, in this process (the refusal above is what needs a process's own stderr).
+    from click.testing import CliRunner
+
+    from fatools.cli.run import cli as run_cli
+
+    trusted = CliRunner().invoke(
+        run_cli, [*map(str, base[1:]), "--trust-config", "-o", str(tmp_path / "trusted")], env=env
     )
-    assert proc.returncode == 0, proc.stderr
+    assert trusted.exit_code == 0, trusted.output
     assert dst.read_text() == "secret\n"  # trusted, it is code, and it ran
     assert (tmp_path / "trusted" / "run.json").is_file()
 
