@@ -283,6 +283,7 @@ class BatchDetector:
         lms = (p[:, None, :2] + lms * var0 * p[:, None, 2:]) * scale
 
         results: list[FaceList] = [[] for _ in range(batch_size)]
+        stronger: list[list[list[float]]] = [[] for _ in range(batch_size)]  # each image's boxes so far
         face_scores = cand_scores[faces].tolist()
         face_boxes = geo.to_original(boxes[faces]).tolist()
         face_lms = geo.to_original(lms.reshape(-1, 10)).tolist()
@@ -298,12 +299,13 @@ class BatchDetector:
             if min(box[2] - box[0], box[3] - box[1]) < max(self.options.min_face, 1e-6):
                 continue
             # NMS returns boxes by falling score: those already kept are the stronger ones.
-            if self.options.suppress_inner and inside_stronger(box, [f["box"] for f in results[b]]):
+            if self.options.suppress_inner and inside_stronger(box, stronger[b]):
                 continue
+            stronger[b].append([round(v, 2) for v in box])
             results[b].append(
                 {
                     "face": len(results[b]),
-                    "box": [round(v, 2) for v in box],
+                    "box": stronger[b][-1],
                     "score": round(score, 5),
                     "landmarks5": [[round(lm[2 * i], 2), round(lm[2 * i + 1], 2)] for i in range(5)],
                 }
