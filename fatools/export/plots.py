@@ -3,10 +3,11 @@ over time and on the circumplex, and the shares of predicted emotions over time.
 
 The time series are kept compactly while the records stream by (``export.series``,
 collected once for the plots and the HTML report); the figures are drawn at the end,
-one at a time: each figure is freed as soon as it is saved, and a track's AU matrix is
-expanded only while its heatmap is drawn.  Figures are made with matplotlib's object
-API on the Agg canvas, never through pyplot, so that an export neither needs a display
-nor changes the backend of a notebook that calls it.
+one at a time: each figure is freed as soon as it is saved (a video's heatmaps share one
+figure, freed after the last), and a track's AU matrix is expanded only while its
+heatmap is drawn.  Figures are made with matplotlib's object API on the Agg canvas,
+never through pyplot, so that an export neither needs a display nor changes the backend
+of a notebook that calls it.
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def heatmap(
     ``step`` is the video's sampling interval: a longer absence of the track is a gap.
     ``reuse``, the heatmap of another track, is redrawn with this track's cells and
     title where it was drawn for the same axis and threshold: a new figure cost ~0.1 s
-    more (its axes and ticks made again, every text measured again).
+    more (its axes and ticks made again, every text measured again), and its frame is
+    drawn only once (see _draw_heatmap).
     """
     if reuse is not None and _HEAT_FIGURES.get(reuse) == (timed, threshold):
         fig = reuse
