@@ -58,18 +58,19 @@ def table(path: Path) -> list[dict]:
 def reference_run(study, standin_store, tmp_path_factory) -> Path:
     """One fa-run over the whole list, uninterrupted, with the jobs' options: what every
     scheduler must give (its results directory)."""
+    from click.testing import CliRunner
+
+    from fatools.cli.collect import cli as collect_cli
+    from fatools.cli.run import cli as run_cli
+
+    # In this process (the jobs below are the processes under test): the same command, the
+    # same store, one thread as each job has.
     out = tmp_path_factory.mktemp("reference")
-    proc = subprocess.run(
-        ["fa-run", "--from", study / "videos.txt", "-o", out, *OPTIONS, "--threads", "1"],
-        env=env(standin_store),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    subprocess.run(
-        ["fa-collect", out, "-o", out / "study.csv"], env=env(standin_store), check=True, timeout=120
-    )
+    args = ["--from", str(study / "videos.txt"), "-o", str(out), *OPTIONS, "--threads", "1"]
+    result = CliRunner().invoke(run_cli, args, env={"FATOOLS_MODELS": str(standin_store)})
+    assert result.exit_code == 0, result.output
+    collected = CliRunner().invoke(collect_cli, [str(out), "-o", str(out / "study.csv")])
+    assert collected.exit_code == 0, collected.output
     return out
 
 
