@@ -77,10 +77,11 @@ system-deps:
 # worker's CPU affinity, which fatools sizes its threads by: two workers each running two
 # torch and ONNX Runtime threads spun against each other, 14.3 CPU minutes instead of 8.6).
 # Each test module runs whole on one worker (--dist loadscope), so that its module fixtures
-# (a browser, a SLURM cluster, parity models) start once. TEST_WORKERS=0: one process.
-# Measured on 2 Intel Xeon cores (538 tests): 5 min 31 s quiet, 5 min 55 s in a clean-clone
-# CI run (two unpinned workers: 10 min 19 s; three workers, pinned or unpinned with one
-# thread each, were slower than two: 7 min 56 s).
+# (a browser, a SLURM cluster, parity models) start once, and the costliest modules go
+# first (tests/scheduling.py). TEST_WORKERS=0: one process.
+# Measured on 2 Intel Xeon cores (548 tests): 4 min 33 s quiet (5 min 31 s for 538 tests
+# before this round's cuts; two unpinned workers: 10 min 19 s; three workers, pinned or
+# unpinned with one thread each, were slower than two: 7 min 56 s).
 TEST_WORKERS ?= 2
 PYTEST_WORKERS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
