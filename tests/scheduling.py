@@ -8,7 +8,8 @@ last on one worker while the other has long finished. Handing out the costliest 
 workers even out.
 
 The cost of each module is what it took in an earlier run, kept in ``module_seconds.json``
-beside this file; ``FATOOLS_RECORD_MODULE_SECONDS=1 make test`` writes it again. A module it
+beside this file; ``FATOOLS_RECORD_MODULE_SECONDS=1 make test`` writes it again (a passing
+run of some modules updates theirs). A module it
 does not name counts a second a test. The table only orders the work: a stale one slows the
 suite, never changes what it tests.
 """
@@ -83,7 +84,9 @@ class ModuleSeconds:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus != 0 or not self.seconds:
             return
-        table = {module: round(s, 1) for module, s in sorted(self.seconds.items())}
+        # Merged into the table: a run of some modules updates theirs and keeps the others'.
+        table = known_seconds() | {module: round(s, 1) for module, s in self.seconds.items()}
+        table = dict(sorted(table.items()))
         tmp = TABLE.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, TABLE)
