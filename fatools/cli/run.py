@@ -226,7 +226,7 @@ def live_page(address: tuple[str, int] | None, summary: SummaryOptions) -> LiveS
     from fatools.export.live_page import LivePage
     from fatools.serve import LiveServer
 
-    server = LiveServer(LivePage(summary=summary), *address).start()
+    server = LiveServer(LivePage(summary), *address).start()
     click.echo(f"fa-run: live page at {server.url} (no authentication)", err=True)
     return server
 

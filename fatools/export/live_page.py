@@ -41,15 +41,12 @@ KEEP_JPEGS = 4  # a page asks for the picture of a snapshot just after it came
 class LivePage:
     """A run's records and pictures as the live page shows them (see the module's docstring)."""
 
-    def __init__(
-        self, min_quality: str | None = None, max_side: int = MAX_SIDE, summary: SummaryOptions | None = None
-    ) -> None:
+    def __init__(self, summary: SummaryOptions | None = None, max_side: int = MAX_SIDE) -> None:
         from fatools.summary import SummaryOptions
 
-        # The run's summary options, so that the tables show what its summary.json will;
-        # without them, the defaults with ``min_quality``.
-        self.summary = summary if summary is not None else SummaryOptions(min_quality=min_quality)
-        self.min_quality = self.summary.min_quality  # faces below it are left out of the timelines
+        # The run's summary options, so that the tables show what its summary.json will
+        # (and faces below its --min-quality are left out of the timelines, as the run's).
+        self.summary = summary if summary is not None else SummaryOptions()
         self.max_side = max_side
         self.lock = threading.Lock()
         self.version = 0  # counts the records added: a snapshot is new when this moved
@@ -119,7 +116,7 @@ class LivePage:
 
         # Nothing is written: the sinks write only when finished, and this export never is.
         self._export = Export(
-            tempfile.gettempdir(), ("html",), expression_labels=(), min_quality=self.min_quality
+            tempfile.gettempdir(), ("html",), expression_labels=(), min_quality=self.summary.min_quality
         )
         self._html = next(sink for sink in self._export.sinks if sink.fmt == "html")
         from fatools.summary import Summarizer
