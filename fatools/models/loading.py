@@ -6,9 +6,11 @@ each on its engine (``fatools.runtime.engine_for``) and returns a
 ``ModelSet``: what the stages receive, never paths.  Like a transformers ``pipeline``,
 a model set is made once and used for every input: a batch, repeated
 ``fatools.analyze_video`` calls in a notebook and the test suite's in-process runs all
-reuse it.  A process keeps the last ``FATOOLS_LOADED_MODELS`` sets (default 2: a
-detector and its predictors take about 1.5 GB with the real models) and makes one again
-when a file it was loaded from has changed since.
+reuse it; fa-detect's detector and fa-predict's predictors are kept the same way
+(``load_detector``, ``load_predictors``).  A process keeps the last
+``FATOOLS_LOADED_MODELS`` of them (default 2: a detector and its predictors take about
+1.5 GB with the real models) and makes one again when a file it was loaded from has
+changed since.
 """
 
 from __future__ import annotations
@@ -51,10 +53,8 @@ class ModelSet:
 
     def loaded_paths(self) -> list[str]:
         """The files the ready models were read from beyond the store's own (ONNX exports)."""
-        owners: list[Any] = [self.detector.face_detector]
-        if self.predictors is not None:
-            owners += list(self.predictors.predictors.values())
-        return _paths_of(owners)
+        predictors = _predictor_paths(self.predictors) if self.predictors is not None else []
+        return _detector_paths(self.detector) + predictors
 
 
 _lock = threading.Lock()
@@ -104,7 +104,7 @@ def load_detector(request: ModelRequest, options: DetectOptions) -> BatchDetecto
         ("detector", request, options),
         resolution,
         lambda: detector_for(resolution, options),
-        lambda detector: _paths_of([detector.face_detector]),
+        _detector_paths,
     )
 
 
@@ -117,17 +117,27 @@ def load_predictors(request: ModelRequest, options: PredictOptions) -> FacePredi
         ("predictors", request, options),
         resolution,
         lambda: predictors_for(resolution, options),
-        lambda predictors: _paths_of(list(predictors.predictors.values())),
+        _predictor_paths,
     )
 
 
+def _detector_paths(detector: BatchDetector) -> list[str]:
+    return _paths_of([detector.face_detector])
+
+
+def _predictor_paths(predictors: FacePredictors) -> list[str]:
+    return _paths_of(list(predictors.predictors.values()))
+
+
 def _paths_of(owners: list[Any]) -> list[str]:
+    """The files the ready models were read from beyond the store's own (ONNX exports)."""
     return [str(path) for owner in owners if (path := getattr(owner.model, "path", None)) is not None]
 
 
 def _kept(key: tuple, resolution: Resolution, build: Callable[[], T], paths: Callable[[T], list[str]]) -> T:
     """What ``build`` makes for ``key``: this process's earlier one when its resolution is
     the current one and the files it was loaded from are unchanged, else a new one, kept."""
+    global builds
     with _lock:
         known = _loaded.get(key)
         if known is not None and known[1] is resolution and stamps(paths(known[0])) == known[2]:
@@ -135,7 +145,6 @@ def _kept(key: tuple, resolution: Resolution, build: Callable[[], T], paths: Cal
             return known[0]
         _loaded.pop(key, None)
         made = build()
-        global builds
         builds += 1
         capacity = _capacity()
         if capacity:
