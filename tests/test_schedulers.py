@@ -176,14 +176,18 @@ def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, refere
     shutil.copy(EXAMPLES / "make" / "Makefile", work / "Makefile")
     short_videos(study, work)
     variables = [f"FA_RUN_OPTIONS={' '.join(OPTIONS)}"]
-    first = subprocess.run(
-        ["make", "-j2", *variables],
-        cwd=work,
-        env=env(standin_store),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+
+    def make(timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "-j2", *variables],
+            cwd=work,
+            env=env(standin_store),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    first = make(timeout=900)
     assert first.returncode == 0, first.stderr
     assert len(re.findall(r"^fa-run videos/", first.stdout, re.M)) == len(SHORT)
     rows = table(work / "results" / "study.csv")
@@ -198,14 +202,7 @@ def test_make_pattern_rule_is_incremental(study, standin_store, tmp_path, refere
     for path in (work / "videos").iterdir():
         os.utime(path, (past - 10, past - 10))
     os.utime(work / "videos" / "c.mp4")
-    again = subprocess.run(
-        ["make", "-j2", *variables],
-        cwd=work,
-        env=env(standin_store),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = make(timeout=600)
     assert again.returncode == 0, again.stderr
     assert re.findall(r"^fa-run (\S+)", again.stdout, re.M) == ["videos/c.mp4"]  # only the touched video
 
